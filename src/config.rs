@@ -1,0 +1,404 @@
+//! Typed settings, read once from the environment (and a `.env` file, loaded by `main`).
+//!
+//! Every field's documentation names its variable. Nothing else in markdrop reads the
+//! environment: handlers and the worker take these types. Secrets are `SecretString`s, so a
+//! `Debug` of the settings, a log line or a panic message cannot show them.
+//!
+//! An empty variable counts as unset: platforms such as Heroku make it easy to leave one blank.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use tracing_subscriber::EnvFilter;
+use url::Url;
+
+/// Shortest `SECRET_KEY` accepted: it keys the encryption of Dropbox tokens at rest and the
+/// signing of session cookies, so it must carry at least 256 bits when hex-encoded random.
+pub const MIN_SECRET_KEY_LEN: usize = 32;
+
+/// A configuration problem, worded to be printed as the one line the program stops with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{var} is not set: {hint}")]
+    Missing { var: &'static str, hint: &'static str },
+    /// `reason` never quotes the value of a secret variable.
+    #[error("{var} is not valid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    /// The offending line is not quoted: it may hold a secret (dotenvy's own message quotes it).
+    #[error(".env cannot be used: it has a line that is not `NAME=value`")]
+    DotEnvSyntax,
+    #[error(".env cannot be read: {0}")]
+    DotEnvUnreadable(String),
+}
+
+/// Loads `.env` from the working directory into the environment when there is one. Variables
+/// already set win, so a platform's settings are never overridden by a stray file.
+pub fn load_dotenv() -> Result<(), ConfigError> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(dotenvy::Error::LineParse(..)) => Err(ConfigError::DotEnvSyntax),
+        Err(dotenvy::Error::Io(error)) => Err(ConfigError::DotEnvUnreadable(error.to_string())),
+        Err(_) => Err(ConfigError::DotEnvUnreadable("unexpected error".to_owned())),
+    }
+}
+
+/// Everything `serve`, `web` and `worker` need to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `HOST`: the address the web server binds to. Default `0.0.0.0`.
+    pub host: IpAddr,
+    /// `PORT`: the port the web server binds to (the platform sets it). Default 5000.
+    pub port: u16,
+    /// `BASE_URL`: the public URL people and Dropbox reach markdrop at; the OAuth redirect URI
+    /// (`BASE_URL/oauth/callback`) and the webhook URI (`BASE_URL/webhook`) derive from it.
+    /// Default `http://localhost:$PORT`.
+    pub base_url: Url,
+    /// The Dropbox app and where its API lives.
+    pub dropbox: DropboxSettings,
+    /// `SECRET_KEY`: keys the encryption of stored tokens and the signing of session cookies.
+    /// At least [`MIN_SECRET_KEY_LEN`] characters; changing it unlinks every account.
+    pub secret_key: SecretString,
+    /// Where tokens, cursors and the queue live.
+    pub store: StoreSettings,
+}
+
+/// The Dropbox app markdrop acts as, and the three hosts of the Dropbox API.
+#[derive(Debug, Clone)]
+pub struct DropboxSettings {
+    /// `DROPBOX_APP_KEY`: the app key from the Dropbox App Console (public: it is in every
+    /// authorize URL).
+    pub app_key: String,
+    /// `DROPBOX_APP_SECRET`: the app secret from the App Console; it also signs webhooks.
+    pub app_secret: SecretString,
+    /// `DROPBOX_API_URL`: RPC routes and the token endpoint. Default `https://api.dropboxapi.com`.
+    pub api_url: Url,
+    /// `DROPBOX_CONTENT_URL`: upload and download routes. Default `https://content.dropboxapi.com`.
+    pub content_url: Url,
+    /// `DROPBOX_WEB_URL`: the browser-facing authorize page. Default `https://www.dropbox.com`.
+    pub web_url: Url,
+}
+
+/// Which store backs markdrop.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    /// `REDIS_URL` set: a Redis shared by any number of `web` and `worker` processes
+    /// (`redis://` or `rediss://`). The URL usually carries a password, so it is a secret.
+    Redis { url: SecretString },
+    /// `REDIS_URL` unset: an embedded store in `DATA_DIR` (default `./data`), for one process.
+    Embedded { data_dir: PathBuf },
+}
+
+/// How markdrop logs; read before everything else so that even `render` logs the same way.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// `RUST_LOG`: which events to keep, in `tracing_subscriber::EnvFilter` syntax. Default `info`.
+    pub filter: String,
+    /// `LOG_FORMAT`: `pretty` for people (default) or `json` for log pipelines.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_lookup(process_env)
+    }
+
+    /// Reads the settings through `lookup`, which answers a variable's value or `None`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let env = Env(&lookup);
+        let port = env.parse_or("PORT", 5000, "expected a port number from 0 to 65535")?;
+        let host = env.parse_or(
+            "HOST",
+            IpAddr::from([0, 0, 0, 0]),
+            "expected an IP address such as 0.0.0.0 or ::",
+        )?;
+        let base_url = match env.get("BASE_URL") {
+            Some(raw) => public_url("BASE_URL", &raw)?,
+            None => public_url("BASE_URL", &format!("http://localhost:{port}"))?,
+        };
+        let dropbox = DropboxSettings {
+            app_key: env.require("DROPBOX_APP_KEY", "the app key from your Dropbox App Console")?,
+            app_secret: env
+                .require("DROPBOX_APP_SECRET", "the app secret from your Dropbox App Console")?
+                .into(),
+            api_url: env.url_or("DROPBOX_API_URL", "https://api.dropboxapi.com")?,
+            content_url: env.url_or("DROPBOX_CONTENT_URL", "https://content.dropboxapi.com")?,
+            web_url: env.url_or("DROPBOX_WEB_URL", "https://www.dropbox.com")?,
+        };
+        let secret_key = env.require(
+            "SECRET_KEY",
+            "a random string of 32 or more characters, e.g. from `openssl rand -hex 32`",
+        )?;
+        if secret_key.chars().count() < MIN_SECRET_KEY_LEN {
+            return Err(ConfigError::Invalid {
+                var: "SECRET_KEY",
+                reason: format!(
+                    "it must be at least {MIN_SECRET_KEY_LEN} characters; generate one with `openssl rand -hex 32`"
+                ),
+            });
+        }
+        let store = match env.get("REDIS_URL") {
+            Some(url) => StoreSettings::Redis { url: redis_url(url)? },
+            None => StoreSettings::Embedded {
+                data_dir: env.get("DATA_DIR").unwrap_or_else(|| "./data".to_owned()).into(),
+            },
+        };
+        Ok(Settings { host, port, base_url, dropbox, secret_key: secret_key.into(), store })
+    }
+
+    /// The URI Dropbox sends people back to after they approve access.
+    pub fn redirect_uri(&self) -> Url {
+        join(&self.base_url, "oauth/callback")
+    }
+
+    /// The URI to register as the app's webhook in the App Console.
+    pub fn webhook_uri(&self) -> Url {
+        join(&self.base_url, "webhook")
+    }
+}
+
+impl TelemetrySettings {
+    /// Reads `RUST_LOG` and `LOG_FORMAT` from the process environment.
+    pub fn from_env() -> Result<TelemetrySettings, ConfigError> {
+        TelemetrySettings::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<TelemetrySettings, ConfigError> {
+        let env = Env(&lookup);
+        let filter = env.get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        if let Err(error) = EnvFilter::try_new(&filter) {
+            return Err(ConfigError::Invalid { var: "RUST_LOG", reason: error.to_string() });
+        }
+        let format = match env.get("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "LOG_FORMAT",
+                    reason: format!("expected `pretty` or `json`, got `{other}`"),
+                });
+            }
+        };
+        Ok(TelemetrySettings { filter, format })
+    }
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|value| !value.trim().is_empty())
+    }
+
+    fn require(&self, var: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        self.get(var).ok_or(ConfigError::Missing { var, hint })
+    }
+
+    fn parse_or<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                var,
+                reason: format!("{expected}, got `{raw}`"),
+            }),
+        }
+    }
+
+    fn url_or(&self, var: &'static str, default: &str) -> Result<Url, ConfigError> {
+        public_url(var, &self.get(var).unwrap_or_else(|| default.to_owned()))
+    }
+}
+
+/// An `http(s)` URL with a host and nothing after the path, since paths are joined onto it.
+fn public_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { var, reason };
+    let url = Url::parse(raw.trim())
+        .map_err(|error| invalid(format!("`{raw}` is not a URL ({error})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(format!("`{raw}` must be an http:// or https:// URL with a host")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!("`{raw}` must not have a query or fragment")));
+    }
+    Ok(url)
+}
+
+/// Checks a Redis URL's shape without ever quoting it: it usually holds a password.
+fn redis_url(raw: String) -> Result<SecretString, ConfigError> {
+    let invalid =
+        |reason: &str| ConfigError::Invalid { var: "REDIS_URL", reason: reason.to_owned() };
+    let url = Url::parse(raw.trim()).map_err(|_| invalid("it is not a URL"))?;
+    if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
+        return Err(invalid("expected a redis:// or rediss:// URL"));
+    }
+    Ok(raw.trim().into())
+}
+
+/// `base` with `path` appended to its path, whether or not `base` ends with a slash.
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", base.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    fn required() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("DROPBOX_APP_KEY", "app-key"),
+            ("DROPBOX_APP_SECRET", "app-secret-value"),
+            ("SECRET_KEY", KEY),
+        ]
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_app_and_the_secret_key() {
+        let settings = settings(&required()).expect("valid");
+        assert_eq!(settings.port, 5000);
+        assert_eq!(settings.host.to_string(), "0.0.0.0");
+        assert_eq!(settings.base_url.as_str(), "http://localhost:5000/");
+        assert_eq!(settings.dropbox.api_url.as_str(), "https://api.dropboxapi.com/");
+        assert_eq!(settings.dropbox.content_url.as_str(), "https://content.dropboxapi.com/");
+        assert_eq!(settings.dropbox.web_url.as_str(), "https://www.dropbox.com/");
+        assert!(
+            matches!(settings.store, StoreSettings::Embedded { ref data_dir } if data_dir == &PathBuf::from("./data"))
+        );
+    }
+
+    #[test]
+    fn the_default_base_url_follows_port() {
+        let mut vars = required();
+        vars.push(("PORT", "8080"));
+        assert_eq!(settings(&vars).expect("valid").base_url.as_str(), "http://localhost:8080/");
+    }
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for missing in ["DROPBOX_APP_KEY", "DROPBOX_APP_SECRET", "SECRET_KEY"] {
+            let vars: Vec<_> = required().into_iter().filter(|(k, _)| *k != missing).collect();
+            let error = settings(&vars).expect_err("missing");
+            assert!(matches!(error, ConfigError::Missing { var, .. } if var == missing));
+            assert!(error.to_string().starts_with(&format!("{missing} is not set: ")));
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_missing() {
+        let mut vars = required();
+        vars[0].1 = "  ";
+        assert!(matches!(
+            settings(&vars),
+            Err(ConfigError::Missing { var: "DROPBOX_APP_KEY", .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_values_are_rejected_with_the_variable_named() {
+        for (var, value) in [
+            ("PORT", "eighty"),
+            ("PORT", "70000"),
+            ("HOST", "example.com"),
+            ("BASE_URL", "localhost:5000"),
+            ("BASE_URL", "ftp://example.com"),
+            ("BASE_URL", "https://example.com/?x=1"),
+            ("DROPBOX_API_URL", "not a url"),
+            ("REDIS_URL", "http://cache:6379"),
+            ("SECRET_KEY", "short"),
+        ] {
+            let mut vars = required();
+            vars.retain(|(k, _)| *k != var);
+            vars.push((var, value));
+            let error = settings(&vars).expect_err(var);
+            assert!(
+                matches!(error, ConfigError::Invalid { var: named, .. } if named == var),
+                "{var}={value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output_or_errors() {
+        let mut vars = required();
+        vars.push(("REDIS_URL", "rediss://:hunter2-redis-password@cache.example:6380"));
+        let debug = format!("{:?}", settings(&vars).expect("valid"));
+        for secret in ["app-secret-value", KEY, "hunter2-redis-password"] {
+            assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+        }
+        let mut vars = required();
+        vars.push(("REDIS_URL", "mysql://:hunter2-redis-password@db"));
+        let error = settings(&vars).expect_err("bad scheme").to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        let mut vars = required();
+        vars.retain(|(k, _)| *k != "SECRET_KEY");
+        vars.push(("SECRET_KEY", "tooshort-secret"));
+        assert!(!settings(&vars).expect_err("short").to_string().contains("tooshort-secret"));
+    }
+
+    #[test]
+    fn redirect_and_webhook_uris_derive_from_base_url() {
+        for base in ["https://markdrop.example", "https://markdrop.example/"] {
+            let mut vars = required();
+            vars.push(("BASE_URL", base));
+            let settings = settings(&vars).expect("valid");
+            assert_eq!(settings.redirect_uri().as_str(), "https://markdrop.example/oauth/callback");
+            assert_eq!(settings.webhook_uri().as_str(), "https://markdrop.example/webhook");
+        }
+        let mut vars = required();
+        vars.push(("BASE_URL", "https://example.org/markdrop/"));
+        assert_eq!(
+            settings(&vars).expect("valid").webhook_uri().as_str(),
+            "https://example.org/markdrop/webhook"
+        );
+    }
+
+    #[test]
+    fn telemetry_settings_validate_the_filter_and_the_format() {
+        let read = |vars: &[(&str, &str)]| {
+            let vars: HashMap<&str, &str> = vars.iter().copied().collect();
+            TelemetrySettings::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+        };
+        let defaults = read(&[]).expect("defaults");
+        assert_eq!((defaults.filter.as_str(), defaults.format), ("info", LogFormat::Pretty));
+        assert_eq!(read(&[("LOG_FORMAT", "json")]).expect("json").format, LogFormat::Json);
+        assert!(matches!(
+            read(&[("LOG_FORMAT", "xml")]),
+            Err(ConfigError::Invalid { var: "LOG_FORMAT", .. })
+        ));
+        assert!(matches!(
+            read(&[("RUST_LOG", "markdrop=loud")]),
+            Err(ConfigError::Invalid { var: "RUST_LOG", .. })
+        ));
+    }
+}

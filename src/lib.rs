@@ -1,0 +1,9 @@
+//! markdrop keeps an HTML sibling next to every Markdown file in a Dropbox.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls in here; everything a test
+//! can exercise lives in this library.
+
+pub mod cli;
+pub mod config;
+pub mod render;
+pub mod telemetry;

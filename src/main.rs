@@ -1,0 +1,108 @@
+//! The `markdrop` binary: parses the command line, reads the settings, starts telemetry and
+//! calls into the library. Nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use markdrop::config::{self, ConfigError, Settings, TelemetrySettings};
+use markdrop::{cli, telemetry};
+
+/// Exit status for a configuration problem (a missing or malformed variable).
+const EXIT_CONFIG: u8 = 2;
+
+/// Keeps an HTML copy next to every Markdown file in a Dropbox, updated seconds after it changes.
+///
+/// Configuration comes from environment variables (and a `.env` file in the working directory);
+/// see the README for the full table.
+#[derive(Debug, Parser)]
+#[command(name = "markdrop", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the web app and the sync worker in one process, for a single machine.
+    ///
+    /// Needs DROPBOX_APP_KEY, DROPBOX_APP_SECRET and SECRET_KEY. Uses Redis when REDIS_URL is
+    /// set, otherwise an embedded store in DATA_DIR.
+    Serve,
+    /// Run the web process: the pages, "Connect Dropbox" (OAuth) and the Dropbox webhook.
+    ///
+    /// Needs DROPBOX_APP_KEY, DROPBOX_APP_SECRET, SECRET_KEY and REDIS_URL (shared with the
+    /// workers). Listens on HOST:PORT.
+    Web,
+    /// Run a sync worker: converts the Markdown of every account that has changes waiting.
+    ///
+    /// Needs DROPBOX_APP_KEY, DROPBOX_APP_SECRET, SECRET_KEY and REDIS_URL (shared with the
+    /// web processes). Start as many as the load needs.
+    Worker,
+    /// Print the HTML document markdrop would upload for a Markdown file.
+    ///
+    /// Reads FILE, or standard input when no FILE is given, and writes the complete document
+    /// to standard output. Needs no configuration.
+    Render {
+        /// The Markdown file to render; its name is the title of last resort.
+        file: Option<PathBuf>,
+    },
+    /// Try markdrop on this machine, no Dropbox account needed.
+    ///
+    /// Runs the product against a built-in Dropbox emulator whose files are the folder DIR.
+    Demo {
+        /// The folder that plays the part of your Dropbox.
+        #[arg(default_value = "markdrop-demo")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = config::load_dotenv() {
+        return config_error(&error);
+    }
+    match TelemetrySettings::from_env() {
+        Ok(settings) => telemetry::init(&settings),
+        Err(error) => return config_error(&error),
+    }
+    match cli.command {
+        Command::Render { file } => match cli::render_to_stdout(file.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("markdrop: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve => not_built_yet("serve", Settings::from_env()),
+        Command::Web => not_built_yet("web", Settings::from_env()),
+        Command::Worker => not_built_yet("worker", Settings::from_env()),
+        Command::Demo { dir: _ } => {
+            eprintln!(
+                "markdrop: `demo` is not built yet: it needs the Dropbox emulator and the sync \
+                 worker. Until then, `markdrop render FILE` shows what a note becomes."
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The server commands check their configuration now, so an operator can set a deployment up
+/// before the processes themselves exist.
+fn not_built_yet(command: &str, settings: Result<Settings, ConfigError>) -> ExitCode {
+    match settings {
+        Err(error) => config_error(&error),
+        Ok(_) => {
+            eprintln!(
+                "markdrop: the configuration is complete, but `{command}` is not built yet; \
+                 `markdrop render FILE` works today."
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_error(error: &ConfigError) -> ExitCode {
+    eprintln!("markdrop: {error}");
+    ExitCode::from(EXIT_CONFIG)
+}

@@ -1,0 +1,23 @@
+//! The tracing subscriber: human-readable lines by default, one JSON object per line for log
+//! pipelines. Logs go to stderr, so `markdrop render` can print its document on stdout.
+//!
+//! Nothing here filters secrets: they never reach a field in the first place, because the types
+//! that hold them (`SecretString`) print as `[REDACTED]`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, TelemetrySettings};
+
+/// Installs the global subscriber. Call once, before anything logs.
+pub fn init(settings: &TelemetrySettings) {
+    // The filter was validated when the settings were read; fall back to `info` all the same
+    // rather than panic in a logging path.
+    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `try_init` fails only when a subscriber is already installed (a test harness, say);
+    // the one already there keeps working.
+    let _ = match settings.format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}

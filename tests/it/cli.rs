@@ -1,0 +1,182 @@
+//! The `markdrop` binary as a person runs it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const REQUIRED: [(&str, &str); 3] = [
+    ("DROPBOX_APP_KEY", "test-app-key"),
+    ("DROPBOX_APP_SECRET", "test-app-secret"),
+    ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+];
+
+/// A `markdrop` command with a clean environment and an empty working directory, so neither the
+/// developer's variables nor a `.env` file leak into a test.
+fn markdrop(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
+    command.current_dir(dir).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("markdrop-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("markdrop prints UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn render_prints_a_whole_document_for_a_rich_note() {
+    let dir = scratch_dir("rich");
+    let note = dir.join("Trip notes.md");
+    std::fs::write(
+        &note,
+        "---\ntitle: Lisbon — spring\nlang: pt-PT\n---\n# Packing\n\n\
+         | item | done |\n|------|:----:|\n| passport | yes |\n\n\
+         - [x] tickets\n- [ ] adaptor\n\nPastéis de nata[^1] 😀 ~~maybe~~.\n\n[^1]: Belém.\n",
+    )
+    .expect("write the note");
+    let output = markdrop(&dir).arg("render").arg(&note).output().expect("run markdrop");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let html = stdout(&output);
+    assert!(
+        html.starts_with(
+            "<!DOCTYPE html>\n<html lang=\"pt-PT\">\n<head>\n<meta charset=\"utf-8\">"
+        )
+    );
+    assert!(html.contains("<title>Lisbon — spring</title>"));
+    assert!(html.contains("<h1 id=\"packing\">Packing</h1>"));
+    assert!(html.contains("<th>item</th><th style=\"text-align: center\">done</th>"));
+    assert!(
+        html.contains("<li><input disabled=\"\" type=\"checkbox\" checked=\"\"/>\ntickets</li>")
+    );
+    assert!(html.contains("Pastéis de nata<sup class=\"footnote-reference\"><a href=\"#fn-1\">1</a></sup> 😀 <del>maybe</del>."));
+    assert!(html.contains("<div class=\"footnote-definition\" id=\"fn-1\">"));
+    assert!(!html.contains("title: Lisbon"), "front matter is not rendered as text");
+}
+
+#[test]
+fn render_reads_standard_input_without_a_file() {
+    let dir = scratch_dir("stdin");
+    let mut child = markdrop(&dir)
+        .arg("render")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run markdrop");
+    child.stdin.take().expect("stdin").write_all(b"plain *text*\n").expect("write stdin");
+    let output = child.wait_with_output().expect("wait for markdrop");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let html = stdout(&output);
+    assert!(html.contains("<title>Untitled</title>"));
+    assert!(html.contains("<p>plain <em>text</em></p>"));
+}
+
+#[test]
+fn render_prints_the_same_document_the_library_renders() {
+    let dir = scratch_dir("same");
+    let note = dir.join("ReadMe.md");
+    let markdown = b"\xEF\xBB\xBFSome text\r\n\r\nwith a bad byte \xFF here\r\n";
+    std::fs::write(&note, markdown).expect("write the note");
+    let output = markdrop(&dir).arg("render").arg(&note).output().expect("run markdrop");
+    assert!(output.status.success(), "invalid UTF-8 renders without error: {}", stderr(&output));
+    assert_eq!(stdout(&output), markdrop::render::render(markdown, "ReadMe"));
+    assert!(stdout(&output).contains("<title>ReadMe</title>"));
+    assert!(stdout(&output).contains("with a bad byte \u{FFFD} here"));
+}
+
+#[test]
+fn render_names_a_file_it_cannot_read() {
+    let dir = scratch_dir("missing");
+    let output = markdrop(&dir).args(["render", "nowhere.md"]).output().expect("run markdrop");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    assert!(message.starts_with("markdrop: cannot read nowhere.md: "), "{message}");
+    assert_eq!(message.lines().count(), 1, "{message}");
+}
+
+#[test]
+fn server_commands_name_the_first_missing_variable_in_one_line() {
+    let dir = scratch_dir("missing-var");
+    for command in ["serve", "web", "worker"] {
+        for (i, (missing, _)) in REQUIRED.iter().enumerate() {
+            let output = markdrop(&dir)
+                .arg(command)
+                .envs(REQUIRED[..i].iter().copied())
+                .output()
+                .expect("run markdrop");
+            assert_eq!(output.status.code(), Some(2), "{command} without {missing}");
+            let message = stderr(&output);
+            assert_eq!(message.lines().count(), 1, "{message}");
+            assert!(message.starts_with(&format!("markdrop: {missing} is not set: ")), "{message}");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_variable_is_named_and_a_secret_is_never_echoed() {
+    let dir = scratch_dir("malformed");
+    let output = markdrop(&dir)
+        .arg("web")
+        .envs(REQUIRED)
+        .env("REDIS_URL", "http://:hunter2@cache")
+        .output()
+        .expect("run markdrop");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.starts_with("markdrop: REDIS_URL is not valid: "), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+
+    let output =
+        markdrop(&dir).arg("render").env("LOG_FORMAT", "xml").output().expect("run markdrop");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with("markdrop: LOG_FORMAT is not valid: "));
+}
+
+#[test]
+fn a_dotenv_file_supplies_variables_but_never_overrides_the_environment() {
+    let dir = scratch_dir("dotenv");
+    std::fs::write(
+        dir.join(".env"),
+        "DROPBOX_APP_KEY=from-file\nDROPBOX_APP_SECRET=s\nPORT=not-a-port\n",
+    )
+    .expect("write .env");
+    let output = markdrop(&dir).arg("worker").output().expect("run markdrop");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with("markdrop: PORT is not valid: "), "{}", stderr(&output));
+    let output = markdrop(&dir).arg("worker").env("PORT", "8080").output().expect("run markdrop");
+    assert!(
+        stderr(&output).starts_with("markdrop: SECRET_KEY is not set: "),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::write(dir.join(".env"), "SECRET_KEY='unterminated-secret-value\n")
+        .expect("write .env");
+    let output = markdrop(&dir).arg("worker").output().expect("run markdrop");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.starts_with("markdrop: .env cannot be used"), "{message}");
+    assert!(!message.contains("unterminated-secret-value"), "{message}");
+}
+
+#[test]
+fn help_explains_every_command() {
+    let dir = scratch_dir("help");
+    let output = markdrop(&dir).arg("--help").output().expect("run markdrop");
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for command in ["serve", "web", "worker", "render", "demo"] {
+        assert!(help.contains(&format!("  {command} ")), "{command} missing from:\n{help}");
+    }
+}

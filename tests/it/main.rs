@@ -1,0 +1,7 @@
+//! markdrop's black-box tests, in one binary so they share one build.
+
+mod cli;
+mod commonmark_spec;
+mod gfm_spec;
+mod render_properties;
+mod spec_examples;
