@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
 
 /// `markdrop render [FILE]`: prints the document the worker would upload for FILE (or stdin).
@@ -28,5 +29,43 @@ pub fn render_to_stdout(file: Option<&Path>) -> anyhow::Result<()> {
         // `markdrop render notes.md | head` closes the pipe early; that is not a failure.
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         result => result.context("cannot write to standard output"),
+    }
+}
+
+/// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM.
+pub fn run_emulator(config: EmulatorConfig, port: u16) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let running = Emulator::new(config)
+            .start(port)
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+        println!("Dropbox emulator listening on {}", running.url());
+        shutdown_signal().await;
+        running.stop().await;
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM where there is one (how platforms stop a process).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -5,5 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dropbox;
+pub mod emulator;
 pub mod render;
 pub mod telemetry;

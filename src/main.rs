@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use markdrop::config::{self, ConfigError, Settings, TelemetrySettings};
+use markdrop::emulator::EmulatorConfig;
 use markdrop::{cli, telemetry};
 
 /// Exit status for a configuration problem (a missing or malformed variable).
@@ -55,6 +56,27 @@ enum Command {
         #[arg(default_value = "markdrop-demo")]
         dir: PathBuf,
     },
+    /// Run the local Dropbox emulator on its own, for scripts and manual testing.
+    ///
+    /// It answers as Dropbox's api, content and www hosts at once, on 127.0.0.1:PORT, and has a
+    /// control surface under /_emulator/ (create accounts, write files, inject faults).
+    Emulator {
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8710)]
+        port: u16,
+        /// The app key clients must present.
+        #[arg(long)]
+        app_key: String,
+        /// The app secret: checked on the token endpoint, and signs webhooks.
+        #[arg(long)]
+        app_secret: String,
+        /// Where to POST signed webhook notifications after every change.
+        #[arg(long)]
+        webhook_url: Option<url::Url>,
+        /// Approve every authorization at once instead of showing the consent page.
+        #[arg(long)]
+        auto_approve: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,16 +89,16 @@ fn main() -> ExitCode {
         Err(error) => return config_error(&error),
     }
     match cli.command {
-        Command::Render { file } => match cli::render_to_stdout(file.as_deref()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("markdrop: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Render { file } => report(cli::render_to_stdout(file.as_deref())),
         Command::Serve => not_built_yet("serve", Settings::from_env()),
         Command::Web => not_built_yet("web", Settings::from_env()),
         Command::Worker => not_built_yet("worker", Settings::from_env()),
+        Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve } => {
+            let mut config = EmulatorConfig::new(app_key, app_secret);
+            config.webhook_url = webhook_url;
+            config.auto_approve = auto_approve;
+            report(cli::run_emulator(config, port))
+        }
         Command::Demo { dir: _ } => {
             eprintln!(
                 "markdrop: `demo` is not built yet: it needs the Dropbox emulator and the sync \
@@ -97,6 +119,16 @@ fn not_built_yet(command: &str, settings: Result<Settings, ConfigError>) -> Exit
                 "markdrop: the configuration is complete, but `{command}` is not built yet; \
                  `markdrop render FILE` works today."
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("markdrop: {error:#}");
             ExitCode::FAILURE
         }
     }

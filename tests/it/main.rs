@@ -2,6 +2,8 @@
 
 mod cli;
 mod commonmark_spec;
+mod dropbox_client;
+mod emulator;
 mod gfm_spec;
 mod render_properties;
 mod spec_examples;

@@ -1,0 +1,433 @@
+//! The HTTP client for the Dropbox API: one connection pool for every account, the three hosts
+//! from the settings, retries for what is worth retrying, and each account's tokens.
+//!
+//! Retrying: 5xx and transport failures are retried here with full-jitter exponential backoff,
+//! a few times. A 429 is *not* waited out here: it goes back to the caller with its
+//! `retry_after`, so the worker can reschedule the account instead of holding a slot asleep.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::{RequestBuilder, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::{Mutex, RwLock};
+use url::Url;
+
+use super::arg::header_json;
+use super::content_hash::content_hash;
+use super::error::DropboxError;
+use super::oauth::{self, OAuthClient};
+use super::types::{Account, FileMetadata, ListFolderPage, Metadata};
+use crate::config::DropboxSettings;
+
+/// Refresh an access token this long before it expires, as the Python and JS SDKs do, so a call
+/// never starts with a token about to die mid-flight.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Long enough for a 10 MiB download on a slow link; Dropbox itself answers within seconds.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+const USER_AGENT: &str = concat!("markdrop/", env!("CARGO_PKG_VERSION"));
+const API_ARG: &str = "Dropbox-API-Arg";
+const API_RESULT: &str = "Dropbox-API-Result";
+
+/// How often and how patiently transient failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The first backoff's upper bound; it doubles with each attempt.
+    pub base: Duration,
+    /// The largest backoff.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 4, base: Duration::from_millis(500), cap: Duration::from_secs(8) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a uniform wait between zero and the exponential bound (AWS's analysis shows
+    /// it spreads retrying clients best).
+    pub(super) fn backoff(&self, attempt: u32) -> Duration {
+        let bound = self.base.saturating_mul(2u32.saturating_pow(attempt)).min(self.cap);
+        bound.mul_f64(rand::thread_rng().r#gen::<f64>())
+    }
+}
+
+/// A linked account's tokens.
+#[derive(Debug, Clone)]
+pub struct AccountTokens {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    /// When the access token dies; `None` when Dropbox did not say.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl AccountTokens {
+    fn expires_soon(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= SystemTime::now() + REFRESH_MARGIN)
+    }
+}
+
+/// The app's connection to Dropbox: cheap to clone, shared by every account.
+#[derive(Clone)]
+pub struct DropboxClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    http: reqwest::Client,
+    api_url: Url,
+    content_url: Url,
+    oauth: OAuthClient,
+    retry: RetryPolicy,
+}
+
+impl DropboxClient {
+    pub fn new(settings: &DropboxSettings) -> Result<DropboxClient, DropboxError> {
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            // Dropbox never redirects an API call, and following a redirect with a bearer
+            // token or an OAuth code would hand them to whoever issued it.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(DropboxError::Transport)?;
+        Ok(DropboxClient {
+            inner: Arc::new(Inner {
+                oauth: oauth::client(settings),
+                http,
+                api_url: settings.api_url.clone(),
+                content_url: settings.content_url.clone(),
+                retry: RetryPolicy::default(),
+            }),
+        })
+    }
+
+    /// The same client with another retry policy (tests use millisecond backoffs).
+    pub fn with_retry_policy(self, retry: RetryPolicy) -> DropboxClient {
+        let mut inner = (*self.inner).clone();
+        inner.retry = retry;
+        DropboxClient { inner: Arc::new(inner) }
+    }
+
+    /// A handle that calls Dropbox as one account.
+    pub fn account(&self, tokens: AccountTokens) -> AccountClient {
+        AccountClient {
+            client: self.clone(),
+            tokens: RwLock::new(tokens),
+            refreshing: Mutex::new(()),
+        }
+    }
+
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(super) fn oauth(&self) -> &OAuthClient {
+        &self.inner.oauth
+    }
+
+    pub(super) fn retry(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    fn route_url(&self, host: &Url, route: &str) -> Url {
+        let mut url = host.clone();
+        url.set_path(&format!("{}/2/{route}", host.path().trim_end_matches('/')));
+        url
+    }
+
+    /// Sends what `request` builds, again after transient failures, and returns a 2xx response.
+    async fn send(&self, request: impl Fn() -> RequestBuilder) -> Result<Response, DropboxError> {
+        let retry = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let error = match request().send().await {
+                Err(error) => DropboxError::Transport(error),
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let (status, headers) = (response.status(), response.headers().clone());
+                    match response.bytes().await {
+                        Ok(body) => DropboxError::from_response(status, &headers, &body),
+                        Err(error) => DropboxError::Transport(error),
+                    }
+                }
+            };
+            attempt += 1;
+            if !error.is_transient() || attempt >= retry.attempts {
+                return Err(error);
+            }
+            let wait = retry.backoff(attempt - 1);
+            tracing::debug!(%error, attempt, ?wait, "retrying a Dropbox call");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Calls Dropbox as one linked account, refreshing its access token when it expires.
+pub struct AccountClient {
+    client: DropboxClient,
+    tokens: RwLock<AccountTokens>,
+    /// Held while refreshing, so concurrent callers that all find the token expired refresh it
+    /// once (the official SDK's `TokenCache::update_token` does the same).
+    refreshing: Mutex<()>,
+}
+
+/// What `download` brings back.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub metadata: FileMetadata,
+    pub content: Bytes,
+}
+
+impl AccountClient {
+    /// The current tokens, refreshed ones included, for the caller to store.
+    pub async fn tokens(&self) -> AccountTokens {
+        self.tokens.read().await.clone()
+    }
+
+    /// `users/get_current_account`.
+    pub async fn get_current_account(&self) -> Result<Account, DropboxError> {
+        self.rpc("users/get_current_account", None::<&()>).await
+    }
+
+    /// `files/list_folder` on `path` (`""` for the root), leaving out files that cannot be
+    /// downloaded (Google Docs and the like).
+    pub async fn list_folder(
+        &self,
+        path: &str,
+        recursive: bool,
+        limit: Option<u32>,
+    ) -> Result<ListFolderPage, DropboxError> {
+        let mut arg = json!({
+            "path": path,
+            "recursive": recursive,
+            "include_non_downloadable_files": false,
+        });
+        if let Some(limit) = limit {
+            arg["limit"] = json!(limit);
+        }
+        self.rpc("files/list_folder", Some(&arg)).await
+    }
+
+    /// `files/list_folder/continue`. A `reset` answer is `DropboxError::Route` with `is_reset()`.
+    pub async fn list_folder_continue(&self, cursor: &str) -> Result<ListFolderPage, DropboxError> {
+        self.rpc("files/list_folder/continue", Some(&json!({ "cursor": cursor }))).await
+    }
+
+    /// `files/get_metadata`.
+    pub async fn get_metadata(&self, path: &str) -> Result<Metadata, DropboxError> {
+        self.rpc("files/get_metadata", Some(&json!({ "path": path }))).await
+    }
+
+    /// `files/delete_v2`; returns what was deleted.
+    pub async fn delete(&self, path: &str) -> Result<Metadata, DropboxError> {
+        #[derive(serde::Deserialize)]
+        struct DeleteResult {
+            metadata: Metadata,
+        }
+        let result: DeleteResult =
+            self.rpc("files/delete_v2", Some(&json!({ "path": path }))).await?;
+        Ok(result.metadata)
+    }
+
+    /// `files/download`.
+    pub async fn download(&self, path: &str) -> Result<Download, DropboxError> {
+        let arg = header_arg(&json!({ "path": path }))?;
+        let url = self.client.route_url(&self.client.inner.content_url, "files/download");
+        let response = self
+            .authorized(|token| {
+                self.client
+                    .http()
+                    .post(url.clone())
+                    .header(AUTHORIZATION, token)
+                    .header(API_ARG, &arg)
+            })
+            .await?;
+        let metadata = response
+            .headers()
+            .get(API_RESULT)
+            .ok_or_else(|| unexpected("a download without a Dropbox-API-Result header"))
+            .and_then(|value| {
+                serde_json::from_slice::<FileMetadata>(value.as_bytes())
+                    .map_err(|error| unexpected(&format!("Dropbox-API-Result: {error}")))
+            })?;
+        let content = response.bytes().await.map_err(DropboxError::Transport)?;
+        Ok(Download { metadata, content })
+    }
+
+    /// `files/upload` in overwrite mode with `mute` (no desktop notification for a generated
+    /// file), carrying the content hash so Dropbox refuses bytes damaged in transit.
+    pub async fn upload(&self, path: &str, content: Bytes) -> Result<FileMetadata, DropboxError> {
+        let arg = header_arg(&json!({
+            "path": path,
+            "mode": { ".tag": "overwrite" },
+            "autorename": false,
+            "mute": true,
+            "content_hash": content_hash(&content),
+        }))?;
+        let url = self.client.route_url(&self.client.inner.content_url, "files/upload");
+        let response = self
+            .authorized(|token| {
+                self.client
+                    .http()
+                    .post(url.clone())
+                    .header(AUTHORIZATION, token)
+                    .header(API_ARG, &arg)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(content.clone())
+            })
+            .await?;
+        json_body(response).await
+    }
+
+    /// `auth/token/revoke`: ends this link at Dropbox (the refresh token dies with it).
+    pub async fn revoke(&self) -> Result<(), DropboxError> {
+        let _: serde_json::Value = self.rpc("auth/token/revoke", None::<&()>).await?;
+        Ok(())
+    }
+
+    /// An RPC route: JSON argument in the body (`null` for routes that take none).
+    async fn rpc<T: DeserializeOwned>(
+        &self,
+        route: &str,
+        arg: Option<&impl Serialize>,
+    ) -> Result<T, DropboxError> {
+        let body = match arg {
+            Some(arg) => serde_json::to_vec(arg),
+            None => serde_json::to_vec(&()),
+        }
+        .map_err(|error| unexpected(&format!("cannot encode the argument: {error}")))?;
+        let body = Bytes::from(body);
+        let url = self.client.route_url(&self.client.inner.api_url, route);
+        let response = self
+            .authorized(|token| {
+                self.client
+                    .http()
+                    .post(url.clone())
+                    .header(AUTHORIZATION, token)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        json_body(response).await
+    }
+
+    /// Sends with the account's access token: refreshes first when it is about to expire, and
+    /// once more when Dropbox answers `expired_access_token` anyway.
+    async fn authorized(
+        &self,
+        request: impl Fn(HeaderValue) -> RequestBuilder,
+    ) -> Result<Response, DropboxError> {
+        let mut tokens = self.tokens.read().await.clone();
+        if tokens.expires_soon() {
+            tokens = self.refresh_replacing(&tokens.access_token).await?;
+        }
+        let mut refreshed = false;
+        loop {
+            let header = bearer(&tokens.access_token)?;
+            match self.client.send(|| request(header.clone())).await {
+                Err(DropboxError::ExpiredToken) if !refreshed => {
+                    tokens = self.refresh_replacing(&tokens.access_token).await?;
+                    refreshed = true;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Refreshes the access token, unless another caller already replaced `stale`.
+    async fn refresh_replacing(&self, stale: &SecretString) -> Result<AccountTokens, DropboxError> {
+        let _refreshing = self.refreshing.lock().await;
+        let current = self.tokens.read().await.clone();
+        if current.access_token.expose_secret() != stale.expose_secret() {
+            return Ok(current);
+        }
+        let fresh = oauth::refresh(&self.client, &current.refresh_token).await?;
+        let tokens = AccountTokens {
+            access_token: fresh.access_token,
+            refresh_token: current.refresh_token,
+            expires_at: fresh.expires_at,
+        };
+        *self.tokens.write().await = tokens.clone();
+        tracing::debug!("refreshed a Dropbox access token");
+        Ok(tokens)
+    }
+}
+
+fn bearer(token: &SecretString) -> Result<HeaderValue, DropboxError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| unexpected("the access token is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn header_arg(arg: &serde_json::Value) -> Result<String, DropboxError> {
+    header_json(arg).map_err(|error| unexpected(&format!("cannot encode the argument: {error}")))
+}
+
+async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T, DropboxError> {
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(DropboxError::Transport)?;
+    serde_json::from_slice(&body)
+        .map_err(|error| DropboxError::Unexpected { status, detail: error.to_string() })
+}
+
+fn unexpected(detail: &str) -> DropboxError {
+    DropboxError::Unexpected { status: 200, detail: detail.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_its_doubling_bound_and_the_cap() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(700),
+        };
+        for _ in 0..200 {
+            assert!(policy.backoff(0) <= Duration::from_millis(100));
+            assert!(policy.backoff(2) <= Duration::from_millis(400));
+            assert!(policy.backoff(9) <= Duration::from_millis(700));
+        }
+        let waits: Vec<Duration> = (0..50).map(|_| policy.backoff(3)).collect();
+        assert!(waits.iter().any(|w| *w != waits[0]), "full jitter varies the wait");
+    }
+
+    #[test]
+    fn a_token_expiring_within_the_margin_counts_as_expiring() {
+        let tokens = |expires_at| AccountTokens {
+            access_token: "a".to_owned().into(),
+            refresh_token: "r".to_owned().into(),
+            expires_at,
+        };
+        assert!(tokens(Some(SystemTime::now() + Duration::from_secs(60))).expires_soon());
+        assert!(!tokens(Some(SystemTime::now() + Duration::from_secs(3600))).expires_soon());
+        assert!(!tokens(None).expires_soon());
+    }
+
+    #[test]
+    fn tokens_never_appear_in_debug_output() {
+        let tokens = AccountTokens {
+            access_token: "sl.secret-access".to_owned().into(),
+            refresh_token: "secret-refresh".to_owned().into(),
+            expires_at: None,
+        };
+        let debug = format!("{tokens:?}");
+        assert!(!debug.contains("secret-access") && !debug.contains("secret-refresh"), "{debug}");
+    }
+}

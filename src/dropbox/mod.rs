@@ -1,0 +1,24 @@
+//! The only code that speaks Dropbox HTTP: a typed client for the routes markdrop uses, OAuth,
+//! the `Dropbox-API-Arg` encoding and the content hash.
+//!
+//! Everything here follows `shared/docs/dropbox-api.md`, which records how Dropbox behaves on
+//! the wire. The emulator (`crate::emulator`) implements the other side and shares none of this
+//! code, so a misreading of the wire format cannot hide by living on both sides.
+
+mod arg;
+mod client;
+mod content_hash;
+mod error;
+mod oauth;
+mod types;
+
+pub use arg::{escape_non_ascii, header_json};
+pub use client::{AccountClient, AccountTokens, Download, DropboxClient, RetryPolicy};
+pub use content_hash::{ContentHasher, content_hash};
+pub use error::{DropboxError, RateLimitReason, RouteError};
+pub use oauth::{Grant, SCOPES, new_pkce};
+pub use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
+pub use types::{
+    Account, AccountId, AccountName, DeletedMetadata, FileMetadata, FolderMetadata,
+    InvalidAccountId, ListFolderPage, Metadata,
+};

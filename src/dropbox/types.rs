@@ -1,0 +1,160 @@
+//! Dropbox's JSON shapes, as markdrop reads and writes them (Stone encoding, dropbox-api.md §0).
+//!
+//! Reading is forgiving: unknown fields are ignored and an unknown `.tag` becomes `Other`, so a
+//! Dropbox that grows new fields or entry types never breaks a sync pass.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A Dropbox account id (`dbid:…`), checked once where it enters markdrop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+
+/// Why a string is not an account id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a Dropbox account id (expected `dbid:` and up to 100 letters, digits, `-` or `_`)")]
+pub struct InvalidAccountId;
+
+impl AccountId {
+    pub fn parse(raw: &str) -> Result<AccountId, InvalidAccountId> {
+        let rest = raw.strip_prefix("dbid:").ok_or(InvalidAccountId)?;
+        let valid = !rest.is_empty()
+            && rest.len() <= 100
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| AccountId(raw.to_owned())).ok_or(InvalidAccountId)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AccountId {
+    type Error = InvalidAccountId;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        AccountId::parse(&raw)
+    }
+}
+
+impl From<AccountId> for String {
+    fn from(id: AccountId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One entry of a folder listing (`Metadata`, a struct with enumerated subtypes).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case")]
+pub enum Metadata {
+    File(FileMetadata),
+    Folder(FolderMetadata),
+    /// Something was removed at this path; Dropbox does not say whether a file or a folder.
+    Deleted(DeletedMetadata),
+    #[serde(other)]
+    Other,
+}
+
+/// A file, as listings, uploads, downloads and `get_metadata` describe it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FileMetadata {
+    pub name: String,
+    pub id: String,
+    pub path_lower: Option<String>,
+    pub path_display: Option<String>,
+    pub rev: String,
+    pub size: u64,
+    pub server_modified: String,
+    /// Absent for some files (e.g. while Dropbox computes it); never trust its absence to mean
+    /// "unchanged".
+    pub content_hash: Option<String>,
+    #[serde(default = "downloadable_by_default")]
+    pub is_downloadable: bool,
+}
+
+fn downloadable_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FolderMetadata {
+    pub name: String,
+    pub id: String,
+    pub path_lower: Option<String>,
+    pub path_display: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DeletedMetadata {
+    pub name: String,
+    pub path_lower: Option<String>,
+    pub path_display: Option<String>,
+}
+
+/// A page of `list_folder` or `list_folder/continue`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ListFolderPage {
+    pub entries: Vec<Metadata>,
+    pub cursor: String,
+    pub has_more: bool,
+}
+
+/// The parts of `FullAccount` markdrop shows.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Account {
+    pub account_id: AccountId,
+    pub name: AccountName,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AccountName {
+    pub display_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_are_checked_at_the_edge() {
+        assert!(AccountId::parse("dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc").is_ok());
+        for bad in ["", "dbid:", "AAH4f99T0", "dbid:a b", "dbid:é", "dbid:x\"y"] {
+            assert_eq!(AccountId::parse(bad), Err(InvalidAccountId), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<AccountId>("\"12345\"").is_err());
+    }
+
+    #[test]
+    fn a_listing_parses_every_entry_type_and_tolerates_new_ones() {
+        let page: ListFolderPage = serde_json::from_str(
+            r#"{"entries":[
+             {".tag":"file","name":"Prime_Numbers.txt","id":"id:a4ayc_80_OEAAAAAAAAAXw",
+              "client_modified":"2015-05-12T15:50:38Z","server_modified":"2015-05-12T15:50:38Z",
+              "rev":"a1c10ce0dd78","size":7212,"path_lower":"/homework/math/prime_numbers.txt",
+              "path_display":"/Homework/math/Prime_Numbers.txt","is_downloadable":true,
+              "content_hash":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+              "some_future_field":{"x":1}},
+             {".tag":"folder","name":"math","id":"id:a4ayc_80_OEAAAAAAAAAXz","path_lower":"/homework/math","path_display":"/Homework/math"},
+             {".tag":"deleted","name":"pi.txt","path_lower":"/homework/math/pi.txt","path_display":"/Homework/math/pi.txt"},
+             {".tag":"hologram","name":"x"}],
+             "cursor":"ZtkX9_EHj3x7","has_more":false}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&page.entries[0], Metadata::File(f) if f.size == 7212 && f.is_downloadable)
+        );
+        assert!(matches!(&page.entries[1], Metadata::Folder(f) if f.name == "math"));
+        assert!(
+            matches!(&page.entries[2], Metadata::Deleted(d) if d.path_lower.as_deref() == Some("/homework/math/pi.txt"))
+        );
+        assert_eq!(page.entries[3], Metadata::Other);
+    }
+}

@@ -1,0 +1,493 @@
+//! A faithful local Dropbox for tests and `markdrop demo`.
+//!
+//! One HTTP server answers as Dropbox's api, content and www hosts at once: the files and users
+//! routes markdrop uses ([`routes`]), OAuth with a consent page ([`oauth`]), signed webhooks with
+//! retries ([`webhooks`]), and a test-only control surface under `/_emulator/` ([`control`]).
+//! dropbox-api.md §9 is the checklist it follows: same paths, JSON shapes, headers, status codes
+//! and strictness as Dropbox on the wire.
+//!
+//! It shares no code with the client in `src/dropbox/` on purpose: a misreading of the wire
+//! format must not hide by living on both sides.
+//!
+//! [`Emulator`] is the shared state and the Rust test controls; [`Emulator::start`] serves it.
+
+mod clock;
+mod content_hash;
+mod control;
+mod faults;
+mod oauth;
+mod path;
+mod routes;
+mod state;
+mod stats;
+mod tokens;
+mod webhooks;
+mod wire;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use self::content_hash::content_hash;
+pub use self::faults::FaultRule;
+pub use self::stats::Stats;
+pub use self::webhooks::ChallengeError;
+
+use self::path::DropboxPath;
+use self::state::{Cursor, Minter, MoveError, Namespace, NodeKind, WriteMode, WriteRequest};
+use self::tokens::{ClientAuth, Tokens, all_scopes, random_token};
+use self::wire::{Conflict, WriteError};
+
+/// How the emulated Dropbox app is registered, and the knobs tests turn.
+#[derive(Clone)]
+pub struct EmulatorConfig {
+    pub app_key: String,
+    pub app_secret: String,
+    /// Where signed webhook notifications go; None = no webhooks.
+    pub webhook_url: Option<url::Url>,
+    /// `/oauth2/authorize` approves at once as the signed-in account instead of showing the
+    /// consent page.
+    pub auto_approve: bool,
+    /// Lifetime of issued access tokens (`expires_in`); default 4 h.
+    pub access_token_lifetime: Duration,
+    /// First delay of the webhook retry backoff (Dropbox retries ~10 min with exponential
+    /// backoff); small in tests.
+    pub webhook_retry_base: Duration,
+}
+
+impl EmulatorConfig {
+    /// An app with the given key and secret: no webhooks, the consent page shown, 4-hour tokens,
+    /// webhook retries starting after one second.
+    pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        EmulatorConfig {
+            app_key: app_key.into(),
+            app_secret: app_secret.into(),
+            webhook_url: None,
+            auto_approve: false,
+            access_token_lifetime: Duration::from_secs(4 * 3600),
+            webhook_retry_base: Duration::from_secs(1),
+        }
+    }
+}
+
+impl fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("app_key", &self.app_key)
+            .field("app_secret", &"[redacted]")
+            .field("webhook_url", &self.webhook_url.as_ref().map(url::Url::as_str))
+            .field("auto_approve", &self.auto_approve)
+            .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("webhook_retry_base", &self.webhook_retry_base)
+            .finish()
+    }
+}
+
+/// Why a test control refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EmulatorError {
+    #[error("no account {0}")]
+    UnknownAccount(String),
+    #[error("{0:?} is not a usable Dropbox path")]
+    MalformedPath(String),
+    #[error("nothing at {0}")]
+    NotFound(String),
+    #[error("something is in the way at {0}")]
+    Conflict(String),
+    #[error("{0} is a folder, not a file")]
+    NotAFile(String),
+}
+
+/// Tokens for an account linked to the configured app, as a finished OAuth flow would give.
+pub struct LinkedAccount {
+    pub account_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl fmt::Debug for LinkedAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkedAccount")
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The emulated Dropbox: accounts, files, tokens, stats and faults. Cheap to clone; clones share
+/// one state.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EmulatorConfig,
+    world: Mutex<World>,
+    stats: stats::Recorder,
+    faults: Mutex<Vec<FaultRule>>,
+    /// Accounts that changed, for the webhook sender; `None` without a webhook URL.
+    changes: Option<mpsc::UnboundedSender<String>>,
+    /// The sender's end, taken by the first [`Emulator::start`].
+    changes_receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+/// Everything behind the one lock. Handlers hold it only for in-memory work, never across an
+/// `.await`, so one lock keeps every operation atomic without contention worth measuring.
+#[derive(Default)]
+struct World {
+    accounts: BTreeMap<String, Account>,
+    cursors: HashMap<String, Cursor>,
+    tokens: Tokens,
+    signed_in: Option<String>,
+    mint: Mint,
+}
+
+struct Account {
+    uid: u64,
+    display_name: String,
+    email: String,
+    files: Namespace,
+}
+
+#[derive(Default)]
+struct Mint {
+    revs: u64,
+}
+
+impl Minter for Mint {
+    fn id(&mut self) -> String {
+        format!("id:{}", random_token(22))
+    }
+
+    fn rev(&mut self) -> String {
+        use rand::Rng;
+        self.revs += 1;
+        // Lowercase hex, at least 9 characters (dropbox-api.md §2.3); the counter keeps it unique.
+        format!("{:09x}{:06x}", self.revs, rand::thread_rng().gen_range(0..0x100_0000))
+    }
+}
+
+/// A served emulator; [`RunningEmulator::stop`] ends it.
+pub struct RunningEmulator {
+    pub emulator: Emulator,
+    url: url::Url,
+    server: ServerHandle,
+    webhook_sender: Option<JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    /// The base URL, e.g. `http://127.0.0.1:PORT/`; it serves the api, content and www hosts.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// Stops serving and sending webhooks; notifications not yet delivered are dropped.
+    pub async fn stop(self) {
+        let server = self.server.clone();
+        drop(self);
+        server.stop(false).await;
+    }
+}
+
+impl Drop for RunningEmulator {
+    /// A test that forgets [`RunningEmulator::stop`] (or panics first) still frees its port and
+    /// worker threads: the stop command is sent at once, only the waiting is skipped.
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+        if let Some(sender) = &self.webhook_sender {
+            sender.abort();
+        }
+    }
+}
+
+impl Emulator {
+    pub fn new(config: EmulatorConfig) -> Emulator {
+        let (changes, receiver) = match config.webhook_url {
+            Some(_) => {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
+        Emulator {
+            inner: Arc::new(Inner {
+                config,
+                world: Mutex::default(),
+                stats: stats::Recorder::default(),
+                faults: Mutex::default(),
+                changes,
+                changes_receiver: Mutex::new(receiver),
+            }),
+        }
+    }
+
+    /// Binds 127.0.0.1 on the given port (0 = any) and serves in the background on the current
+    /// tokio runtime.
+    pub async fn start(self, port: u16) -> std::io::Result<RunningEmulator> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let address = listener.local_addr()?;
+        let url = url::Url::parse(&format!("http://{address}/"))
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        let data = web::Data::new(self.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(routes::configure)
+                .configure(oauth::configure)
+                .configure(control::configure)
+                .default_service(web::to(routes::unknown_route))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let receiver = self.lock(&self.inner.changes_receiver).take();
+        let webhook_sender = match (receiver, self.inner.config.webhook_url.clone()) {
+            (Some(receiver), Some(target)) => Some(tokio::spawn(webhooks::run(
+                receiver,
+                target,
+                self.inner.config.app_secret.clone(),
+                self.inner.config.webhook_retry_base,
+                self.inner.stats.clone(),
+                self.uids(),
+            ))),
+            _ => None,
+        };
+        tracing::debug!(%url, "emulator serving");
+        Ok(RunningEmulator { emulator: self, url, server: handle, webhook_sender })
+    }
+
+    fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> MutexGuard<'a, T> {
+        // Every operation leaves the state consistent before it can panic, so a poisoned lock
+        // still guards good data; refusing it would turn one test's panic into everyone's.
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.lock(&self.inner.world)
+    }
+
+    fn config(&self) -> &EmulatorConfig {
+        &self.inner.config
+    }
+
+    /// A lookup of account id → legacy numeric uid, for `delta.users` in webhooks.
+    fn uids(&self) -> webhooks::UidLookup {
+        let emulator = self.clone();
+        Arc::new(move |account_id: &str| {
+            emulator.world().accounts.get(account_id).map(|account| account.uid)
+        })
+    }
+
+    /// Queues a webhook notification for the account; never waits for delivery.
+    fn notify(&self, account_id: &str) {
+        if let Some(changes) = &self.inner.changes {
+            // The receiver is gone only once the emulator stopped; nobody is listening then.
+            let _ = changes.send(account_id.to_owned());
+        }
+    }
+
+    /// A new account with tokens already linked to the configured app: all four scopes, a
+    /// refresh token, and the secret flow (refreshing needs the app secret, like markdrop's).
+    pub fn create_account(&self, display_name: &str) -> LinkedAccount {
+        use rand::Rng;
+        let mut world = self.world();
+        // Real account ids are always 40 characters (dropbox-api.md §2.6).
+        let account_id = format!("dbid:AA{}", random_token(33));
+        let email_user: String = display_name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        let account = Account {
+            uid: rand::thread_rng().gen_range(10_000_000..100_000_000),
+            display_name: display_name.to_owned(),
+            email: format!(
+                "{}@example.com",
+                if email_user.is_empty() { "user" } else { &email_user }
+            ),
+            files: Namespace::default(),
+        };
+        world.accounts.insert(account_id.clone(), account);
+        let lifetime = self.config().access_token_lifetime;
+        let issued =
+            world.tokens.grant(&account_id, all_scopes(), ClientAuth::Secret, true, lifetime);
+        tracing::debug!(%account_id, "account created");
+        LinkedAccount {
+            account_id,
+            access_token: issued.access_token,
+            refresh_token: issued.refresh_token.unwrap_or_default(),
+        }
+    }
+
+    /// Who is "signed in at dropbox.com" for `/oauth2/authorize`.
+    pub fn sign_in(&self, account_id: &str) {
+        self.world().signed_in = Some(account_id.to_owned());
+    }
+
+    /// Writes a file as the user would (overwriting, parents created): a journal entry and a
+    /// webhook, unless the content is identical.
+    pub fn put_file(
+        &self,
+        account_id: &str,
+        path: &str,
+        content: impl Into<Vec<u8>>,
+    ) -> Result<(), EmulatorError> {
+        let path = parse_control_path(path)?;
+        let changed = {
+            let mut world = self.world();
+            let World { accounts, mint, .. } = &mut *world;
+            let files = &mut account_mut(accounts, account_id)?.files;
+            let request = WriteRequest {
+                path: path.clone(),
+                content: content.into(),
+                mode: WriteMode::Overwrite,
+                autorename: false,
+                strict_conflict: false,
+                client_modified: None,
+            };
+            match files.write(request, clock::now_seconds(), mint) {
+                Ok(written) => written.changed,
+                Err(WriteError::Conflict(Conflict::Folder)) => {
+                    return Err(EmulatorError::NotAFile(path.display));
+                }
+                Err(_) => return Err(EmulatorError::Conflict(path.display)),
+            }
+        };
+        if changed {
+            self.notify(account_id);
+        }
+        Ok(())
+    }
+
+    /// Deletes a file or folder (with everything in it) as the user would.
+    pub fn delete_path(&self, account_id: &str, path: &str) -> Result<(), EmulatorError> {
+        let path = parse_control_path(path)?;
+        {
+            let mut world = self.world();
+            let files = &mut account_mut(&mut world.accounts, account_id)?.files;
+            files.delete(&path.lower).ok_or(EmulatorError::NotFound(path.display))?;
+        }
+        self.notify(account_id);
+        Ok(())
+    }
+
+    /// Moves or renames a file or folder as the user would.
+    pub fn move_path(&self, account_id: &str, from: &str, to: &str) -> Result<(), EmulatorError> {
+        let (from, to) = (parse_control_path(from)?, parse_control_path(to)?);
+        let changed = {
+            let mut world = self.world();
+            let World { accounts, mint, .. } = &mut *world;
+            let files = &mut account_mut(accounts, account_id)?.files;
+            match files.move_path(&from, &to, mint) {
+                Ok(changed) => changed,
+                Err(MoveError::NotFound) => return Err(EmulatorError::NotFound(from.display)),
+                Err(MoveError::Conflict) => return Err(EmulatorError::Conflict(to.display)),
+            }
+        };
+        if changed {
+            self.notify(account_id);
+        }
+        Ok(())
+    }
+
+    /// A file's content, or `None` if there is no such account or file.
+    pub fn read_file(&self, account_id: &str, path: &str) -> Option<Vec<u8>> {
+        let path = DropboxPath::parse(path).ok()?;
+        let world = self.world();
+        match &world.accounts.get(account_id)?.files.get(&path.lower)?.kind {
+            NodeKind::File(file) => Some(file.content.to_vec()),
+            NodeKind::Folder => None,
+        }
+    }
+
+    /// The `path_display` of every file in the account, sorted.
+    pub fn file_paths(&self, account_id: &str) -> Vec<String> {
+        let world = self.world();
+        let Some(account) = world.accounts.get(account_id) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<String> =
+            account.files.files().map(|(_, node, _)| node.display.clone()).collect();
+        paths.sort();
+        paths
+    }
+
+    /// Sends Dropbox's one-off verification `GET ?challenge=…` to the webhook URL, as the App
+    /// Console does when the URL is added; the receiver must echo the challenge.
+    pub async fn verify_webhook(&self) -> Result<(), ChallengeError> {
+        let target = self.config().webhook_url.as_ref().ok_or(ChallengeError::NoWebhook)?;
+        webhooks::challenge(target).await
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    pub fn add_fault(&self, fault: FaultRule) {
+        tracing::debug!(route = %fault.route, status = fault.status, times = fault.times, "fault added");
+        self.lock(&self.inner.faults).push(fault);
+    }
+
+    /// Takes one use of the fault matching a call, if any.
+    fn take_fault(&self, route: &str, account_id: Option<&str>) -> Option<FaultRule> {
+        faults::take(&mut self.lock(&self.inner.faults), route, account_id)
+    }
+
+    /// Every cursor issued so far for the account gets 409 `reset` on `list_folder/continue`.
+    pub fn reset_cursors(&self, account_id: &str) {
+        if let Some(account) = self.world().accounts.get_mut(account_id) {
+            account.files.epoch += 1;
+        }
+    }
+
+    /// The account's access tokens expire now: 401 `expired_access_token`; refresh still works.
+    pub fn expire_access_tokens(&self, account_id: &str) {
+        self.world().tokens.expire_account(account_id);
+    }
+
+    /// Every token of the account dies: 401 `invalid_access_token`, refresh → `invalid_grant`.
+    pub fn revoke_tokens(&self, account_id: &str) {
+        self.world().tokens.revoke_account(account_id);
+    }
+
+    /// Turns a file into something like a Google Doc: listed with `is_downloadable: false`
+    /// (hidden by `include_non_downloadable_files: false`), download → 409 `unsupported_file`.
+    pub fn mark_non_downloadable(&self, account_id: &str, path: &str) -> Result<(), EmulatorError> {
+        let path = parse_control_path(path)?;
+        {
+            let mut world = self.world();
+            let files = &mut account_mut(&mut world.accounts, account_id)?.files;
+            if matches!(files.get(&path.lower), Some(node) if matches!(node.kind, NodeKind::Folder))
+            {
+                return Err(EmulatorError::NotAFile(path.display));
+            }
+            let file = files.file_mut(&path.lower).ok_or(EmulatorError::NotFound(path.display))?;
+            file.downloadable = false;
+            files.touch(&path.lower);
+        }
+        self.notify(account_id);
+        Ok(())
+    }
+}
+
+fn parse_control_path(path: &str) -> Result<DropboxPath, EmulatorError> {
+    DropboxPath::parse(path).map_err(|_| EmulatorError::MalformedPath(path.to_owned()))
+}
+
+fn account_mut<'a>(
+    accounts: &'a mut BTreeMap<String, Account>,
+    account_id: &str,
+) -> Result<&'a mut Account, EmulatorError> {
+    accounts.get_mut(account_id).ok_or_else(|| EmulatorError::UnknownAccount(account_id.to_owned()))
+}

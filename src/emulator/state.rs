@@ -1,0 +1,571 @@
+//! One account's Dropbox: its file tree, its change journal, and the cursors that point into it.
+//!
+//! The tree is the single source of truth for the routes and the test controls alike. Every
+//! change goes through [`Namespace::write`], [`Namespace::delete`] or [`Namespace::move_path`],
+//! which append to the journal; cursors are positions in that journal. This in-memory tree is the
+//! only backing today; a folder backing (for `markdrop demo`) can mirror these three operations to
+//! disk and feed edits made in the folder back through them, keeping the journal logic here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::clock::format_timestamp;
+use super::content_hash::content_hash;
+use super::path::{DropboxPath, is_within, name_of};
+use super::wire::{Conflict, WriteError};
+
+/// A file or folder in the tree.
+#[derive(Clone)]
+pub struct Node {
+    pub display: String,
+    pub id: String,
+    pub kind: NodeKind,
+}
+
+#[derive(Clone)]
+pub enum NodeKind {
+    Folder,
+    File(FileNode),
+}
+
+#[derive(Clone)]
+pub struct FileNode {
+    pub rev: String,
+    pub content: Arc<Vec<u8>>,
+    pub content_hash: String,
+    pub client_modified: i64,
+    pub server_modified: i64,
+    /// False for files like Google Docs: listed unless asked not to, never downloadable.
+    pub downloadable: bool,
+}
+
+/// A `Metadata` value as a route reports it.
+#[derive(Clone)]
+pub enum Entry {
+    File { lower: String, node: Node },
+    Folder { lower: String, node: Node },
+    Deleted { lower: String, display: String },
+}
+
+impl Entry {
+    fn of(lower: &str, node: &Node) -> Entry {
+        match node.kind {
+            NodeKind::Folder => Entry::Folder { lower: lower.to_owned(), node: node.clone() },
+            NodeKind::File(_) => Entry::File { lower: lower.to_owned(), node: node.clone() },
+        }
+    }
+
+    pub fn lower(&self) -> &str {
+        match self {
+            Entry::File { lower, .. }
+            | Entry::Folder { lower, .. }
+            | Entry::Deleted { lower, .. } => lower,
+        }
+    }
+
+    fn hidden_when_non_downloadable_excluded(&self) -> bool {
+        matches!(self, Entry::File { node: Node { kind: NodeKind::File(file), .. }, .. } if !file.downloadable)
+    }
+
+    /// The metadata JSON; `tagged` adds `.tag` (a `Metadata` result) or leaves it out (a route
+    /// whose declared result is `FileMetadata`, like upload and download).
+    pub fn to_json(&self, tagged: bool) -> Value {
+        let mut value = match self {
+            Entry::Deleted { lower, display } => json!({
+                ".tag": "deleted",
+                "name": name_of(display),
+                "path_lower": lower,
+                "path_display": display,
+            }),
+            Entry::Folder { lower, node } => json!({
+                ".tag": "folder",
+                "name": name_of(&node.display),
+                "path_lower": lower,
+                "path_display": node.display,
+                "id": node.id,
+            }),
+            Entry::File { lower, node } => {
+                let NodeKind::File(file) = &node.kind else {
+                    return Value::Null;
+                };
+                json!({
+                    ".tag": "file",
+                    "name": name_of(&node.display),
+                    "path_lower": lower,
+                    "path_display": node.display,
+                    "id": node.id,
+                    "client_modified": format_timestamp(file.client_modified),
+                    "server_modified": format_timestamp(file.server_modified),
+                    "rev": file.rev,
+                    "size": file.content.len(),
+                    "is_downloadable": file.downloadable,
+                    "content_hash": file.content_hash,
+                })
+            }
+        };
+        if !tagged && let Some(object) = value.as_object_mut() {
+            object.remove(".tag");
+        }
+        value
+    }
+}
+
+/// What a listing covers; fixed for the life of a cursor.
+#[derive(Clone, Debug)]
+pub struct ListScope {
+    /// Lowercase path of the listed folder, `""` for the root.
+    pub root: String,
+    pub recursive: bool,
+    pub include_deleted: bool,
+    pub include_non_downloadable: bool,
+}
+
+impl ListScope {
+    fn covers(&self, lower: &str) -> bool {
+        let Some(rest) = lower.strip_prefix(&self.root).and_then(|rest| rest.strip_prefix('/'))
+        else {
+            return false;
+        };
+        !rest.is_empty() && (self.recursive || !rest.contains('/'))
+    }
+
+    fn shows(&self, entry: &Entry) -> bool {
+        self.covers(entry.lower())
+            && (self.include_non_downloadable || !entry.hidden_when_non_downloadable_excluded())
+    }
+}
+
+/// How an upload treats a file already at the path (`WriteMode`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    Add,
+    Overwrite,
+    Update(String),
+}
+
+/// A write as the routes and the controls ask for it.
+pub struct WriteRequest {
+    pub path: DropboxPath,
+    pub content: Vec<u8>,
+    pub mode: WriteMode,
+    pub autorename: bool,
+    pub strict_conflict: bool,
+    pub client_modified: Option<i64>,
+}
+
+/// The result of a write: the file as it now is, and whether anything changed.
+pub struct Written {
+    pub entry: Entry,
+    pub changed: bool,
+}
+
+/// One account's files and change journal.
+#[derive(Default)]
+pub struct Namespace {
+    tree: BTreeMap<String, Node>,
+    /// Lowercase path of every change, in order; a cursor is an index into it.
+    journal: Vec<String>,
+    /// The last `path_display` of every path ever present, so a `deleted` entry can name it.
+    last_display: HashMap<String, String>,
+    /// Bumped by a cursor reset; a cursor from an older epoch gets `reset`.
+    pub epoch: u64,
+}
+
+/// Generates ids and revs; one per emulator so revs are unique across accounts.
+pub trait Minter {
+    fn id(&mut self) -> String;
+    fn rev(&mut self) -> String;
+}
+
+impl Namespace {
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
+    }
+
+    pub fn get(&self, lower: &str) -> Option<&Node> {
+        self.tree.get(lower)
+    }
+
+    pub fn entry(&self, lower: &str) -> Option<Entry> {
+        self.tree.get(lower).map(|node| Entry::of(lower, node))
+    }
+
+    /// The last known state of a path that is gone, for `include_deleted`.
+    pub fn deleted_entry(&self, lower: &str) -> Option<Entry> {
+        if self.tree.contains_key(lower) {
+            return None;
+        }
+        let display = self.last_display.get(lower)?;
+        Some(Entry::Deleted { lower: lower.to_owned(), display: display.clone() })
+    }
+
+    pub fn find_id(&self, id: &str) -> Option<String> {
+        self.tree.iter().find(|(_, node)| node.id == id).map(|(lower, _)| lower.clone())
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (&String, &Node, &FileNode)> {
+        self.tree.iter().filter_map(|(lower, node)| match &node.kind {
+            NodeKind::File(file) => Some((lower, node, file)),
+            NodeKind::Folder => None,
+        })
+    }
+
+    pub fn file_mut(&mut self, lower: &str) -> Option<&mut FileNode> {
+        match self.tree.get_mut(lower).map(|node| &mut node.kind) {
+            Some(NodeKind::File(file)) => Some(file),
+            _ => None,
+        }
+    }
+
+    fn record(&mut self, lower: &str) {
+        self.journal.push(lower.to_owned());
+        if let Some(node) = self.tree.get(lower) {
+            self.last_display.insert(lower.to_owned(), node.display.clone());
+        }
+    }
+
+    /// Records a change made in place (e.g. a file turned non-downloadable).
+    pub fn touch(&mut self, lower: &str) {
+        self.record(lower);
+    }
+
+    /// The display path of `path` under its existing ancestors' casing.
+    fn display_under_existing(&self, path: &DropboxPath) -> String {
+        match path.parent() {
+            Some(parent) => {
+                let parent_display = self
+                    .tree
+                    .get(&parent.lower)
+                    .map_or_else(|| self.display_under_existing(&parent), |n| n.display.clone());
+                format!("{parent_display}/{}", path.name())
+            }
+            None => path.display.clone(),
+        }
+    }
+
+    fn check_ancestors(&self, path: &DropboxPath) -> Result<(), WriteError> {
+        let blocked = path.ancestors().iter().any(|ancestor| {
+            matches!(self.tree.get(&ancestor.lower), Some(Node { kind: NodeKind::File(_), .. }))
+        });
+        if blocked { Err(WriteError::Conflict(Conflict::FileAncestor)) } else { Ok(()) }
+    }
+
+    /// Creates missing parent folders, each journaled as a folder entry.
+    fn create_parents(&mut self, path: &DropboxPath, minter: &mut dyn Minter) {
+        for ancestor in path.ancestors() {
+            if !self.tree.contains_key(&ancestor.lower) {
+                let display = self.display_under_existing(&ancestor);
+                let node = Node { display, id: minter.id(), kind: NodeKind::Folder };
+                self.tree.insert(ancestor.lower.clone(), node);
+                self.record(&ancestor.lower);
+            }
+        }
+    }
+
+    /// Writes a file following `WriteMode` (dropbox-api.md §3.2).
+    pub fn write(
+        &mut self,
+        request: WriteRequest,
+        now: i64,
+        minter: &mut dyn Minter,
+    ) -> Result<Written, WriteError> {
+        self.check_ancestors(&request.path)?;
+        let hash = content_hash(&request.content);
+        let conflict = match self.tree.get(&request.path.lower) {
+            None => match &request.mode {
+                // Strict update: a rev that matches nothing is a conflict even when nothing is there.
+                WriteMode::Update(_) if request.strict_conflict => Some(Conflict::File),
+                _ => None,
+            },
+            Some(Node { kind: NodeKind::Folder, .. }) => Some(Conflict::Folder),
+            Some(node @ Node { kind: NodeKind::File(existing), .. }) => {
+                let identical = existing.content_hash == hash;
+                if identical && !(request.strict_conflict && request.mode != WriteMode::Overwrite) {
+                    // Identical content: nothing is written, the rev stays, no journal entry.
+                    let entry = Entry::of(&request.path.lower, node);
+                    return Ok(Written { entry, changed: false });
+                }
+                match &request.mode {
+                    WriteMode::Overwrite => None,
+                    WriteMode::Add => Some(Conflict::File),
+                    WriteMode::Update(rev) if *rev == existing.rev && !identical => None,
+                    WriteMode::Update(_) => Some(Conflict::File),
+                }
+            }
+        };
+        let path = match conflict {
+            None => request.path.clone(),
+            Some(conflict) if !request.autorename => return Err(WriteError::Conflict(conflict)),
+            Some(_) => self.free_name(&request.path, matches!(request.mode, WriteMode::Update(_))),
+        };
+        self.create_parents(&path, minter);
+        let (id, display) = match self.tree.get(&path.lower) {
+            Some(existing) => (existing.id.clone(), existing.display.clone()),
+            None => (minter.id(), self.display_under_existing(&path)),
+        };
+        let file = FileNode {
+            rev: minter.rev(),
+            content: Arc::new(request.content),
+            content_hash: hash,
+            client_modified: request.client_modified.unwrap_or(now),
+            server_modified: now,
+            downloadable: true,
+        };
+        let node = Node { display, id, kind: NodeKind::File(file) };
+        let entry = Entry::of(&path.lower, &node);
+        self.tree.insert(path.lower.clone(), node);
+        self.record(&path.lower);
+        Ok(Written { entry, changed: true })
+    }
+
+    /// The first free name for an autorename: `name (2).ext` for add and overwrite conflicts,
+    /// `name (conflicted copy).ext` for update conflicts.
+    fn free_name(&self, path: &DropboxPath, update: bool) -> DropboxPath {
+        let name = path.name();
+        let (stem, extension) = match name.rfind('.') {
+            Some(dot) if dot > 0 => (&name[..dot], &name[dot..]),
+            _ => (name, ""),
+        };
+        let prefix = &path.display[..path.display.len() - name.len()];
+        (1u32..)
+            .map(|attempt| {
+                let suffix = match (update, attempt) {
+                    (true, 1) => " (conflicted copy)".to_owned(),
+                    (true, n) => format!(" (conflicted copy {n})"),
+                    (false, n) => format!(" ({})", n + 1),
+                };
+                let display = format!("{prefix}{stem}{suffix}{extension}");
+                DropboxPath { lower: display.to_lowercase(), display }
+            })
+            .find(|candidate| !self.tree.contains_key(&candidate.lower))
+            .unwrap_or_else(|| path.clone())
+    }
+
+    /// Deletes a file or a folder with everything in it. Only the path itself is journaled: a
+    /// `deleted` entry means "remove the path and its children" (dropbox-api.md §2.1).
+    pub fn delete(&mut self, lower: &str) -> Option<Entry> {
+        let entry = self.entry(lower)?;
+        self.tree.retain(|path, _| !is_within(path, lower));
+        self.record(lower);
+        Some(entry)
+    }
+
+    /// Moves a file or folder; the source is journaled as deleted and everything at the
+    /// destination as new. A case-only rename changes `path_display` and is not reported,
+    /// like Dropbox (§2.2).
+    pub fn move_path(
+        &mut self,
+        from: &DropboxPath,
+        to: &DropboxPath,
+        minter: &mut dyn Minter,
+    ) -> Result<bool, MoveError> {
+        if !self.tree.contains_key(&from.lower) {
+            return Err(MoveError::NotFound);
+        }
+        if from.lower == to.lower {
+            if let Some(node) = self.tree.get_mut(&from.lower) {
+                node.display = to.display.clone();
+            }
+            return Ok(false);
+        }
+        if is_within(&to.lower, &from.lower) || self.tree.contains_key(&to.lower) {
+            return Err(MoveError::Conflict);
+        }
+        self.check_ancestors(to).map_err(|_| MoveError::Conflict)?;
+        let moved: Vec<(String, Node)> = self
+            .tree
+            .iter()
+            .filter(|(path, _)| is_within(path, &from.lower))
+            .map(|(path, node)| (path.clone(), node.clone()))
+            .collect();
+        self.tree.retain(|path, _| !is_within(path, &from.lower));
+        self.record(&from.lower);
+        self.create_parents(to, minter);
+        let to_display = self.display_under_existing(to);
+        // Components are counted rather than bytes sliced: lowercasing can change byte lengths.
+        let depth = from.display.split('/').count();
+        for (_, mut node) in moved {
+            let tail: Vec<&str> = node.display.split('/').skip(depth).collect();
+            node.display = if tail.is_empty() {
+                to_display.clone()
+            } else {
+                format!("{to_display}/{}", tail.join("/"))
+            };
+            let lower = node.display.to_lowercase();
+            self.tree.insert(lower.clone(), node);
+            self.record(&lower);
+        }
+        Ok(true)
+    }
+
+    /// Everything a fresh `list_folder` returns, parents before children.
+    pub fn list(&self, scope: &ListScope) -> Vec<Entry> {
+        let mut entries = Vec::new();
+        if scope.include_deleted {
+            let mut gone: Vec<&String> = self
+                .last_display
+                .keys()
+                .filter(|lower| !self.tree.contains_key(*lower) && scope.covers(lower))
+                .collect();
+            gone.sort();
+            entries.extend(gone.into_iter().filter_map(|lower| self.deleted_entry(lower)));
+        }
+        entries.extend(
+            self.tree
+                .iter()
+                .map(|(lower, node)| Entry::of(lower, node))
+                .filter(|entry| scope.shows(entry)),
+        );
+        entries
+    }
+
+    /// The latest state of every path changed since `position`, ordered by each path's last
+    /// change. That order is safe to apply: a present path's last change always comes after its
+    /// parent's (the parent had to exist), and a `deleted` entry for an absent path removes
+    /// nothing a later entry needs.
+    pub fn changes_since(&self, position: usize, scope: &ListScope) -> Vec<Entry> {
+        let mut last_change: HashMap<&str, usize> = HashMap::new();
+        for (index, lower) in self.journal.iter().enumerate().skip(position) {
+            last_change.insert(lower, index);
+        }
+        let mut changed: Vec<(&str, usize)> = last_change.into_iter().collect();
+        changed.sort_by_key(|(_, index)| *index);
+        changed
+            .into_iter()
+            .filter_map(|(lower, _)| self.entry(lower).or_else(|| self.deleted_entry(lower)))
+            .filter(|entry| {
+                // Deletions are reported whatever `include_deleted` said: a sync must see them.
+                scope.shows(entry)
+                    || (matches!(entry, Entry::Deleted { .. }) && scope.covers(entry.lower()))
+            })
+            .collect()
+    }
+}
+
+/// Why a move failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveError {
+    NotFound,
+    Conflict,
+}
+
+/// A cursor: a position in one account's journal plus entries still to hand out.
+pub struct Cursor {
+    pub account_id: String,
+    pub epoch: u64,
+    pub scope: ListScope,
+    pub limit: usize,
+    pub position: usize,
+    pub pending: Vec<Entry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Counter(u64);
+
+    impl Minter for Counter {
+        fn id(&mut self) -> String {
+            self.0 += 1;
+            format!("id:{}", self.0)
+        }
+
+        fn rev(&mut self) -> String {
+            self.0 += 1;
+            format!("{:09x}", self.0)
+        }
+    }
+
+    fn path(text: &str) -> DropboxPath {
+        DropboxPath::parse(text).unwrap()
+    }
+
+    fn put(files: &mut Namespace, mint: &mut Counter, at: &str, content: &str) -> Written {
+        let request = WriteRequest {
+            path: path(at),
+            content: content.as_bytes().to_vec(),
+            mode: WriteMode::Overwrite,
+            autorename: false,
+            strict_conflict: false,
+            client_modified: None,
+        };
+        files.write(request, 0, mint).unwrap()
+    }
+
+    fn everything() -> ListScope {
+        ListScope {
+            root: String::new(),
+            recursive: true,
+            include_deleted: false,
+            include_non_downloadable: true,
+        }
+    }
+
+    fn summary(entries: &[Entry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|entry| match entry {
+                Entry::File { node, .. } => format!("file {}", node.display),
+                Entry::Folder { node, .. } => format!("folder {}", node.display),
+                Entry::Deleted { display, .. } => format!("deleted {display}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_deleted_folder_is_one_deleted_entry_and_its_children_vanish_with_it() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        put(&mut files, &mut mint, "/Old/a.md", "a");
+        let position = files.journal_len();
+        files.delete("/old").unwrap();
+        assert_eq!(summary(&files.changes_since(position, &everything())), ["deleted /Old"]);
+        assert!(files.get("/old/a.md").is_none());
+    }
+
+    #[test]
+    fn a_moved_folder_keeps_its_ids_and_reports_its_new_paths_after_the_old_one() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        let written = put(&mut files, &mut mint, "/A/b/c.md", "c");
+        let Entry::File { node, .. } = written.entry else { panic!("a file") };
+        let position = files.journal_len();
+        files.move_path(&path("/a/b"), &path("/Z/Y"), &mut mint).unwrap();
+        assert_eq!(
+            summary(&files.changes_since(position, &everything())),
+            ["deleted /A/b", "folder /Z", "folder /Z/Y", "file /Z/Y/c.md"]
+        );
+        assert_eq!(files.get("/z/y/c.md").unwrap().id, node.id);
+    }
+
+    #[test]
+    fn strict_conflict_refuses_even_identical_content_for_add() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        put(&mut files, &mut mint, "/a.md", "same");
+        let request = WriteRequest {
+            path: path("/a.md"),
+            content: b"same".to_vec(),
+            mode: WriteMode::Add,
+            autorename: false,
+            strict_conflict: true,
+            client_modified: None,
+        };
+        assert_eq!(
+            files.write(request, 0, &mut mint).err(),
+            Some(WriteError::Conflict(Conflict::File))
+        );
+    }
+
+    #[test]
+    fn include_deleted_lists_what_is_gone_before_what_is_there() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        put(&mut files, &mut mint, "/gone.md", "x");
+        put(&mut files, &mut mint, "/kept.md", "y");
+        files.delete("/gone.md").unwrap();
+        let scope = ListScope { include_deleted: true, ..everything() };
+        assert_eq!(summary(&files.list(&scope)), ["deleted /gone.md", "file /kept.md"]);
+        assert_eq!(summary(&files.list(&everything())), ["file /kept.md"]);
+    }
+}

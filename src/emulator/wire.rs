@@ -1,0 +1,244 @@
+//! How the emulator answers on the wire: Dropbox's status codes, bodies and `.tag` layouts.
+//!
+//! Every error a route can give is built here, so the layout rules of dropbox-api.md §0 live in
+//! one place: a union member carrying a union or primitive is *nested* under a key named like its
+//! tag, one carrying an ordinary struct is *flattened* next to `.tag`, and a void member is the tag
+//! alone. The 409 envelope is `{"error_summary": "<tags>/..", "error": ...}` (§2.5).
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use serde_json::{Value, json};
+
+/// `Content-Type` of Dropbox's 400 bodies.
+pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// A call Dropbox refuses; each variant is one status with its body shape.
+#[derive(Debug)]
+pub enum CallError {
+    /// 400, plain text: the input itself is wrong (bad JSON, bad header, pattern mismatch).
+    BadInput(String),
+    /// 401, JSON `AuthError`.
+    Unauthorized(AuthFailure),
+    /// 409, JSON envelope with the route's error.
+    Route(RouteError),
+}
+
+/// The `AuthError` members the emulator gives (§1.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    InvalidAccessToken,
+    ExpiredAccessToken,
+    MissingScope(&'static str),
+}
+
+impl CallError {
+    /// The response, with the route's name in the 400 text the way Dropbox prefixes it.
+    pub fn into_response(self, route: &str) -> HttpResponse {
+        match self {
+            CallError::BadInput(message) => bad_input(route, &message),
+            CallError::Unauthorized(failure) => {
+                let (summary, error) = match failure {
+                    AuthFailure::InvalidAccessToken => {
+                        ("invalid_access_token", json!({".tag": "invalid_access_token"}))
+                    }
+                    AuthFailure::ExpiredAccessToken => {
+                        ("expired_access_token", json!({".tag": "expired_access_token"}))
+                    }
+                    // `missing_scope` carries the `TokenScopeError` struct, so it is flattened.
+                    AuthFailure::MissingScope(scope) => {
+                        ("missing_scope", json!({".tag": "missing_scope", "required_scope": scope}))
+                    }
+                };
+                envelope(StatusCode::UNAUTHORIZED, &format!("{summary}/.."), error)
+            }
+            CallError::Route(error) => {
+                envelope(StatusCode::CONFLICT, &format!("{}/..", error.summary), error.error)
+            }
+        }
+    }
+}
+
+/// A 400 with Dropbox's `Error in call to API function "<route>": <message>` text.
+fn bad_input(route: &str, message: &str) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type(TEXT_PLAIN)
+        .body(format!("Error in call to API function \"{route}\": {message}"))
+}
+
+fn envelope(status: StatusCode, summary: &str, error: Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(json!({"error_summary": summary, "error": error}).to_string())
+}
+
+/// A 409 route error: its tag chain for `error_summary` and the `error` value.
+#[derive(Debug)]
+pub struct RouteError {
+    summary: String,
+    error: Value,
+}
+
+/// `LookupError` (§2.4), the members the emulator can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupError {
+    MalformedPath,
+    NotFound,
+    NotFile,
+    NotFolder,
+}
+
+impl LookupError {
+    fn tag(self) -> &'static str {
+        match self {
+            LookupError::MalformedPath => "malformed_path",
+            LookupError::NotFound => "not_found",
+            LookupError::NotFile => "not_file",
+            LookupError::NotFolder => "not_folder",
+        }
+    }
+}
+
+/// `WriteError`, the members the emulator can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    MalformedPath,
+    Conflict(Conflict),
+}
+
+/// `WriteConflictError`: what is in the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    File,
+    Folder,
+    FileAncestor,
+}
+
+impl Conflict {
+    fn tag(self) -> &'static str {
+        match self {
+            Conflict::File => "file",
+            Conflict::Folder => "folder",
+            Conflict::FileAncestor => "file_ancestor",
+        }
+    }
+}
+
+impl WriteError {
+    fn tags(self) -> Vec<&'static str> {
+        match self {
+            WriteError::MalformedPath => vec!["malformed_path"],
+            WriteError::Conflict(conflict) => vec!["conflict", conflict.tag()],
+        }
+    }
+
+    fn value(self) -> Value {
+        match self {
+            // A nullable string member left unset: the tag alone.
+            WriteError::MalformedPath => json!({".tag": "malformed_path"}),
+            // `conflict` carries a union, so it is nested.
+            WriteError::Conflict(conflict) => {
+                json!({".tag": "conflict", "conflict": {".tag": conflict.tag()}})
+            }
+        }
+    }
+}
+
+impl RouteError {
+    /// A union member carrying a `LookupError`, nested under its tag: `path` for list_folder,
+    /// get_metadata and download, `path_lookup` for delete_v2.
+    pub fn lookup(member: &'static str, error: LookupError) -> RouteError {
+        RouteError {
+            summary: format!("{member}/{}", error.tag()),
+            error: json!({".tag": member, member: {".tag": error.tag()}}),
+        }
+    }
+
+    /// `DeleteError.path_write`, nested.
+    pub fn delete_write(error: WriteError) -> RouteError {
+        let mut tags = vec!["path_write"];
+        tags.extend(error.tags());
+        RouteError {
+            summary: tags.join("/"),
+            error: json!({".tag": "path_write", "path_write": error.value()}),
+        }
+    }
+
+    /// `UploadError.path`: its value is the `UploadWriteFailed` struct, so it is flattened.
+    pub fn upload_write(error: WriteError, upload_session_id: &str) -> RouteError {
+        let mut tags = vec!["path"];
+        tags.extend(error.tags());
+        RouteError {
+            summary: tags.join("/"),
+            error: json!({
+                ".tag": "path",
+                "reason": error.value(),
+                "upload_session_id": upload_session_id,
+            }),
+        }
+    }
+
+    /// A void member: the tag alone (`reset`, `unsupported_file`, `payload_too_large`, …).
+    pub fn void(tag: &'static str) -> RouteError {
+        RouteError { summary: tag.to_owned(), error: json!({".tag": tag}) }
+    }
+}
+
+/// JSON fit for an HTTP header: every character from U+007F up as a `\uXXXX` escape, characters
+/// above U+FFFF as a UTF-16 surrogate pair (dropbox-api.md §3.3).
+///
+/// serde_json leaves non-ASCII only inside strings, where an escape means the same character, so
+/// escaping after serialising is safe.
+pub fn header_safe_json(value: &Value) -> String {
+    let raw = value.to_string();
+    let mut escaped = String::with_capacity(raw.len());
+    for character in raw.chars() {
+        if u32::from(character) < 0x7f {
+            escaped.push(character);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in character.encode_utf16(&mut units) {
+                escaped.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_json_escapes_dropboxs_vector_like_dropbox_does() {
+        let value = json!({"field": "some_üñîcødé_and_\u{7f}"});
+        assert_eq!(
+            header_safe_json(&value),
+            r#"{"field":"some_\u00fc\u00f1\u00eec\u00f8d\u00e9_and_\u007f"}"#
+        );
+    }
+
+    #[test]
+    fn header_json_writes_an_emoji_as_a_surrogate_pair() {
+        let value = json!("/😀.md");
+        assert_eq!(header_safe_json(&value), r#""/\ud83d\ude00.md""#);
+        let back: Value = serde_json::from_str(&header_safe_json(&value)).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn upload_conflicts_are_flattened_and_lookup_errors_nested() {
+        let error = RouteError::upload_write(WriteError::Conflict(Conflict::Folder), "s1");
+        assert_eq!(error.summary, "path/conflict/folder");
+        assert_eq!(
+            error.error,
+            json!({".tag": "path", "reason": {".tag": "conflict", "conflict": {".tag": "folder"}},
+                   "upload_session_id": "s1"})
+        );
+        let error = RouteError::lookup("path_lookup", LookupError::NotFound);
+        assert_eq!(error.summary, "path_lookup/not_found");
+        assert_eq!(
+            error.error,
+            json!({".tag": "path_lookup", "path_lookup": {".tag": "not_found"}})
+        );
+    }
+}
