@@ -32,17 +32,34 @@ pub fn render_to_stdout(file: Option<&Path>) -> anyhow::Result<()> {
     }
 }
 
-/// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM.
-pub fn run_emulator(config: EmulatorConfig, port: u16) -> anyhow::Result<()> {
+/// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM, with `dir` as one
+/// account's Dropbox when given.
+pub fn run_emulator(config: EmulatorConfig, port: u16, dir: Option<&Path>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let running = Emulator::new(config)
+        let emulator = Emulator::new(config);
+        let mirror = match dir {
+            Some(dir) => {
+                let account = emulator.create_account("Dropbox User").account_id;
+                emulator.sign_in(&account);
+                let mirror = emulator
+                    .mirror_folder(&account, dir)
+                    .with_context(|| format!("cannot use {} as a Dropbox", dir.display()))?;
+                println!("Account {account} is the folder {}", dir.display());
+                Some(mirror)
+            }
+            None => None,
+        };
+        let running = emulator
             .start(port)
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
         println!("Dropbox emulator listening on {}", running.url());
         shutdown_signal().await;
         running.stop().await;
+        if let Some(mirror) = mirror {
+            mirror.stop();
+        }
         Ok(())
     })
 }

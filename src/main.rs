@@ -76,6 +76,10 @@ enum Command {
         /// Approve every authorization at once instead of showing the consent page.
         #[arg(long)]
         auto_approve: bool,
+        /// A folder that is the Dropbox of one account, signed in for the consent page: its
+        /// files are imported, and edits on either side show on the other.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -93,11 +97,11 @@ fn main() -> ExitCode {
         Command::Serve => not_built_yet("serve", Settings::from_env()),
         Command::Web => not_built_yet("web", Settings::from_env()),
         Command::Worker => not_built_yet("worker", Settings::from_env()),
-        Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve } => {
+        Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve, dir } => {
             let mut config = EmulatorConfig::new(app_key, app_secret);
             config.webhook_url = webhook_url;
             config.auto_approve = auto_approve;
-            report(cli::run_emulator(config, port))
+            report(cli::run_emulator(config, port, dir.as_deref()))
         }
         Command::Demo { dir: _ } => {
             eprintln!(

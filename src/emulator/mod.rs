@@ -15,6 +15,7 @@ mod clock;
 mod content_hash;
 mod control;
 mod faults;
+mod folder;
 mod oauth;
 mod path;
 mod routes;
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 
 pub use self::content_hash::content_hash;
 pub use self::faults::FaultRule;
+pub use self::folder::FolderMirror;
 pub use self::stats::Stats;
 pub use self::webhooks::ChallengeError;
 
@@ -421,6 +423,27 @@ impl Emulator {
             account.files.files().map(|(_, node, _)| node.display.clone()).collect();
         paths.sort();
         paths
+    }
+
+    /// Every file of the account as (`path_lower`, `path_display`, `rev`), for the folder mirror.
+    fn file_revs(&self, account_id: &str) -> Vec<(String, String, String)> {
+        let world = self.world();
+        let Some(account) = world.accounts.get(account_id) else {
+            return Vec::new();
+        };
+        account
+            .files
+            .files()
+            .map(|(lower, node, file)| (lower.clone(), node.display.clone(), file.rev.clone()))
+            .collect()
+    }
+
+    /// The rev of one file of the account.
+    fn file_rev(&self, account_id: &str, lower: &str) -> Option<String> {
+        match &self.world().accounts.get(account_id)?.files.get(lower)?.kind {
+            NodeKind::File(file) => Some(file.rev.clone()),
+            NodeKind::Folder => None,
+        }
     }
 
     /// Sends Dropbox's one-off verification `GET ?challenge=…` to the webhook URL, as the App

@@ -1,8 +1,10 @@
 //! The `markdrop` binary as a person runs it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use crate::support::scratch_dir;
 
 const REQUIRED: [(&str, &str); 3] = [
     ("DROPBOX_APP_KEY", "test-app-key"),
@@ -16,13 +18,6 @@ fn markdrop(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
     command.current_dir(dir).env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
     command
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("markdrop-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a scratch directory");
-    dir
 }
 
 fn stdout(output: &Output) -> String {
@@ -179,4 +174,46 @@ fn help_explains_every_command() {
     for command in ["serve", "web", "worker", "render", "demo"] {
         assert!(help.contains(&format!("  {command} ")), "{command} missing from:\n{help}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_runs_alone_on_a_folder_and_stops_on_sigterm() {
+    let dir = scratch_dir("emulator-cli");
+    let dropbox = dir.join("Dropbox");
+    std::fs::create_dir_all(&dropbox).expect("create the folder");
+    std::fs::write(dropbox.join("hello.md"), "# Hello\n").expect("write");
+    let mut child = markdrop(&dir)
+        .args(["emulator", "--port", "0", "--app-key", "k", "--app-secret", "s", "--dir"])
+        .arg(&dropbox)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run markdrop");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let next_line = || received.recv_timeout(crate::support::DEADLINE).expect("a line on stdout");
+    let account_line = next_line();
+    let account = account_line.split_whitespace().nth(1).expect("an account id").to_owned();
+    let url_line = next_line();
+    let url = url_line.rsplit(' ').next().expect("a URL").to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url_line}");
+
+    let files: Vec<String> = reqwest::get(format!("{url}_emulator/accounts/{account}/files"))
+        .await
+        .expect("ask the control surface")
+        .json()
+        .await
+        .expect("a JSON list");
+    assert_eq!(files, ["/hello.md"]);
+
+    let killed = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(killed.expect("run kill").success());
+    let status = child.wait().expect("wait for markdrop");
+    assert!(status.success(), "SIGTERM stops the emulator cleanly: {status}");
 }

@@ -4,6 +4,8 @@ mod cli;
 mod commonmark_spec;
 mod dropbox_client;
 mod emulator;
+mod emulator_folder;
 mod gfm_spec;
 mod render_properties;
 mod spec_examples;
+mod support;

@@ -1,0 +1,24 @@
+//! Helpers every test file shares.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen in well under a second.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// An empty directory of the test's own under the system temp dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("markdrop-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after [`DEADLINE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
