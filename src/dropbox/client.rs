@@ -149,7 +149,10 @@ impl DropboxClient {
     }
 
     /// Sends what `request` builds, again after transient failures, and returns a 2xx response.
-    async fn send(&self, request: impl Fn() -> RequestBuilder) -> Result<Response, DropboxError> {
+    async fn send(
+        &self,
+        request: impl Fn() -> RequestBuilder + Send + Sync,
+    ) -> Result<Response, DropboxError> {
         let retry = self.inner.retry;
         let mut attempt = 0;
         loop {
@@ -242,8 +245,9 @@ impl AccountClient {
         Ok(result.metadata)
     }
 
-    /// `files/download`.
-    pub async fn download(&self, path: &str) -> Result<Download, DropboxError> {
+    /// `files/download`, refusing a file over `limit` bytes before reading its body (a huge
+    /// file named `.md` must not exhaust the worker's memory).
+    pub async fn download(&self, path: &str, limit: u64) -> Result<Download, DropboxError> {
         let arg = header_arg(&json!({ "path": path }))?;
         let url = self.client.route_url(&self.client.inner.content_url, "files/download");
         let response = self
@@ -258,13 +262,28 @@ impl AccountClient {
         let metadata = response
             .headers()
             .get(API_RESULT)
-            .ok_or_else(|| unexpected("a download without a Dropbox-API-Result header"))
+            .ok_or_else(|| {
+                DropboxError::unexpected_success("a download without a Dropbox-API-Result header")
+            })
             .and_then(|value| {
-                serde_json::from_slice::<FileMetadata>(value.as_bytes())
-                    .map_err(|error| unexpected(&format!("Dropbox-API-Result: {error}")))
+                serde_json::from_slice::<FileMetadata>(value.as_bytes()).map_err(|error| {
+                    DropboxError::unexpected_success(format!("Dropbox-API-Result: {error}"))
+                })
             })?;
-        let content = response.bytes().await.map_err(DropboxError::Transport)?;
-        Ok(Download { metadata, content })
+        if metadata.size > limit {
+            return Err(DropboxError::TooLarge { size: metadata.size, limit });
+        }
+        let mut response = response;
+        let mut content =
+            bytes::BytesMut::with_capacity(usize::try_from(metadata.size).unwrap_or(0));
+        // The metadata's size is Dropbox's word; the body is what counts.
+        while let Some(chunk) = response.chunk().await.map_err(DropboxError::Transport)? {
+            content.extend_from_slice(&chunk);
+            if content.len() as u64 > limit {
+                return Err(DropboxError::TooLarge { size: content.len() as u64, limit });
+            }
+        }
+        Ok(Download { metadata, content: content.freeze() })
     }
 
     /// `files/upload` in overwrite mode with `mute` (no desktop notification for a generated
@@ -308,7 +327,7 @@ impl AccountClient {
             Some(arg) => serde_json::to_vec(arg),
             None => serde_json::to_vec(&()),
         }
-        .map_err(|error| unexpected(&format!("cannot encode the argument: {error}")))?;
+        .map_err(|error| DropboxError::local(format!("cannot encode the argument: {error}")))?;
         let body = Bytes::from(body);
         let url = self.client.route_url(&self.client.inner.api_url, route);
         let response = self
@@ -328,7 +347,7 @@ impl AccountClient {
     /// once more when Dropbox answers `expired_access_token` anyway.
     async fn authorized(
         &self,
-        request: impl Fn(HeaderValue) -> RequestBuilder,
+        request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
     ) -> Result<Response, DropboxError> {
         let mut tokens = self.tokens.read().await.clone();
         if tokens.expires_soon() {
@@ -368,13 +387,14 @@ impl AccountClient {
 
 fn bearer(token: &SecretString) -> Result<HeaderValue, DropboxError> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-        .map_err(|_| unexpected("the access token is not a valid header value"))?;
+        .map_err(|_| DropboxError::local("the access token is not a valid header value"))?;
     value.set_sensitive(true);
     Ok(value)
 }
 
 fn header_arg(arg: &serde_json::Value) -> Result<String, DropboxError> {
-    header_json(arg).map_err(|error| unexpected(&format!("cannot encode the argument: {error}")))
+    header_json(arg)
+        .map_err(|error| DropboxError::local(format!("cannot encode the argument: {error}")))
 }
 
 async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T, DropboxError> {
@@ -382,10 +402,6 @@ async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T, Dropbox
     let body = response.bytes().await.map_err(DropboxError::Transport)?;
     serde_json::from_slice(&body)
         .map_err(|error| DropboxError::Unexpected { status, detail: error.to_string() })
-}
-
-fn unexpected(detail: &str) -> DropboxError {
-    DropboxError::Unexpected { status: 200, detail: detail.to_owned() }
 }
 
 #[cfg(test)]

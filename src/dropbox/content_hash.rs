@@ -21,6 +21,7 @@ impl ContentHasher {
         Self::default()
     }
 
+    /// Feeds the next piece of the content, of any length.
     pub fn update(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             let take = data.len().min(BLOCK_SIZE - self.block_len);
@@ -33,6 +34,7 @@ impl ContentHasher {
         }
     }
 
+    /// The content hash of everything fed, in lowercase hex.
     pub fn finalize(mut self) -> String {
         // An empty file has no blocks at all: its hash is SHA-256 of nothing.
         if self.block_len > 0 {

@@ -17,6 +17,8 @@ const WRITE_CONTENTION_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest piece of an unexpected body kept for the log.
 const MAX_DETAIL: usize = 300;
 
+/// Every way a Dropbox call can fail, each a decision for the caller (refresh, unlink,
+/// reschedule, recover from `reset`, report).
 #[derive(Debug, thiserror::Error)]
 pub enum DropboxError {
     /// 401 `expired_access_token`: refresh and try again (the client does this once by itself).
@@ -48,7 +50,7 @@ pub enum DropboxError {
     /// 403 `AccessError`.
     #[error("Dropbox denied access ({0})")]
     AccessDenied(String),
-    /// 5xx, after the client's own retries (`status` 0: an unreadable token-endpoint answer).
+    /// 5xx, after the client's own retries.
     #[error("Dropbox had a server error ({status})")]
     Server { status: u16 },
     /// No answer (connection, timeout, TLS), after the client's own retries.
@@ -57,8 +59,16 @@ pub enum DropboxError {
     /// An answer that fits none of Dropbox's documented shapes.
     #[error("unexpected answer from Dropbox ({status}): {detail}")]
     Unexpected { status: u16, detail: String },
+    /// A file larger than the caller accepts; nothing past the limit was read.
+    #[error("the file is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: u64, limit: u64 },
+    /// The request could not be made at all (an argument that does not encode, a token that is
+    /// no valid header): a bug on our side, never Dropbox's answer.
+    #[error("cannot call Dropbox: {0}")]
+    Local(String),
 }
 
+/// Which limit a 429 (or a write-lock 409) reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimitReason {
     /// The per-user request rate.
@@ -102,6 +112,15 @@ impl std::fmt::Display for RouteError {
 }
 
 impl DropboxError {
+    pub(crate) fn local(detail: impl Into<String>) -> DropboxError {
+        DropboxError::Local(detail.into())
+    }
+
+    /// A 2xx answer whose shape is not what the route documents.
+    pub(crate) fn unexpected_success(detail: impl Into<String>) -> DropboxError {
+        DropboxError::Unexpected { status: 200, detail: detail.into() }
+    }
+
     /// Whether the client itself should try again after a pause (5xx and no answer at all).
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, DropboxError::Server { .. } | DropboxError::Transport(_))

@@ -6,6 +6,8 @@
 //! cannot be refreshed with the client id alone), and `account_id` beside the standard fields.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::SystemTime;
 
 use oauth2::basic::{
@@ -13,10 +15,10 @@ use oauth2::basic::{
     BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    AsyncHttpClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, HttpClientError, HttpRequest, HttpResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -109,7 +111,7 @@ impl DropboxClient {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(redirect_uri.clone())))
             .set_pkce_verifier(verifier)
-            .request_async(self.http())
+            .request_async(&TokenEndpoint(self.http().clone()))
             .await
             .map_err(|error| match token_error(error) {
                 DropboxError::RefreshRefused(description) => DropboxError::CodeRefused(description),
@@ -120,11 +122,13 @@ impl DropboxClient {
             .account_id
             .as_deref()
             .map(AccountId::parse)
-            .ok_or_else(|| unexpected("the token response has no account_id"))?
-            .map_err(|error| unexpected(&error.to_string()))?;
-        let refresh_token = response
-            .refresh_token()
-            .ok_or_else(|| unexpected("the token response has no refresh token"))?;
+            .ok_or_else(|| {
+                DropboxError::unexpected_success("the token response has no account_id")
+            })?
+            .map_err(|error| DropboxError::unexpected_success(error.to_string()))?;
+        let refresh_token = response.refresh_token().ok_or_else(|| {
+            DropboxError::unexpected_success("the token response has no refresh token")
+        })?;
         Ok(Grant {
             account_id,
             tokens: AccountTokens {
@@ -148,7 +152,7 @@ pub(super) async fn refresh(
         let outcome = client
             .oauth()
             .exchange_refresh_token(&token)
-            .request_async(client.http())
+            .request_async(&TokenEndpoint(client.http().clone()))
             .await
             .map_err(token_error);
         match outcome {
@@ -167,7 +171,53 @@ pub(super) async fn refresh(
     }
 }
 
-type TokenRequestError = RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>;
+/// What the token endpoint answered that oauth2 should not try to read as an OAuth error.
+#[derive(Debug, thiserror::Error)]
+enum TokenEndpointError {
+    #[error(transparent)]
+    Http(#[from] HttpClientError<reqwest::Error>),
+    /// A rate limit, a server error, or a page that is no OAuth error: oauth2 would report
+    /// these as unreadable without their status, so they are classified here, as on the API.
+    #[error(transparent)]
+    Dropbox(DropboxError),
+}
+
+/// oauth2's HTTP client for the token endpoint: the shared reqwest client, plus the status
+/// classification of every other Dropbox call for answers that are not OAuth errors. (A named
+/// type owning its (cheaply cloned) client, shaped like oauth2's own reqwest client: a closure
+/// or a borrowed client makes callers' futures fail rustc's higher-ranked `Send` check.)
+struct TokenEndpoint(reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for TokenEndpoint {
+    type Error = TokenEndpointError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<HttpResponse, TokenEndpointError>> + Send + Sync + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(call_token_endpoint(&self.0, request))
+    }
+}
+
+async fn call_token_endpoint(
+    http: &reqwest::Client,
+    request: HttpRequest,
+) -> Result<HttpResponse, TokenEndpointError> {
+    let response = http.call(request).await?;
+    let is_oauth_error = || {
+        serde_json::from_slice::<serde_json::Value>(response.body())
+            .is_ok_and(|body| body["error"].is_string())
+    };
+    if response.status().is_success() || (response.status().is_client_error() && is_oauth_error()) {
+        return Ok(response);
+    }
+    Err(TokenEndpointError::Dropbox(DropboxError::from_response(
+        response.status(),
+        response.headers(),
+        response.body(),
+    )))
+}
+
+type TokenRequestError = RequestTokenError<TokenEndpointError, BasicErrorResponse>;
 
 fn token_error(error: TokenRequestError) -> DropboxError {
     match error {
@@ -181,14 +231,11 @@ fn token_error(error: TokenRequestError) -> DropboxError {
                 },
             }
         }
-        RequestTokenError::Request(HttpClientError::Reqwest(error)) => {
+        RequestTokenError::Request(TokenEndpointError::Dropbox(error)) => error,
+        RequestTokenError::Request(TokenEndpointError::Http(HttpClientError::Reqwest(error))) => {
             DropboxError::Transport(*error)
         }
-        // oauth2 reports any unreadable answer, a load balancer's 5xx page most likely, as a
-        // parse failure without its status: treat it as a server error (status 0, unknown),
-        // so it is retried like one.
-        RequestTokenError::Parse(..) => DropboxError::Server { status: 0 },
-        other => unexpected(&other.to_string()),
+        other => DropboxError::local(other.to_string()),
     }
 }
 
@@ -196,8 +243,4 @@ fn join(base: &Url, path: &str) -> Url {
     let mut url = base.clone();
     url.set_path(&format!("{}/{path}", base.path().trim_end_matches('/')));
     url
-}
-
-fn unexpected(detail: &str) -> DropboxError {
-    DropboxError::Unexpected { status: 200, detail: detail.to_owned() }
 }

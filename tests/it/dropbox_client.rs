@@ -63,15 +63,20 @@ impl TestDropbox {
 
     fn fail_next(&self, route: &str, times: u32, status: u16, content_type: &str, body: &str) {
         self.emulator().add_fault(FaultRule {
-            route: route.to_owned(),
-            account_id: None,
-            times,
-            status,
-            body: body.to_owned(),
             content_type: content_type.to_owned(),
-            headers: Vec::new(),
-            delay: None,
+            ..FaultRule::status(route, times, status, body)
         });
+    }
+}
+
+/// Downloads with a limit no test file comes near.
+trait DownloadAny {
+    async fn download_any(&self, path: &str) -> Result<markdrop::dropbox::Download, DropboxError>;
+}
+
+impl DownloadAny for AccountClient {
+    async fn download_any(&self, path: &str) -> Result<markdrop::dropbox::Download, DropboxError> {
+        self.download(path, 1 << 20).await
     }
 }
 
@@ -111,7 +116,7 @@ async fn an_upload_downloads_byte_for_byte_with_its_content_hash() {
     assert_eq!(uploaded.path_display.as_deref(), Some("/Notes/ReadMe.html"));
     assert_eq!(uploaded.content_hash.as_deref(), Some(content_hash(&content).as_str()));
 
-    let download = session.download("/notes/readme.html").await.expect("download");
+    let download = session.download_any("/notes/readme.html").await.expect("download");
     assert_eq!(download.content, content);
     assert_eq!(download.metadata.rev, uploaded.rev);
     assert_eq!(
@@ -129,7 +134,7 @@ async fn non_ascii_and_emoji_names_survive_every_route() {
     let session = dropbox.session();
     for path in ["/Café/Größe — notes.md", "/Ideas/😀 plan.md", "/日本語/メモ.md"] {
         dropbox.emulator().put_file(dropbox.id(), path, path.as_bytes().to_vec()).expect("put");
-        let download = session.download(path).await.expect(path);
+        let download = session.download_any(path).await.expect(path);
         assert_eq!(download.content, path.as_bytes(), "{path}");
         assert_eq!(download.metadata.path_display.as_deref(), Some(path));
         let html = path.replace(".md", ".html");
@@ -198,7 +203,7 @@ async fn missing_paths_and_deletes_answer_as_dropbox_does() {
         Err(DropboxError::Route(route)) => assert!(route.is_not_found(), "{route}"),
         other => panic!("expected not_found, got {other:?}"),
     }
-    match session.download("/nowhere.md").await {
+    match session.download_any("/nowhere.md").await {
         Err(DropboxError::Route(route)) => assert!(route.is_not_found(), "{route}"),
         other => panic!("expected not_found, got {other:?}"),
     }
@@ -281,24 +286,6 @@ async fn revoking_ends_the_link() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_scope_names_the_scope() {
-    let dropbox = TestDropbox::start().await;
-    dropbox.fail_next(
-        "files/download",
-        1,
-        401,
-        "application/json",
-        r#"{"error_summary": "missing_scope/.", "error": {".tag": "missing_scope", "required_scope": "files.content.read"}}"#,
-    );
-    match dropbox.session().download("/x.md").await {
-        Err(DropboxError::MissingScope { required_scope }) => {
-            assert_eq!(required_scope, "files.content.read")
-        }
-        other => panic!("expected a missing scope, got {other:?}"),
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_comes_back_with_its_wait_and_is_not_retried() {
     let dropbox = TestDropbox::start().await;
     dropbox.fail_next(
@@ -321,16 +308,13 @@ async fn a_rate_limit_comes_back_with_its_wait_and_is_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_text_rate_limit_takes_its_wait_from_retry_after() {
     let dropbox = TestDropbox::start().await;
-    dropbox.emulator().add_fault(FaultRule {
-        route: "files/upload".to_owned(),
-        account_id: Some(dropbox.id().to_owned()),
-        times: 1,
-        status: 429,
-        body: "Too many requests".to_owned(),
-        content_type: "text/plain; charset=utf-8".to_owned(),
-        headers: vec![("Retry-After".to_owned(), "17".to_owned())],
-        delay: None,
-    });
+    dropbox.emulator().add_fault(
+        FaultRule {
+            headers: vec![("Retry-After".to_owned(), "17".to_owned())],
+            ..FaultRule::status("files/upload", 1, 429, "Too many requests")
+        }
+        .for_account(dropbox.id()),
+    );
     match dropbox.session().upload("/x.html", Bytes::from_static(b"x")).await {
         Err(DropboxError::RateLimited { retry_after, .. }) => {
             assert_eq!(retry_after, Duration::from_secs(17))
@@ -451,4 +435,96 @@ async fn approve(authorize: &Url, state: &str) -> String {
     let params: Vec<(String, String)> = location.query_pairs().into_owned().collect();
     assert!(params.contains(&("state".to_owned(), state.to_owned())), "{location}");
     params.into_iter().find(|(k, _)| k == "code").map(|(_, v)| v).expect("a code")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_error_is_access_denied() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.fail_next(
+        "files/list_folder",
+        1,
+        403,
+        "application/json",
+        r#"{"error_summary": "no_permission/..", "error": {".tag": "no_permission"}}"#,
+    );
+    match dropbox.session().list_folder("", true, None).await {
+        Err(DropboxError::AccessDenied(tag)) => assert_eq!(tag, "no_permission"),
+        other => panic!("expected access denied, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_without_its_result_header_is_unexpected() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.fail_next("files/download", 1, 200, "application/octet-stream", "bytes");
+    assert!(matches!(
+        dropbox.session().download_any("/x.md").await,
+        Err(DropboxError::Unexpected { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_limit_is_refused_without_reading_it() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().put_file(dropbox.id(), "/big.md", vec![b'#'; 4096]).expect("put");
+    match dropbox.session().download("/big.md", 1000).await {
+        Err(DropboxError::TooLarge { size, limit }) => assert_eq!((size, limit), (4096, 1000)),
+        other => panic!("expected too large, got {other:?}"),
+    }
+    let small = dropbox.session().download("/big.md", 4096).await.expect("at the limit is fine");
+    assert_eq!(small.content.len(), 4096);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_outage_is_retried_through() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.fail_next("oauth2/token", 2, 503, "text/html", "<h1>Service Unavailable</h1>");
+    dropbox.emulator().expire_access_tokens(dropbox.id());
+    dropbox.session().get_current_account().await.expect("refreshed on the third try");
+    assert_eq!(dropbox.emulator().stats().total_calls("oauth2/token"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_refresh_reports_its_wait() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().add_fault(FaultRule {
+        headers: vec![("Retry-After".to_owned(), "30".to_owned())],
+        ..FaultRule::status("oauth2/token", 1, 429, "Too many requests")
+    });
+    dropbox.emulator().expire_access_tokens(dropbox.id());
+    match dropbox.session().get_current_account().await {
+        Err(DropboxError::RateLimited { retry_after, .. }) => {
+            assert_eq!(retry_after, Duration::from_secs(30))
+        }
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_a_scope_is_refused_that_scope_by_name() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().sign_in(dropbox.id());
+    dropbox.emulator().put_file(dropbox.id(), "/a.md", "a").expect("put");
+    let redirect: Url = "http://localhost:5000/oauth/callback".parse().expect("url");
+    let (challenge, verifier) = new_pkce();
+    let mut authorize = dropbox.client.authorize_url(&redirect, "s", challenge);
+    // A person (or an app console) can grant fewer scopes than markdrop asks for.
+    let narrowed: Vec<(String, String)> = authorize
+        .query_pairs()
+        .map(|(k, v)| match k.as_ref() {
+            "scope" => (k.into_owned(), "account_info.read files.metadata.read".to_owned()),
+            _ => (k.into_owned(), v.into_owned()),
+        })
+        .collect();
+    authorize.query_pairs_mut().clear().extend_pairs(narrowed);
+    let code = approve(&authorize, "s").await;
+    let grant = dropbox.client.exchange_code(&code, &redirect, verifier).await.expect("exchange");
+    let session = dropbox.client.account(grant.tokens);
+    assert!(matches!(session.get_metadata("/a.md").await, Ok(Metadata::File(_))));
+    match session.download_any("/a.md").await {
+        Err(DropboxError::MissingScope { required_scope }) => {
+            assert_eq!(required_scope, "files.content.read")
+        }
+        other => panic!("expected a missing scope, got {other:?}"),
+    }
 }
