@@ -12,9 +12,14 @@ const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 ///
 /// An empty file has no blocks at all, so its hash is SHA-256 of nothing (not of one empty block).
 pub fn content_hash(content: &[u8]) -> String {
+    combine(content.chunks(BLOCK_SIZE).map(|block| Sha256::digest(block).into()))
+}
+
+/// The second step on its own: SHA-256 over the raw concatenated block digests, as hex.
+fn combine(block_digests: impl IntoIterator<Item = [u8; 32]>) -> String {
     let mut overall = Sha256::new();
-    for block in content.chunks(BLOCK_SIZE) {
-        overall.update(Sha256::digest(block));
+    for digest in block_digests {
+        overall.update(digest);
     }
     hex::encode(overall.finalize())
 }
@@ -66,12 +71,13 @@ mod tests {
             "c68469027410ea393eba6551b9fa1e26db775f00eae70a0c3c129a0011a39cf9",
             "7376192de020925ce6c5ef5a8a0405e931b0a9a8c75517aacd9ca24a8a56818b",
         ];
-        let mut overall = Sha256::new();
-        for block in blocks {
-            overall.update(hex::decode(block).unwrap());
-        }
+        let digests = blocks.map(|block| {
+            let mut digest = [0; 32];
+            hex::decode_to_slice(block, &mut digest).unwrap();
+            digest
+        });
         assert_eq!(
-            hex::encode(overall.finalize()),
+            combine(digests),
             "485291fa0ee50c016982abbfa943957bcd231aae0492ccbaa22c58e3997b35e0"
         );
     }

@@ -19,7 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::wire::TEXT_PLAIN;
+use super::wire::{TEXT_PLAIN, percent_decode};
 use super::{Emulator, EmulatorError, FaultRule};
 
 /// Control writes are files of any size a test may want, up to Dropbox's own upload limit.
@@ -192,36 +192,5 @@ async fn file(
         },
         Method::DELETE => done(emulator.delete_path(&account_id, &path)),
         _ => HttpResponse::MethodNotAllowed().finish(),
-    }
-}
-
-/// Decodes `%XX` escapes (and nothing else: `+` stays a plus in a path); `None` if the
-/// escapes are broken or the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3)?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            decoded.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(decoded).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding_keeps_plus_signs_and_refuses_broken_escapes() {
-        assert_eq!(percent_decode("a%20b+c%C3%A9").as_deref(), Some("a b+cé"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("%FF"), None);
     }
 }

@@ -14,6 +14,7 @@
 mod clock;
 mod content_hash;
 mod control;
+mod cursor;
 mod faults;
 mod folder;
 mod oauth;
@@ -25,7 +26,7 @@ mod tokens;
 mod webhooks;
 mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,7 +34,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
-use tokio::sync::mpsc;
+use tokio::sync::{Barrier, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use self::content_hash::content_hash;
@@ -43,7 +44,7 @@ pub use self::stats::Stats;
 pub use self::webhooks::ChallengeError;
 
 use self::path::DropboxPath;
-use self::state::{Cursor, Minter, MoveError, Namespace, NodeKind, WriteMode, WriteRequest};
+use self::state::{Minter, MoveError, Namespace, NodeKind, WriteMode, WriteRequest};
 use self::tokens::{ClientAuth, Tokens, all_scopes, random_token};
 use self::wire::{Conflict, WriteError};
 
@@ -54,6 +55,9 @@ pub struct EmulatorConfig {
     pub app_secret: String,
     /// Where signed webhook notifications go; None = no webhooks.
     pub webhook_url: Option<url::Url>,
+    /// The redirect URIs registered in the App Console: `/oauth2/authorize` refuses any other
+    /// with an error page. Empty = any http(s) URI is accepted.
+    pub redirect_uris: Vec<url::Url>,
     /// `/oauth2/authorize` approves at once as the signed-in account instead of showing the
     /// consent page.
     pub auto_approve: bool,
@@ -62,19 +66,25 @@ pub struct EmulatorConfig {
     /// First delay of the webhook retry backoff (Dropbox retries ~10 min with exponential
     /// backoff); small in tests.
     pub webhook_retry_base: Duration,
+    /// Changes within this long of the first go out as one notification (Dropbox batches
+    /// several accounts); default 100 ms.
+    pub webhook_batch_window: Duration,
 }
 
 impl EmulatorConfig {
-    /// An app with the given key and secret: no webhooks, the consent page shown, 4-hour tokens,
-    /// webhook retries starting after one second.
+    /// An app with the given key and secret: no webhooks, any redirect URI, the consent page
+    /// shown, 4-hour tokens, webhook retries starting after one second, webhooks batched over
+    /// 100 ms.
     pub fn new(app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
         EmulatorConfig {
             app_key: app_key.into(),
             app_secret: app_secret.into(),
             webhook_url: None,
+            redirect_uris: Vec::new(),
             auto_approve: false,
             access_token_lifetime: Duration::from_secs(4 * 3600),
             webhook_retry_base: Duration::from_secs(1),
+            webhook_batch_window: Duration::from_millis(100),
         }
     }
 }
@@ -85,9 +95,14 @@ impl fmt::Debug for EmulatorConfig {
             .field("app_key", &self.app_key)
             .field("app_secret", &"[redacted]")
             .field("webhook_url", &self.webhook_url.as_ref().map(url::Url::as_str))
+            .field(
+                "redirect_uris",
+                &self.redirect_uris.iter().map(url::Url::as_str).collect::<Vec<_>>(),
+            )
             .field("auto_approve", &self.auto_approve)
             .field("access_token_lifetime", &self.access_token_lifetime)
             .field("webhook_retry_base", &self.webhook_retry_base)
+            .field("webhook_batch_window", &self.webhook_batch_window)
             .finish()
     }
 }
@@ -134,10 +149,18 @@ struct Inner {
     world: Mutex<World>,
     stats: stats::Recorder,
     faults: Mutex<Vec<FaultRule>>,
+    holds: Mutex<Vec<Hold>>,
     /// Accounts that changed, for the webhook sender; `None` without a webhook URL.
     changes: Option<mpsc::UnboundedSender<String>>,
     /// The sender's end, taken by the first [`Emulator::start`].
     changes_receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+}
+
+/// A gate for [`Emulator::hold_calls`]: the calls still to be caught, and the barrier they wait at.
+struct Hold {
+    route: String,
+    remaining: usize,
+    barrier: Arc<Barrier>,
 }
 
 /// Everything behind the one lock. Handlers hold it only for in-memory work, never across an
@@ -145,7 +168,7 @@ struct Inner {
 #[derive(Default)]
 struct World {
     accounts: BTreeMap<String, Account>,
-    cursors: HashMap<String, Cursor>,
+    listings: cursor::Listings,
     tokens: Tokens,
     signed_in: Option<String>,
     mint: Mint,
@@ -182,6 +205,8 @@ pub struct RunningEmulator {
     url: url::Url,
     server: ServerHandle,
     webhook_sender: Option<JoinHandle<()>>,
+    /// Tells the webhook sender to cancel its deliveries and return.
+    webhook_shutdown: Option<oneshot::Sender<()>>,
 }
 
 impl RunningEmulator {
@@ -190,10 +215,19 @@ impl RunningEmulator {
         &self.url
     }
 
-    /// Stops serving and sending webhooks; notifications not yet delivered are dropped.
-    pub async fn stop(self) {
+    /// Stops serving and sending webhooks. When it returns no delivery is in flight or waiting
+    /// to retry: notifications not yet delivered are dropped.
+    pub async fn stop(mut self) {
         let server = self.server.clone();
+        let sender = self.webhook_sender.take();
+        if let Some(shutdown) = self.webhook_shutdown.take() {
+            let _ = shutdown.send(());
+        }
         drop(self);
+        if let Some(sender) = sender {
+            // Err only if the sender panicked or was aborted; it is gone either way.
+            let _ = sender.await;
+        }
         server.stop(false).await;
     }
 }
@@ -203,6 +237,7 @@ impl Drop for RunningEmulator {
     /// worker threads: the stop command is sent at once, only the waiting is skipped.
     fn drop(&mut self) {
         drop(self.server.stop(false));
+        // Aborting drops the sender's future, and with it the deliveries it owns.
         if let Some(sender) = &self.webhook_sender {
             sender.abort();
         }
@@ -210,6 +245,8 @@ impl Drop for RunningEmulator {
 }
 
 impl Emulator {
+    /// An emulator for the app `config` describes, with no accounts yet. Nothing is served until
+    /// [`Emulator::start`]; the test controls work at once.
     pub fn new(config: EmulatorConfig) -> Emulator {
         let (changes, receiver) = match config.webhook_url {
             Some(_) => {
@@ -224,6 +261,7 @@ impl Emulator {
                 world: Mutex::default(),
                 stats: stats::Recorder::default(),
                 faults: Mutex::default(),
+                holds: Mutex::default(),
                 changes,
                 changes_receiver: Mutex::new(receiver),
             }),
@@ -254,19 +292,35 @@ impl Emulator {
         let handle = server.handle();
         tokio::spawn(server);
         let receiver = self.lock(&self.inner.changes_receiver).take();
-        let webhook_sender = match (receiver, self.inner.config.webhook_url.clone()) {
-            (Some(receiver), Some(target)) => Some(tokio::spawn(webhooks::run(
-                receiver,
-                target,
-                self.inner.config.app_secret.clone(),
-                self.inner.config.webhook_retry_base,
-                self.inner.stats.clone(),
-                self.uids(),
-            ))),
-            _ => None,
-        };
+        let (webhook_sender, webhook_shutdown) =
+            match (receiver, self.inner.config.webhook_url.clone()) {
+                (Some(receiver), Some(target)) => {
+                    let settings = webhooks::Settings {
+                        target,
+                        app_secret: self.inner.config.app_secret.clone(),
+                        retry_base: self.inner.config.webhook_retry_base,
+                        batch_window: self.inner.config.webhook_batch_window,
+                        stats: self.inner.stats.clone(),
+                        uids: self.uids(),
+                    };
+                    let (shutdown, shut_down) = oneshot::channel::<()>();
+                    let shut_down = async move {
+                        // A dropped sender means the same as a sent signal: stop.
+                        let _ = shut_down.await;
+                    };
+                    let sender = tokio::spawn(webhooks::run(receiver, settings, shut_down));
+                    (Some(sender), Some(shutdown))
+                }
+                _ => (None, None),
+            };
         tracing::debug!(%url, "emulator serving");
-        Ok(RunningEmulator { emulator: self, url, server: handle, webhook_sender })
+        Ok(RunningEmulator {
+            emulator: self,
+            url,
+            server: handle,
+            webhook_sender,
+            webhook_shutdown,
+        })
     }
 
     fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> MutexGuard<'a, T> {
@@ -453,18 +507,58 @@ impl Emulator {
         webhooks::challenge(target).await
     }
 
+    /// What the emulator has served so far: calls per route and account, peak concurrency,
+    /// webhook deliveries.
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot()
     }
 
+    /// Adds a fault: the next `fault.times` matching calls are delayed and/or answered with the
+    /// fault's response instead of normally. Rules are matched in the order they were added.
     pub fn add_fault(&self, fault: FaultRule) {
         tracing::debug!(route = %fault.route, status = fault.status, times = fault.times, "fault added");
         self.lock(&self.inner.faults).push(fault);
     }
 
-    /// Takes one use of the fault matching a call, if any.
-    fn take_fault(&self, route: &str, account_id: Option<&str>) -> Option<FaultRule> {
-        faults::take(&mut self.lock(&self.inner.faults), route, account_id)
+    /// Holds the next `calls` calls to `route` (`"files/upload"`, `"oauth2/token"`, …) until all
+    /// of them are waiting, then lets them go together: a way to have exactly that many calls in
+    /// flight at once that does not rest on a delay being long enough. Held calls count as in
+    /// flight; the ones after them pass freely.
+    pub fn hold_calls(&self, route: &str, calls: usize) {
+        if calls == 0 {
+            return;
+        }
+        let barrier = Arc::new(Barrier::new(calls));
+        let hold = Hold { route: route.to_owned(), remaining: calls, barrier };
+        self.lock(&self.inner.holds).push(hold);
+    }
+
+    /// What every call goes through before it is served: a hold, then a fault. Returns the
+    /// fault's response, or `None` to serve the call normally.
+    async fn intercept(&self, route: &str, account_id: &str) -> Option<actix_web::HttpResponse> {
+        let barrier = {
+            let mut holds = self.lock(&self.inner.holds);
+            let index = holds.iter().position(|hold| hold.route == route);
+            index.map(|index| {
+                let hold = &mut holds[index];
+                hold.remaining -= 1;
+                let barrier = hold.barrier.clone();
+                if hold.remaining == 0 {
+                    holds.remove(index);
+                }
+                barrier
+            })
+        };
+        if let Some(barrier) = barrier {
+            barrier.wait().await;
+        }
+        let fault = faults::take(&mut self.lock(&self.inner.faults), route, Some(account_id))?;
+        if let Some(delay) = fault.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let response = fault.response()?;
+        tracing::debug!(route, status = fault.status, "fault injected");
+        Some(response)
     }
 
     /// Every cursor issued so far for the account gets 409 `reset` on `list_folder/continue`.

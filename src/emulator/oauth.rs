@@ -20,7 +20,7 @@ use super::Emulator;
 use super::tokens::{
     ClientAuth, Code, PendingConsent, Tokens, all_scopes, join_scopes, parse_scopes, random_token,
 };
-use super::wire::TEXT_PLAIN;
+use super::wire::{TEXT_PLAIN, form_decode};
 
 const DECISION_PATH: &str = "/oauth2/authorize/decision";
 const NO_AUTH_FUNCTION: &str = "No auth function available for given request";
@@ -39,10 +39,25 @@ fn parameters(encoded: &[u8], into: &mut HashMap<String, String>) {
     }
 }
 
-/// A browser-facing refusal: Dropbox shows an error page and redirects nowhere.
-fn refuse_page(message: &str) -> HttpResponse {
-    HttpResponse::BadRequest().content_type(TEXT_PLAIN).body(message.to_owned())
+#[derive(Template)]
+#[template(path = "emulator/error.html")]
+struct ErrorPage<'a> {
+    message: &'a str,
 }
+
+/// A browser-facing refusal: Dropbox shows an error page and redirects nowhere, since the
+/// request is not to be trusted with a redirect.
+fn refuse_page(message: &str) -> HttpResponse {
+    match (ErrorPage { message }).render() {
+        Ok(html) => HttpResponse::BadRequest().content_type(TEXT_HTML).body(html),
+        Err(error) => {
+            tracing::error!(%error, "error page failed to render");
+            HttpResponse::BadRequest().content_type(TEXT_PLAIN).body(message.to_owned())
+        }
+    }
+}
+
+const TEXT_HTML: &str = "text/html; charset=utf-8";
 
 #[derive(Template)]
 #[template(path = "emulator/consent.html")]
@@ -82,8 +97,8 @@ async fn authorize(request: HttpRequest, emulator: web::Data<Emulator>) -> HttpR
     };
     match page.render() {
         Ok(html) => {
-            emulator.world().tokens.consents.insert(request_id, consent);
-            HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
+            emulator.world().tokens.hold_consent(request_id, consent);
+            HttpResponse::Ok().content_type(TEXT_HTML).body(html)
         }
         Err(error) => {
             tracing::error!(%error, "consent page failed to render");
@@ -109,6 +124,13 @@ fn check_authorize(
         let parsed = url::Url::parse(uri).map_err(|_| "Invalid redirect_uri.")?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err("Invalid redirect_uri.");
+        }
+        // Compared parsed, so `http://host` and `http://host/` are one URI; Dropbox requires
+        // an exact match with a URI registered in the App Console.
+        let registered = &emulator.config().redirect_uris;
+        if !registered.is_empty() && !registered.contains(&parsed) {
+            return Err("Invalid redirect_uri. It must exactly match one of the redirect URIs \
+                        you've pre-configured for your app (including the path).");
         }
     }
     let state = get("state").map(str::to_owned);
@@ -184,7 +206,7 @@ struct Decision {
 }
 
 async fn decide(form: web::Form<Decision>, emulator: web::Data<Emulator>) -> HttpResponse {
-    let consent = emulator.world().tokens.consents.remove(&form.request);
+    let consent = emulator.world().tokens.take_consent(&form.request);
     let Some(consent) = consent else {
         return refuse_page("This authorization request is unknown or was already answered.");
     };
@@ -224,9 +246,7 @@ fn client(request: &HttpRequest, params: &HashMap<String, String>) -> Client {
         .and_then(|value| value.strip_prefix("Basic "))
         .and_then(|encoded| STANDARD.decode(encoded.trim()).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok())
-        .and_then(|pair| {
-            pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned()))
-        });
+        .and_then(|pair| basic_credentials(&pair));
     match basic {
         Some((id, secret)) => Client { id: Some(id), secret: Some(secret) },
         None => Client {
@@ -234,6 +254,13 @@ fn client(request: &HttpRequest, params: &HashMap<String, String>) -> Client {
             secret: params.get("client_secret").cloned(),
         },
     }
+}
+
+/// `id:secret` from a Basic header. RFC 6749 §2.3.1 form-urlencodes both before joining them
+/// (the oauth2 crate does), so a `:` inside either is escaped and the first one splits.
+fn basic_credentials(pair: &str) -> Option<(String, String)> {
+    let (id, secret) = pair.split_once(':')?;
+    Some((form_decode(id)?, form_decode(secret)?))
 }
 
 async fn issue_token(
@@ -263,13 +290,8 @@ async fn issue_token(
             .unwrap_or_default()
     };
     emulator.inner.stats.count("oauth2/token", &account_id);
-    if let Some(fault) = emulator.take_fault("oauth2/token", Some(&account_id)) {
-        if let Some(delay) = fault.delay {
-            tokio::time::sleep(delay).await;
-        }
-        if let Some(response) = fault.response() {
-            return response;
-        }
+    if let Some(response) = emulator.intercept("oauth2/token", &account_id).await {
+        return response;
     }
     let grant_type = params.get("grant_type").map(String::as_str).unwrap_or_default();
     tracing::debug!(%grant_type, %account_id, "token request");

@@ -1,8 +1,12 @@
 //! The `/2/…` routes markdrop uses, answered like Dropbox: route styles (rpc, upload, download),
 //! bearer-token checks, scopes, argument decoding and each route's results and errors.
 //!
-//! Every call goes through [`call`]: count it, apply any fault, then check the request in the
-//! order Dropbox reports problems (Content-Type, token, scope, argument) and run the route.
+//! Every call goes through [`call`]: count it, hold it or apply a fault if a test asked for one,
+//! then check the request in the order Dropbox reports problems (Content-Type, token, scope,
+//! argument) and run the route. An upload's body is read only once those checks have passed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,14 +14,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::cursor::{Cursor, Page};
 use super::path::{DropboxPath, PathArg, PathProblem, parse_arg};
-use super::state::{Cursor, ListScope, NodeKind, WriteMode, WriteRequest};
+use super::state::{Entry, ListScope, NodeKind, WriteMode, WriteRequest};
 use super::stats::Concurrency;
 use super::tokens::{Caller, random_token};
 use super::wire::{
     AuthFailure, CallError, LookupError, RouteError, TEXT_PLAIN, WriteError, header_safe_json,
 };
-use super::{Emulator, World, clock};
+use super::{Account, Emulator, World, clock};
 
 /// Dropbox's limit for a single `files/upload` (larger files need upload sessions).
 const MAX_UPLOAD: usize = 150 * 1024 * 1024;
@@ -119,14 +124,8 @@ async fn call(
     tracing::debug!(route = %name, %account_id, "api call");
     emulator.inner.stats.count(&name, &account_id);
     let _in_flight = emulator.inner.stats.enter(route.concurrency(), &account_id);
-    if let Some(fault) = emulator.take_fault(&name, Some(&account_id)) {
-        if let Some(delay) = fault.delay {
-            tokio::time::sleep(delay).await;
-        }
-        if let Some(response) = fault.response() {
-            tracing::debug!(route = %name, status = fault.status, "fault injected");
-            return response;
-        }
+    if let Some(response) = emulator.intercept(&name, &account_id).await {
+        return response;
     }
     let mut response = match serve(route, &request, payload, &emulator).await {
         Ok(response) => response,
@@ -169,24 +168,28 @@ async fn serve(
     payload: web::Payload,
     emulator: &Emulator,
 ) -> Result<HttpResponse, CallError> {
-    let style = route.style();
-    let limit = if style == Style::Upload { MAX_UPLOAD } else { MAX_RPC_BODY };
-    let body = match payload.to_bytes_limited(limit).await {
+    let headers = request.headers();
+    if route == Route::Upload {
+        // Up to 150 MiB: everything that can refuse the upload is checked before any of it is
+        // read, so a refused one costs no buffering. Its argument is in a header, not the body.
+        check_content_type(Style::Upload, headers, false)?;
+        let caller = authenticate_for(route, emulator, headers)?;
+        let arg = header_arg(headers)?;
+        let content = match payload.to_bytes_limited(MAX_UPLOAD).await {
+            Ok(Ok(content)) => content,
+            Ok(Err(_)) => return Err(unreadable_body()),
+            Err(_) => return Err(CallError::Route(RouteError::void("payload_too_large"))),
+        };
+        return upload(emulator, &caller, arg, content.to_vec());
+    }
+    // An RPC argument is the body itself (and at most a megabyte), so it is read first.
+    let body = match payload.to_bytes_limited(MAX_RPC_BODY).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => return Err(CallError::BadInput("could not read request body".to_owned())),
-        Err(_) if style == Style::Upload => {
-            return Err(CallError::Route(RouteError::void("payload_too_large")));
-        }
+        Ok(Err(_)) => return Err(unreadable_body()),
         Err(_) => return Err(CallError::BadInput("request body is too large".to_owned())),
     };
-    check_content_type(style, request.headers(), body.is_empty())?;
-    let caller = authenticate(emulator, request.headers())?;
-    if let Some(scope) = route.scope()
-        && !caller.scopes.contains(scope)
-    {
-        return Err(CallError::Unauthorized(AuthFailure::MissingScope(scope)));
-    }
-    let headers = request.headers();
+    check_content_type(route.style(), headers, body.is_empty())?;
+    let caller = authenticate_for(route, emulator, headers)?;
     match route {
         Route::GetCurrentAccount => {
             void_arg(headers, &body)?;
@@ -203,7 +206,27 @@ async fn serve(
         Route::GetMetadata => get_metadata(emulator, &caller, rpc_arg(&body)?),
         Route::DeleteV2 => delete(emulator, &caller, rpc_arg(&body)?),
         Route::Download => download(emulator, &caller, header_arg(headers)?),
-        Route::Upload => upload(emulator, &caller, header_arg(headers)?, body.to_vec()),
+        // Served above, before its body was read; never reached.
+        Route::Upload => Err(unreadable_body()),
+    }
+}
+
+fn unreadable_body() -> CallError {
+    CallError::BadInput("could not read request body".to_owned())
+}
+
+/// The caller behind the bearer token, if it may call `route`.
+fn authenticate_for(
+    route: Route,
+    emulator: &Emulator,
+    headers: &HeaderMap,
+) -> Result<Caller, CallError> {
+    let caller = authenticate(emulator, headers)?;
+    match route.scope() {
+        Some(scope) if !caller.scopes.contains(scope) => {
+            Err(CallError::Unauthorized(AuthFailure::MissingScope(scope)))
+        }
+        _ => Ok(caller),
     }
 }
 
@@ -285,12 +308,29 @@ fn json_response(value: &Value) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(value.to_string())
 }
 
+/// The caller's account. A live token's account always exists; were it gone, the token would be
+/// as good as revoked.
+fn account<'a>(
+    accounts: &'a BTreeMap<String, Account>,
+    caller: &Caller,
+) -> Result<&'a Account, CallError> {
+    accounts.get(&caller.account_id).ok_or_else(account_gone)
+}
+
+fn account_mut<'a>(
+    accounts: &'a mut BTreeMap<String, Account>,
+    caller: &Caller,
+) -> Result<&'a mut Account, CallError> {
+    accounts.get_mut(&caller.account_id).ok_or_else(account_gone)
+}
+
+fn account_gone() -> CallError {
+    CallError::Unauthorized(AuthFailure::InvalidAccessToken)
+}
+
 fn get_current_account(emulator: &Emulator, caller: &Caller) -> Result<HttpResponse, CallError> {
     let world = emulator.world();
-    let account = world
-        .accounts
-        .get(&caller.account_id)
-        .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?;
+    let account = account(&world.accounts, caller)?;
     let name = &account.display_name;
     let (given, surname) = name.split_once(' ').unwrap_or((name, ""));
     let abbreviated: String =
@@ -338,8 +378,11 @@ fn resolve(
         Ok(PathArg::Id(id)) => world
             .accounts
             .get(account_id)
-            .and_then(|account| account.files.find_id(&id))
-            .map(|lower| Target::Path(DropboxPath { display: lower.clone(), lower }))
+            .and_then(|account| {
+                let lower = account.files.find_id(&id)?;
+                let display = account.files.get(&lower)?.display.clone();
+                Some(Target::Path(DropboxPath { display, lower }))
+            })
             .ok_or_else(|| CallError::Route(malformed(LookupError::NotFound))),
         Err(PathProblem::Malformed) => Err(CallError::Route(malformed(LookupError::MalformedPath))),
         Err(problem) => Err(CallError::BadInput(problem.message(raw))),
@@ -385,10 +428,7 @@ fn list_folder(
         Target::Root => String::new(),
         Target::Path(path) => path.lower,
     };
-    let account = world
-        .accounts
-        .get(&caller.account_id)
-        .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?;
+    let account = account(&world.accounts, caller)?;
     if !root.is_empty() {
         match account.files.get(&root) {
             None => return Err(CallError::Route(path_error(LookupError::NotFound))),
@@ -407,24 +447,46 @@ fn list_folder(
     let cursor = Cursor {
         account_id: caller.account_id.clone(),
         epoch: account.files.epoch,
-        pending: account.files.list(&scope),
         position: account.files.journal_len(),
-        scope,
+        scope: scope.clone(),
         limit,
+        page: None,
     };
-    Ok(page(&mut world, cursor))
+    let entries = account.files.list(&scope);
+    Ok(page(&mut world, cursor, Pending::Fresh(entries)))
 }
 
-/// Hands out the next page of a cursor and files the cursor that follows it.
-fn page(world: &mut World, mut cursor: Cursor) -> HttpResponse {
-    let rest = cursor.pending.split_off(cursor.limit.min(cursor.pending.len()));
-    let entries: Vec<Value> = cursor.pending.iter().map(|entry| entry.to_json(true)).collect();
-    let has_more = !rest.is_empty();
-    cursor.pending = rest;
-    // Cursors look opaque like Dropbox's; the state stays here, keyed by the string.
-    let name = format!("AAE{}", random_token(61));
-    world.cursors.insert(name.clone(), cursor);
-    json_response(&json!({"entries": entries, "cursor": name, "has_more": has_more}))
+/// The entries a page is cut from.
+enum Pending {
+    /// Just computed: held for later pages only if they do not fit in this one.
+    Fresh(Vec<Entry>),
+    /// A listing already held, from the offset in the cursor's page on.
+    Held(Arc<[Entry]>),
+}
+
+/// Hands out the next page and the cursor that follows it. Only a listing with entries left
+/// over is kept here; every other cursor carries all it needs in its string.
+fn page(world: &mut World, mut cursor: Cursor, pending: Pending) -> HttpResponse {
+    let offset = cursor.page.map_or(0, |page| page.offset);
+    let entries: Arc<[Entry]> = match pending {
+        Pending::Fresh(entries) => Arc::from(entries),
+        Pending::Held(entries) => entries,
+    };
+    let end = entries.len().min(offset.saturating_add(cursor.limit));
+    let shown: Vec<Value> =
+        entries.get(offset..end).unwrap_or_default().iter().map(|e| e.to_json(true)).collect();
+    let has_more = end < entries.len();
+    cursor.page = if has_more {
+        let listing = match cursor.page {
+            Some(page) => page.listing,
+            None => world.listings.hold(&cursor.account_id, entries),
+        };
+        Some(Page { listing, offset: end })
+    } else {
+        None
+    };
+    let text = world.listings.encode(&cursor);
+    json_response(&json!({"entries": shown, "cursor": text, "has_more": has_more}))
 }
 
 #[derive(Deserialize)]
@@ -437,35 +499,30 @@ fn list_folder_continue(
     caller: &Caller,
     arg: ContinueArg,
 ) -> Result<HttpResponse, CallError> {
+    // Unknown, foreign and forgotten cursors are a 400 (observed; the exact text is unconfirmed).
+    let invalid = || CallError::BadInput("request body: cursor: invalid cursor".to_owned());
     let mut world = emulator.world();
     let cursor = world
-        .cursors
-        .get(&arg.cursor)
+        .listings
+        .decode(&arg.cursor)
         .filter(|cursor| cursor.account_id == caller.account_id)
-        // Unknown and foreign cursors are a 400 (observed; the exact text is unconfirmed).
-        .ok_or_else(|| CallError::BadInput("request body: cursor: invalid cursor".to_owned()))?;
-    let account = world
-        .accounts
-        .get(&caller.account_id)
-        .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?;
-    if cursor.epoch != account.files.epoch {
+        .ok_or_else(invalid)?;
+    let files = &account(&world.accounts, caller)?.files;
+    if cursor.epoch != files.epoch {
         return Err(CallError::Route(RouteError::void("reset")));
     }
-    // A cursor with entries left hands those out first; an exhausted one reads the journal.
-    let (position, pending) = if cursor.pending.is_empty() {
-        (account.files.journal_len(), account.files.changes_since(cursor.position, &cursor.scope))
-    } else {
-        (cursor.position, cursor.pending.clone())
+    // A cursor inside a paged listing hands out its rest first; any other reads the journal.
+    let (cursor, pending) = match cursor.page {
+        Some(page) => {
+            let held = world.listings.held(&cursor.account_id, page.listing).ok_or_else(invalid)?;
+            (cursor, Pending::Held(held))
+        }
+        None => {
+            let changes = files.changes_since(cursor.position, &cursor.scope);
+            (Cursor { position: files.journal_len(), ..cursor }, Pending::Fresh(changes))
+        }
     };
-    let next = Cursor {
-        account_id: cursor.account_id.clone(),
-        epoch: cursor.epoch,
-        scope: cursor.scope.clone(),
-        limit: cursor.limit,
-        position,
-        pending,
-    };
-    Ok(page(&mut world, next))
+    Ok(page(&mut world, cursor, pending))
 }
 
 #[derive(Deserialize)]
@@ -487,11 +544,7 @@ fn get_metadata(
             "request body: path: The root folder is unsupported.".to_owned(),
         ));
     };
-    let files = &world
-        .accounts
-        .get(&caller.account_id)
-        .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?
-        .files;
+    let files = &account(&world.accounts, caller)?.files;
     let entry = files
         .entry(&path.lower)
         .or_else(|| arg.include_deleted.then(|| files.deleted_entry(&path.lower)).flatten())
@@ -515,11 +568,7 @@ fn delete(emulator: &Emulator, caller: &Caller, arg: DeleteArg) -> Result<HttpRe
                 return Err(CallError::Route(RouteError::delete_write(WriteError::MalformedPath)));
             }
         };
-        let files = &mut world
-            .accounts
-            .get_mut(&caller.account_id)
-            .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?
-            .files;
+        let files = &mut account_mut(&mut world.accounts, caller)?.files;
         if let Some(parent_rev) = &arg.parent_rev {
             let current = files.file_mut(&path.lower).map(|file| file.rev.clone());
             if current.as_ref() != Some(parent_rev) && files.get(&path.lower).is_some() {
@@ -549,11 +598,7 @@ fn download(
     let Target::Path(path) = resolve(&world, &caller.account_id, &arg.path, path_error)? else {
         return Err(CallError::Route(path_error(LookupError::NotFile)));
     };
-    let files = &world
-        .accounts
-        .get(&caller.account_id)
-        .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?
-        .files;
+    let files = &account(&world.accounts, caller)?.files;
     let node = files.get(&path.lower).ok_or(CallError::Route(path_error(LookupError::NotFound)))?;
     let NodeKind::File(file) = &node.kind else {
         return Err(CallError::Route(path_error(LookupError::NotFile)));
@@ -638,33 +683,20 @@ fn upload(
     }
     let written = {
         let mut world = emulator.world();
-        let path = match parse_arg(&arg.path) {
-            Ok(PathArg::Path(path)) => path,
-            Ok(PathArg::Id(id)) => world
-                .accounts
-                .get(&caller.account_id)
-                .and_then(|account| account.files.find_id(&id))
-                .and_then(|lower| {
-                    let account = world.accounts.get(&caller.account_id)?;
-                    let display = account.files.get(&lower)?.display.clone();
-                    Some(DropboxPath { display, lower })
-                })
-                .ok_or_else(|| {
-                    CallError::Route(RouteError::upload_write(WriteError::MalformedPath, &session))
-                })?,
-            Ok(PathArg::Root) | Err(PathProblem::Malformed) => {
-                return Err(CallError::Route(RouteError::upload_write(
-                    WriteError::MalformedPath,
-                    &session,
-                )));
-            }
-            Err(problem) => return Err(in_header(problem.message(&arg.path))),
+        let malformed = || RouteError::upload_write(WriteError::MalformedPath, &session);
+        let target =
+            resolve(&world, &caller.account_id, &arg.path, |_| malformed()).map_err(|error| {
+                match error {
+                    // Upload's argument is a header, and its problems are reported as such.
+                    CallError::BadInput(message) => in_header(message),
+                    error => error,
+                }
+            })?;
+        let Target::Path(path) = target else {
+            return Err(CallError::Route(malformed()));
         };
         let World { accounts, mint, .. } = &mut *world;
-        let files = &mut accounts
-            .get_mut(&caller.account_id)
-            .ok_or(CallError::Unauthorized(AuthFailure::InvalidAccessToken))?
-            .files;
+        let files = &mut account_mut(accounts, caller)?.files;
         let request = WriteRequest {
             path,
             content,

@@ -1,8 +1,8 @@
-//! One account's Dropbox: its file tree, its change journal, and the cursors that point into it.
+//! One account's Dropbox: its file tree and its change journal.
 //!
 //! The tree is the single source of truth for the routes and the test controls alike. Every
 //! change goes through [`Namespace::write`], [`Namespace::delete`] or [`Namespace::move_path`],
-//! which append to the journal; cursors are positions in that journal. This in-memory tree is the
+//! which append to the journal; cursors ([`super::cursor`]) are positions in that journal. This in-memory tree is the
 //! only backing today; a folder backing (for `markdrop demo`) can mirror these three operations to
 //! disk and feed edits made in the folder back through them, keeping the journal logic here.
 
@@ -113,7 +113,7 @@ impl Entry {
 }
 
 /// What a listing covers; fixed for the life of a cursor.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListScope {
     /// Lowercase path of the listed folder, `""` for the root.
     pub root: String,
@@ -365,8 +365,15 @@ impl Namespace {
             return Err(MoveError::NotFound);
         }
         if from.lower == to.lower {
-            if let Some(node) = self.tree.get_mut(&from.lower) {
-                node.display = to.display.clone();
+            // Only the casing changes: the same keys, new display paths for it and everything
+            // below it. Not journaled, as Dropbox does not report it.
+            let display = self.display_under_existing(to);
+            let depth = from.display.split('/').count();
+            for (lower, node) in self.tree.iter_mut() {
+                if is_within(lower, &from.lower) {
+                    node.display = rebase(&node.display, depth, &display);
+                    self.last_display.insert(lower.clone(), node.display.clone());
+                }
             }
             return Ok(false);
         }
@@ -384,15 +391,9 @@ impl Namespace {
         self.record(&from.lower);
         self.create_parents(to, minter);
         let to_display = self.display_under_existing(to);
-        // Components are counted rather than bytes sliced: lowercasing can change byte lengths.
         let depth = from.display.split('/').count();
         for (_, mut node) in moved {
-            let tail: Vec<&str> = node.display.split('/').skip(depth).collect();
-            node.display = if tail.is_empty() {
-                to_display.clone()
-            } else {
-                format!("{to_display}/{}", tail.join("/"))
-            };
+            node.display = rebase(&node.display, depth, &to_display);
             let lower = node.display.to_lowercase();
             self.tree.insert(lower.clone(), node);
             self.record(&lower);
@@ -444,21 +445,18 @@ impl Namespace {
     }
 }
 
+/// `display` with its first `depth` components (the moved path's own) replaced by `onto`.
+/// Components are counted rather than bytes sliced: lowercasing can change byte lengths.
+fn rebase(display: &str, depth: usize, onto: &str) -> String {
+    let tail: Vec<&str> = display.split('/').skip(depth).collect();
+    if tail.is_empty() { onto.to_owned() } else { format!("{onto}/{}", tail.join("/")) }
+}
+
 /// Why a move failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MoveError {
     NotFound,
     Conflict,
-}
-
-/// A cursor: a position in one account's journal plus entries still to hand out.
-pub struct Cursor {
-    pub account_id: String,
-    pub epoch: u64,
-    pub scope: ListScope,
-    pub limit: usize,
-    pub position: usize,
-    pub pending: Vec<Entry>,
 }
 
 #[cfg(test)]
@@ -538,6 +536,20 @@ mod tests {
             ["deleted /A/b", "folder /Z", "folder /Z/Y", "file /Z/Y/c.md"]
         );
         assert_eq!(files.get("/z/y/c.md").unwrap().id, node.id);
+    }
+
+    #[test]
+    fn a_case_only_folder_rename_recases_everything_below_it_without_a_journal_entry() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        put(&mut files, &mut mint, "/Notes/sub/deep/a.md", "a");
+        let position = files.journal_len();
+        assert_eq!(files.move_path(&path("/notes/sub"), &path("/NOTES/Sub"), &mut mint), Ok(false));
+        assert_eq!(files.journal_len(), position);
+        let displays: Vec<&str> = files.tree.values().map(|node| node.display.as_str()).collect();
+        assert_eq!(displays, ["/Notes", "/Notes/Sub", "/Notes/Sub/deep", "/Notes/Sub/deep/a.md"]);
+        files.delete("/notes/sub/deep/a.md").unwrap();
+        let deleted = files.changes_since(position, &everything());
+        assert_eq!(summary(&deleted), ["deleted /Notes/Sub/deep/a.md"]);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Stats {
     webhooks_delivered: u64,
     /// Webhook POSTs made, retries included.
     webhook_attempts: u64,
+    /// Notifications neither delivered nor given up yet.
+    webhooks_pending: u64,
 }
 
 impl Stats {
@@ -50,6 +52,11 @@ impl Stats {
 
     pub fn webhook_attempts(&self) -> u64 {
         self.webhook_attempts
+    }
+
+    /// Notifications still being delivered or waiting to retry; 0 once the emulator stopped.
+    pub fn webhooks_pending(&self) -> u64 {
+        self.webhooks_pending
     }
 }
 
@@ -103,6 +110,12 @@ impl Recorder {
         }
     }
 
+    /// Counts a notification as pending until the returned guard drops.
+    pub fn webhook_pending(&self) -> Pending {
+        self.live().stats.webhooks_pending += 1;
+        Pending { recorder: self.clone() }
+    }
+
     /// Marks a call in flight until the returned guard drops.
     pub fn enter(&self, kind: Concurrency, account_id: &str) -> InFlight {
         if kind != Concurrency::Untracked && !account_id.is_empty() {
@@ -141,5 +154,17 @@ impl Drop for InFlight {
         if let Some(current) = now.get_mut(&self.account_id) {
             *current = current.saturating_sub(1);
         }
+    }
+}
+
+/// A notification not yet delivered; dropping it (delivered, given up or cancelled) ends that.
+pub struct Pending {
+    recorder: Recorder,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut live = self.recorder.live();
+        live.stats.webhooks_pending = live.stats.webhooks_pending.saturating_sub(1);
     }
 }

@@ -1,7 +1,7 @@
 //! Signed webhook notifications, sent like Dropbox sends them (dropbox-api.md §6).
 //!
 //! Changed accounts arrive on a channel, so no request ever waits on delivery. Accounts changed
-//! within [`BATCH_WINDOW`] go out in one notification. Each notification is POSTed with
+//! within the batch window go out in one notification. Each notification is POSTed with
 //! `X-Dropbox-Signature` (hex HMAC-SHA256 of the raw body, keyed with the app secret) and
 //! retried with exponential backoff on anything but a 200, for about ten minutes.
 
@@ -11,62 +11,98 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::stats::Recorder;
+use super::stats::{Pending, Recorder};
 
 /// account id → legacy numeric uid (for `delta.users`).
 pub type UidLookup = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
 
-/// Changes this close together share a notification, as Dropbox batches several users.
-const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// Dropbox gives the receiver 10 s to answer.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Dropbox stops retrying after about ten minutes.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
 
-/// Sends notifications until the channel closes.
-pub async fn run(
-    mut changes: UnboundedReceiver<String>,
-    target: url::Url,
-    app_secret: String,
-    retry_base: Duration,
-    stats: Recorder,
-    uids: UidLookup,
-) {
-    let client = match reqwest::Client::builder()
+/// Where and how notifications go.
+pub struct Settings {
+    pub target: url::Url,
+    pub app_secret: String,
+    /// First wait of the retry backoff.
+    pub retry_base: Duration,
+    /// Changes this close together share a notification, as Dropbox batches several users.
+    pub batch_window: Duration,
+    pub stats: Recorder,
+    pub uids: UidLookup,
+}
+
+/// The HTTP client both the notifications and the verification challenge go out with.
+fn webhook_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
         .timeout(DELIVERY_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent("DropboxWebhooks/1.0")
         .build()
-    {
+}
+
+/// Sends notifications until `shutdown` resolves (or the channel closes). Deliveries in flight
+/// belong to this future: when it returns, or is dropped, they are cancelled with it.
+pub async fn run(
+    mut changes: UnboundedReceiver<String>,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let client = match webhook_client() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "webhook sender could not start; no webhooks will be sent");
             return;
         }
     };
-    let secret: Arc<str> = app_secret.into();
-    while let Some(first) = changes.recv().await {
-        let mut accounts = vec![first];
-        let window_ends = Instant::now() + BATCH_WINDOW;
-        while let Ok(Some(account)) = tokio::time::timeout_at(window_ends, changes.recv()).await {
-            if !accounts.contains(&account) {
-                accounts.push(account);
-            }
-        }
-        let users: Vec<u64> = accounts.iter().filter_map(|account| uids(account)).collect();
+    let secret: Arc<str> = settings.app_secret.into();
+    let mut deliveries = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        // A batch cut short by shutdown is lost, which is what stopping means.
+        let accounts = tokio::select! {
+            () = &mut shutdown => break,
+            batch = next_batch(&mut changes, settings.batch_window) => match batch {
+                Some(accounts) => accounts,
+                None => break,
+            },
+        };
+        let users: Vec<u64> =
+            accounts.iter().filter_map(|account| (settings.uids)(account)).collect();
         let body = notification_body(&accounts, &users);
         let delivery = Delivery {
             client: client.clone(),
-            target: target.clone(),
+            target: settings.target.clone(),
             signature: sign(&secret, body.as_bytes()),
             body,
-            retry_base,
-            stats: stats.clone(),
+            retry_base: settings.retry_base,
+            _pending: settings.stats.webhook_pending(),
+            stats: settings.stats.clone(),
         };
-        tokio::spawn(delivery.run());
+        deliveries.spawn(delivery.run());
+        // Finished deliveries are reaped here so the set holds only those still running.
+        while deliveries.try_join_next().is_some() {}
     }
+    deliveries.shutdown().await;
+}
+
+/// The accounts changed within `window` of the first one; `None` once the channel closed.
+async fn next_batch(
+    changes: &mut UnboundedReceiver<String>,
+    window: Duration,
+) -> Option<Vec<String>> {
+    let mut accounts = vec![changes.recv().await?];
+    let window_ends = Instant::now() + window;
+    while let Ok(Some(account)) = tokio::time::timeout_at(window_ends, changes.recv()).await {
+        if !accounts.contains(&account) {
+            accounts.push(account);
+        }
+    }
+    Some(accounts)
 }
 
 /// The body, byte for byte like Dropbox's Python `json.dumps` (`", "` and `": "` separators).
@@ -101,6 +137,8 @@ struct Delivery {
     signature: String,
     retry_base: Duration,
     stats: Recorder,
+    /// Counts this notification as pending until it is delivered, given up or cancelled.
+    _pending: Pending,
 }
 
 impl Delivery {
@@ -155,12 +193,8 @@ pub async fn challenge(target: &url::Url) -> Result<(), ChallengeError> {
     let challenge = super::tokens::random_token(32);
     let mut url = target.clone();
     url.query_pairs_mut().append_pair("challenge", &challenge);
-    let client = reqwest::Client::builder()
-        .timeout(DELIVERY_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent("DropboxWebhooks/1.0")
-        .build()
-        .map_err(|error| ChallengeError::Unreachable(error.to_string()))?;
+    let client =
+        webhook_client().map_err(|error| ChallengeError::Unreachable(error.to_string()))?;
     let response = client
         .get(url)
         .send()

@@ -204,9 +204,46 @@ pub fn header_safe_json(value: &Value) -> String {
     escaped
 }
 
+/// Decodes `%XX` escapes (and nothing else: `+` stays a plus in a path); `None` if the
+/// escapes are broken or the result is not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3)?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value: `+` is a space, then `%XX` escapes.
+pub fn form_decode(text: &str) -> Option<String> {
+    percent_decode(&text.replace('+', " "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_keeps_plus_signs_and_refuses_broken_escapes() {
+        assert_eq!(percent_decode("a%20b+c%C3%A9").as_deref(), Some("a b+cé"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("%FF"), None);
+    }
+
+    #[test]
+    fn form_decoding_reads_plus_as_a_space_and_an_escaped_plus_as_a_plus() {
+        assert_eq!(form_decode("s3c+r%2Bt%3A%40").as_deref(), Some("s3c r+t:@"));
+        assert_eq!(form_decode("bad%zz"), None);
+    }
 
     #[test]
     fn header_json_escapes_dropboxs_vector_like_dropbox_does() {

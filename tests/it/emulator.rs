@@ -690,6 +690,71 @@ async fn a_secret_flow_grant_needs_the_secret_again_to_refresh() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_are_form_decoded_so_a_secret_may_hold_plus_space_colon_and_at() {
+    const AWKWARD_SECRET: &str = "s3c+r t:x@y";
+    let dropbox =
+        TestDropbox::start_with(|config| config.app_secret = AWKWARD_SECRET.to_owned()).await;
+    let refresh =
+        [("grant_type", "refresh_token"), ("refresh_token", &dropbox.account.refresh_token)];
+    let with_basic = |id: &str, secret: &str| {
+        dropbox
+            .http
+            .post(dropbox.url("oauth2/token"))
+            .header("Authorization", format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))))
+            .form(&refresh)
+            .send()
+    };
+    // RFC 6749 §2.3.1: each part form-urlencoded before base64, as the oauth2 crate sends it.
+    let form_encoded =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let encoded =
+        with_basic(&form_encoded(APP_KEY), &form_encoded(AWKWARD_SECRET)).await.expect("an answer");
+    assert_eq!(encoded.status(), StatusCode::OK);
+    assert!(encoded.json::<Value>().await.expect("JSON")["access_token"].is_string());
+
+    // Sent raw, the `+` reads as a space: the secret no longer matches.
+    let raw = with_basic(APP_KEY, AWKWARD_SECRET).await.expect("an answer");
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(raw.json::<Value>().await.expect("JSON")["error"], "invalid_client");
+
+    let in_form = dropbox
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &dropbox.account.refresh_token),
+            ("client_id", APP_KEY),
+            ("client_secret", AWKWARD_SECRET),
+        ])
+        .await;
+    assert_eq!(in_form.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
+    let dropbox = TestDropbox::start_with(|config| {
+        config.redirect_uris = vec![url::Url::parse(REDIRECT_URI).expect("a URL")];
+    })
+    .await;
+    assert!(!dropbox.authorize(&[]).await.is_empty(), "the registered URI is redirected to");
+    let response = dropbox
+        .http
+        .get(dropbox.url("oauth2/authorize"))
+        .query(&[
+            ("client_id", APP_KEY),
+            ("response_type", "code"),
+            ("redirect_uri", "http://localhost:5000/oauth/elsewhere"),
+            ("state", "csrf-123"),
+        ])
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
+    assert!(content_type(&response).starts_with("text/html"));
+    let html = response.text().await.expect("HTML");
+    assert!(html.contains("Invalid redirect_uri"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_are_one_time_and_bound_to_their_redirect_uri_and_verifier() {
     let dropbox = TestDropbox::start().await;
     let (verifier, challenge) = pkce_pair();
@@ -814,6 +879,22 @@ fn hidden_request_id(html: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_token_kills_its_refresh_token_and_every_token_minted_from_it() {
     let dropbox = TestDropbox::start().await;
+    let refresh = || async {
+        dropbox
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &dropbox.account.refresh_token),
+                ("client_id", APP_KEY),
+                ("client_secret", APP_SECRET),
+            ])
+            .await
+    };
+    let refreshed: Value = refresh().await.json().await.expect("JSON");
+    let minted = refreshed["access_token"].as_str().expect("a second token").to_owned();
+    assert_ne!(minted, dropbox.token());
+    let before = dropbox.rpc("files/list_folder", &minted, json!({"path": ""})).await;
+    assert_eq!(before.status(), StatusCode::OK, "the minted token works until the revoke");
+
     let revoke = dropbox
         .http
         .post(dropbox.url("2/auth/token/revoke"))
@@ -825,17 +906,16 @@ async fn revoking_a_token_kills_its_refresh_token_and_every_token_minted_from_it
         .expect("an answer");
     assert_eq!(revoke.status(), StatusCode::OK);
     assert_eq!(revoke.text().await.expect("a body"), "null");
-    let after = dropbox.rpc("files/list_folder", dropbox.token(), json!({"path": ""})).await;
-    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
-    let refresh = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &dropbox.account.refresh_token),
-            ("client_id", APP_KEY),
-            ("client_secret", APP_SECRET),
-        ])
-        .await;
-    assert_eq!(refresh.json::<Value>().await.expect("JSON")["error"], "invalid_grant");
+    let invalid = json!({"error_summary": "invalid_access_token/..",
+                         "error": {".tag": "invalid_access_token"}});
+    for token in [dropbox.token(), minted.as_str()] {
+        let after = dropbox.rpc("files/list_folder", token, json!({"path": ""})).await;
+        assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(after.json::<Value>().await.expect("JSON"), invalid);
+    }
+    let refused = refresh().await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json::<Value>().await.expect("JSON")["error"], "invalid_grant");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -897,6 +977,51 @@ async fn uploads_list_download_and_delete_with_non_ascii_and_emoji_names() {
     assert_eq!(dropbox.emulator().file_paths(dropbox.id()), Vec::<String>::new());
     let gone = dropbox.download("/Notizen/Über 😀.md").await;
     assert_eq!(gone.status(), StatusCode::CONFLICT);
+}
+
+/// Sends an upload's head and only the first bytes of the 10 MiB body it announces, and
+/// returns the status line of the answer.
+async fn status_of_an_unfinished_upload(dropbox: &TestDropbox, headers: String) -> String {
+    let address = dropbox.running.url().socket_addrs(|| None).expect("an address")[0];
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("a read timeout");
+        let head = format!(
+            "POST /2/files/upload HTTP/1.1\r\nHost: {address}\r\n{headers}\
+             Content-Length: {}\r\n\r\nthe first bytes",
+            10 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).expect("send the head");
+        let mut answer = Vec::new();
+        let mut buffer = [0; 256];
+        while !answer.contains(&b'\n') {
+            let read = stream.read(&mut buffer).expect("an answer before the deadline");
+            assert!(read > 0, "the connection closed without an answer");
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+    })
+    .await
+    .expect("the client thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_refused_before_its_body_is_read() {
+    let dropbox = TestDropbox::start().await;
+    // The rest of the body never comes: an emulator that read it before checking would not
+    // answer before the deadline.
+    let unknown_token = "Authorization: Bearer sl.nobody-issued-this\r\n\
+         Content-Type: application/octet-stream\r\n\
+         Dropbox-API-Arg: {\"path\": \"/big.md\"}\r\n";
+    let status = status_of_an_unfinished_upload(&dropbox, unknown_token.to_owned()).await;
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    let no_argument = format!(
+        "Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n",
+        dropbox.token()
+    );
+    let status = status_of_an_unfinished_upload(&dropbox, no_argument).await;
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1146,7 +1271,13 @@ fn signature_of(body: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_in_two_accounts_arrive_as_one_signed_notification_formatted_like_dropbox() {
     let (url, mut notifications) = webhook_receiver(vec![]).await;
-    let dropbox = TestDropbox::start_with(|config| config.webhook_url = Some(url)).await;
+    let dropbox = TestDropbox::start_with(|config| {
+        config.webhook_url = Some(url);
+        // Far longer than the microseconds between two `put_file` calls, even on a loaded
+        // machine, so writes made together certainly share a notification.
+        config.webhook_batch_window = Duration::from_secs(1);
+    })
+    .await;
     let other = dropbox.emulator().create_account("Grace Hopper");
     // An identical write changes nothing and must not notify: only `other` may appear.
     dropbox.emulator().put_file(dropbox.id(), "/n.md", "x").expect("put");
@@ -1179,6 +1310,29 @@ async fn changes_in_two_accounts_arrive_as_one_signed_notification_formatted_lik
     assert_eq!(parsed["delta"]["users"].as_array().map(Vec::len), Some(2));
     let text = String::from_utf8(batched.body).expect("UTF-8");
     assert!(text.contains(&format!("[\"{}\", \"{}\"]", dropbox.id(), other.account_id)), "{text}");
+    eventually("all three notifications are delivered", || {
+        dropbox.emulator().stats().webhooks_delivered() == 3
+    })
+    .await;
+    assert_eq!(dropbox.emulator().stats().webhook_attempts(), 3, "one notification per batch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_emulator_cancels_a_delivery_that_is_still_being_retried() {
+    let (url, mut notifications) = webhook_receiver(vec![500; 10_000]).await;
+    let dropbox = TestDropbox::start_with(|config| {
+        config.webhook_url = Some(url);
+        config.webhook_retry_base = Duration::from_millis(10);
+    })
+    .await;
+    dropbox.emulator().put_file(dropbox.id(), "/n.md", "x").expect("put");
+    let refused = next_notification(&mut notifications).await;
+    let retried = next_notification(&mut notifications).await;
+    assert_eq!(refused.body, retried.body);
+    let emulator = dropbox.emulator().clone();
+    assert_eq!(emulator.stats().webhooks_pending(), 1);
+    dropbox.running.stop().await;
+    assert_eq!(emulator.stats().webhooks_pending(), 0, "no delivery outlives stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1274,14 +1428,19 @@ async fn a_fault_answers_the_next_calls_for_its_account_and_then_is_used_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_record_the_peak_of_concurrent_listings_and_writes_per_account() {
     let dropbox = TestDropbox::start().await;
-    let slow = Duration::from_millis(300);
-    dropbox.emulator().add_fault(FaultRule::delay("files/list_folder", 2, slow));
-    dropbox.emulator().add_fault(FaultRule::delay("files/upload", 3, slow));
+    // Each call waits at the gate until all of its group have arrived, so they are certainly
+    // in flight together however the machine schedules them.
+    dropbox.emulator().hold_calls("files/list_folder", 2);
+    dropbox.emulator().hold_calls("files/upload", 3);
     let list = || dropbox.rpc("files/list_folder", dropbox.token(), json!({"path": ""}));
-    let (a, b) = tokio::join!(list(), list());
+    let (a, b) = tokio::time::timeout(DEADLINE, async { tokio::join!(list(), list()) })
+        .await
+        .expect("both listings are released together");
     assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
     let upload = |name: &'static str| dropbox.upload(dropbox.token(), json!({"path": name}), b"x");
-    let (a, b, c) = tokio::join!(upload("/1.md"), upload("/2.md"), upload("/3.md"));
+    let uploads = async { tokio::join!(upload("/1.md"), upload("/2.md"), upload("/3.md")) };
+    let (a, b, c) =
+        tokio::time::timeout(DEADLINE, uploads).await.expect("the uploads are released together");
     assert!([a.status(), b.status(), c.status()].iter().all(|s| *s == StatusCode::OK));
     let stats = dropbox.emulator().stats();
     assert_eq!(stats.peak_listings(dropbox.id()), 2);
