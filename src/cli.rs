@@ -5,8 +5,11 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::config::Settings;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
+use crate::store::{RedisStore, Store};
+use crate::web::Application;
 
 /// `markdrop render [FILE]`: prints the document the worker would upload for FILE (or stdin).
 pub fn render_to_stdout(file: Option<&Path>) -> anyhow::Result<()> {
@@ -30,6 +33,22 @@ pub fn render_to_stdout(file: Option<&Path>) -> anyhow::Result<()> {
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         result => result.context("cannot write to standard output"),
     }
+}
+
+/// `markdrop web`: serves the web app on the shared Redis until SIGTERM or Ctrl-C.
+pub fn run_web(
+    settings: &Settings,
+    redis_url: &secrecy::SecretString,
+    key_prefix: &str,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = RedisStore::new(redis_url, key_prefix).context("cannot use REDIS_URL")?;
+        let app = Application::build(settings, Store::Redis(store))
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop web is listening");
+        app.run_until_stopped().await.context("the web server failed")
+    })
 }
 
 /// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM, with `dir` as one

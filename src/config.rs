@@ -84,8 +84,11 @@ pub struct DropboxSettings {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     /// `REDIS_URL` set: a Redis shared by any number of `web` and `worker` processes
-    /// (`redis://` or `rediss://`). The URL usually carries a password, so it is a secret.
-    Redis { url: SecretString },
+    /// (`redis://` or `rediss://`; append `#insecure` for a managed Redis with a self-signed
+    /// certificate, as Heroku's). The URL usually carries a password, so it is a secret.
+    /// `REDIS_KEY_PREFIX` (default empty) starts every key, so deployments can share a Redis;
+    /// one with a hash tag such as `{markdrop}:` keeps every key in one Redis Cluster slot.
+    Redis { url: SecretString, key_prefix: String },
     /// `REDIS_URL` unset: an embedded store in `DATA_DIR` (default `./data`), for one process.
     Embedded { data_dir: PathBuf },
 }
@@ -146,12 +149,31 @@ impl Settings {
             });
         }
         let store = match env.get("REDIS_URL") {
-            Some(url) => StoreSettings::Redis { url: redis_url(url)? },
+            Some(url) => StoreSettings::Redis {
+                url: redis_url(url)?,
+                key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or_default(),
+            },
             None => StoreSettings::Embedded {
                 data_dir: env.get("DATA_DIR").unwrap_or_else(|| "./data".to_owned()).into(),
             },
         };
         Ok(Settings { host, port, base_url, dropbox, secret_key: secret_key.into(), store })
+    }
+
+    /// The Redis that `web` and `worker` share; they cannot run on an embedded store, which
+    /// only one process can open.
+    pub fn shared_redis(&self, command: &str) -> Result<(&SecretString, &str), ConfigError> {
+        match &self.store {
+            StoreSettings::Redis { url, key_prefix } => Ok((url, key_prefix)),
+            StoreSettings::Embedded { .. } => Err(ConfigError::Missing {
+                var: "REDIS_URL",
+                hint: if command == "web" {
+                    "`web` shares its queue with the workers through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
+                } else {
+                    "`worker` shares its queue with the web processes through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
+                },
+            }),
+        }
     }
 
     /// The URI Dropbox sends people back to after they approve access.

@@ -8,4 +8,6 @@ pub mod config;
 pub mod dropbox;
 pub mod emulator;
 pub mod render;
+pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -65,10 +65,11 @@ enum Command {
         #[arg(long, default_value_t = 8710)]
         port: u16,
         /// The app key clients must present.
-        #[arg(long)]
+        #[arg(long, env = "DROPBOX_APP_KEY")]
         app_key: String,
-        /// The app secret: checked on the token endpoint, and signs webhooks.
-        #[arg(long)]
+        /// The app secret: checked on the token endpoint, and signs webhooks. Prefer the
+        /// variable: a command line shows in `ps` and in shell history.
+        #[arg(long, env = "DROPBOX_APP_SECRET", hide_env_values = true)]
         app_secret: String,
         /// Where to POST signed webhook notifications after every change.
         #[arg(long)]
@@ -84,10 +85,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Before parsing: some arguments fall back to variables, which `.env` may hold.
     if let Err(error) = config::load_dotenv() {
         return config_error(&error);
     }
+    let cli = Cli::parse();
     match TelemetrySettings::from_env() {
         Ok(settings) => telemetry::init(&settings),
         Err(error) => return config_error(&error),
@@ -95,7 +97,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Render { file } => report(cli::render_to_stdout(file.as_deref())),
         Command::Serve => not_built_yet("serve", Settings::from_env()),
-        Command::Web => not_built_yet("web", Settings::from_env()),
+        Command::Web => match Settings::from_env() {
+            Err(error) => config_error(&error),
+            Ok(settings) => match settings.shared_redis("web") {
+                Ok((url, prefix)) => report(cli::run_web(&settings, url, prefix)),
+                Err(error) => config_error(&error),
+            },
+        },
         Command::Worker => not_built_yet("worker", Settings::from_env()),
         Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve, dir } => {
             let mut config = EmulatorConfig::new(app_key, app_secret);

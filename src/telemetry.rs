@@ -21,3 +21,16 @@ pub fn init(settings: &TelemetrySettings) {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
 }
+
+/// An error and its causes on one line (`refused: the store is unavailable: connection
+/// refused`), for a log field. Errors in markdrop never carry secrets in their messages.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -9,3 +9,4 @@ mod gfm_spec;
 mod render_properties;
 mod spec_examples;
 mod support;
+mod webhook;

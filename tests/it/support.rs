@@ -22,3 +22,18 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The Redis that `scripts/test` starts for the tests.
+pub fn redis_url() -> String {
+    std::env::var("MARKDROP_TEST_REDIS_URL").expect(
+        "MARKDROP_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts Redis",
+    )
+}
+
+/// A key prefix no other test (or earlier run) uses, so tests share one Redis safely.
+pub fn unique_prefix(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    format!("test:{test}:{}:{nanos}:", std::process::id())
+}

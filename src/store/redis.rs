@@ -1,0 +1,134 @@
+//! The Redis backend (Redis ≥ 6.2), shared by every `web` and `worker` process.
+//!
+//! Keys, each after the configured prefix (`REDIS_KEY_PREFIX`; with a hash tag such as
+//! `{markdrop}:` every key falls in one Redis Cluster slot, so multi-key scripts stay legal):
+//!
+//! | key | type | role |
+//! |---|---|---|
+//! | `ready` | sorted set | one member per account with work; score = when it is due (ms) |
+//! | `gen:<account>` | counter | bumped by every notification, so a pass can tell it missed one |
+//!
+//! Every multi-step change is one Lua script, so it is atomic without locks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OnceCell;
+
+use super::StoreError;
+use crate::dropbox::AccountId;
+
+/// A reply may take this long before the call counts as failed. Enqueueing is one short
+/// script; a Redis slower than this is better reported (503, and Dropbox retries) than waited on.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+const RECONNECT_MAX_DELAY_MS: u64 = 500;
+
+/// `INCR gen` and `ZADD ready LT now` for each account: a new member is due now, an existing
+/// one keeps its score unless now is sooner.
+const ENQUEUE: &str = r"
+for i = 2, #KEYS do
+  redis.call('INCR', KEYS[i])
+  redis.call('ZADD', KEYS[1], 'LT', ARGV[1], ARGV[i])
+end
+return #KEYS - 1
+";
+
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    /// Made on first use and kept: the manager reconnects by itself after Redis restarts, and a
+    /// process that starts while Redis is down serves (503s) instead of crashing.
+    connection: Arc<OnceCell<ConnectionManager>>,
+    keys: Keys,
+    enqueue: Script,
+}
+
+#[derive(Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn ready(&self) -> String {
+        format!("{}ready", self.prefix)
+    }
+
+    fn generation(&self, account: &AccountId) -> String {
+        format!("{}gen:{account}", self.prefix)
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://`, `rediss://`; a managed Redis's self-signed certificate is
+    /// accepted with `rediss://…#insecure`, as Heroku requires). Keys start with `key_prefix`,
+    /// so several deployments or tests can share one Redis.
+    ///
+    /// Only the URL is checked here: a Redis that cannot be reached yet is not an error, each
+    /// call reports its own failure and the next one tries again.
+    pub fn new(url: &SecretString, key_prefix: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url.expose_secret()).map_err(StoreError::new)?;
+        Ok(RedisStore {
+            client,
+            connection: Arc::new(OnceCell::new()),
+            keys: Keys { prefix: key_prefix.to_owned() },
+            enqueue: Script::new(ENQUEUE),
+        })
+    }
+
+    /// The shared connection, made now if it does not exist yet.
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = self
+            .connection
+            .get_or_try_init(|| {
+                // redis-rs hands `factor` to backon as the growth multiplier: its default (100)
+                // waits 100 s before a third attempt. A caller that needs an answer (a webhook
+                // with Dropbox waiting, a health check) gets one quickly; the next call retries.
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(RESPONSE_TIMEOUT)
+                    .set_connection_timeout(CONNECTION_TIMEOUT)
+                    .set_factor(2)
+                    .set_max_delay(RECONNECT_MAX_DELAY_MS)
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(self.client.clone(), config)
+            })
+            .await
+            .map_err(StoreError::new)?;
+        Ok(manager.clone())
+    }
+
+    pub(super) async fn enqueue(
+        &self,
+        accounts: &[AccountId],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.enqueue.prepare_invoke();
+        invocation.key(self.keys.ready()).arg(now_ms);
+        for account in accounts {
+            invocation.key(self.keys.generation(account)).arg(account.as_str());
+        }
+        let mut connection = self.connection().await?;
+        let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
+        let mut connection = self.connection().await?;
+        let members: Vec<String> =
+            connection.zrange(self.keys.ready(), 0, -1).await.map_err(StoreError::new)?;
+        Ok(members.iter().filter_map(|member| AccountId::parse(member).ok()).collect())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        let _: String =
+            redis::cmd("PING").query_async(&mut connection).await.map_err(StoreError::new)?;
+        Ok(())
+    }
+}

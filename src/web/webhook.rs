@@ -1,0 +1,192 @@
+//! `/webhook`: Dropbox's side of markdrop (dropbox-api.md §6).
+//!
+//! `GET ?challenge=` proves to the App Console that we own the URL. `POST` is a change
+//! notification: verified over the raw bytes, then every account in it queued with one store
+//! call, then 200 at once. Dropbox allows 10 seconds and disables a webhook that fails too
+//! often, for every user at once, so nothing here calls Dropbox or waits for a sync.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use sha2::Sha256;
+
+use super::AppState;
+use crate::dropbox::AccountId;
+use crate::store::StoreError;
+use crate::telemetry::error_chain;
+
+/// Far above any real notification (a batch of a few hundred account ids), far below memory.
+pub const MAX_BODY: usize = 256 * 1024;
+
+const SIGNATURE: &str = "X-Dropbox-Signature";
+
+#[derive(Deserialize)]
+pub struct Challenge {
+    challenge: Option<String>,
+}
+
+/// `GET /webhook?challenge=X`: answers X exactly, as plain text the browser must not sniff
+/// (the challenge is attacker-controlled text echoed back).
+pub async fn verify_webhook(query: web::Query<Challenge>) -> HttpResponse {
+    match query.into_inner().challenge {
+        Some(challenge) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .body(challenge),
+        None => HttpResponse::BadRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body("missing the challenge parameter\n"),
+    }
+}
+
+/// Why a notification was refused; each is a status Dropbox (or whoever sent it) can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the request has no X-Dropbox-Signature")]
+    MissingSignature,
+    #[error("the X-Dropbox-Signature does not match the body")]
+    BadSignature,
+    #[error("the body is over {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("the body could not be read")]
+    Unreadable(#[source] actix_web::error::PayloadError),
+    #[error("the body is not a Dropbox notification")]
+    Malformed(#[source] serde_json::Error),
+    #[error("the queue is unavailable")]
+    StoreUnavailable(#[source] StoreError),
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::MissingSignature | WebhookError::BadSignature => StatusCode::FORBIDDEN,
+            WebhookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Unreadable(_) | WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            // Dropbox retries a failed notification, so nothing is lost while the store is down.
+            WebhookError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("{self}\n"))
+    }
+}
+
+/// The part of a notification markdrop reads; `delta.users` (v1 user ids) is ignored.
+#[derive(Deserialize)]
+struct Notification {
+    list_folder: Option<ListFolder>,
+}
+
+#[derive(Deserialize)]
+struct ListFolder {
+    #[serde(default)]
+    accounts: Vec<AccountId>,
+}
+
+/// `POST /webhook`.
+pub async fn receive_webhook(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebhookError> {
+    let outcome = accept_notification(&request, payload, &state).await;
+    match &outcome {
+        Ok(accounts) => tracing::debug!(accounts, "webhook accepted"),
+        Err(error) => tracing::warn!(error = %error_chain(error), "webhook refused"),
+    }
+    outcome.map(|_| HttpResponse::Ok().finish())
+}
+
+/// Verifies, parses and queues a notification; returns how many accounts it queued.
+async fn accept_notification(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<usize, WebhookError> {
+    let signature = request.headers().get(SIGNATURE).ok_or(WebhookError::MissingSignature)?;
+    let body = read_limited(request, payload).await?;
+    verify_signature(state.app_secret.expose_secret().as_bytes(), signature.as_bytes(), &body)?;
+    let notification: Notification =
+        serde_json::from_slice(&body).map_err(WebhookError::Malformed)?;
+    let mut accounts = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
+    accounts.sort();
+    accounts.dedup();
+    state.store.enqueue(&accounts).await.map_err(WebhookError::StoreUnavailable)?;
+    Ok(accounts.len())
+}
+
+/// The raw body, refused as soon as it is known to be over [`MAX_BODY`].
+async fn read_limited(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<BytesMut, WebhookError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY) {
+        return Err(WebhookError::TooLarge);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(WebhookError::Unreadable)?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(WebhookError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Checks the hex HMAC-SHA256 of the raw body, keyed with the app secret, in constant time.
+fn verify_signature(secret: &[u8], signature: &[u8], body: &[u8]) -> Result<(), WebhookError> {
+    let expected = hex::decode(signature).map_err(|_| WebhookError::BadSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| WebhookError::BadSignature)?;
+    mac.update(body);
+    mac.verify_slice(&expected).map_err(|_| WebhookError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dropbox-api.md §6's vector: secret `test_app_secret`, the 107-byte example body.
+    const BODY: &[u8] = br#"{"list_folder": {"accounts": ["dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"]}, "delta": {"users": [12345678]}}"#;
+    const SIGNATURE: &[u8] = b"d28161ccd83ba2d4d73925cdcc121b8491c4adfbe974ba32ac96038e3eca58ce";
+
+    #[test]
+    fn the_documented_signature_verifies() {
+        assert_eq!(BODY.len(), 107);
+        assert!(verify_signature(b"test_app_secret", SIGNATURE, BODY).is_ok());
+        assert!(
+            verify_signature(b"test_app_secret", &SIGNATURE.to_ascii_uppercase(), BODY).is_ok()
+        );
+    }
+
+    #[test]
+    fn anything_else_is_a_bad_signature() {
+        let mut tampered = BODY.to_vec();
+        tampered[30] ^= 1;
+        for (secret, signature, body) in [
+            (&b"other_secret"[..], SIGNATURE, BODY),
+            (b"test_app_secret", SIGNATURE, &tampered[..]),
+            (b"test_app_secret", b"zz", BODY),
+            (b"test_app_secret", b"", BODY),
+            (b"test_app_secret", &SIGNATURE[..62], BODY),
+        ] {
+            assert!(matches!(
+                verify_signature(secret, signature, body),
+                Err(WebhookError::BadSignature)
+            ));
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `/webhook`, `/healthz` and `/readyz` on the real app, bound to port 0, with a real Redis.
+
+use hmac::{Hmac, Mac};
+use markdrop::config::Settings;
+use markdrop::store::{RedisStore, Store};
+use markdrop::web::Application;
+use sha2::Sha256;
+
+use crate::support::{redis_url, unique_prefix};
+
+const APP_SECRET: &str = "webhook-test-app-secret";
+const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
+const BOB: &str = "dbid:AABob000000000000000000000000000000000";
+
+struct TestApp {
+    address: String,
+    store: Store,
+    http: reqwest::Client,
+}
+
+impl TestApp {
+    async fn spawn(test: &str) -> TestApp {
+        TestApp::spawn_on(&redis_url(), &unique_prefix(test)).await
+    }
+
+    async fn spawn_on(redis_url: &str, prefix: &str) -> TestApp {
+        let settings = settings();
+        let store =
+            Store::Redis(RedisStore::new(&redis_url.to_owned().into(), prefix).expect("store"));
+        let app = Application::build(&settings, store.clone()).expect("build the app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp { address, store, http: reqwest::Client::new() }
+    }
+
+    async fn post_webhook(&self, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/webhook", self.address))
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("X-Dropbox-Signature", signature);
+        }
+        request.send().await.expect("POST /webhook")
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
+    }
+
+    async fn queued(&self) -> Vec<String> {
+        let queued = self.store.queued().await.expect("read the queue");
+        queued.iter().map(|account| account.as_str().to_owned()).collect()
+    }
+}
+
+fn settings() -> Settings {
+    let vars = [
+        ("DROPBOX_APP_KEY", "webhook-test-key"),
+        ("DROPBOX_APP_SECRET", APP_SECRET),
+        ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+    ];
+    Settings::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+        .expect("valid settings")
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Dropbox's own formatting (Python's json.dumps separators).
+fn notification(accounts: &[&str]) -> Vec<u8> {
+    let accounts: Vec<String> = accounts.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "{{\"list_folder\": {{\"accounts\": [{}]}}, \"delta\": {{\"users\": [12345678]}}}}",
+        accounts.join(", ")
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_challenge_is_echoed_as_plain_text_nobody_may_sniff() {
+    let app = TestApp::spawn("challenge").await;
+    let response = app.get("/webhook?challenge=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.text().await.expect("body"), "<script>alert(1)</script>");
+    assert_eq!(app.get("/webhook").await.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_notification_queues_each_account_once_and_answers_at_once() {
+    let app = TestApp::spawn("signed").await;
+    let body = notification(&[ALICE, BOB, ALICE]);
+    let response = app.post_webhook(&body, Some(&sign(&body))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "", "the answer has an empty body");
+    let mut queued = app.queued().await;
+    queued.sort();
+    let mut expected = vec![ALICE.to_owned(), BOB.to_owned()];
+    expected.sort();
+    assert_eq!(queued, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_notifications_for_one_account_leave_one_pending_pass() {
+    let app = TestApp::spawn("coalesce").await;
+    let body = notification(&[ALICE]);
+    let signature = sign(&body);
+    for _ in 0..20 {
+        assert_eq!(app.post_webhook(&body, Some(&signature)).await.status(), 200);
+    }
+    assert_eq!(app.queued().await, [ALICE]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_or_forged_notification_is_forbidden_and_queues_nothing() {
+    let app = TestApp::spawn("forged").await;
+    let body = notification(&[ALICE]);
+    let mut other = Hmac::<Sha256>::new_from_slice(b"another app's secret").expect("key");
+    other.update(&body);
+    let forged = hex::encode(other.finalize().into_bytes());
+    for signature in
+        [None, Some(""), Some("not hex at all"), Some(&forged[..]), Some(&sign(b"{}")[..])]
+    {
+        let response = app.post_webhook(&body, signature).await;
+        assert_eq!(response.status(), 403, "signature {signature:?}");
+    }
+    assert!(app.queued().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_body_that_is_no_notification_is_a_bad_request() {
+    let app = TestApp::spawn("malformed").await;
+    for body in [
+        &b"not json"[..],
+        b"[1, 2]",
+        br#"{"list_folder": {"accounts": ["12345"]}}"#,
+        br#"{"list_folder": {"accounts": "dbid:x"}}"#,
+    ] {
+        let response = app.post_webhook(body, Some(&sign(body))).await;
+        assert_eq!(response.status(), 400, "{}", String::from_utf8_lossy(body));
+    }
+    assert!(app.queued().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_format_notification_is_accepted_and_queues_nothing() {
+    let app = TestApp::spawn("delta-only").await;
+    let body = br#"{"delta": {"users": [12345678]}}"#;
+    assert_eq!(app.post_webhook(body, Some(&sign(body))).await.status(), 200);
+    assert!(app.queued().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_refused_before_it_is_read() {
+    let app = TestApp::spawn("oversized").await;
+    let body = vec![b' '; markdrop::web::MAX_WEBHOOK_BODY + 1];
+    let response = app.post_webhook(&body, Some(&sign(&body))).await;
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_notification_gets_503_so_dropbox_retries() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("redis://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let app = TestApp::spawn_on(&dead, "unused:").await;
+    let body = notification(&[ALICE]);
+    assert_eq!(app.post_webhook(&body, Some(&sign(&body))).await.status(), 503);
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(app.get("/healthz").await.status(), 200, "the process itself is alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer_when_redis_does() {
+    let app = TestApp::spawn("health").await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.expect("body"), "ready\n");
+}
