@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
-use crate::store::{RedisStore, Store};
+use crate::store::{RedisStore, Store, TokenSealer};
 use crate::web::Application;
 
 /// `markdrop render [FILE]`: prints the document the worker would upload for FILE (or stdin).
@@ -43,7 +43,9 @@ pub fn run_web(
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = RedisStore::new(redis_url, key_prefix).context("cannot use REDIS_URL")?;
+        let sealer = TokenSealer::new(&settings.secret_key);
+        let store =
+            RedisStore::new(redis_url, key_prefix, sealer).context("cannot use REDIS_URL")?;
         let app = Application::build(settings, Store::Redis(store))
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop web is listening");

@@ -250,15 +250,8 @@ impl AccountClient {
     pub async fn download(&self, path: &str, limit: u64) -> Result<Download, DropboxError> {
         let arg = header_arg(&json!({ "path": path }))?;
         let url = self.client.route_url(&self.client.inner.content_url, "files/download");
-        let response = self
-            .authorized(|token| {
-                self.client
-                    .http()
-                    .post(url.clone())
-                    .header(AUTHORIZATION, token)
-                    .header(API_ARG, &arg)
-            })
-            .await?;
+        let mut response =
+            self.authorized(|token| self.post(&url, token).header(API_ARG, &arg)).await?;
         let metadata = response
             .headers()
             .get(API_RESULT)
@@ -273,7 +266,6 @@ impl AccountClient {
         if metadata.size > limit {
             return Err(DropboxError::TooLarge { size: metadata.size, limit });
         }
-        let mut response = response;
         let mut content =
             bytes::BytesMut::with_capacity(usize::try_from(metadata.size).unwrap_or(0));
         // The metadata's size is Dropbox's word; the body is what counts.
@@ -299,10 +291,7 @@ impl AccountClient {
         let url = self.client.route_url(&self.client.inner.content_url, "files/upload");
         let response = self
             .authorized(|token| {
-                self.client
-                    .http()
-                    .post(url.clone())
-                    .header(AUTHORIZATION, token)
+                self.post(&url, token)
                     .header(API_ARG, &arg)
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .body(content.clone())
@@ -332,15 +321,15 @@ impl AccountClient {
         let url = self.client.route_url(&self.client.inner.api_url, route);
         let response = self
             .authorized(|token| {
-                self.client
-                    .http()
-                    .post(url.clone())
-                    .header(AUTHORIZATION, token)
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone())
+                self.post(&url, token).header(CONTENT_TYPE, "application/json").body(body.clone())
             })
             .await?;
         json_body(response).await
+    }
+
+    /// A POST to `url` carrying the bearer token; every route is a POST.
+    fn post(&self, url: &Url, token: HeaderValue) -> RequestBuilder {
+        self.client.http().post(url.clone()).header(AUTHORIZATION, token)
     }
 
     /// Sends with the account's access token: refreshes first when it is about to expire, and

@@ -3,15 +3,18 @@
 //!
 //! One contract, two backends: Redis for any number of `web` and `worker` processes, and (with
 //! the single-machine work) an embedded store for one process. This is the web side of the
-//! contract: enqueueing accounts from a webhook and telling whether the store answers. The
-//! worker's side (claim, lease, cursors) arrives with the sync worker.
+//! contract: enqueueing accounts from a webhook, keeping token records (sealed, see [`sealed`]),
+//! forgetting an account, and telling whether the store answers. The worker's side (claim,
+//! lease, cursors) arrives with the sync worker.
 
 mod redis;
+mod sealed;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use self::redis::RedisStore;
-use crate::dropbox::AccountId;
+pub use self::sealed::{TokenSealer, UnsealError};
+use crate::dropbox::{AccountId, AccountTokens};
 
 /// The store is out of reach or failing; the caller answers 503 or retries, and loses nothing.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,32 @@ impl Store {
     pub async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
         match self {
             Store::Redis(store) => store.queued().await,
+        }
+    }
+
+    /// Keeps the account's tokens, sealed with the key from `SECRET_KEY`.
+    pub async fn save_tokens(
+        &self,
+        account: &AccountId,
+        tokens: &AccountTokens,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(store) => store.save_tokens(account, tokens).await,
+        }
+    }
+
+    /// The account's tokens, or `None` when it is not linked. A record that no longer opens
+    /// (`SECRET_KEY` changed) counts as not linked: the person has to connect again.
+    pub async fn tokens(&self, account: &AccountId) -> Result<Option<AccountTokens>, StoreError> {
+        match self {
+            Store::Redis(store) => store.tokens(account).await,
+        }
+    }
+
+    /// Deletes everything kept for the account: tokens, cursor, queue entry and lease.
+    pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(store) => store.forget_account(account).await,
         }
     }
 

@@ -7,6 +7,9 @@
 //! |---|---|---|
 //! | `ready` | sorted set | one member per account with work; score = when it is due (ms) |
 //! | `gen:<account>` | counter | bumped by every notification, so a pass can tell it missed one |
+//! | `lease:<account>` | string | the worker holding the account (with the sync worker) |
+//! | `tokens` | hash | account → sealed token record |
+//! | `cursors` | hash | account → `list_folder` cursor (with the sync worker) |
 //!
 //! Every multi-step change is one Lua script, so it is atomic without locks.
 
@@ -18,8 +21,8 @@ use redis::{AsyncCommands, Script};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
-use super::StoreError;
-use crate::dropbox::AccountId;
+use super::{StoreError, TokenSealer};
+use crate::dropbox::{AccountId, AccountTokens};
 
 /// A reply may take this long before the call counts as failed. Enqueueing is one short
 /// script; a Redis slower than this is better reported (503, and Dropbox retries) than waited on.
@@ -37,6 +40,15 @@ end
 return #KEYS - 1
 ";
 
+/// Everything kept for one account, gone in one step.
+const FORGET: &str = r"
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4], KEYS[5])
+return 1
+";
+
 #[derive(Clone)]
 pub struct RedisStore {
     client: redis::Client,
@@ -44,7 +56,9 @@ pub struct RedisStore {
     /// process that starts while Redis is down serves (503s) instead of crashing.
     connection: Arc<OnceCell<ConnectionManager>>,
     keys: Keys,
+    sealer: TokenSealer,
     enqueue: Script,
+    forget: Script,
 }
 
 #[derive(Clone)]
@@ -60,6 +74,18 @@ impl Keys {
     fn generation(&self, account: &AccountId) -> String {
         format!("{}gen:{account}", self.prefix)
     }
+
+    fn lease(&self, account: &AccountId) -> String {
+        format!("{}lease:{account}", self.prefix)
+    }
+
+    fn tokens(&self) -> String {
+        format!("{}tokens", self.prefix)
+    }
+
+    fn cursors(&self) -> String {
+        format!("{}cursors", self.prefix)
+    }
 }
 
 impl RedisStore {
@@ -69,13 +95,19 @@ impl RedisStore {
     ///
     /// Only the URL is checked here: a Redis that cannot be reached yet is not an error, each
     /// call reports its own failure and the next one tries again.
-    pub fn new(url: &SecretString, key_prefix: &str) -> Result<RedisStore, StoreError> {
+    pub fn new(
+        url: &SecretString,
+        key_prefix: &str,
+        sealer: TokenSealer,
+    ) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url.expose_secret()).map_err(StoreError::new)?;
         Ok(RedisStore {
             client,
             connection: Arc::new(OnceCell::new()),
             keys: Keys { prefix: key_prefix.to_owned() },
+            sealer,
             enqueue: Script::new(ENQUEUE),
+            forget: Script::new(FORGET),
         })
     }
 
@@ -123,6 +155,50 @@ impl RedisStore {
         let members: Vec<String> =
             connection.zrange(self.keys.ready(), 0, -1).await.map_err(StoreError::new)?;
         Ok(members.iter().filter_map(|member| AccountId::parse(member).ok()).collect())
+    }
+
+    pub(super) async fn save_tokens(
+        &self,
+        account: &AccountId,
+        tokens: &AccountTokens,
+    ) -> Result<(), StoreError> {
+        let sealed = self.sealer.seal(account, tokens);
+        let mut connection = self.connection().await?;
+        let _: i64 = connection
+            .hset(self.keys.tokens(), account.as_str(), sealed)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    pub(super) async fn tokens(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountTokens>, StoreError> {
+        let mut connection = self.connection().await?;
+        let sealed: Option<String> =
+            connection.hget(self.keys.tokens(), account.as_str()).await.map_err(StoreError::new)?;
+        Ok(sealed.and_then(|sealed| match self.sealer.open(account, &sealed) {
+            Ok(tokens) => Some(tokens),
+            Err(error) => {
+                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
+                None
+            }
+        }))
+    }
+
+    pub(super) async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
+        let mut invocation = self.forget.prepare_invoke();
+        invocation
+            .key(self.keys.tokens())
+            .key(self.keys.cursors())
+            .key(self.keys.ready())
+            .key(self.keys.generation(account))
+            .key(self.keys.lease(account))
+            .arg(account.as_str());
+        let mut connection = self.connection().await?;
+        let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

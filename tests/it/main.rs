@@ -8,5 +8,6 @@ mod emulator_folder;
 mod gfm_spec;
 mod render_properties;
 mod spec_examples;
+mod store;
 mod support;
 mod webhook;

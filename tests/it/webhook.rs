@@ -2,7 +2,7 @@
 
 use hmac::{Hmac, Mac};
 use markdrop::config::Settings;
-use markdrop::store::{RedisStore, Store};
+use markdrop::store::{RedisStore, Store, TokenSealer};
 use markdrop::web::Application;
 use sha2::Sha256;
 
@@ -25,8 +25,10 @@ impl TestApp {
 
     async fn spawn_on(redis_url: &str, prefix: &str) -> TestApp {
         let settings = settings();
-        let store =
-            Store::Redis(RedisStore::new(&redis_url.to_owned().into(), prefix).expect("store"));
+        let sealer = TokenSealer::new(&settings.secret_key);
+        let store = Store::Redis(
+            RedisStore::new(&redis_url.to_owned().into(), prefix, sealer).expect("store"),
+        );
         let app = Application::build(&settings, store.clone()).expect("build the app");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());

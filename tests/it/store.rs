@@ -1,0 +1,86 @@
+//! The store contract on a real Redis (the embedded backend joins with the single-machine work).
+
+use std::time::{Duration, SystemTime};
+
+use markdrop::dropbox::{AccountId, AccountTokens};
+use markdrop::store::{RedisStore, Store, TokenSealer};
+use redis::AsyncCommands;
+use secrecy::ExposeSecret;
+
+use crate::support::{redis_url, unique_prefix};
+
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
+const BOB: &str = "dbid:AABob000000000000000000000000000000000";
+
+fn store(prefix: &str, secret_key: &str) -> Store {
+    let sealer = TokenSealer::new(&secret_key.to_owned().into());
+    Store::Redis(RedisStore::new(&redis_url().into(), prefix, sealer).expect("store"))
+}
+
+fn tokens(tag: &str) -> AccountTokens {
+    AccountTokens {
+        access_token: format!("sl.access-{tag}").into(),
+        refresh_token: format!("refresh-{tag}").into(),
+        expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
+    }
+}
+
+async fn raw() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url()).expect("client");
+    client.get_multiplexed_async_connection().await.expect("connect")
+}
+
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).expect("an account id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_kept_sealed_and_read_back_whole() {
+    let prefix = unique_prefix("store-tokens");
+    let store = store(&prefix, KEY);
+    store.save_tokens(&account(ALICE), &tokens("alice")).await.expect("save");
+    let read = store.tokens(&account(ALICE)).await.expect("read").expect("linked");
+    assert_eq!(read.access_token.expose_secret(), "sl.access-alice");
+    assert_eq!(read.refresh_token.expose_secret(), "refresh-alice");
+    assert_eq!(read.expires_at, tokens("alice").expires_at);
+    assert!(store.tokens(&account(BOB)).await.expect("read").is_none());
+
+    let stored: String = raw().await.hget(format!("{prefix}tokens"), ALICE).await.expect("raw");
+    assert!(!stored.contains("alice"), "no token in plaintext: {stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_sealed_under_another_secret_key_reads_as_not_linked() {
+    let prefix = unique_prefix("store-rekeyed");
+    store(&prefix, KEY).save_tokens(&account(ALICE), &tokens("a")).await.expect("save");
+    let rekeyed = store(&prefix, "a-different-secret-key-32-characters");
+    assert!(rekeyed.tokens(&account(ALICE)).await.expect("read").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_an_account_deletes_everything_kept_for_it_and_nothing_else() {
+    let prefix = unique_prefix("store-forget");
+    let store = store(&prefix, KEY);
+    for id in [ALICE, BOB] {
+        store.save_tokens(&account(id), &tokens(id)).await.expect("save");
+    }
+    store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
+    let mut redis = raw().await;
+    let _: () = redis.hset(format!("{prefix}cursors"), ALICE, "cursor").await.expect("cursor");
+    let _: () = redis.set(format!("{prefix}lease:{ALICE}"), "worker").await.expect("lease");
+
+    store.forget_account(&account(ALICE)).await.expect("forget");
+
+    assert!(store.tokens(&account(ALICE)).await.expect("read").is_none());
+    assert!(store.tokens(&account(BOB)).await.expect("read").is_some());
+    assert_eq!(store.queued().await.expect("queue"), [account(BOB)]);
+    let cursor: Option<String> = redis.hget(format!("{prefix}cursors"), ALICE).await.expect("hget");
+    assert_eq!(cursor, None);
+    for key in [format!("{prefix}lease:{ALICE}"), format!("{prefix}gen:{ALICE}")] {
+        let exists: bool = redis.exists(&key).await.expect("exists");
+        assert!(!exists, "{key} is gone");
+    }
+    let bob_generation: bool = redis.exists(format!("{prefix}gen:{BOB}")).await.expect("exists");
+    assert!(bob_generation);
+}
