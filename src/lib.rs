@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod dropbox;
 pub mod emulator;
 pub mod render;

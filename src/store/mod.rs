@@ -68,7 +68,32 @@ impl Store {
         }
     }
 
-    /// Deletes everything kept for the account: tokens, cursor, queue entry and lease.
+    /// Keeps the name to show for the account.
+    pub async fn save_display_name(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(store) => store.save_display_name(account, name).await,
+        }
+    }
+
+    /// The name to show for the account, if it was ever linked.
+    pub async fn display_name(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Redis(store) => store.display_name(account).await,
+        }
+    }
+
+    /// Whether the account has a pass waiting.
+    pub async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(store) => store.is_queued(account).await,
+        }
+    }
+
+    /// Deletes everything kept for the account: tokens, name, cursor, queue entry and lease.
     pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
         match self {
             Store::Redis(store) => store.forget_account(account).await,

@@ -10,6 +10,7 @@
 //! | `lease:<account>` | string | the worker holding the account (with the sync worker) |
 //! | `tokens` | hash | account → sealed token record |
 //! | `cursors` | hash | account → `list_folder` cursor (with the sync worker) |
+//! | `names` | hash | account → display name, for the account page |
 //!
 //! Every multi-step change is one Lua script, so it is atomic without locks.
 
@@ -46,6 +47,7 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('HDEL', KEYS[6], ARGV[1])
 return 1
 ";
 
@@ -85,6 +87,10 @@ impl Keys {
 
     fn cursors(&self) -> String {
         format!("{}cursors", self.prefix)
+    }
+
+    fn names(&self) -> String {
+        format!("{}names", self.prefix)
     }
 }
 
@@ -187,6 +193,36 @@ impl RedisStore {
         }))
     }
 
+    pub(super) async fn save_display_name(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        let _: i64 = connection
+            .hset(self.keys.names(), account.as_str(), name)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    pub(super) async fn display_name(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection().await?;
+        connection.hget(self.keys.names(), account.as_str()).await.map_err(StoreError::new)
+    }
+
+    pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
+        let mut connection = self.connection().await?;
+        let score: Option<f64> = connection
+            .zscore(self.keys.ready(), account.as_str())
+            .await
+            .map_err(StoreError::new)?;
+        Ok(score.is_some())
+    }
+
     pub(super) async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
         let mut invocation = self.forget.prepare_invoke();
         invocation
@@ -195,6 +231,7 @@ impl RedisStore {
             .key(self.keys.ready())
             .key(self.keys.generation(account))
             .key(self.keys.lease(account))
+            .key(self.keys.names())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;

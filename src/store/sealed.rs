@@ -1,28 +1,21 @@
 //! Token records sealed at rest: whoever reads the store (a backup, a shared Redis, a
 //! `MONITOR`) sees no usable Dropbox token.
 //!
-//! XChaCha20-Poly1305 with a fresh random 192-bit nonce per record (random nonces that size
-//! never realistically repeat), a key derived from `SECRET_KEY` with HKDF-SHA256, and the
-//! account id as associated data, so a record copied onto another account does not open.
+//! Sealed by [`crate::crypto::Sealer`] with a key of their own, and bound to the account id, so a
+//! record copied onto another account does not open.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hkdf::Hkdf;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
+use crate::crypto::Sealer;
 use crate::dropbox::{AccountId, AccountTokens};
 
 /// Marks the format, so a later one can be told apart (and old records still opened).
 const VERSION: &str = "v1.";
-/// Separates this key from anything else ever derived from `SECRET_KEY`.
-const KEY_INFO: &[u8] = b"markdrop token records v1";
-const NONCE_LEN: usize = 24;
+/// Separates this key from anything else derived from `SECRET_KEY`.
+const PURPOSE: &[u8] = b"markdrop token records v1";
 
 /// A record that does not open: another `SECRET_KEY`, another account, or damaged.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -32,7 +25,7 @@ pub struct UnsealError;
 /// Seals and opens token records with a key derived from `SECRET_KEY`.
 #[derive(Clone)]
 pub struct TokenSealer {
-    cipher: XChaCha20Poly1305,
+    sealer: Sealer,
 }
 
 /// What is sealed; only ever serialized to be encrypted.
@@ -46,11 +39,7 @@ struct Record {
 
 impl TokenSealer {
     pub fn new(secret_key: &SecretString) -> TokenSealer {
-        let mut key = [0u8; 32];
-        Hkdf::<Sha256>::new(None, secret_key.expose_secret().as_bytes())
-            .expand(KEY_INFO, &mut key)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
-        TokenSealer { cipher: XChaCha20Poly1305::new(&key.into()) }
+        TokenSealer { sealer: Sealer::new(secret_key, PURPOSE) }
     }
 
     /// The account's tokens, encrypted and bound to the account.
@@ -63,28 +52,14 @@ impl TokenSealer {
                 .and_then(|at| at.duration_since(UNIX_EPOCH).ok().map(|elapsed| elapsed.as_secs())),
         };
         let plaintext = serde_json::to_vec(&record).expect("a struct of strings always serializes");
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let payload = Payload { msg: &plaintext, aad: account.as_str().as_bytes() };
-        let ciphertext = self
-            .cipher
-            .encrypt(&nonce, payload)
-            .expect("XChaCha20-Poly1305 encrypts any message under 256 GiB");
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&ciphertext);
-        format!("{VERSION}{}", URL_SAFE_NO_PAD.encode(sealed))
+        format!("{VERSION}{}", self.sealer.seal(&plaintext, account.as_str().as_bytes()))
     }
 
     /// The tokens sealed for `account`.
     pub fn open(&self, account: &AccountId, sealed: &str) -> Result<AccountTokens, UnsealError> {
         let encoded = sealed.strip_prefix(VERSION).ok_or(UnsealError)?;
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| UnsealError)?;
-        if bytes.len() < NONCE_LEN {
-            return Err(UnsealError);
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let payload = Payload { msg: ciphertext, aad: account.as_str().as_bytes() };
         let plaintext =
-            self.cipher.decrypt(XNonce::from_slice(nonce), payload).map_err(|_| UnsealError)?;
+            self.sealer.open(encoded, account.as_str().as_bytes()).ok_or(UnsealError)?;
         let record: Record = serde_json::from_slice(&plaintext).map_err(|_| UnsealError)?;
         Ok(AccountTokens {
             access_token: record.access_token.into(),

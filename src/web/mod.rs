@@ -4,6 +4,9 @@
 //! talk to it over HTTP. The route table is [`configure`]; each route lives in its own module.
 
 mod health;
+mod oauth;
+mod pages;
+mod session;
 mod webhook;
 
 pub use self::webhook::MAX_BODY as MAX_WEBHOOK_BODY;
@@ -12,20 +15,32 @@ use std::io;
 use std::net::TcpListener;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use secrecy::SecretString;
+use url::Url;
 
+use self::session::SessionCodec;
 use crate::config::Settings;
+use crate::dropbox::{DropboxClient, DropboxError};
 use crate::store::Store;
 
 /// Heroku gives a process 30 s between SIGTERM and SIGKILL; in-flight requests get most of it.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+
+/// Pages load only their own stylesheet and icon, post only to markdrop, and are never framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// What every handler shares.
 pub struct AppState {
     pub store: Store,
     /// Dropbox signs webhooks with the app secret.
     pub app_secret: SecretString,
+    pub dropbox: DropboxClient,
+    pub sessions: SessionCodec,
+    /// `BASE_URL/oauth/callback`, registered with the Dropbox app.
+    pub redirect_uri: Url,
 }
 
 /// The web app, bound and ready to run.
@@ -37,15 +52,36 @@ pub struct Application {
 impl Application {
     /// Binds `HOST:PORT` from the settings (port 0 picks a free one) and prepares the server.
     pub fn build(settings: &Settings, store: Store) -> io::Result<Application> {
+        let dropbox = DropboxClient::new(&settings.dropbox).map_err(|error: DropboxError| {
+            io::Error::other(format!("cannot set up the Dropbox client: {error}"))
+        })?;
         let listener = TcpListener::bind((settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
-        let state =
-            web::Data::new(AppState { store, app_secret: settings.dropbox.app_secret.clone() });
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(configure))
-                .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-                .listen(listener)?
-                .run();
+        let state = web::Data::new(AppState {
+            store,
+            app_secret: settings.dropbox.app_secret.clone(),
+            dropbox,
+            sessions: SessionCodec::new(
+                &settings.secret_key,
+                settings.base_url.scheme() == "https",
+            ),
+            redirect_uri: settings.redirect_uri(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "same-origin"))
+                        .add(("X-Frame-Options", "DENY")),
+                )
+                .app_data(state.clone())
+                .configure(configure)
+        })
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .listen(listener)?
+        .run();
         Ok(Application { port, server })
     }
 
@@ -72,5 +108,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/webhook", web::get().to(webhook::verify_webhook))
         .route("/webhook", web::post().to(webhook::receive_webhook))
         .route("/healthz", web::get().to(health::report_alive))
-        .route("/readyz", web::get().to(health::report_ready));
+        .route("/readyz", web::get().to(health::report_ready))
+        .route("/", web::get().to(pages::show_home))
+        .route("/login", web::get().to(oauth::start_login))
+        .route("/oauth/callback", web::get().to(oauth::finish_oauth))
+        .route("/account", web::get().to(pages::show_account))
+        .route("/account/unlink", web::post().to(pages::unlink_account))
+        .route("/static/{file}", web::get().to(pages::serve_static));
 }

@@ -6,6 +6,7 @@ mod dropbox_client;
 mod emulator;
 mod emulator_folder;
 mod gfm_spec;
+mod linking;
 mod render_properties;
 mod spec_examples;
 mod store;

@@ -37,3 +37,26 @@ pub fn unique_prefix(test: &str) -> String {
         .map_or(0, |elapsed| elapsed.subsec_nanos());
     format!("test:{test}:{}:{nanos}:", std::process::id())
 }
+
+/// Valid settings for the web app under test: bound to 127.0.0.1 on a free port, talking to
+/// `dropbox` (the emulator's URL) when given.
+pub fn web_settings(app_secret: &str, dropbox: Option<&url::Url>) -> markdrop::config::Settings {
+    let dropbox = dropbox.map(url::Url::to_string);
+    let mut vars = vec![
+        ("DROPBOX_APP_KEY", "test-app-key".to_owned()),
+        ("DROPBOX_APP_SECRET", app_secret.to_owned()),
+        ("SECRET_KEY", "0123456789abcdef0123456789abcdef".to_owned()),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("BASE_URL", "http://markdrop.test".to_owned()),
+    ];
+    if let Some(url) = dropbox {
+        for var in ["DROPBOX_API_URL", "DROPBOX_CONTENT_URL", "DROPBOX_WEB_URL"] {
+            vars.push((var, url.clone()));
+        }
+    }
+    markdrop::config::Settings::from_lookup(|name| {
+        vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    })
+    .expect("valid settings")
+}

@@ -1,12 +1,11 @@
 //! `/webhook`, `/healthz` and `/readyz` on the real app, bound to port 0, with a real Redis.
 
 use hmac::{Hmac, Mac};
-use markdrop::config::Settings;
 use markdrop::store::{RedisStore, Store, TokenSealer};
 use markdrop::web::Application;
 use sha2::Sha256;
 
-use crate::support::{redis_url, unique_prefix};
+use crate::support::{redis_url, unique_prefix, web_settings};
 
 const APP_SECRET: &str = "webhook-test-app-secret";
 const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
@@ -24,7 +23,7 @@ impl TestApp {
     }
 
     async fn spawn_on(redis_url: &str, prefix: &str) -> TestApp {
-        let settings = settings();
+        let settings = web_settings(APP_SECRET, None);
         let sealer = TokenSealer::new(&settings.secret_key);
         let store = Store::Redis(
             RedisStore::new(&redis_url.to_owned().into(), prefix, sealer).expect("store"),
@@ -55,18 +54,6 @@ impl TestApp {
         let queued = self.store.queued().await.expect("read the queue");
         queued.iter().map(|account| account.as_str().to_owned()).collect()
     }
-}
-
-fn settings() -> Settings {
-    let vars = [
-        ("DROPBOX_APP_KEY", "webhook-test-key"),
-        ("DROPBOX_APP_SECRET", APP_SECRET),
-        ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
-        ("HOST", "127.0.0.1"),
-        ("PORT", "0"),
-    ];
-    Settings::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
-        .expect("valid settings")
 }
 
 fn sign(body: &[u8]) -> String {

@@ -1,0 +1,254 @@
+//! "Connect Dropbox" end to end: the real app on port 0, the emulator's consent page, a real
+//! Redis; then the account page and disconnecting.
+
+use markdrop::dropbox::AccountId;
+use markdrop::emulator::{Emulator, EmulatorConfig, LinkedAccount, RunningEmulator};
+use markdrop::store::{RedisStore, Store, TokenSealer};
+use markdrop::web::Application;
+use redis::AsyncCommands;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use url::Url;
+
+use crate::support::{redis_url, unique_prefix, web_settings};
+
+const APP_SECRET: &str = "linking-test-app-secret";
+
+struct TestApp {
+    address: String,
+    store: Store,
+    prefix: String,
+    dropbox: RunningEmulator,
+    person: LinkedAccount,
+}
+
+/// A browser: no automatic redirects, one cookie jar for the app.
+struct Browser {
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Browser { http, cookie: None }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut request = self.http.get(url);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        self.keep_cookie(request.send().await.expect("GET"))
+    }
+
+    async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.http.post(url).form(form);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        self.keep_cookie(request.send().await.expect("POST"))
+    }
+
+    fn keep_cookie(&mut self, response: reqwest::Response) -> reqwest::Response {
+        if let Some(set) = response.headers().get(SET_COOKIE) {
+            let pair = set.to_str().expect("ascii").split(';').next().expect("a pair");
+            if pair.starts_with("markdrop_session=") {
+                self.cookie = Some(pair.to_owned());
+            }
+        }
+        response
+    }
+}
+
+impl TestApp {
+    async fn spawn(test: &str) -> TestApp {
+        let dropbox = Emulator::new(EmulatorConfig::new("test-app-key", APP_SECRET))
+            .start(0)
+            .await
+            .expect("start the emulator");
+        let person = dropbox.emulator.create_account("Ada Lovelace");
+        dropbox.emulator.sign_in(&person.account_id);
+        let settings = web_settings(APP_SECRET, Some(dropbox.url()));
+        let prefix = unique_prefix(test);
+        let sealer = TokenSealer::new(&settings.secret_key);
+        let store =
+            Store::Redis(RedisStore::new(&redis_url().into(), &prefix, sealer).expect("store"));
+        let app = Application::build(&settings, store.clone()).expect("build the app");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp { address, store, prefix, dropbox, person }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn account(&self) -> AccountId {
+        AccountId::parse(&self.person.account_id).expect("an account id")
+    }
+
+    /// Clicks "Connect Dropbox" and, on the emulator's consent page, `decision`; returns the
+    /// callback URL Dropbox sends the browser back to, pointed at the app under test.
+    async fn go_to_dropbox_and(&self, browser: &mut Browser, decision: &str) -> String {
+        let login = browser.get(&self.url("/login")).await;
+        assert_eq!(login.status(), 303);
+        let authorize = location(&login);
+        assert!(authorize.starts_with(self.dropbox.url().as_str()), "{authorize}");
+        let consent = browser.get(&authorize).await;
+        assert_eq!(consent.status(), 200);
+        let page = consent.text().await.expect("consent page");
+        let action = attribute_after(&page, "<form", "action");
+        let request = attribute_after(&page, "name=\"request\"", "value");
+        let decided = browser
+            .post_form(
+                self.dropbox.url().join(&action).expect("url").as_str(),
+                &[("request", &request), ("decision", decision)],
+            )
+            .await;
+        assert!(decided.status().is_redirection(), "{}", decided.status());
+        let back: Url = location(&decided).parse().expect("a callback URL");
+        assert_eq!(back.path(), "/oauth/callback");
+        self.url(&format!("/oauth/callback?{}", back.query().unwrap_or_default()))
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[LOCATION].to_str().expect("ascii").to_owned()
+}
+
+/// The value of `attribute` in the first tag after `marker` (enough HTML parsing for one form).
+fn attribute_after(page: &str, marker: &str, attribute: &str) -> String {
+    let from = &page[page.find(marker).unwrap_or_else(|| panic!("{marker} in {page}"))..];
+    let needle = format!("{attribute}=\"");
+    let start = from.find(&needle).expect("the attribute") + needle.len();
+    let value = &from[start..start + from[start..].find('"').expect("a closing quote")];
+    value.replace("&amp;", "&").replace("&#x2f;", "/").replace("&#47;", "/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_showing_and_disconnecting_an_account_round_trips() {
+    let app = TestApp::spawn("round-trip").await;
+    let mut browser = Browser::new();
+    let home = browser.get(&app.url("/")).await;
+    assert_eq!(home.status(), 200);
+    for (header, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+    ] {
+        assert_eq!(home.headers()[header], value, "{header}");
+    }
+    assert!(
+        home.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let set_cookie = home.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(home.text().await.expect("home").contains("href=\"/login\">Connect Dropbox</a>"));
+
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let linked = browser.get(&callback).await;
+    assert_eq!(linked.status(), 303);
+    assert_eq!(location(&linked), "/account");
+
+    let account_page = browser.get(&app.url("/account")).await;
+    assert_eq!(account_page.status(), 200);
+    let page = account_page.text().await.expect("account page");
+    assert!(page.contains("<h1>Ada Lovelace</h1>"), "{page}");
+    assert!(page.contains("Connected"));
+    assert!(app.store.tokens(&app.account()).await.expect("read").is_some());
+    assert_eq!(
+        app.store.queued().await.expect("queue"),
+        [app.account()],
+        "the first sync is queued"
+    );
+    let mut redis = redis::Client::open(redis_url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let stored: String =
+        redis.hget(format!("{}tokens", app.prefix), app.account().as_str()).await.expect("raw");
+    assert!(!stored.contains("sl."), "no access token in plaintext: {stored}");
+
+    let csrf = attribute_after(&page, "name=\"csrf\"", "value");
+    let unlinked = browser.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await;
+    assert_eq!(unlinked.status(), 303);
+    assert_eq!(location(&unlinked), "/");
+    let home = browser.get(&app.url("/")).await.text().await.expect("home");
+    assert!(home.contains("Dropbox is disconnected"), "{home}");
+    assert!(app.store.tokens(&app.account()).await.expect("read").is_none());
+    assert!(app.store.queued().await.expect("queue").is_empty());
+    assert_eq!(app.dropbox.emulator.stats().total_calls("auth/token/revoke"), 1);
+    assert_eq!(browser.get(&app.url("/account")).await.status(), 303, "signed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declining_at_dropbox_gets_a_friendly_page_that_offers_to_try_again() {
+    let app = TestApp::spawn("declined").await;
+    let mut browser = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut browser, "deny").await;
+    let declined = browser.get(&callback).await;
+    assert_eq!(declined.status(), 200);
+    let page = declined.text().await.expect("page");
+    assert!(
+        page.contains("Dropbox is not connected") && page.contains("href=\"/login\""),
+        "{page}"
+    );
+    assert!(app.store.queued().await.expect("queue").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_with_a_wrong_missing_or_reused_state_is_a_readable_400() {
+    let app = TestApp::spawn("bad-state").await;
+    let mut browser = Browser::new();
+    let stranger = browser.get(&app.url("/oauth/callback?code=x&state=y")).await;
+    assert_eq!(stranger.status(), 400, "no login in progress");
+    assert!(stranger.text().await.expect("page").contains("This sign-in link has expired"));
+
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let mut forged: Url = callback.parse().expect("url");
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            (k.to_string(), if k == "state" { "forged".to_owned() } else { v.to_string() })
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    assert_eq!(browser.get(forged.as_str()).await.status(), 400, "wrong state");
+    assert_eq!(browser.get(&callback).await.status(), 400, "the login was used up by the failure");
+
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    assert_eq!(browser.get(&callback).await.status(), 303);
+    assert_eq!(browser.get(&callback).await.status(), 400, "reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnecting_without_the_forms_csrf_token_is_refused() {
+    let app = TestApp::spawn("csrf").await;
+    let mut browser = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    assert_eq!(browser.get(&callback).await.status(), 303);
+    let refused = browser.post_form(&app.url("/account/unlink"), &[("csrf", "guess")]).await;
+    assert_eq!(refused.status(), 403);
+    assert!(app.store.tokens(&app.account()).await.expect("read").is_some(), "nothing deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_page_sends_strangers_home_and_static_files_are_cached() {
+    let app = TestApp::spawn("static").await;
+    let mut browser = Browser::new();
+    let account = browser.get(&app.url("/account")).await;
+    assert_eq!(account.status(), 303);
+    assert_eq!(location(&account), "/");
+    let css = browser.get(&app.url("/static/app.css")).await;
+    assert_eq!(css.status(), 200);
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert!(css.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    assert_eq!(browser.get(&app.url("/static/nope.js")).await.status(), 404);
+}
