@@ -9,11 +9,13 @@
 
 mod redis;
 mod sealed;
+mod status;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use self::redis::RedisStore;
 pub use self::sealed::{TokenSealer, UnsealError};
+pub use self::status::{AccountStatus, Conversion, Outcome, RECENT_CONVERSIONS, SyncState};
 use crate::dropbox::{AccountId, AccountTokens};
 
 /// The store is out of reach or failing; the caller answers 503 or retries, and loses nothing.
@@ -86,6 +88,24 @@ impl Store {
         }
     }
 
+    /// Records the account's sync status for its page.
+    pub async fn save_status(
+        &self,
+        account: &AccountId,
+        status: &AccountStatus,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(store) => store.save_status(account, status).await,
+        }
+    }
+
+    /// The account's sync status, if a pass ever recorded one.
+    pub async fn status(&self, account: &AccountId) -> Result<Option<AccountStatus>, StoreError> {
+        match self {
+            Store::Redis(store) => store.status(account).await,
+        }
+    }
+
     /// Whether the account has a pass waiting.
     pub async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         match self {
@@ -93,7 +113,8 @@ impl Store {
         }
     }
 
-    /// Deletes everything kept for the account: tokens, name, cursor, queue entry and lease.
+    /// Deletes everything kept for the account: tokens, name, status, cursor, queue entry and
+    /// lease.
     pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
         match self {
             Store::Redis(store) => store.forget_account(account).await,

@@ -11,6 +11,7 @@
 //! | `tokens` | hash | account → sealed token record |
 //! | `cursors` | hash | account → `list_folder` cursor (with the sync worker) |
 //! | `names` | hash | account → display name, for the account page |
+//! | `status` | hash | account → sync status (JSON), for the account page |
 //!
 //! Every multi-step change is one Lua script, so it is atomic without locks.
 
@@ -22,7 +23,7 @@ use redis::{AsyncCommands, Script};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
-use super::{StoreError, TokenSealer};
+use super::{AccountStatus, StoreError, TokenSealer};
 use crate::dropbox::{AccountId, AccountTokens};
 
 /// A reply may take this long before the call counts as failed. Enqueueing is one short
@@ -48,6 +49,7 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HDEL', KEYS[6], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
 return 1
 ";
 
@@ -91,6 +93,10 @@ impl Keys {
 
     fn names(&self) -> String {
         format!("{}names", self.prefix)
+    }
+
+    fn status(&self) -> String {
+        format!("{}status", self.prefix)
     }
 }
 
@@ -214,6 +220,30 @@ impl RedisStore {
         connection.hget(self.keys.names(), account.as_str()).await.map_err(StoreError::new)
     }
 
+    pub(super) async fn save_status(
+        &self,
+        account: &AccountId,
+        status: &AccountStatus,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(status).map_err(StoreError::new)?;
+        let mut connection = self.connection().await?;
+        let _: i64 = connection
+            .hset(self.keys.status(), account.as_str(), json)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    pub(super) async fn status(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountStatus>, StoreError> {
+        let mut connection = self.connection().await?;
+        let json: Option<String> =
+            connection.hget(self.keys.status(), account.as_str()).await.map_err(StoreError::new)?;
+        json.map(|json| serde_json::from_str(&json).map_err(StoreError::new)).transpose()
+    }
+
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         let mut connection = self.connection().await?;
         let score: Option<f64> = connection
@@ -232,6 +262,7 @@ impl RedisStore {
             .key(self.keys.generation(account))
             .key(self.keys.lease(account))
             .key(self.keys.names())
+            .key(self.keys.status())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;

@@ -114,5 +114,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/oauth/callback", web::get().to(oauth::finish_oauth))
         .route("/account", web::get().to(pages::show_account))
         .route("/account/unlink", web::post().to(pages::unlink_account))
-        .route("/static/{file}", web::get().to(pages::serve_static));
+        .route("/static/{file}", web::get().to(pages::serve_static))
+        .default_service(web::to(pages::show_not_found));
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::session::Session;
 use crate::dropbox::{AccountTokens, DropboxError};
+use crate::store::{AccountStatus, Outcome, SyncState};
 use crate::telemetry::error_chain;
 
 const STYLESHEET: &str = include_str!("../../static/app.css");
@@ -28,8 +29,17 @@ struct AccountPage {
     notice: Option<String>,
     display_name: String,
     linked: bool,
-    sync_state: &'static str,
+    sync_state: String,
+    last_pass: Option<String>,
+    recent: Vec<RecentRow>,
     csrf: String,
+}
+
+/// One line of "Recent conversions".
+struct RecentRow {
+    path: String,
+    when: String,
+    result: String,
 }
 
 /// A page that says what happened and what to do next.
@@ -103,25 +113,33 @@ pub async fn show_account(request: HttpRequest, state: web::Data<AppState>) -> H
     let facts = async {
         let linked = state.store.tokens(&account).await?.is_some();
         let name = state.store.display_name(&account).await?;
+        let status = state.store.status(&account).await?;
         let queued = state.store.is_queued(&account).await?;
-        Ok::<_, crate::store::StoreError>((linked, name, queued))
+        Ok::<_, crate::store::StoreError>((linked, name, status, queued))
     };
-    let (linked, name, queued) = match facts.await {
+    let (linked, name, status, queued) = match facts.await {
         Ok(facts) => facts,
         Err(error) => {
             tracing::warn!(%account, error = %error_chain(&error), "account page without a store");
             return render(StatusCode::SERVICE_UNAVAILABLE, &MessagePage::store_unavailable());
         }
     };
+    let status = status.unwrap_or_default();
     let page = AccountPage {
         notice: session.notice.take(),
         display_name: name.unwrap_or_else(|| account.to_string()),
-        linked,
-        sync_state: if queued {
-            "Changes are queued and will be converted shortly."
-        } else {
-            "Nothing waiting."
-        },
+        linked: linked && status.state != SyncState::Unlinked,
+        sync_state: describe_sync(&status, queued),
+        last_pass: status.last_pass_at.map(format_time),
+        recent: status
+            .recent
+            .iter()
+            .map(|conversion| RecentRow {
+                path: conversion.path.clone(),
+                when: format_time(conversion.at),
+                result: describe_outcome(&conversion.outcome),
+            })
+            .collect(),
         csrf: session.csrf.clone(),
     };
     with_session(render(StatusCode::OK, &page), &state, &session)
@@ -178,6 +196,55 @@ pub async fn unlink_account(
     with_session(see_other("/"), &state, &signed_out)
 }
 
+/// The sync state in words a person understands.
+fn describe_sync(status: &AccountStatus, queued: bool) -> String {
+    match &status.state {
+        SyncState::Syncing => "Converting your changes now.".to_owned(),
+        SyncState::RateLimited { until } => format!(
+            "Dropbox asked markdrop to slow down; syncing resumes at {}.",
+            format_time(*until)
+        ),
+        SyncState::Failing { message } => {
+            format!("Syncing keeps failing: {message}. markdrop keeps trying.")
+        }
+        SyncState::Unlinked => "Stopped: Dropbox no longer accepts markdrop's access.".to_owned(),
+        SyncState::Idle if queued && status.last_pass_at.is_none() => {
+            "Waiting for the first sync.".to_owned()
+        }
+        SyncState::Idle if queued => {
+            "Changes are waiting and will be converted shortly.".to_owned()
+        }
+        SyncState::Idle => "Up to date.".to_owned(),
+    }
+}
+
+fn describe_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Converted => "converted".to_owned(),
+        Outcome::Removed => "removed with its note".to_owned(),
+        Outcome::Skipped { reason } => format!("skipped: {reason}"),
+        Outcome::Failed { message } => format!("failed: {message}"),
+    }
+}
+
+/// `2026-11-27 10:31 UTC` from seconds since the Unix epoch (civil-from-days, after Howard
+/// Hinnant's algorithm; a date library would be a large dependency for one format).
+fn format_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
 /// Revokes the link at Dropbox; a link Dropbox already dropped counts as revoked.
 async fn revoke(state: &AppState, tokens: AccountTokens) -> bool {
     match state.dropbox.account(tokens).revoke().await {
@@ -187,6 +254,18 @@ async fn revoke(state: &AppState, tokens: AccountTokens) -> bool {
             false
         }
     }
+}
+
+/// Any other path.
+pub async fn show_not_found() -> HttpResponse {
+    let page = MessagePage {
+        notice: None,
+        heading: "Page not found",
+        body: "There is nothing at this address. The start page has everything markdrop offers.",
+        action_href: "/",
+        action_label: "Go to the start",
+    };
+    render(StatusCode::NOT_FOUND, &page)
 }
 
 /// `GET /static/app.css` and `/static/icon.svg`, compiled in so a deployment is one file.
@@ -200,4 +279,17 @@ pub async fn serve_static(path: web::Path<String>) -> HttpResponse {
         .content_type(content_type)
         .insert_header((CACHE_CONTROL, "public, max-age=3600"))
         .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_as_utc_calendar_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_time(1_795_775_460), "2026-11-27 10:31 UTC");
+        assert_eq!(format_time(4_102_444_799), "2099-12-31 23:59 UTC");
+    }
 }

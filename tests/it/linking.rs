@@ -252,3 +252,62 @@ async fn the_account_page_sends_strangers_home_and_static_files_are_cached() {
     assert!(css.headers()["cache-control"].to_str().unwrap().contains("max-age"));
     assert_eq!(browser.get(&app.url("/static/nope.js")).await.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions() {
+    use markdrop::store::{AccountStatus, Conversion, Outcome, SyncState};
+    let app = TestApp::spawn("status").await;
+    let mut browser = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    assert_eq!(browser.get(&callback).await.status(), 303);
+    let page = browser.get(&app.url("/account")).await.text().await.expect("page");
+    assert!(page.contains("Waiting for the first sync.") && page.contains("Not yet"), "{page}");
+
+    // What the worker records after a pass.
+    let mut status = AccountStatus {
+        state: SyncState::Failing { message: "Dropbox is not answering".to_owned() },
+        last_pass_at: Some(1_795_775_460),
+        recent: Vec::new(),
+    };
+    status.record(Conversion {
+        path: "/Notes/Café <plan>.md".into(),
+        at: 1_795_775_400,
+        outcome: Outcome::Converted,
+    });
+    status.record(Conversion {
+        path: "/Big.md".into(),
+        at: 1_795_775_460,
+        outcome: Outcome::Skipped { reason: "larger than 10 MiB".into() },
+    });
+    app.store.save_status(&app.account(), &status).await.expect("save");
+
+    let page = browser.get(&app.url("/account")).await.text().await.expect("page");
+    assert!(page.contains("Syncing keeps failing: Dropbox is not answering."), "{page}");
+    assert!(page.contains("2026-11-27 10:31 UTC"));
+    assert!(
+        page.contains(
+            "<td>/Notes/Café &#60;plan&#62;.md</td><td>2026-11-27 10:30 UTC</td><td>converted</td>"
+        ),
+        "{page}"
+    );
+    let big = page.find("/Big.md").expect("the newest row");
+    assert!(big < page.find("Café").expect("the older row"), "newest first");
+
+    app.store
+        .save_status(&app.account(), &AccountStatus { state: SyncState::Unlinked, ..status })
+        .await
+        .expect("save");
+    let page = browser.get(&app.url("/account")).await.text().await.expect("page");
+    assert!(
+        page.contains("Not connected") && page.contains("href=\"/login\">Connect again"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_page_is_a_readable_404() {
+    let app = TestApp::spawn("not-found").await;
+    let response = Browser::new().get(&app.url("/nope")).await;
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.expect("page").contains("Page not found"));
+}

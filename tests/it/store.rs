@@ -84,3 +84,21 @@ async fn forgetting_an_account_deletes_everything_kept_for_it_and_nothing_else()
     let bob_generation: bool = redis.exists(format!("{prefix}gen:{BOB}")).await.expect("exists");
     assert!(bob_generation);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_round_trips_and_goes_with_its_account() {
+    use markdrop::store::{AccountStatus, Conversion, Outcome, SyncState};
+    let prefix = unique_prefix("store-status");
+    let store = store(&prefix, KEY);
+    assert_eq!(store.status(&account(ALICE)).await.expect("read"), None);
+    let mut status = AccountStatus {
+        state: SyncState::RateLimited { until: 99 },
+        last_pass_at: Some(42),
+        recent: vec![],
+    };
+    status.record(Conversion { path: "/ünïcode.md".into(), at: 42, outcome: Outcome::Removed });
+    store.save_status(&account(ALICE), &status).await.expect("save");
+    assert_eq!(store.status(&account(ALICE)).await.expect("read"), Some(status));
+    store.forget_account(&account(ALICE)).await.expect("forget");
+    assert_eq!(store.status(&account(ALICE)).await.expect("read"), None);
+}
