@@ -386,7 +386,14 @@ fn header_arg(arg: &serde_json::Value) -> Result<String, DropboxError> {
         .map_err(|error| DropboxError::local(format!("cannot encode the argument: {error}")))
 }
 
+/// The JSON result of an RPC or upload route. Such a response never carries
+/// `Dropbox-API-Result` (dropbox-api.md §8.5): one that does is not the answer we asked for.
 async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T, DropboxError> {
+    if response.headers().contains_key(API_RESULT) {
+        return Err(DropboxError::unexpected_success(
+            "an RPC or upload response with a Dropbox-API-Result header",
+        ));
+    }
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(DropboxError::Transport)?;
     serde_json::from_slice(&body)

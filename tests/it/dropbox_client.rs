@@ -528,3 +528,17 @@ async fn a_token_without_a_scope_is_refused_that_scope_by_name() {
         other => panic!("expected a missing scope, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_answer_with_a_download_result_header_is_unexpected() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().add_fault(FaultRule {
+        content_type: "application/json".to_owned(),
+        headers: vec![("Dropbox-API-Result".to_owned(), "{}".to_owned())],
+        ..FaultRule::status("users/get_current_account", 1, 200, "{}")
+    });
+    assert!(matches!(
+        dropbox.session().get_current_account().await,
+        Err(DropboxError::Unexpected { .. })
+    ));
+}
