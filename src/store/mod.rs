@@ -11,7 +11,8 @@ mod redis;
 mod sealed;
 mod status;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use self::redis::RedisStore;
 pub use self::sealed::{TokenSealer, UnsealError};
@@ -37,17 +38,19 @@ pub enum Store {
 
 impl Store {
     /// Queues one sync pass for each account, in one round trip. Any number of notifications
-    /// for an account collapse into one pending pass; an account already due stays due.
+    /// for an account collapse into one pending pass; an account already in the queue keeps its
+    /// place and its due time (a rate-limit wait or a backoff is never cut short by a
+    /// notification, our own uploads' included).
     pub async fn enqueue(&self, accounts: &[AccountId]) -> Result<(), StoreError> {
         match self {
-            Store::Redis(store) => store.enqueue(accounts, now_millis()).await,
+            Store::Redis(store) => within_deadline(store.enqueue(accounts, now_millis())).await,
         }
     }
 
     /// The accounts waiting for a pass, soonest first.
     pub async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
         match self {
-            Store::Redis(store) => store.queued().await,
+            Store::Redis(store) => within_deadline(store.queued()).await,
         }
     }
 
@@ -58,7 +61,7 @@ impl Store {
         tokens: &AccountTokens,
     ) -> Result<(), StoreError> {
         match self {
-            Store::Redis(store) => store.save_tokens(account, tokens).await,
+            Store::Redis(store) => within_deadline(store.save_tokens(account, tokens)).await,
         }
     }
 
@@ -66,7 +69,7 @@ impl Store {
     /// (`SECRET_KEY` changed) counts as not linked: the person has to connect again.
     pub async fn tokens(&self, account: &AccountId) -> Result<Option<AccountTokens>, StoreError> {
         match self {
-            Store::Redis(store) => store.tokens(account).await,
+            Store::Redis(store) => within_deadline(store.tokens(account)).await,
         }
     }
 
@@ -77,14 +80,14 @@ impl Store {
         name: &str,
     ) -> Result<(), StoreError> {
         match self {
-            Store::Redis(store) => store.save_display_name(account, name).await,
+            Store::Redis(store) => within_deadline(store.save_display_name(account, name)).await,
         }
     }
 
     /// The name to show for the account, if it was ever linked.
     pub async fn display_name(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
         match self {
-            Store::Redis(store) => store.display_name(account).await,
+            Store::Redis(store) => within_deadline(store.display_name(account)).await,
         }
     }
 
@@ -95,21 +98,38 @@ impl Store {
         status: &AccountStatus,
     ) -> Result<(), StoreError> {
         match self {
-            Store::Redis(store) => store.save_status(account, status).await,
+            Store::Redis(store) => within_deadline(store.save_status(account, status)).await,
         }
     }
 
     /// The account's sync status, if a pass ever recorded one.
     pub async fn status(&self, account: &AccountId) -> Result<Option<AccountStatus>, StoreError> {
         match self {
-            Store::Redis(store) => store.status(account).await,
+            Store::Redis(store) => within_deadline(store.status(account)).await,
+        }
+    }
+
+    /// The account's link id, made now if it has none: it changes only when the account is
+    /// forgotten and linked again, so a session signed in before an unlink stays signed out.
+    pub async fn link_id(&self, account: &AccountId) -> Result<String, StoreError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline(store.link_id(account, &crate::crypto::random_token())).await
+            }
+        }
+    }
+
+    /// The account's link id, `None` when the account is not linked.
+    pub async fn current_link_id(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Redis(store) => within_deadline(store.current_link_id(account)).await,
         }
     }
 
     /// Whether the account has a pass waiting.
     pub async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         match self {
-            Store::Redis(store) => store.is_queued(account).await,
+            Store::Redis(store) => within_deadline(store.is_queued(account)).await,
         }
     }
 
@@ -117,16 +137,28 @@ impl Store {
     /// lease.
     pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
         match self {
-            Store::Redis(store) => store.forget_account(account).await,
+            Store::Redis(store) => within_deadline(store.forget_account(account)).await,
         }
     }
 
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
-            Store::Redis(store) => store.ping().await,
+            Store::Redis(store) => within_deadline(store.ping()).await,
         }
     }
+}
+
+/// No store call keeps a request waiting longer than this: a Redis that accepts connections but
+/// never answers must turn into a quick 503 (Dropbox allows a webhook 10 s), not a hung request.
+const CALL_DEADLINE: Duration = Duration::from_secs(2);
+
+async fn within_deadline<T>(
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(CALL_DEADLINE, call).await.unwrap_or_else(|_| {
+        Err(StoreError::new(anyhow::anyhow!("no answer within {CALL_DEADLINE:?}")))
+    })
 }
 
 fn now_millis() -> u64 {

@@ -12,6 +12,7 @@
 //! | `cursors` | hash | account → `list_folder` cursor (with the sync worker) |
 //! | `names` | hash | account → display name, for the account page |
 //! | `status` | hash | account → sync status (JSON), for the account page |
+//! | `links` | hash | account → link id, which signed-in sessions must match |
 //!
 //! Every multi-step change is one Lua script, so it is atomic without locks.
 
@@ -32,12 +33,14 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 const RECONNECT_MAX_DELAY_MS: u64 = 500;
 
-/// `INCR gen` and `ZADD ready LT now` for each account: a new member is due now, an existing
-/// one keeps its score unless now is sooner.
+/// `INCR gen` and `ZADD ready NX now` for each account: a new member is due now; one already
+/// queued keeps its due time. (design.md has `LT`, which would let any notification, including
+/// the one our own upload triggers, cut a 429's Retry-After or a backoff short; the bumped
+/// generation already tells a running pass to go again.)
 const ENQUEUE: &str = r"
 for i = 2, #KEYS do
   redis.call('INCR', KEYS[i])
-  redis.call('ZADD', KEYS[1], 'LT', ARGV[1], ARGV[i])
+  redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i])
 end
 return #KEYS - 1
 ";
@@ -50,6 +53,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HDEL', KEYS[6], ARGV[1])
 redis.call('HDEL', KEYS[7], ARGV[1])
+redis.call('HDEL', KEYS[8], ARGV[1])
 return 1
 ";
 
@@ -97,6 +101,10 @@ impl Keys {
 
     fn status(&self) -> String {
         format!("{}status", self.prefix)
+    }
+
+    fn links(&self) -> String {
+        format!("{}links", self.prefix)
     }
 }
 
@@ -241,7 +249,39 @@ impl RedisStore {
         let mut connection = self.connection().await?;
         let json: Option<String> =
             connection.hget(self.keys.status(), account.as_str()).await.map_err(StoreError::new)?;
-        json.map(|json| serde_json::from_str(&json).map_err(StoreError::new)).transpose()
+        // A record that does not parse (written by another version, say) is no outage: the page
+        // shows no status until the next pass writes one.
+        Ok(json.and_then(|json| match serde_json::from_str(&json) {
+            Ok(status) => Some(status),
+            Err(error) => {
+                tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
+                None
+            }
+        }))
+    }
+
+    pub(super) async fn link_id(
+        &self,
+        account: &AccountId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let mut connection = self.connection().await?;
+        let (_, id): (bool, String) = redis::pipe()
+            .atomic()
+            .hset_nx(self.keys.links(), account.as_str(), candidate)
+            .hget(self.keys.links(), account.as_str())
+            .query_async(&mut connection)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(id)
+    }
+
+    pub(super) async fn current_link_id(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection().await?;
+        connection.hget(self.keys.links(), account.as_str()).await.map_err(StoreError::new)
     }
 
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
@@ -263,6 +303,7 @@ impl RedisStore {
             .key(self.keys.lease(account))
             .key(self.keys.names())
             .key(self.keys.status())
+            .key(self.keys.links())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
