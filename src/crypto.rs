@@ -13,6 +13,7 @@ use hkdf::Hkdf;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 const NONCE_LEN: usize = 24;
 
@@ -60,7 +61,7 @@ impl Sealer {
 
 /// Whether two secrets are equal, in time that depends only on their length.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// 256 random bits, URL-safe: OAuth `state` values and CSRF tokens.

@@ -67,16 +67,24 @@ impl Application {
             ),
             redirect_uri: settings.redirect_uri(),
         });
+        let https = settings.base_url.scheme() == "https";
         let server = HttpServer::new(move || {
+            let mut headers = DefaultHeaders::new()
+                .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Referrer-Policy", "same-origin"))
+                .add(("X-Frame-Options", "DENY"))
+                // Pages are per person and the callback carries a code: nothing is to be kept
+                // by caches (static files set their own policy, which takes precedence).
+                .add(("Cache-Control", "no-store"));
+            if https {
+                headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
+            }
             App::new()
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "same-origin"))
-                        .add(("X-Frame-Options", "DENY")),
-                )
+                .wrap(headers)
                 .app_data(state.clone())
+                .app_data(web::FormConfig::default().error_handler(pages::refuse_bad_request))
+                .app_data(web::QueryConfig::default().error_handler(pages::refuse_bad_request))
                 .configure(configure)
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::pages::{MessagePage, render, see_other, with_session};
-use super::session::PendingLogin;
+use super::session::{PendingLogin, Session};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::dropbox::{AccountId, DropboxError, PkceCodeVerifier, new_pkce};
 use crate::store::StoreError;
@@ -71,10 +71,10 @@ pub async fn finish_oauth(
     // One-time: whatever happens next, this login cannot be completed twice.
     let pending = session.login.take();
     match link_account(&state, pending, query.into_inner()).await {
-        Ok(account) => {
+        Ok((account, link_id)) => {
             tracing::info!(%account, "account linked");
-            session.account = Some(account);
-            with_session(see_other("/account"), &state, &session)
+            // A new session, so nothing from before sign-in (a planted CSRF token) carries over.
+            with_session(see_other("/account"), &state, &Session::signed_in(account, link_id))
         }
         Err(error) => {
             match &error {
@@ -90,7 +90,7 @@ async fn link_account(
     state: &AppState,
     pending: Option<PendingLogin>,
     callback: Callback,
-) -> Result<AccountId, CallbackError> {
+) -> Result<(AccountId, String), CallbackError> {
     let pending = pending.ok_or(CallbackError::NoLoginInProgress)?;
     if !callback.state.as_deref().is_some_and(|given| constant_time_eq(&pending.state, given)) {
         return Err(CallbackError::StateMismatch);
@@ -100,7 +100,7 @@ async fn link_account(
     }
     match (callback.code, callback.error.as_deref()) {
         (_, Some("access_denied")) => Err(CallbackError::Denied),
-        (_, Some(other)) => Err(CallbackError::DropboxRefused(other.to_owned())),
+        (_, Some(other)) => Err(CallbackError::DropboxRefused(known_error(other))),
         (None, None) => Err(CallbackError::Incomplete),
         (Some(code), None) => {
             let verifier = PkceCodeVerifier::new(pending.verifier);
@@ -119,7 +119,8 @@ async fn link_account(
                 .await
                 .map_err(CallbackError::Store)?;
             store.enqueue(std::slice::from_ref(&account)).await.map_err(CallbackError::Store)?;
-            Ok(account)
+            let link_id = store.link_id(&account).await.map_err(CallbackError::Store)?;
+            Ok((account, link_id))
         }
     }
 }
@@ -174,6 +175,20 @@ fn failure_page(error: &CallbackError) -> HttpResponse {
             render(StatusCode::SERVICE_UNAVAILABLE, &MessagePage::store_unavailable())
         }
     }
+}
+
+/// The error code for the log: one of OAuth's own, or `other`. The query is anyone's to write,
+/// and a log line must not be.
+fn known_error(code: &str) -> String {
+    const CODES: [&str; 6] = [
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    ];
+    CODES.iter().find(|known| **known == code).map_or("other", |known| known).to_owned()
 }
 
 fn now_secs() -> u64 {

@@ -1,6 +1,7 @@
 //! The pages people see: the home page, their account, disconnecting, and the messages every
 //! refusal ends in. Pages come from askama templates in `templates/` sharing `layout.html`.
 
+use actix_web::cookie::time::OffsetDateTime;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,8 +10,9 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::session::Session;
-use crate::dropbox::{AccountTokens, DropboxError};
-use crate::store::{AccountStatus, Outcome, SyncState};
+use crate::crypto::constant_time_eq;
+use crate::dropbox::{AccountId, AccountTokens, DropboxError};
+use crate::store::{AccountStatus, Outcome, StoreError, SyncState};
 use crate::telemetry::error_chain;
 
 const STYLESHEET: &str = include_str!("../../static/app.css");
@@ -97,6 +99,34 @@ pub fn with_session(
     response
 }
 
+/// The account this browser is signed in as, if its link still stands: a session from before
+/// the account was unlinked (in this browser or another) is signed out here.
+pub async fn signed_in_account(
+    state: &AppState,
+    session: &mut Session,
+) -> Result<Option<AccountId>, StoreError> {
+    let Some(account) = session.account.clone() else {
+        return Ok(None);
+    };
+    let current = state.store.current_link_id(&account).await?;
+    let still_linked = match (&current, &session.link_id) {
+        (Some(current), Some(ours)) => constant_time_eq(current, ours),
+        _ => false,
+    };
+    if still_linked {
+        Ok(Some(account))
+    } else {
+        *session = Session::fresh();
+        Ok(None)
+    }
+}
+
+/// The page for a store that does not answer, with the cause in the log.
+pub fn store_trouble(what: &str, error: &StoreError) -> HttpResponse {
+    tracing::warn!(error = %error_chain(error), "{what} without a store");
+    render(StatusCode::SERVICE_UNAVAILABLE, &MessagePage::store_unavailable())
+}
+
 /// `GET /`.
 pub async fn show_home(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let mut session = state.sessions.load(&request);
@@ -107,29 +137,29 @@ pub async fn show_home(request: HttpRequest, state: web::Data<AppState>) -> Http
 /// `GET /account`.
 pub async fn show_account(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let mut session = state.sessions.load(&request);
-    let Some(account) = session.account.clone() else {
-        return see_other("/");
+    let account = match signed_in_account(&state, &mut session).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return with_session(see_other("/"), &state, &session),
+        Err(error) => return store_trouble("the account page", &error),
     };
     let facts = async {
         let linked = state.store.tokens(&account).await?.is_some();
         let name = state.store.display_name(&account).await?;
         let status = state.store.status(&account).await?;
         let queued = state.store.is_queued(&account).await?;
-        Ok::<_, crate::store::StoreError>((linked, name, status, queued))
+        Ok::<_, StoreError>((linked, name, status, queued))
     };
     let (linked, name, status, queued) = match facts.await {
         Ok(facts) => facts,
-        Err(error) => {
-            tracing::warn!(%account, error = %error_chain(&error), "account page without a store");
-            return render(StatusCode::SERVICE_UNAVAILABLE, &MessagePage::store_unavailable());
-        }
+        Err(error) => return store_trouble("the account page", &error),
     };
     let status = status.unwrap_or_default();
+    let linked = linked && status.state != SyncState::Unlinked;
     let page = AccountPage {
         notice: session.notice.take(),
         display_name: name.unwrap_or_else(|| account.to_string()),
-        linked: linked && status.state != SyncState::Unlinked,
-        sync_state: describe_sync(&status, queued),
+        linked,
+        sync_state: describe_sync(&status, queued, linked),
         last_pass: status.last_pass_at.map(format_time),
         recent: status
             .recent
@@ -147,6 +177,8 @@ pub async fn show_account(request: HttpRequest, state: web::Data<AppState>) -> H
 
 #[derive(Deserialize)]
 pub struct UnlinkForm {
+    /// Missing counts as wrong: the same page says the form has expired.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -157,9 +189,11 @@ pub async fn unlink_account(
     form: web::Form<UnlinkForm>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = state.sessions.load(&request);
-    let Some(account) = session.account.clone() else {
-        return see_other("/");
+    let mut session = state.sessions.load(&request);
+    let account = match signed_in_account(&state, &mut session).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return with_session(see_other("/"), &state, &session),
+        Err(error) => return store_trouble("unlink", &error),
     };
     if !session.csrf_matches(&form.csrf) {
         let page = MessagePage {
@@ -173,18 +207,14 @@ pub async fn unlink_account(
     }
     let tokens = match state.store.tokens(&account).await {
         Ok(tokens) => tokens,
-        Err(error) => {
-            tracing::warn!(%account, error = %error_chain(&error), "unlink without a store");
-            return render(StatusCode::SERVICE_UNAVAILABLE, &MessagePage::store_unavailable());
-        }
+        Err(error) => return store_trouble("unlink", &error),
     };
     let revoked = match tokens {
         Some(tokens) => revoke(&state, tokens).await,
         None => true,
     };
     if let Err(error) = state.store.forget_account(&account).await {
-        tracing::warn!(%account, error = %error_chain(&error), "unlink without a store");
-        return render(StatusCode::SERVICE_UNAVAILABLE, &MessagePage::store_unavailable());
+        return store_trouble("unlink", &error);
     }
     tracing::info!(%account, revoked, "account unlinked");
     let notice = if revoked {
@@ -192,12 +222,15 @@ pub async fn unlink_account(
     } else {
         "markdrop has deleted what it kept about your account, but could not reach Dropbox to give up its access: remove markdrop under Connected apps in your Dropbox settings."
     };
-    let signed_out = Session { notice: Some(notice.to_owned()), ..Session::default() };
+    let signed_out = Session { notice: Some(notice.to_owned()), ..Session::fresh() };
     with_session(see_other("/"), &state, &signed_out)
 }
 
 /// The sync state in words a person understands.
-fn describe_sync(status: &AccountStatus, queued: bool) -> String {
+fn describe_sync(status: &AccountStatus, queued: bool, linked: bool) -> String {
+    if !linked {
+        return "Stopped until Dropbox is connected again.".to_owned();
+    }
     match &status.state {
         SyncState::Syncing => "Converting your changes now.".to_owned(),
         SyncState::RateLimited { until } => format!(
@@ -227,22 +260,22 @@ fn describe_outcome(outcome: &Outcome) -> String {
     }
 }
 
-/// `2026-11-27 10:31 UTC` from seconds since the Unix epoch (civil-from-days, after Howard
-/// Hinnant's algorithm; a date library would be a large dependency for one format).
+/// `2026-11-27 10:31 UTC` from seconds since the Unix epoch.
 fn format_time(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+    let Ok(time) = i64::try_from(secs)
+        .map_err(drop)
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).map_err(drop))
+    else {
+        return "an unknown time".to_owned();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute()
+    )
 }
 
 /// Revokes the link at Dropbox; a link Dropbox already dropped counts as revoked.
@@ -254,6 +287,25 @@ async fn revoke(state: &AppState, tokens: AccountTokens) -> bool {
             false
         }
     }
+}
+
+/// A form or query that cannot be read: a page rather than actix's plain-text error.
+pub fn refuse_bad_request(
+    error: impl std::error::Error + 'static,
+    _request: &HttpRequest,
+) -> actix_web::Error {
+    let page = MessagePage {
+        notice: None,
+        heading: "That request could not be read",
+        body: "Something in the address or the form was not what markdrop expects. Start again from the home page.",
+        action_href: "/",
+        action_label: "Go to the start",
+    };
+    actix_web::error::InternalError::from_response(
+        error.to_string(),
+        render(StatusCode::BAD_REQUEST, &page),
+    )
+    .into()
 }
 
 /// Any other path.
@@ -273,7 +325,7 @@ pub async fn serve_static(path: web::Path<String>) -> HttpResponse {
     let (body, content_type) = match path.as_str() {
         "app.css" => (STYLESHEET, "text/css; charset=utf-8"),
         "icon.svg" => (ICON, "image/svg+xml"),
-        _ => return HttpResponse::NotFound().finish(),
+        _ => return show_not_found().await,
     };
     HttpResponse::Ok()
         .content_type(content_type)

@@ -14,22 +14,48 @@ use crate::crypto::{Sealer, constant_time_eq, random_token};
 use crate::dropbox::AccountId;
 
 const COOKIE: &str = "markdrop_session";
+/// Over https the `__Host-` prefix makes browsers refuse the cookie from any other origin (a
+/// sibling subdomain cannot plant one) and insist on `Secure` and `Path=/`.
+const SECURE_COOKIE: &str = "__Host-markdrop_session";
 /// Separates this key from anything else derived from `SECRET_KEY`.
 const PURPOSE: &[u8] = b"markdrop session cookie v1";
 /// The associated data of the cookie: it is bound to nothing but its name.
 const CONTEXT: &[u8] = COOKIE.as_bytes();
-/// A signed-in session lasts this long without a visit.
+/// A session lasts this long after sign-in; an older cookie is refused even if a browser (or a
+/// copy) still presents it.
 const MAX_AGE_DAYS: i64 = 30;
+const MAX_AGE_SECS: u64 = MAX_AGE_DAYS as u64 * 86_400;
 
 /// What one browser's cookie carries.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Default, Clone, Serialize, Deserialize)]
 pub struct Session {
     pub account: Option<AccountId>,
+    /// The account's link id at sign-in; once the account is unlinked it no longer matches, so
+    /// this session stays signed out even if the account is linked again.
+    pub link_id: Option<String>,
+    /// When the session began, in seconds since the Unix epoch.
+    pub issued_at: u64,
     pub login: Option<PendingLogin>,
     /// Compared with the token in every form this browser posts.
     pub csrf: String,
     /// Shown once, on the next page.
     pub notice: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("account", &self.account)
+            .field("issued_at", &self.issued_at)
+            .field("login", &self.login)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// A login sent to Dropbox and not back yet.
@@ -48,6 +74,17 @@ impl std::fmt::Debug for PendingLogin {
 }
 
 impl Session {
+    /// A new session: nobody signed in, a fresh CSRF token.
+    pub fn fresh() -> Session {
+        Session { issued_at: now_secs(), csrf: random_token(), ..Session::default() }
+    }
+
+    /// A new session signed in as `account` (a fresh CSRF token too, so nothing known before
+    /// sign-in carries over).
+    pub fn signed_in(account: AccountId, link_id: String) -> Session {
+        Session { account: Some(account), link_id: Some(link_id), ..Session::fresh() }
+    }
+
     /// Whether `token` (from a posted form) is this session's CSRF token, compared in constant
     /// time.
     pub fn csrf_matches(&self, token: &str) -> bool {
@@ -70,19 +107,25 @@ impl SessionCodec {
 
     /// The request's session; a missing, expired, forged or damaged cookie gives a fresh one.
     pub fn load(&self, request: &HttpRequest) -> Session {
-        let mut session =
-            request.cookie(COOKIE).and_then(|cookie| self.open(cookie.value())).unwrap_or_default();
-        if session.csrf.is_empty() {
-            session.csrf = random_token();
-        }
-        session
+        request
+            .cookie(self.cookie_name())
+            .and_then(|cookie| self.open(cookie.value()))
+            .filter(|session| {
+                !session.csrf.is_empty()
+                    && now_secs().saturating_sub(session.issued_at) < MAX_AGE_SECS
+            })
+            .unwrap_or_else(Session::fresh)
+    }
+
+    fn cookie_name(&self) -> &'static str {
+        if self.secure { SECURE_COOKIE } else { COOKIE }
     }
 
     /// The cookie that carries `session`.
     pub fn cookie(&self, session: &Session) -> Cookie<'static> {
         let plaintext = serde_json::to_vec(session).expect("a session always serializes");
         let sealed = self.sealer.seal(&plaintext, CONTEXT);
-        Cookie::build(COOKIE, sealed)
+        Cookie::build(self.cookie_name(), sealed)
             .path("/")
             .http_only(true)
             .same_site(SameSite::Lax)
@@ -106,15 +149,16 @@ mod tests {
 
     #[test]
     fn a_session_survives_its_cookie_and_nobody_else_can_open_it() {
+        let account = AccountId::parse("dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc").unwrap();
         let session = Session {
-            account: Some(AccountId::parse("dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc").unwrap()),
-            login: None,
             csrf: "csrf-token".to_owned(),
             notice: Some("hello".to_owned()),
+            ..Session::signed_in(account, "link".to_owned())
         };
         let ours = codec("0123456789abcdef0123456789abcdef");
         let cookie = ours.cookie(&session);
         assert!(cookie.http_only() == Some(true) && cookie.secure() == Some(true));
+        assert_eq!(cookie.name(), "__Host-markdrop_session");
         assert_eq!(cookie.same_site(), Some(SameSite::Lax));
         assert!(!cookie.value().contains("csrf-token"));
         let opened = ours.open(cookie.value()).expect("opens");
@@ -122,6 +166,20 @@ mod tests {
         assert_eq!(opened.notice.as_deref(), Some("hello"));
         assert!(codec("another-key-another-key-another-key").open(cookie.value()).is_none());
         assert!(ours.open("garbage").is_none());
+    }
+
+    #[test]
+    fn an_old_session_is_refused_and_debug_shows_no_csrf_token() {
+        let ours = codec("0123456789abcdef0123456789abcdef");
+        let old = Session { issued_at: now_secs() - MAX_AGE_SECS - 1, ..Session::fresh() };
+        let request =
+            actix_web::test::TestRequest::default().cookie(ours.cookie(&old)).to_http_request();
+        assert_ne!(ours.load(&request).issued_at, old.issued_at, "a fresh session instead");
+        let current = Session::fresh();
+        let request =
+            actix_web::test::TestRequest::default().cookie(ours.cookie(&current)).to_http_request();
+        assert_eq!(ours.load(&request).csrf, current.csrf);
+        assert!(!format!("{current:?}").contains(&current.csrf));
     }
 
     #[test]

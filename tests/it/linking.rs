@@ -3,13 +3,13 @@
 
 use markdrop::dropbox::AccountId;
 use markdrop::emulator::{Emulator, EmulatorConfig, LinkedAccount, RunningEmulator};
-use markdrop::store::{RedisStore, Store, TokenSealer};
-use markdrop::web::Application;
+use markdrop::store::Store;
 use redis::AsyncCommands;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use secrecy::ExposeSecret;
 use url::Url;
 
-use crate::support::{redis_url, unique_prefix, web_settings};
+use crate::support::{redis_url, spawn_app, unique_prefix, web_settings};
 
 const APP_SECRET: &str = "linking-test-app-secret";
 
@@ -71,15 +71,32 @@ impl TestApp {
             .expect("start the emulator");
         let person = dropbox.emulator.create_account("Ada Lovelace");
         dropbox.emulator.sign_in(&person.account_id);
-        let settings = web_settings(APP_SECRET, Some(dropbox.url()));
         let prefix = unique_prefix(test);
-        let sealer = TokenSealer::new(&settings.secret_key);
-        let store =
-            Store::Redis(RedisStore::new(&redis_url().into(), &prefix, sealer).expect("store"));
-        let app = Application::build(&settings, store.clone()).expect("build the app");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let (address, store) =
+            spawn_app(&web_settings(APP_SECRET, Some(dropbox.url())), &redis_url(), &prefix);
         TestApp { address, store, prefix, dropbox, person }
+    }
+
+    /// Every key and value the app stored, as text, to search for secrets.
+    async fn everything_stored(&self) -> String {
+        let mut redis = redis::Client::open(redis_url())
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let keys: Vec<String> = redis.keys(format!("{}*", self.prefix)).await.expect("keys");
+        let mut dump = String::new();
+        for key in keys {
+            let kind: String =
+                redis::cmd("TYPE").arg(&key).query_async(&mut redis).await.expect("type");
+            let values: Vec<String> = match kind.as_str() {
+                "hash" => redis.hgetall::<_, Vec<String>>(&key).await.expect("hgetall"),
+                "zset" => redis.zrange(&key, 0, -1).await.expect("zrange"),
+                _ => vec![redis.get::<_, String>(&key).await.expect("get")],
+            };
+            dump.push_str(&format!("{key}: {values:?}\n"));
+        }
+        dump
     }
 
     fn url(&self, path: &str) -> String {
@@ -167,14 +184,12 @@ async fn connecting_showing_and_disconnecting_an_account_round_trips() {
         [app.account()],
         "the first sync is queued"
     );
-    let mut redis = redis::Client::open(redis_url())
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    let stored: String =
-        redis.hget(format!("{}tokens", app.prefix), app.account().as_str()).await.expect("raw");
-    assert!(!stored.contains("sl."), "no access token in plaintext: {stored}");
+    let tokens = app.store.tokens(&app.account()).await.expect("read").expect("linked");
+    let everything = app.everything_stored().await;
+    for secret in [tokens.access_token.expose_secret(), tokens.refresh_token.expose_secret()] {
+        assert!(!everything.contains(secret), "a token in plaintext among:\n{everything}");
+    }
+    assert!(everything.contains(app.account().as_str()), "the scan saw the records");
 
     let csrf = attribute_after(&page, "name=\"csrf\"", "value");
     let unlinked = browser.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await;
@@ -240,17 +255,121 @@ async fn disconnecting_without_the_forms_csrf_token_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_account_page_sends_strangers_home_and_static_files_are_cached() {
-    let app = TestApp::spawn("static").await;
-    let mut browser = Browser::new();
-    let account = browser.get(&app.url("/account")).await;
+async fn the_account_page_sends_strangers_home() {
+    let app = TestApp::spawn("stranger").await;
+    let account = Browser::new().get(&app.url("/account")).await;
     assert_eq!(account.status(), 303);
     assert_eq!(location(&account), "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_are_served_with_a_cache_lifetime() {
+    let app = TestApp::spawn("static").await;
+    let mut browser = Browser::new();
     let css = browser.get(&app.url("/static/app.css")).await;
     assert_eq!(css.status(), 200);
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     assert!(css.headers()["cache-control"].to_str().unwrap().contains("max-age"));
     assert_eq!(browser.get(&app.url("/static/nope.js")).await.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_before_an_unlink_stays_signed_out_after_a_new_link() {
+    let app = TestApp::spawn("stale-session").await;
+    let mut first = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut first, "allow").await;
+    assert_eq!(first.get(&callback).await.status(), 303);
+    let stale_cookie = first.cookie.clone();
+    let page = first.get(&app.url("/account")).await.text().await.expect("page");
+    let csrf = attribute_after(&page, "name=\"csrf\"", "value");
+    assert_eq!(
+        first.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await.status(),
+        303
+    );
+
+    let mut second = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut second, "allow").await;
+    assert_eq!(second.get(&callback).await.status(), 303);
+    assert_eq!(second.get(&app.url("/account")).await.status(), 200);
+
+    let mut replay = Browser::new();
+    replay.cookie = stale_cookie;
+    assert_eq!(replay.get(&app.url("/account")).await.status(), 303, "the old session is out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_without_a_csrf_field_is_refused() {
+    let app = TestApp::spawn("no-csrf").await;
+    let mut browser = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    assert_eq!(browser.get(&callback).await.status(), 303);
+    assert_eq!(browser.post_form(&app.url("/account/unlink"), &[]).await.status(), 403);
+    assert!(app.store.tokens(&app.account()).await.expect("read").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropbox_errors_and_incomplete_callbacks_are_readable_pages() {
+    let app = TestApp::spawn("callback-errors").await;
+    let mut browser = Browser::new();
+    let cases = [
+        ("error", "server_error", 400, "Dropbox did not connect"),
+        ("neither", "", 400, "Dropbox did not connect"),
+    ];
+    for (kind, code, status, heading) in cases {
+        let callback: Url =
+            app.go_to_dropbox_and(&mut browser, "allow").await.parse().expect("url");
+        let state =
+            callback.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
+        let query = match kind {
+            "error" => format!("state={state}&error={code}&error_description=x"),
+            _ => format!("state={state}"),
+        };
+        let response = browser.get(&app.url(&format!("/oauth/callback?{query}"))).await;
+        assert_eq!(response.status(), status, "{kind}");
+        assert!(response.text().await.expect("page").contains(heading), "{kind}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_code_is_a_400_page_and_an_unreachable_dropbox_a_502_page() {
+    use markdrop::emulator::FaultRule;
+    let app = TestApp::spawn("exchange-errors").await;
+    let mut browser = Browser::new();
+    let refusal =
+        r#"{"error": "invalid_grant", "error_description": "code doesn't exist or has expired"}"#;
+    app.dropbox.emulator.add_fault(FaultRule {
+        content_type: "application/json".to_owned(),
+        ..FaultRule::status("oauth2/token", 1, 400, refusal)
+    });
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let refused = browser.get(&callback).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.expect("page").contains("did not accept the sign-in"));
+
+    app.dropbox.emulator.add_fault(FaultRule::status("users/get_current_account", 10, 503, "busy"));
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let unreachable = browser.get(&callback).await;
+    assert_eq!(unreachable.status(), 502);
+    assert!(unreachable.text().await.expect("page").contains("Dropbox did not answer"));
+    assert!(app.store.tokens(&app.account()).await.expect("read").is_none(), "nothing half-linked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_the_session_cookie_is_host_only_and_secure_and_hsts_is_sent() {
+    let dropbox = Emulator::new(EmulatorConfig::new("test-app-key", APP_SECRET))
+        .start(0)
+        .await
+        .expect("emulator");
+    let mut settings = web_settings(APP_SECRET, Some(dropbox.url()));
+    settings.base_url = "https://markdrop.example".parse().expect("url");
+    let (address, _) = spawn_app(&settings, &redis_url(), &unique_prefix("https"));
+    let home = Browser::new().get(&format!("{address}/")).await;
+    let cookie = home.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
+    assert!(
+        cookie.starts_with("__Host-markdrop_session=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    assert!(home.headers()["strict-transport-security"].to_str().unwrap().contains("max-age"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,3 +60,20 @@ pub fn web_settings(app_secret: &str, dropbox: Option<&url::Url>) -> markdrop::c
     })
     .expect("valid settings")
 }
+
+/// Starts the real web app with `settings` on a store under `prefix` in the Redis at
+/// `redis_url`; returns its base address and the store it uses.
+pub fn spawn_app(
+    settings: &markdrop::config::Settings,
+    redis_url: &str,
+    prefix: &str,
+) -> (String, markdrop::store::Store) {
+    use markdrop::store::{RedisStore, Store, TokenSealer};
+    let sealer = TokenSealer::new(&settings.secret_key);
+    let store =
+        Store::Redis(RedisStore::new(&redis_url.to_owned().into(), prefix, sealer).expect("store"));
+    let app = markdrop::web::Application::build(settings, store.clone()).expect("build the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    (address, store)
+}

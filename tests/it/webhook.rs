@@ -1,11 +1,10 @@
 //! `/webhook`, `/healthz` and `/readyz` on the real app, bound to port 0, with a real Redis.
 
 use hmac::{Hmac, Mac};
-use markdrop::store::{RedisStore, Store, TokenSealer};
-use markdrop::web::Application;
+use markdrop::store::Store;
 use sha2::Sha256;
 
-use crate::support::{redis_url, unique_prefix, web_settings};
+use crate::support::{redis_url, spawn_app, unique_prefix, web_settings};
 
 const APP_SECRET: &str = "webhook-test-app-secret";
 const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
@@ -23,14 +22,7 @@ impl TestApp {
     }
 
     async fn spawn_on(redis_url: &str, prefix: &str) -> TestApp {
-        let settings = web_settings(APP_SECRET, None);
-        let sealer = TokenSealer::new(&settings.secret_key);
-        let store = Store::Redis(
-            RedisStore::new(&redis_url.to_owned().into(), prefix, sealer).expect("store"),
-        );
-        let app = Application::build(&settings, store.clone()).expect("build the app");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let (address, store) = spawn_app(&web_settings(APP_SECRET, None), redis_url, prefix);
         TestApp { address, store, http: reqwest::Client::new() }
     }
 
@@ -148,11 +140,52 @@ async fn an_old_format_notification_is_accepted_and_queues_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_body_is_refused_before_it_is_read() {
+async fn an_oversized_body_is_refused_from_its_declared_length_before_it_is_sent() {
     let app = TestApp::spawn("oversized").await;
-    let body = vec![b' '; markdrop::web::MAX_WEBHOOK_BODY + 1];
-    let response = app.post_webhook(&body, Some(&sign(&body))).await;
-    assert_eq!(response.status(), 413);
+    let too_long = markdrop::web::MAX_WEBHOOK_BODY + 1;
+    // Headers only: the answer must come without a byte of the body being read.
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Dropbox-Signature: {}\r\nContent-Length: {too_long}\r\n\r\n",
+        sign(b"")
+    );
+    assert!(raw_exchange(&app.address, head.as_bytes()).await.starts_with("HTTP/1.1 413"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_chunked_body_is_refused_once_it_passes_the_limit() {
+    let app = TestApp::spawn("oversized-chunked").await;
+    let mut request = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Dropbox-Signature: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        sign(b"")
+    )
+    .into_bytes();
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..(markdrop::web::MAX_WEBHOOK_BODY / chunk.len() + 1) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(&chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    assert!(raw_exchange(&app.address, &request).await.starts_with("HTTP/1.1 413"));
+}
+
+/// Writes `request` as is and returns the start of the answer (whatever of the request the
+/// server refuses to read is simply dropped).
+async fn raw_exchange(address: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    // The server may answer and close before taking everything; a failed write is fine then.
+    let _ = stream.write_all(request).await;
+    let mut answer = vec![0; 64];
+    let read = tokio::time::timeout(crate::support::DEADLINE, stream.read(&mut answer))
+        .await
+        .expect("an answer before the deadline")
+        .expect("read");
+    String::from_utf8_lossy(&answer[..read]).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,4 +207,28 @@ async fn health_and_readiness_answer_when_redis_does() {
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().await.expect("body"), "ready\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_accepts_but_never_answers_still_gets_a_prompt_503() {
+    // Accepts connections and reads nothing: the worst kind of outage, a hung server.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("redis://{}", silent.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let app = TestApp::spawn_on(&url, "unused:").await;
+    let body = notification(&[ALICE]);
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(
+            crate::support::DEADLINE,
+            app.post_webhook(&body, Some(&sign(&body))),
+        )
+        .await
+        .expect("an answer well before Dropbox's 10 s");
+        assert_eq!(answer.status(), 503);
+    }
 }
