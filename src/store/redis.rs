@@ -152,6 +152,29 @@ impl RedisStore {
         Ok(manager.clone())
     }
 
+    /// `HSET hash account value`: the per-account hashes (tokens, names, status, links).
+    async fn hash_set(
+        &self,
+        hash: String,
+        account: &AccountId,
+        value: String,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        let _: i64 =
+            connection.hset(hash, account.as_str(), value).await.map_err(StoreError::new)?;
+        Ok(())
+    }
+
+    /// `HGET hash account`.
+    async fn hash_get(
+        &self,
+        hash: String,
+        account: &AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection().await?;
+        connection.hget(hash, account.as_str()).await.map_err(StoreError::new)
+    }
+
     pub(super) async fn enqueue(
         &self,
         accounts: &[AccountId],
@@ -183,21 +206,14 @@ impl RedisStore {
         tokens: &AccountTokens,
     ) -> Result<(), StoreError> {
         let sealed = self.sealer.seal(account, tokens);
-        let mut connection = self.connection().await?;
-        let _: i64 = connection
-            .hset(self.keys.tokens(), account.as_str(), sealed)
-            .await
-            .map_err(StoreError::new)?;
-        Ok(())
+        self.hash_set(self.keys.tokens(), account, sealed).await
     }
 
     pub(super) async fn tokens(
         &self,
         account: &AccountId,
     ) -> Result<Option<AccountTokens>, StoreError> {
-        let mut connection = self.connection().await?;
-        let sealed: Option<String> =
-            connection.hget(self.keys.tokens(), account.as_str()).await.map_err(StoreError::new)?;
+        let sealed: Option<String> = self.hash_get(self.keys.tokens(), account).await?;
         Ok(sealed.and_then(|sealed| match self.sealer.open(account, &sealed) {
             Ok(tokens) => Some(tokens),
             Err(error) => {
@@ -212,20 +228,14 @@ impl RedisStore {
         account: &AccountId,
         name: &str,
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection().await?;
-        let _: i64 = connection
-            .hset(self.keys.names(), account.as_str(), name)
-            .await
-            .map_err(StoreError::new)?;
-        Ok(())
+        self.hash_set(self.keys.names(), account, name.to_owned()).await
     }
 
     pub(super) async fn display_name(
         &self,
         account: &AccountId,
     ) -> Result<Option<String>, StoreError> {
-        let mut connection = self.connection().await?;
-        connection.hget(self.keys.names(), account.as_str()).await.map_err(StoreError::new)
+        self.hash_get(self.keys.names(), account).await
     }
 
     pub(super) async fn save_status(
@@ -234,21 +244,14 @@ impl RedisStore {
         status: &AccountStatus,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(status).map_err(StoreError::new)?;
-        let mut connection = self.connection().await?;
-        let _: i64 = connection
-            .hset(self.keys.status(), account.as_str(), json)
-            .await
-            .map_err(StoreError::new)?;
-        Ok(())
+        self.hash_set(self.keys.status(), account, json).await
     }
 
     pub(super) async fn status(
         &self,
         account: &AccountId,
     ) -> Result<Option<AccountStatus>, StoreError> {
-        let mut connection = self.connection().await?;
-        let json: Option<String> =
-            connection.hget(self.keys.status(), account.as_str()).await.map_err(StoreError::new)?;
+        let json: Option<String> = self.hash_get(self.keys.status(), account).await?;
         // A record that does not parse (written by another version, say) is no outage: the page
         // shows no status until the next pass writes one.
         Ok(json.and_then(|json| match serde_json::from_str(&json) {
@@ -280,8 +283,7 @@ impl RedisStore {
         &self,
         account: &AccountId,
     ) -> Result<Option<String>, StoreError> {
-        let mut connection = self.connection().await?;
-        connection.hget(self.keys.links(), account.as_str()).await.map_err(StoreError::new)
+        self.hash_get(self.keys.links(), account).await
     }
 
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
