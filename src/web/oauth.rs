@@ -110,7 +110,17 @@ async fn link_account(
                 .await
                 .map_err(CallbackError::Dropbox)?;
             let client = state.dropbox.account(grant.tokens.clone());
-            let profile = client.get_current_account().await.map_err(CallbackError::Dropbox)?;
+            let profile = match client.get_current_account().await {
+                Ok(profile) => profile,
+                Err(error) => {
+                    // Nothing is stored yet: give the new grant back rather than leave an
+                    // access at Dropbox that markdrop will never use.
+                    if let Err(revoke_error) = client.revoke().await {
+                        tracing::warn!(error = %error_chain(&revoke_error), "could not give back an unused grant");
+                    }
+                    return Err(CallbackError::Dropbox(error));
+                }
+            };
             let account = grant.account_id;
             let store = &state.store;
             store.save_tokens(&account, &grant.tokens).await.map_err(CallbackError::Store)?;

@@ -352,6 +352,11 @@ async fn a_refused_code_is_a_400_page_and_an_unreachable_dropbox_a_502_page() {
     assert_eq!(unreachable.status(), 502);
     assert!(unreachable.text().await.expect("page").contains("Dropbox did not answer"));
     assert!(app.store.tokens(&app.account()).await.expect("read").is_none(), "nothing half-linked");
+    assert_eq!(
+        app.dropbox.emulator.stats().total_calls("auth/token/revoke"),
+        1,
+        "the unused grant was given back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,4 +434,23 @@ async fn an_unknown_page_is_a_readable_404() {
     let response = Browser::new().get(&app.url("/nope")).await;
     assert_eq!(response.status(), 404);
     assert!(response.text().await.expect("page").contains("Page not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnecting_while_dropbox_is_down_still_forgets_and_says_what_to_do() {
+    use markdrop::emulator::FaultRule;
+    let app = TestApp::spawn("revoke-down").await;
+    let mut browser = Browser::new();
+    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    assert_eq!(browser.get(&callback).await.status(), 303);
+    let page = browser.get(&app.url("/account")).await.text().await.expect("page");
+    let csrf = attribute_after(&page, "name=\"csrf\"", "value");
+    app.dropbox.emulator.add_fault(FaultRule::status("auth/token/revoke", 10, 503, "down"));
+    assert_eq!(
+        browser.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await.status(),
+        303
+    );
+    let home = browser.get(&app.url("/")).await.text().await.expect("home");
+    assert!(home.contains("could not reach Dropbox") && home.contains("Connected apps"), "{home}");
+    assert!(app.store.tokens(&app.account()).await.expect("read").is_none());
 }
