@@ -11,8 +11,9 @@ use crate::render;
 use crate::store::{RedisStore, Store, TokenSealer};
 use crate::web::Application;
 
-/// `markdrop render [FILE]`: prints the document the worker would upload for FILE (or stdin).
-pub fn render_to_stdout(file: Option<&Path>) -> anyhow::Result<()> {
+/// `markdrop render [FILE] [--output OUT]`: the document the worker would upload for FILE (or
+/// standard input), written to OUT or standard output.
+pub fn render_file(file: Option<&Path>, output: Option<&Path>) -> anyhow::Result<()> {
     let (markdown, stem) = match file {
         Some(path) => {
             let markdown =
@@ -27,6 +28,10 @@ pub fn render_to_stdout(file: Option<&Path>) -> anyhow::Result<()> {
         }
     };
     let document = render::render(&markdown, &stem);
+    if let Some(output) = output {
+        return std::fs::write(output, document)
+            .with_context(|| format!("cannot write {}", output.display()));
+    }
     let mut stdout = io::stdout().lock();
     match stdout.write_all(document.as_bytes()).and_then(|()| stdout.flush()) {
         // `markdrop render notes.md | head` closes the pipe early; that is not a failure.

@@ -43,10 +43,13 @@ enum Command {
     /// Print the HTML document markdrop would upload for a Markdown file.
     ///
     /// Reads FILE, or standard input when no FILE is given, and writes the complete document
-    /// to standard output. Needs no configuration.
+    /// to standard output (or --output). Needs no configuration.
     Render {
         /// The Markdown file to render; its name is the title of last resort.
         file: Option<PathBuf>,
+        /// Write the document to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Try markdrop on this machine, no Dropbox account needed.
     ///
@@ -95,7 +98,9 @@ fn main() -> ExitCode {
         Err(error) => return config_error(&error),
     }
     match cli.command {
-        Command::Render { file } => report(cli::render_to_stdout(file.as_deref())),
+        Command::Render { file, output } => {
+            report(cli::render_file(file.as_deref(), output.as_deref()))
+        }
         Command::Serve => not_built_yet("serve", Settings::from_env()),
         Command::Web => match Settings::from_env() {
             Err(error) => config_error(&error),

@@ -59,6 +59,20 @@ fn render_prints_a_whole_document_for_a_rich_note() {
 }
 
 #[test]
+fn render_writes_the_document_to_an_output_file() {
+    let dir = scratch_dir("output");
+    std::fs::write(dir.join("notes.md"), "# Notes\n").expect("write the note");
+    let output = markdrop(&dir)
+        .args(["render", "notes.md", "--output", "notes.html"])
+        .output()
+        .expect("run markdrop");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty());
+    let html = std::fs::read_to_string(dir.join("notes.html")).expect("the document");
+    assert_eq!(html, markdrop::render::render(b"# Notes\n", "notes"));
+}
+
+#[test]
 fn render_reads_standard_input_without_a_file() {
     let dir = scratch_dir("stdin");
     let mut child = markdrop(&dir)
