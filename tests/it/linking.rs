@@ -99,12 +99,27 @@ impl TestApp {
         dump
     }
 
+    /// The CSRF token of the account page's form.
+    async fn csrf_token(&self, browser: &mut Browser) -> String {
+        let page = browser.get(&self.url("/account")).await.text().await.expect("account page");
+        attribute_after(&page, "name=\"csrf\"", "value")
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
     fn account(&self) -> AccountId {
         AccountId::parse(&self.person.account_id).expect("an account id")
+    }
+
+    /// A browser that has connected Dropbox and is signed in.
+    async fn signed_in_browser(&self) -> Browser {
+        let mut browser = Browser::new();
+        let callback = self.go_to_dropbox_and(&mut browser, "allow").await;
+        let linked = browser.get(&callback).await;
+        assert_eq!(linked.status(), 303, "signed in");
+        browser
     }
 
     /// Clicks "Connect Dropbox" and, on the emulator's consent page, `decision`; returns the
@@ -246,9 +261,7 @@ async fn a_callback_with_a_wrong_missing_or_reused_state_is_a_readable_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnecting_without_the_forms_csrf_token_is_refused() {
     let app = TestApp::spawn("csrf").await;
-    let mut browser = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
-    assert_eq!(browser.get(&callback).await.status(), 303);
+    let mut browser = app.signed_in_browser().await;
     let refused = browser.post_form(&app.url("/account/unlink"), &[("csrf", "guess")]).await;
     assert_eq!(refused.status(), 403);
     assert!(app.store.tokens(&app.account()).await.expect("read").is_some(), "nothing deleted");
@@ -300,9 +313,7 @@ async fn a_session_from_before_an_unlink_stays_signed_out_after_a_new_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnect_without_a_csrf_field_is_refused() {
     let app = TestApp::spawn("no-csrf").await;
-    let mut browser = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
-    assert_eq!(browser.get(&callback).await.status(), 303);
+    let mut browser = app.signed_in_browser().await;
     assert_eq!(browser.post_form(&app.url("/account/unlink"), &[]).await.status(), 403);
     assert!(app.store.tokens(&app.account()).await.expect("read").is_some());
 }
@@ -381,9 +392,7 @@ async fn over_https_the_session_cookie_is_host_only_and_secure_and_hsts_is_sent(
 async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions() {
     use markdrop::store::{AccountStatus, Conversion, Outcome, SyncState};
     let app = TestApp::spawn("status").await;
-    let mut browser = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
-    assert_eq!(browser.get(&callback).await.status(), 303);
+    let mut browser = app.signed_in_browser().await;
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
     assert!(page.contains("Waiting for the first sync.") && page.contains("Not yet"), "{page}");
 
@@ -440,11 +449,8 @@ async fn an_unknown_page_is_a_readable_404() {
 async fn disconnecting_while_dropbox_is_down_still_forgets_and_says_what_to_do() {
     use markdrop::emulator::FaultRule;
     let app = TestApp::spawn("revoke-down").await;
-    let mut browser = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
-    assert_eq!(browser.get(&callback).await.status(), 303);
-    let page = browser.get(&app.url("/account")).await.text().await.expect("page");
-    let csrf = attribute_after(&page, "name=\"csrf\"", "value");
+    let mut browser = app.signed_in_browser().await;
+    let csrf = app.csrf_token(&mut browser).await;
     app.dropbox.emulator.add_fault(FaultRule::status("auth/token/revoke", 10, 503, "down"));
     assert_eq!(
         browser.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await.status(),
