@@ -14,7 +14,7 @@ pub use self::webhook::MAX_BODY as MAX_WEBHOOK_BODY;
 use std::io;
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use secrecy::SecretString;
@@ -96,11 +96,6 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
     }
 
     /// Serves until stopped: by the handle, or by SIGTERM / Ctrl-C (graceful, in-flight
