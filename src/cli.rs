@@ -6,10 +6,12 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::dropbox::DropboxClient;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
 use crate::store::{RedisStore, Store, TokenSealer};
 use crate::web::Application;
+use crate::worker::Worker;
 
 /// `markdrop render [FILE] [--output OUT]`: the document the worker would upload for FILE (or
 /// standard input), written to OUT or standard output.
@@ -48,14 +50,76 @@ pub fn run_web(
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let sealer = TokenSealer::new(&settings.secret_key);
-        let store =
-            RedisStore::new(redis_url, key_prefix, sealer).context("cannot use REDIS_URL")?;
-        let app = Application::build(settings, Store::Redis(store))
+        let store = redis_store(settings, redis_url, key_prefix)?;
+        let app = Application::build(settings, store)
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop web is listening");
-        app.run_until_stopped().await.context("the web server failed")
+        app.run_until(shutdown_signal()).await.context("the web server failed")
     })
+}
+
+/// `markdrop worker`: syncs accounts from the shared Redis until SIGTERM or Ctrl-C.
+pub fn run_worker(
+    settings: &Settings,
+    redis_url: &secrecy::SecretString,
+    key_prefix: &str,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = redis_store(settings, redis_url, key_prefix)?;
+        let worker = Worker::new(store, dropbox_client(settings)?, settings.worker.clone());
+        tracing::info!(accounts = settings.worker.accounts, "markdrop worker is running");
+        worker.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// `markdrop serve`: the web app and a worker in one process, until SIGTERM or Ctrl-C; both
+/// drain before it exits.
+pub fn run_serve(
+    settings: &Settings,
+    redis_url: &secrecy::SecretString,
+    key_prefix: &str,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = redis_store(settings, redis_url, key_prefix)?;
+        let worker = Worker::new(store.clone(), dropbox_client(settings)?, settings.worker.clone());
+        let app = Application::build(settings, store)
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop is listening and syncing");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let signal = async {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        };
+        let (served, (), ()) = tokio::join!(
+            app.run_until(until_stopped()),
+            worker.run(until_stopped()),
+            signal
+        );
+        served.context("the web server failed")
+    })
+}
+
+fn redis_store(
+    settings: &Settings,
+    redis_url: &secrecy::SecretString,
+    key_prefix: &str,
+) -> anyhow::Result<Store> {
+    let sealer = TokenSealer::new(&settings.secret_key);
+    let store = RedisStore::new(redis_url, key_prefix, sealer).context("cannot use REDIS_URL")?;
+    Ok(Store::Redis(store))
+}
+
+fn dropbox_client(settings: &Settings) -> anyhow::Result<DropboxClient> {
+    DropboxClient::new(&settings.dropbox).context("cannot set up the Dropbox client")
 }
 
 /// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM, with `dir` as one
@@ -91,7 +155,7 @@ pub fn run_emulator(config: EmulatorConfig, port: u16, dir: Option<&Path>) -> an
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one (how platforms stop a process).
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use tracing_subscriber::EnvFilter;
@@ -62,6 +63,52 @@ pub struct Settings {
     pub secret_key: SecretString,
     /// Where tokens, cursors and the queue live.
     pub store: StoreSettings,
+    /// How the sync worker runs.
+    pub worker: WorkerSettings,
+}
+
+/// How the sync worker runs. The variables are for tuning; the defaults suit a small dyno.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `WORKER_ACCOUNTS`: how many accounts one worker process syncs at once. Default 32.
+    pub accounts: usize,
+    /// `WORKER_READ_AHEAD`: how many files of one account may be downloaded and rendered ahead
+    /// of its uploads, which go one at a time. Default 4.
+    pub read_ahead: usize,
+    /// `MAX_MARKDOWN_BYTES`: Markdown files larger than this are skipped and reported.
+    /// Default 10 MiB.
+    pub max_markdown_bytes: u64,
+    /// `WORKER_LEASE_SECONDS`: how long an account stays with a worker that stopped renewing
+    /// its lease (a killed process) before another worker takes it over. Default 15.
+    pub lease_ttl: Duration,
+    /// The first retry delay after a failed pass; it doubles with each failure in a row.
+    pub retry_base: Duration,
+    /// The longest retry delay: an account that keeps failing is tried this often.
+    pub retry_cap: Duration,
+    /// The longest one file may take to render before it is reported as failed.
+    pub render_time_limit: Duration,
+    /// On SIGTERM, how long running passes may take to finish their current file before they
+    /// are abandoned (their accounts are handed back either way). Heroku allows 30 s in all.
+    pub shutdown_grace: Duration,
+    /// How often an idle worker looks at the queue without being woken (work coming due after
+    /// a backoff, or a wake-up lost to a dropped connection).
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            accounts: 32,
+            read_ahead: 4,
+            max_markdown_bytes: 10 * 1024 * 1024,
+            lease_ttl: Duration::from_secs(15),
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(300),
+            render_time_limit: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            idle_poll: Duration::from_secs(2),
+        }
+    }
 }
 
 /// The Dropbox app markdrop acts as, and the three hosts of the Dropbox API.
@@ -157,7 +204,20 @@ impl Settings {
                 data_dir: env.get("DATA_DIR").unwrap_or_else(|| "./data".to_owned()).into(),
             },
         };
-        Ok(Settings { host, port, base_url, dropbox, secret_key: secret_key.into(), store })
+        let defaults = WorkerSettings::default();
+        let worker = WorkerSettings {
+            accounts: env.positive_or("WORKER_ACCOUNTS", defaults.accounts)?,
+            read_ahead: env.positive_or("WORKER_READ_AHEAD", defaults.read_ahead)?,
+            max_markdown_bytes: env
+                .positive_or("MAX_MARKDOWN_BYTES", defaults.max_markdown_bytes as usize)?
+                as u64,
+            lease_ttl: Duration::from_secs(
+                env.positive_or("WORKER_LEASE_SECONDS", defaults.lease_ttl.as_secs() as usize)?
+                    as u64,
+            ),
+            ..defaults
+        };
+        Ok(Settings { host, port, base_url, dropbox, secret_key: secret_key.into(), store, worker })
     }
 
     /// The Redis that `web` and `worker` share; they cannot run on an embedded store, which
@@ -167,10 +227,16 @@ impl Settings {
             StoreSettings::Redis { url, key_prefix } => Ok((url, key_prefix)),
             StoreSettings::Embedded { .. } => Err(ConfigError::Missing {
                 var: "REDIS_URL",
-                hint: if command == "web" {
-                    "`web` shares its queue with the workers through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
-                } else {
-                    "`worker` shares its queue with the web processes through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
+                hint: match command {
+                    "web" => {
+                        "`web` shares its queue with the workers through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
+                    }
+                    "worker" => {
+                        "`worker` shares its queue with the web processes through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
+                    }
+                    _ => {
+                        "`serve` keeps its queue in Redis until the embedded store lands; set REDIS_URL (e.g. redis://127.0.0.1:6379)"
+                    }
                 },
             }),
         }
@@ -243,6 +309,17 @@ impl Env<'_> {
                 reason: format!("{expected}, got `{raw}`"),
             }),
         }
+    }
+
+    fn positive_or(&self, var: &'static str, default: usize) -> Result<usize, ConfigError> {
+        let value = self.parse_or(var, default, "expected a whole number of at least 1")?;
+        if value == 0 {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "expected a whole number of at least 1, got `0`".to_owned(),
+            });
+        }
+        Ok(value)
     }
 
     fn url_or(&self, var: &'static str, default: &str) -> Result<Url, ConfigError> {

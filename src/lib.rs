@@ -10,5 +10,7 @@ pub mod dropbox;
 pub mod emulator;
 pub mod render;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod web;
+pub mod worker;

@@ -101,15 +101,9 @@ fn main() -> ExitCode {
         Command::Render { file, output } => {
             report(cli::render_file(file.as_deref(), output.as_deref()))
         }
-        Command::Serve => not_built_yet("serve", Settings::from_env()),
-        Command::Web => match Settings::from_env() {
-            Err(error) => config_error(&error),
-            Ok(settings) => match settings.shared_redis("web") {
-                Ok((url, prefix)) => report(cli::run_web(&settings, url, prefix)),
-                Err(error) => config_error(&error),
-            },
-        },
-        Command::Worker => not_built_yet("worker", Settings::from_env()),
+        Command::Serve => with_redis("serve", cli::run_serve),
+        Command::Web => with_redis("web", cli::run_web),
+        Command::Worker => with_redis("worker", cli::run_worker),
         Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve, dir } => {
             let mut config = EmulatorConfig::new(app_key, app_secret);
             config.webhook_url = webhook_url;
@@ -126,18 +120,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// The server commands check their configuration now, so an operator can set a deployment up
-/// before the processes themselves exist.
-fn not_built_yet(command: &str, settings: Result<Settings, ConfigError>) -> ExitCode {
-    match settings {
+/// Runs a command that needs the settings and a Redis. (`serve` runs on an embedded store
+/// when REDIS_URL is unset once that store exists; until then it needs Redis too.)
+fn with_redis(
+    command: &str,
+    run: fn(&Settings, &secrecy::SecretString, &str) -> anyhow::Result<()>,
+) -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => return config_error(&error),
+    };
+    match settings.shared_redis(command) {
+        Ok((url, prefix)) => report(run(&settings, url, prefix)),
         Err(error) => config_error(&error),
-        Ok(_) => {
-            eprintln!(
-                "markdrop: the configuration is complete, but `{command}` is not built yet; \
-                 `markdrop render FILE` works today."
-            );
-            ExitCode::FAILURE
-        }
     }
 }
 

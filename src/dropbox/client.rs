@@ -236,12 +236,22 @@ impl AccountClient {
 
     /// `files/delete_v2`; returns what was deleted.
     pub async fn delete(&self, path: &str) -> Result<Metadata, DropboxError> {
+        self.delete_with(json!({ "path": path })).await
+    }
+
+    /// `files/delete_v2` with `parent_rev`: deletes the file only while `rev` is still its
+    /// latest revision, so a file changed since it was looked at is never lost. A changed file
+    /// answers a route error (`path_write/conflict` or `path_lookup`).
+    pub async fn delete_revision(&self, path: &str, rev: &str) -> Result<Metadata, DropboxError> {
+        self.delete_with(json!({ "path": path, "parent_rev": rev })).await
+    }
+
+    async fn delete_with(&self, arg: serde_json::Value) -> Result<Metadata, DropboxError> {
         #[derive(serde::Deserialize)]
         struct DeleteResult {
             metadata: Metadata,
         }
-        let result: DeleteResult =
-            self.rpc("files/delete_v2", Some(&json!({ "path": path }))).await?;
+        let result: DeleteResult = self.rpc("files/delete_v2", Some(&arg)).await?;
         Ok(result.metadata)
     }
 

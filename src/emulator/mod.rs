@@ -151,9 +151,9 @@ struct Inner {
     faults: Mutex<Vec<FaultRule>>,
     holds: Mutex<Vec<Hold>>,
     /// Accounts that changed, for the webhook sender; `None` without a webhook URL.
-    changes: Option<mpsc::UnboundedSender<String>>,
+    changes: Option<mpsc::UnboundedSender<(String, stats::Pending)>>,
     /// The sender's end, taken by the first [`Emulator::start`].
-    changes_receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    changes_receiver: Mutex<Option<mpsc::UnboundedReceiver<(String, stats::Pending)>>>,
 }
 
 /// A gate for [`Emulator::hold_calls`]: the calls still to be caught, and the barrier they wait at.
@@ -349,7 +349,9 @@ impl Emulator {
     fn notify(&self, account_id: &str) {
         if let Some(changes) = &self.inner.changes {
             // The receiver is gone only once the emulator stopped; nobody is listening then.
-            let _ = changes.send(account_id.to_owned());
+            // Pending from now: a test waiting for quiet must count a change still in its batch
+            // window, not only notifications on the wire.
+            let _ = changes.send((account_id.to_owned(), self.inner.stats.webhook_pending()));
         }
     }
 

@@ -19,7 +19,8 @@ pub struct Stats {
     webhooks_delivered: u64,
     /// Webhook POSTs made, retries included.
     webhook_attempts: u64,
-    /// Notifications neither delivered nor given up yet.
+    /// Changes whose notification is neither delivered nor given up yet (waiting in the batch
+    /// window, in flight, or waiting to be retried).
     webhooks_pending: u64,
 }
 

@@ -48,7 +48,7 @@ fn webhook_client() -> reqwest::Result<reqwest::Client> {
 /// Sends notifications until `shutdown` resolves (or the channel closes). Deliveries in flight
 /// belong to this future: when it returns, or is dropped, they are cancelled with it.
 pub async fn run(
-    mut changes: UnboundedReceiver<String>,
+    mut changes: UnboundedReceiver<(String, Pending)>,
     settings: Settings,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -64,10 +64,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         // A batch cut short by shutdown is lost, which is what stopping means.
-        let accounts = tokio::select! {
+        let (accounts, pending) = tokio::select! {
             () = &mut shutdown => break,
             batch = next_batch(&mut changes, settings.batch_window) => match batch {
-                Some(accounts) => accounts,
+                Some(batch) => batch,
                 None => break,
             },
         };
@@ -80,7 +80,7 @@ pub async fn run(
             signature: sign(&secret, body.as_bytes()),
             body,
             retry_base: settings.retry_base,
-            _pending: settings.stats.webhook_pending(),
+            _pending: pending,
             stats: settings.stats.clone(),
         };
         deliveries.spawn(delivery.run());
@@ -90,19 +90,23 @@ pub async fn run(
     deliveries.shutdown().await;
 }
 
-/// The accounts changed within `window` of the first one; `None` once the channel closed.
+/// The accounts changed within `window` of the first one, with their changes' pending marks;
+/// `None` once the channel closed.
 async fn next_batch(
-    changes: &mut UnboundedReceiver<String>,
+    changes: &mut UnboundedReceiver<(String, Pending)>,
     window: Duration,
-) -> Option<Vec<String>> {
-    let mut accounts = vec![changes.recv().await?];
+) -> Option<(Vec<String>, Vec<Pending>)> {
+    let (first, mark) = changes.recv().await?;
+    let (mut accounts, mut pending) = (vec![first], vec![mark]);
     let window_ends = Instant::now() + window;
-    while let Ok(Some(account)) = tokio::time::timeout_at(window_ends, changes.recv()).await {
+    while let Ok(Some((account, mark))) = tokio::time::timeout_at(window_ends, changes.recv()).await
+    {
+        pending.push(mark);
         if !accounts.contains(&account) {
             accounts.push(account);
         }
     }
-    Some(accounts)
+    Some((accounts, pending))
 }
 
 /// The body, byte for byte like Dropbox's Python `json.dumps` (`", "` and `": "` separators).
@@ -137,8 +141,9 @@ struct Delivery {
     signature: String,
     retry_base: Duration,
     stats: Recorder,
-    /// Counts this notification as pending until it is delivered, given up or cancelled.
-    _pending: Pending,
+    /// Counts the changes in this notification as pending until it is delivered, given up or
+    /// cancelled.
+    _pending: Vec<Pending>,
 }
 
 impl Delivery {

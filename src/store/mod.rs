@@ -2,14 +2,21 @@
 //! queue of accounts with changes waiting.
 //!
 //! One contract, two backends: Redis for any number of `web` and `worker` processes, and (with
-//! the single-machine work) an embedded store for one process. This is the web side of the
-//! contract: enqueueing accounts from a webhook, keeping token records (sealed, see [`sealed`]),
-//! forgetting an account, and telling whether the store answers. The worker's side (claim,
-//! lease, cursors) arrives with the sync worker.
+//! the single-machine work) an embedded store for one process. The web side enqueues accounts
+//! from a webhook, keeps token records (sealed, see [`sealed`]) and forgets accounts; the
+//! worker's side ([`work`]) claims an account under a lease, and every write it makes is fenced
+//! by that lease.
+//!
+//! The queue's guarantees (design.md, "The queue"): any number of notifications for an account
+//! make one pending pass; at most one worker holds an account; a notification during a pass
+//! makes one more pass; a worker that dies loses nothing, since another claims the account once
+//! the lease expires and resumes from the last committed cursor.
 
 mod redis;
 mod sealed;
 mod status;
+mod wake;
+mod work;
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,6 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use self::redis::RedisStore;
 pub use self::sealed::{TokenSealer, UnsealError};
 pub use self::status::{AccountStatus, Conversion, Outcome, RECENT_CONVERSIONS, SyncState};
+pub use self::wake::Wakeups;
+pub use self::work::{
+    Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges,
+};
 use crate::dropbox::{AccountId, AccountTokens};
 
 /// The store is out of reach or failing; the caller answers 503 or retries, and loses nothing.
@@ -91,17 +102,6 @@ impl Store {
         }
     }
 
-    /// Records the account's sync status for its page.
-    pub async fn save_status(
-        &self,
-        account: &AccountId,
-        status: &AccountStatus,
-    ) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.save_status(account, status)).await,
-        }
-    }
-
     /// The account's sync status, if a pass ever recorded one.
     pub async fn status(&self, account: &AccountId) -> Result<Option<AccountStatus>, StoreError> {
         match self {
@@ -141,6 +141,149 @@ impl Store {
         }
     }
 
+    /// Takes the first due account whose lease is free, leasing it for `lease_ttl`. An entry
+    /// for an account that is not linked is dropped on the way.
+    pub async fn claim(&self, lease_ttl: Duration) -> Result<ClaimOutcome, StoreError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline(store.claim(millis(lease_ttl), now_millis())).await
+            }
+        }
+    }
+
+    /// Extends the lease by `lease_ttl`; `false` when it is no longer ours.
+    pub async fn renew(&self, lease: &Lease, lease_ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline(store.renew(lease, millis(lease_ttl), now_millis())).await
+            }
+        }
+    }
+
+    /// The records of the given `.md` files (lower-case paths), in the same order.
+    pub async fn file_records(
+        &self,
+        account: &AccountId,
+        paths: &[String],
+    ) -> Result<Vec<Option<FileRecord>>, StoreError> {
+        match self {
+            Store::Redis(store) => within_deadline(store.file_records(account, paths)).await,
+        }
+    }
+
+    /// Saves a pass's progress in one atomic step, if the lease is still ours: the record
+    /// changes, then the cursor and the status when given.
+    pub async fn commit(
+        &self,
+        lease: &Lease,
+        changes: &RecordChanges,
+        cursor: Option<&str>,
+        status: Option<&AccountStatus>,
+    ) -> Result<(), LeaseError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline_fenced(store.commit(lease, changes, cursor, status)).await
+            }
+        }
+    }
+
+    /// Ends a successful pass and gives up the lease: the account leaves the queue, or is due
+    /// again at once if a notification arrived since the claim. Clears the failure count.
+    pub async fn complete(
+        &self,
+        lease: &Lease,
+        generation: u64,
+        status: &AccountStatus,
+    ) -> Result<Completion, LeaseError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline_fenced(store.complete(lease, generation, status, now_millis()))
+                    .await
+            }
+        }
+    }
+
+    /// Gives the account back to the queue, due after `delay`, and gives up the lease. A
+    /// `failure` counts towards the backoff; `wake` tells idle workers at once (for work due
+    /// now, e.g. from a worker shutting down).
+    pub async fn reschedule(
+        &self,
+        lease: &Lease,
+        delay: Duration,
+        failure: bool,
+        status: Option<&AccountStatus>,
+        wake: bool,
+    ) -> Result<(), LeaseError> {
+        let due_at = now_millis() + millis(delay);
+        match self {
+            Store::Redis(store) => {
+                within_deadline_fenced(store.reschedule(lease, due_at, failure, status, wake)).await
+            }
+        }
+    }
+
+    /// Dropbox refused the account's tokens for good: drops tokens, cursor, records and queue
+    /// entry, keeps the name and `status` for its page. `false` when the person connected
+    /// again during the pass (the new tokens stay, and the account is due again).
+    pub async fn unlink(
+        &self,
+        lease: &Lease,
+        sealed_tokens: &str,
+        status: &AccountStatus,
+    ) -> Result<bool, LeaseError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline_fenced(store.unlink(lease, sealed_tokens, status, now_millis()))
+                    .await
+            }
+        }
+    }
+
+    /// Keeps refreshed tokens in place of `sealed_tokens`, if the lease is ours and nobody
+    /// connected the account again meanwhile; `false` when nothing was written.
+    pub async fn replace_tokens(
+        &self,
+        lease: &Lease,
+        sealed_tokens: &str,
+        tokens: &AccountTokens,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Redis(store) => {
+                within_deadline(store.replace_tokens(lease, sealed_tokens, tokens)).await
+            }
+        }
+    }
+
+    /// Queues every linked account once (a starting worker does this, so notifications that
+    /// came while no worker ran are not lost). Returns how many accounts are linked.
+    pub async fn sweep(&self) -> Result<usize, StoreError> {
+        let mut linked = 0;
+        let mut cursor = 0;
+        loop {
+            let (next, accounts) = match self {
+                Store::Redis(store) => within_deadline(store.linked_accounts_page(cursor)).await?,
+            };
+            linked += accounts.len();
+            self.enqueue(&accounts).await?;
+            if next == 0 {
+                return Ok(linked);
+            }
+            cursor = next;
+        }
+    }
+
+    /// How many accounts are leased to a worker right now.
+    pub async fn leases_held(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Redis(store) => store.leases_held().await,
+        }
+    }
+
+    /// Wake-ups for an idle worker: a signal soon after an account becomes due now.
+    pub fn wakeups(&self) -> Wakeups {
+        Wakeups::start(self.clone())
+    }
+
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
@@ -159,6 +302,20 @@ async fn within_deadline<T>(
     tokio::time::timeout(CALL_DEADLINE, call).await.unwrap_or_else(|_| {
         Err(StoreError::new(anyhow::anyhow!("no answer within {CALL_DEADLINE:?}")))
     })
+}
+
+async fn within_deadline_fenced<T>(
+    call: impl Future<Output = Result<T, LeaseError>>,
+) -> Result<T, LeaseError> {
+    tokio::time::timeout(CALL_DEADLINE, call).await.unwrap_or_else(|_| {
+        Err(LeaseError::Store(StoreError::new(anyhow::anyhow!(
+            "no answer within {CALL_DEADLINE:?}"
+        ))))
+    })
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn now_millis() -> u64 {

@@ -7,14 +7,17 @@
 //! |---|---|---|
 //! | `ready` | sorted set | one member per account with work; score = when it is due (ms) |
 //! | `gen:<account>` | counter | bumped by every notification, so a pass can tell it missed one |
-//! | `lease:<account>` | string | the worker holding the account (with the sync worker) |
+//! | `lease:<account>` | string, PX TTL | random token of the worker holding the account |
 //! | `tokens` | hash | account → sealed token record |
-//! | `cursors` | hash | account → `list_folder` cursor (with the sync worker) |
+//! | `cursors` | hash | account → `list_folder` cursor |
+//! | `files:<account>` | hash | `.md` lower-case path → [`FileRecord`] (JSON) |
+//! | `failures` | hash | account → passes failed in a row, for the backoff |
 //! | `names` | hash | account → display name, for the account page |
 //! | `status` | hash | account → sync status (JSON), for the account page |
 //! | `links` | hash | account → link id, which signed-in sessions must match |
 //!
-//! Every multi-step change is one Lua script, so it is atomic without locks.
+//! Every multi-step change is one Lua script (`src/store/lua/`), so it is atomic without locks.
+//! Idle workers learn of new work on the channel `<prefix>wake` instead of polling Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use redis::{AsyncCommands, Script};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
+use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
 use super::{AccountStatus, StoreError, TokenSealer};
 use crate::dropbox::{AccountId, AccountTokens};
 
@@ -33,30 +37,6 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 const RECONNECT_MAX_DELAY_MS: u64 = 500;
 
-/// `INCR gen` and `ZADD ready NX now` for each account: a new member is due now; one already
-/// queued keeps its due time. (design.md has `LT`, which would let any notification, including
-/// the one our own upload triggers, cut a 429's Retry-After or a backoff short; the bumped
-/// generation already tells a running pass to go again.)
-const ENQUEUE: &str = r"
-for i = 2, #KEYS do
-  redis.call('INCR', KEYS[i])
-  redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i])
-end
-return #KEYS - 1
-";
-
-/// Everything kept for one account, gone in one step.
-const FORGET: &str = r"
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('DEL', KEYS[4], KEYS[5])
-redis.call('HDEL', KEYS[6], ARGV[1])
-redis.call('HDEL', KEYS[7], ARGV[1])
-redis.call('HDEL', KEYS[8], ARGV[1])
-return 1
-";
-
 #[derive(Clone)]
 pub struct RedisStore {
     client: redis::Client,
@@ -65,8 +45,36 @@ pub struct RedisStore {
     connection: Arc<OnceCell<ConnectionManager>>,
     keys: Keys,
     sealer: TokenSealer,
+    scripts: Arc<Scripts>,
+}
+
+/// The Lua scripts, each sent once and then called by its SHA1.
+struct Scripts {
     enqueue: Script,
+    claim: Script,
+    renew: Script,
+    commit: Script,
+    complete: Script,
+    reschedule: Script,
+    unlink: Script,
+    replace_tokens: Script,
     forget: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            enqueue: Script::new(include_str!("lua/enqueue.lua")),
+            claim: Script::new(include_str!("lua/claim.lua")),
+            renew: Script::new(include_str!("lua/renew.lua")),
+            commit: Script::new(include_str!("lua/commit.lua")),
+            complete: Script::new(include_str!("lua/complete.lua")),
+            reschedule: Script::new(include_str!("lua/reschedule.lua")),
+            unlink: Script::new(include_str!("lua/unlink.lua")),
+            replace_tokens: Script::new(include_str!("lua/replace_tokens.lua")),
+            forget: Script::new(include_str!("lua/forget.lua")),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -106,6 +114,19 @@ impl Keys {
     fn links(&self) -> String {
         format!("{}links", self.prefix)
     }
+
+    fn files(&self, account: &AccountId) -> String {
+        format!("{}files:{account}", self.prefix)
+    }
+
+    fn failures(&self) -> String {
+        format!("{}failures", self.prefix)
+    }
+
+    /// The pub/sub channel that wakes idle workers (not a key).
+    fn wake(&self) -> String {
+        format!("{}wake", self.prefix)
+    }
 }
 
 impl RedisStore {
@@ -126,8 +147,7 @@ impl RedisStore {
             connection: Arc::new(OnceCell::new()),
             keys: Keys { prefix: key_prefix.to_owned() },
             sealer,
-            enqueue: Script::new(ENQUEUE),
-            forget: Script::new(FORGET),
+            scripts: Arc::new(Scripts::new()),
         })
     }
 
@@ -183,8 +203,8 @@ impl RedisStore {
         if accounts.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.enqueue.prepare_invoke();
-        invocation.key(self.keys.ready()).arg(now_ms);
+        let mut invocation = self.scripts.enqueue.prepare_invoke();
+        invocation.key(self.keys.ready()).arg(self.keys.wake()).arg(now_ms);
         for account in accounts {
             invocation.key(self.keys.generation(account)).arg(account.as_str());
         }
@@ -214,13 +234,17 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Option<AccountTokens>, StoreError> {
         let sealed: Option<String> = self.hash_get(self.keys.tokens(), account).await?;
-        Ok(sealed.and_then(|sealed| match self.sealer.open(account, &sealed) {
+        Ok(sealed.and_then(|sealed| self.open_tokens(account, &sealed)))
+    }
+
+    fn open_tokens(&self, account: &AccountId, sealed: &str) -> Option<AccountTokens> {
+        match self.sealer.open(account, sealed) {
             Ok(tokens) => Some(tokens),
             Err(error) => {
                 tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
                 None
             }
-        }))
+        }
     }
 
     pub(super) async fn save_display_name(
@@ -238,29 +262,12 @@ impl RedisStore {
         self.hash_get(self.keys.names(), account).await
     }
 
-    pub(super) async fn save_status(
-        &self,
-        account: &AccountId,
-        status: &AccountStatus,
-    ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(status).map_err(StoreError::new)?;
-        self.hash_set(self.keys.status(), account, json).await
-    }
-
     pub(super) async fn status(
         &self,
         account: &AccountId,
     ) -> Result<Option<AccountStatus>, StoreError> {
         let json: Option<String> = self.hash_get(self.keys.status(), account).await?;
-        // A record that does not parse (written by another version, say) is no outage: the page
-        // shows no status until the next pass writes one.
-        Ok(json.and_then(|json| match serde_json::from_str(&json) {
-            Ok(status) => Some(status),
-            Err(error) => {
-                tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
-                None
-            }
-        }))
+        Ok(json.and_then(|json| parse_status(account, &json)))
     }
 
     pub(super) async fn link_id(
@@ -296,7 +303,7 @@ impl RedisStore {
     }
 
     pub(super) async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
-        let mut invocation = self.forget.prepare_invoke();
+        let mut invocation = self.scripts.forget.prepare_invoke();
         invocation
             .key(self.keys.tokens())
             .key(self.keys.cursors())
@@ -306,10 +313,310 @@ impl RedisStore {
             .key(self.keys.names())
             .key(self.keys.status())
             .key(self.keys.links())
+            .key(self.keys.files(account))
+            .key(self.keys.failures())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
         Ok(())
+    }
+
+    pub(super) async fn claim(
+        &self,
+        lease_ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let token = crate::crypto::random_token();
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation
+            .key(self.keys.ready())
+            .key(self.keys.tokens())
+            .key(self.keys.cursors())
+            .key(self.keys.failures())
+            .key(self.keys.status())
+            .arg(now_ms)
+            .arg(lease_ttl_ms)
+            .arg(&token)
+            .arg(&self.keys.prefix)
+            .arg(CLAIM_LOOKAHEAD);
+        let mut connection = self.connection().await?;
+        let reply: Vec<Option<String>> =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        if reply.len() != 6 {
+            // Not claimed: the reply is empty, or the soonest member and its score.
+            let next_due_in_ms = reply
+                .get(1)
+                .and_then(|score| score.as_deref()?.parse::<f64>().ok())
+                .map(|score| (score as u64).saturating_sub(now_ms));
+            return Ok(ClaimOutcome::NothingDue { next_due_in_ms });
+        }
+        let mut fields = reply.into_iter();
+        let mut next = || fields.next().flatten();
+        let (Some(account), Some(sealed_tokens), cursor, Some(generation), Some(failures), status) =
+            (next(), next(), next(), next(), next(), next())
+        else {
+            return Err(StoreError::new(anyhow::anyhow!("a claim reply is missing fields")));
+        };
+        let account = AccountId::parse(&account).map_err(StoreError::new)?;
+        let tokens = self.open_tokens(&account, &sealed_tokens);
+        let status = status.and_then(|json| parse_status(&account, &json)).unwrap_or_default();
+        Ok(ClaimOutcome::Claimed(Box::new(Claim {
+            lease: Lease { account, token },
+            tokens,
+            sealed_tokens,
+            cursor,
+            generation: generation.parse().map_err(StoreError::new)?,
+            failures: failures.parse().map_err(StoreError::new)?,
+            status,
+        })))
+    }
+
+    pub(super) async fn renew(
+        &self,
+        lease: &Lease,
+        lease_ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.renew.prepare_invoke();
+        invocation
+            .key(self.keys.lease(&lease.account))
+            .key(self.keys.ready())
+            .arg(&lease.token)
+            .arg(lease_ttl_ms)
+            .arg(now_ms + lease_ttl_ms)
+            .arg(lease.account.as_str());
+        let mut connection = self.connection().await?;
+        let renewed: i64 =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        Ok(renewed == 1)
+    }
+
+    pub(super) async fn file_records(
+        &self,
+        account: &AccountId,
+        paths: &[String],
+    ) -> Result<Vec<Option<FileRecord>>, StoreError> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut connection = self.connection().await?;
+        // HMGET with one field answers a bare value, not an array; a pipeline of one keeps the
+        // reply shape the same for any number of paths.
+        let (records,): (Vec<Option<String>>,) = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.keys.files(account))
+            .arg(paths)
+            .query_async(&mut connection)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(records
+            .into_iter()
+            // A record that does not parse is treated as none: the file is converted again.
+            .map(|json| json.and_then(|json| serde_json::from_str(&json).ok()))
+            .collect())
+    }
+
+    pub(super) async fn commit(
+        &self,
+        lease: &Lease,
+        changes: &RecordChanges,
+        cursor: Option<&str>,
+        status: Option<&AccountStatus>,
+    ) -> Result<(), LeaseError> {
+        let account = &lease.account;
+        let status = status.map(status_json).transpose()?.unwrap_or_default();
+        let (writes, drops): (Vec<_>, Vec<_>) =
+            changes.files.iter().partition(|(_, record)| record.is_some());
+        let mut invocation = self.scripts.commit.prepare_invoke();
+        invocation
+            .key(self.keys.lease(account))
+            .key(self.keys.files(account))
+            .key(self.keys.cursors())
+            .key(self.keys.status())
+            .arg(&lease.token)
+            .arg(account.as_str())
+            .arg(cursor.unwrap_or(""))
+            .arg(status)
+            .arg(changes.forget_under.len())
+            .arg(writes.len())
+            .arg(drops.len());
+        for prefix in &changes.forget_under {
+            invocation.arg(prefix);
+        }
+        for (path, record) in writes {
+            let json = serde_json::to_string(record).map_err(StoreError::new)?;
+            invocation.arg(path).arg(json);
+        }
+        for (path, _) in drops {
+            invocation.arg(path);
+        }
+        let mut connection = self.connection().await?;
+        let committed: i64 =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        if committed == 1 { Ok(()) } else { Err(LeaseError::Lost) }
+    }
+
+    pub(super) async fn complete(
+        &self,
+        lease: &Lease,
+        generation: u64,
+        status: &AccountStatus,
+        now_ms: u64,
+    ) -> Result<Completion, LeaseError> {
+        let account = &lease.account;
+        let mut invocation = self.scripts.complete.prepare_invoke();
+        invocation
+            .key(self.keys.lease(account))
+            .key(self.keys.ready())
+            .key(self.keys.generation(account))
+            .key(self.keys.failures())
+            .key(self.keys.status())
+            .arg(&lease.token)
+            .arg(account.as_str())
+            .arg(generation)
+            .arg(now_ms)
+            .arg(status_json(status)?)
+            .arg(self.keys.wake());
+        let mut connection = self.connection().await?;
+        let outcome: i64 =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        match outcome {
+            0 => Ok(Completion::Done),
+            1 => Ok(Completion::Again),
+            _ => Err(LeaseError::Lost),
+        }
+    }
+
+    pub(super) async fn reschedule(
+        &self,
+        lease: &Lease,
+        due_at_ms: u64,
+        count_failure: bool,
+        status: Option<&AccountStatus>,
+        wake: bool,
+    ) -> Result<(), LeaseError> {
+        let account = &lease.account;
+        let status = status.map(status_json).transpose()?.unwrap_or_default();
+        let mut invocation = self.scripts.reschedule.prepare_invoke();
+        invocation
+            .key(self.keys.lease(account))
+            .key(self.keys.ready())
+            .key(self.keys.failures())
+            .key(self.keys.status())
+            .arg(&lease.token)
+            .arg(account.as_str())
+            .arg(due_at_ms)
+            .arg(if count_failure { "1" } else { "0" })
+            .arg(status)
+            .arg(if wake { self.keys.wake() } else { String::new() });
+        let mut connection = self.connection().await?;
+        let rescheduled: i64 =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        if rescheduled == 1 { Ok(()) } else { Err(LeaseError::Lost) }
+    }
+
+    pub(super) async fn unlink(
+        &self,
+        lease: &Lease,
+        sealed_tokens: &str,
+        status: &AccountStatus,
+        now_ms: u64,
+    ) -> Result<bool, LeaseError> {
+        let account = &lease.account;
+        let mut invocation = self.scripts.unlink.prepare_invoke();
+        invocation
+            .key(self.keys.lease(account))
+            .key(self.keys.tokens())
+            .key(self.keys.cursors())
+            .key(self.keys.files(account))
+            .key(self.keys.ready())
+            .key(self.keys.generation(account))
+            .key(self.keys.failures())
+            .key(self.keys.status())
+            .arg(&lease.token)
+            .arg(account.as_str())
+            .arg(sealed_tokens)
+            .arg(status_json(status)?)
+            .arg(now_ms);
+        let mut connection = self.connection().await?;
+        let outcome: i64 =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        match outcome {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(LeaseError::Lost),
+        }
+    }
+
+    pub(super) async fn replace_tokens(
+        &self,
+        lease: &Lease,
+        sealed_tokens: &str,
+        tokens: &AccountTokens,
+    ) -> Result<bool, StoreError> {
+        let account = &lease.account;
+        let mut invocation = self.scripts.replace_tokens.prepare_invoke();
+        invocation
+            .key(self.keys.lease(account))
+            .key(self.keys.tokens())
+            .arg(&lease.token)
+            .arg(account.as_str())
+            .arg(sealed_tokens)
+            .arg(self.sealer.seal(account, tokens));
+        let mut connection = self.connection().await?;
+        let replaced: i64 =
+            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        Ok(replaced == 1)
+    }
+
+    /// Every linked account, a page at a time (HSCAN: no single call blocks Redis however many
+    /// accounts there are).
+    pub(super) async fn linked_accounts_page(
+        &self,
+        cursor: u64,
+    ) -> Result<(u64, Vec<AccountId>), StoreError> {
+        let mut connection = self.connection().await?;
+        let (next, fields): (u64, Vec<String>) = redis::cmd("HSCAN")
+            .arg(self.keys.tokens())
+            .arg(cursor)
+            .arg("NOVALUES")
+            .arg("COUNT")
+            .arg(SWEEP_PAGE)
+            .query_async(&mut connection)
+            .await
+            .map_err(StoreError::new)?;
+        Ok((next, fields.iter().filter_map(|field| AccountId::parse(field).ok()).collect()))
+    }
+
+    pub(super) async fn leases_held(&self) -> Result<usize, StoreError> {
+        let mut connection = self.connection().await?;
+        let pattern = format!("{}lease:*", escape_glob(&self.keys.prefix));
+        let (mut cursor, mut held) = (0u64, 0);
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SWEEP_PAGE)
+                .query_async(&mut connection)
+                .await
+                .map_err(StoreError::new)?;
+            held += keys.len();
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(held)
+    }
+
+    /// A dedicated connection subscribed to the wake channel (pub/sub cannot share the
+    /// multiplexed connection).
+    pub(super) async fn subscribe_wake(&self) -> Result<redis::aio::PubSub, StoreError> {
+        let mut pubsub = self.client.get_async_pubsub().await.map_err(StoreError::new)?;
+        pubsub.subscribe(self.keys.wake()).await.map_err(StoreError::new)?;
+        Ok(pubsub)
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -318,4 +625,37 @@ impl RedisStore {
             redis::cmd("PING").query_async(&mut connection).await.map_err(StoreError::new)?;
         Ok(())
     }
+}
+
+/// Due members looked at per claim, so accounts held by live workers are stepped over.
+const CLAIM_LOOKAHEAD: u32 = 16;
+/// Accounts read per HSCAN in the start-up sweep.
+const SWEEP_PAGE: u32 = 500;
+
+fn status_json(status: &AccountStatus) -> Result<String, StoreError> {
+    serde_json::to_string(status).map_err(StoreError::new)
+}
+
+/// A status that does not parse (written by another version, say) is no outage: the page shows
+/// none until the next pass writes one.
+fn parse_status(account: &AccountId, json: &str) -> Option<AccountStatus> {
+    match serde_json::from_str(json) {
+        Ok(status) => Some(status),
+        Err(error) => {
+            tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
+            None
+        }
+    }
+}
+
+/// `prefix` with Redis glob characters escaped, for SCAN MATCH.
+fn escape_glob(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

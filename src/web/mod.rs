@@ -52,10 +52,20 @@ pub struct Application {
 impl Application {
     /// Binds `HOST:PORT` from the settings (port 0 picks a free one) and prepares the server.
     pub fn build(settings: &Settings, store: Store) -> io::Result<Application> {
+        let listener = TcpListener::bind((settings.host, settings.port))?;
+        Application::build_on(listener, settings, store)
+    }
+
+    /// Prepares the server on a listener bound already, for a caller that must know the
+    /// address first (tests and `demo` tell the Dropbox emulator where to send webhooks).
+    pub fn build_on(
+        listener: TcpListener,
+        settings: &Settings,
+        store: Store,
+    ) -> io::Result<Application> {
         let dropbox = DropboxClient::new(&settings.dropbox).map_err(|error: DropboxError| {
             io::Error::other(format!("cannot set up the Dropbox client: {error}"))
         })?;
-        let listener = TcpListener::bind((settings.host, settings.port))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             store,
@@ -88,6 +98,8 @@ impl Application {
                 .configure(configure)
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // The caller decides when to stop (`run_until`): `serve` stops the worker too.
+        .disable_signals()
         .listen(listener)?
         .run();
         Ok(Application { port, server })
@@ -98,10 +110,26 @@ impl Application {
         self.port
     }
 
-    /// Serves until stopped: by the handle, or by SIGTERM / Ctrl-C (graceful, in-flight
-    /// requests finish).
+    /// Serves until the runtime ends.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully: no new connections, in-flight
+    /// requests finish (within Heroku's 30 s).
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            result = &mut server => result,
+            () = shutdown => {
+                handle.stop(true).await;
+                server.await
+            }
+        }
     }
 }
 

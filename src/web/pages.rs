@@ -154,7 +154,6 @@ pub async fn show_account(request: HttpRequest, state: web::Data<AppState>) -> H
         Err(error) => return store_trouble("the account page", &error),
     };
     let status = status.unwrap_or_default();
-    let linked = linked && status.state != SyncState::Unlinked;
     let page = AccountPage {
         notice: session.notice.take(),
         display_name: name.unwrap_or_else(|| account.to_string()),
@@ -240,7 +239,8 @@ fn describe_sync(status: &AccountStatus, queued: bool, linked: bool) -> String {
         SyncState::Failing { message } => {
             format!("Syncing keeps failing: {message}. markdrop keeps trying.")
         }
-        SyncState::Unlinked => "Stopped: Dropbox no longer accepts markdrop's access.".to_owned(),
+        // Tokens again after the worker unlinked the account: connected anew, not synced yet.
+        SyncState::Unlinked => "Connected again; waiting for the first sync.".to_owned(),
         SyncState::Idle if queued && status.last_pass_at.is_none() => {
             "Waiting for the first sync.".to_owned()
         }

@@ -9,7 +9,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use secrecy::ExposeSecret;
 use url::Url;
 
-use crate::support::{redis_url, spawn_app, unique_prefix, web_settings};
+use crate::support::{claim, redis_url, spawn_app, unique_prefix, web_settings};
 
 const APP_SECRET: &str = "linking-test-app-secret";
 
@@ -412,7 +412,9 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
         at: 1_795_775_460,
         outcome: Outcome::Skipped { reason: "larger than 10 MiB".into() },
     });
-    app.store.save_status(&app.account(), &status).await.expect("save");
+    // Recorded as the worker does: under the lease of a claim.
+    let claim = claim(&app.store).await;
+    app.store.commit(&claim.lease, &Default::default(), None, Some(&status)).await.expect("save");
 
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
     assert!(page.contains("Syncing keeps failing: Dropbox is not answering."), "{page}");
@@ -426,10 +428,8 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
     let big = page.find("/Big.md").expect("the newest row");
     assert!(big < page.find("Café").expect("the older row"), "newest first");
 
-    app.store
-        .save_status(&app.account(), &AccountStatus { state: SyncState::Unlinked, ..status })
-        .await
-        .expect("save");
+    let unlinked = AccountStatus { state: SyncState::Unlinked, ..status };
+    assert!(app.store.unlink(&claim.lease, &claim.sealed_tokens, &unlinked).await.expect("unlink"));
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
     assert!(
         page.contains("Not connected") && page.contains("href=\"/login\">Connect again"),

@@ -11,4 +11,6 @@ mod render_properties;
 mod spec_examples;
 mod store;
 mod support;
+mod sync;
+mod sync_world;
 mod webhook;

@@ -97,7 +97,10 @@ async fn a_status_round_trips_and_goes_with_its_account() {
         recent: vec![],
     };
     status.record(Conversion { path: "/ünïcode.md".into(), at: 42, outcome: Outcome::Removed });
-    store.save_status(&account(ALICE), &status).await.expect("save");
+    store.save_tokens(&account(ALICE), &tokens("a")).await.expect("link");
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let claim = crate::support::claim(&store).await;
+    store.commit(&claim.lease, &Default::default(), None, Some(&status)).await.expect("save");
     assert_eq!(store.status(&account(ALICE)).await.expect("read"), Some(status));
     store.forget_account(&account(ALICE)).await.expect("forget");
     assert_eq!(store.status(&account(ALICE)).await.expect("read"), None);

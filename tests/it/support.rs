@@ -77,3 +77,12 @@ pub fn spawn_app(
     tokio::spawn(app.run_until_stopped());
     (address, store)
 }
+
+/// Claims the first due account as a worker would, failing the test if none is due.
+pub async fn claim(store: &markdrop::store::Store) -> markdrop::store::Claim {
+    use markdrop::store::ClaimOutcome;
+    match store.claim(Duration::from_secs(30)).await.expect("claim") {
+        ClaimOutcome::Claimed(claim) => *claim,
+        ClaimOutcome::NothingDue { .. } => panic!("no account is due"),
+    }
+}

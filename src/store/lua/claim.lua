@@ -1,0 +1,39 @@
+-- Takes the first due account whose lease is free.
+-- KEYS[1] = ready, KEYS[2] = tokens, KEYS[3] = cursors, KEYS[4] = failures, KEYS[5] = status
+-- ARGV[1] = now (ms), ARGV[2] = lease TTL (ms), ARGV[3] = lease token, ARGV[4] = key prefix,
+-- ARGV[5] = how many due members to look at
+--
+-- Claimed: {account, sealed tokens, cursor|nil, generation, failures, status|nil}.
+-- Nothing due: {} or {score of the soonest member}.
+--
+-- The per-account keys (gen:, lease:) are built here from the prefix, so they cannot be declared
+-- in KEYS: fine on one Redis; on Redis Cluster, a hash-tagged prefix such as `{markdrop}:` keeps
+-- every key in one slot (README, "Deploy").
+local now = tonumber(ARGV[1])
+local visible_at = now + tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, account in ipairs(due) do
+  local generation = ARGV[4] .. 'gen:' .. account
+  local lease = ARGV[4] .. 'lease:' .. account
+  local sealed = redis.call('HGET', KEYS[2], account)
+  if not sealed then
+    -- Not linked (a webhook for an account that never connected, or one that unlinked).
+    redis.call('ZREM', KEYS[1], account)
+    redis.call('DEL', generation)
+  else
+    -- Claimed or not, the member leaves the due range until the lease could have expired: a
+    -- held account is not looked at again by every idle worker.
+    redis.call('ZADD', KEYS[1], 'XX', visible_at, account)
+    if redis.call('SET', lease, ARGV[3], 'NX', 'PX', ARGV[2]) then
+      return {
+        account,
+        sealed,
+        redis.call('HGET', KEYS[3], account) or false,
+        redis.call('GET', generation) or '0',
+        redis.call('HGET', KEYS[4], account) or '0',
+        redis.call('HGET', KEYS[5], account) or false,
+      }
+    end
+  end
+end
+return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

@@ -1,0 +1,41 @@
+-- Saves a pass's progress, if the lease is still ours: file records, then the cursor and the
+-- status. A worker that lost its lease cannot move the cursor (the fence).
+-- KEYS[1] = lease:<account>, KEYS[2] = files:<account>, KEYS[3] = cursors, KEYS[4] = status
+-- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = cursor ('' = keep),
+-- ARGV[4] = status JSON ('' = keep), ARGV[5] = folder prefixes to forget (count p),
+-- ARGV[6] = records to write (count w), ARGV[7] = records to drop (count d), then
+-- p prefixes, w (path, record) pairs, d paths.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local i = 8
+local prefixes = {}
+for _ = 1, tonumber(ARGV[5]) do
+  prefixes[#prefixes + 1] = ARGV[i]
+  i = i + 1
+end
+if #prefixes > 0 then
+  for _, path in ipairs(redis.call('HKEYS', KEYS[2])) do
+    for _, prefix in ipairs(prefixes) do
+      if string.sub(path, 1, #prefix) == prefix then
+        redis.call('HDEL', KEYS[2], path)
+        break
+      end
+    end
+  end
+end
+for _ = 1, tonumber(ARGV[6]) do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for _ = 1, tonumber(ARGV[7]) do
+  redis.call('HDEL', KEYS[2], ARGV[i])
+  i = i + 1
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[2], ARGV[4])
+end
+return 1

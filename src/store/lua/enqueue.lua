@@ -1,0 +1,16 @@
+-- Queues one pass for each account.
+-- KEYS[1] = ready, KEYS[i] (i >= 2) = gen:<account i>
+-- ARGV[1] = wake channel, ARGV[2] = now (ms), ARGV[i + 1] = account i
+--
+-- `INCR gen` tells a pass already running that it missed a change. `ZADD NX` makes a new member
+-- due now and leaves a queued one alone: design.md has `LT`, which would let any notification
+-- (the one our own upload triggers included) cut a 429's Retry-After or a backoff short.
+local added = 0
+for i = 2, #KEYS do
+  redis.call('INCR', KEYS[i])
+  added = added + redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[i + 1])
+end
+if added > 0 then
+  redis.call('PUBLISH', ARGV[1], added)
+end
+return added

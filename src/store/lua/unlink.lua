@@ -1,0 +1,24 @@
+-- Dropbox refused the account's tokens for good: forget the tokens, cursor and records and take
+-- the account off the queue, keeping its name, link id and status so its page can say what
+-- happened. Only if the lease is ours and the tokens are the ones the pass used: a person who
+-- connected again meanwhile keeps the new link (the account is then simply due again).
+-- KEYS[1] = lease:<account>, KEYS[2] = tokens, KEYS[3] = cursors, KEYS[4] = files:<account>,
+-- KEYS[5] = ready, KEYS[6] = gen:<account>, KEYS[7] = failures, KEYS[8] = status
+-- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = the sealed tokens the pass used,
+-- ARGV[4] = status JSON, ARGV[5] = now (ms)
+-- Returns -1 (lease lost), 0 (re-linked meanwhile; due again) or 1 (unlinked).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+redis.call('DEL', KEYS[1])
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then
+  redis.call('ZADD', KEYS[5], 'XX', ARGV[5], ARGV[2])
+  return 0
+end
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('DEL', KEYS[4], KEYS[6])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('HDEL', KEYS[7], ARGV[2])
+redis.call('HSET', KEYS[8], ARGV[2], ARGV[4])
+return 1

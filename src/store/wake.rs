@@ -1,0 +1,65 @@
+//! Wake-ups for idle workers: new work is announced on a pub/sub channel, so a worker with
+//! nothing to do waits for a message instead of polling Redis, and a change is picked up within
+//! a round trip. The worker still looks at the queue now and then on its own: a wake-up lost to
+//! a dropped connection only delays work, never loses it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::Store;
+
+/// Pause before subscribing again after the subscription failed.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+
+/// A subscription to new work; dropping it ends the subscription.
+pub struct Wakeups {
+    notify: Arc<Notify>,
+    listener: JoinHandle<()>,
+}
+
+impl Wakeups {
+    pub(super) fn start(store: Store) -> Wakeups {
+        let notify = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(store, notify.clone()));
+        Wakeups { notify, listener }
+    }
+
+    /// Resolves at the next wake-up, or after `timeout`. A wake-up that came while nobody was
+    /// waiting is kept, so work announced between a look at the queue and this call is not
+    /// slept through.
+    pub async fn wait(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
+    }
+}
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+async fn listen(store: Store, notify: Arc<Notify>) {
+    loop {
+        match &store {
+            Store::Redis(redis) => match redis.subscribe_wake().await {
+                Ok(mut pubsub) => {
+                    // Anything may have been announced while we were not subscribed.
+                    notify.notify_one();
+                    let mut messages = pubsub.on_message();
+                    while messages.next().await.is_some() {
+                        notify.notify_one();
+                    }
+                    tracing::warn!("the wake-up subscription ended; subscribing again");
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot subscribe to wake-ups; polling the queue meanwhile");
+                }
+            },
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}

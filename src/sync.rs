@@ -1,0 +1,490 @@
+//! One account's sync pass: list what changed since the cursor, convert each changed `.md` into
+//! its sibling `.html`, remove the `.html` of a deleted `.md` when markdrop still owns it, and
+//! commit the cursor after each page.
+//!
+//! The decisions are plain functions ([`plan`], [`html_path`], [`is_markdown`]), tested on their
+//! own; [`run`] carries them out against Dropbox and the store. Within a page, downloads and
+//! renders run up to `read_ahead` files ahead, while writes (uploads, deletions) go one at a time
+//! and in listing order: Dropbox serialises writes per namespace, and a path's changes must land
+//! in the order they happened.
+//!
+//! Conversions are idempotent (the same Markdown always renders to the same bytes), which is what
+//! makes a pass safe to repeat after a crash: only the cursor and the file records need fencing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::config::WorkerSettings;
+use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
+use crate::render;
+use crate::store::{
+    AccountStatus, Conversion, FileRecord, Lease, LeaseError, Outcome, RecordChanges, Store,
+};
+
+/// Why a pass stopped before the end of the listing. Progress made so far is committed.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// Dropbox asked to wait (429, or write contention): the account is rescheduled.
+    #[error("Dropbox asked markdrop to wait {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// Dropbox refuses the account's tokens for good (revoked, refresh refused).
+    #[error("Dropbox no longer accepts markdrop's access: {reason}")]
+    Unlinked { reason: String },
+    /// The lease was lost: another worker may be on the account now.
+    #[error("the lease on the account was lost")]
+    LeaseLost,
+    /// The worker is shutting down.
+    #[error("the worker is stopping")]
+    Stopped,
+    /// Anything else (Dropbox 5xx after retries, transport, the store): retried with backoff.
+    #[error("{message}")]
+    Failed {
+        /// For the account page: what went wrong, in words a person understands.
+        message: String,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl PassError {
+    fn failed(message: impl Into<String>, source: impl Into<anyhow::Error>) -> PassError {
+        PassError::Failed { message: message.into(), source: source.into() }
+    }
+}
+
+impl From<LeaseError> for PassError {
+    fn from(error: LeaseError) -> PassError {
+        match error {
+            LeaseError::Lost => PassError::LeaseLost,
+            LeaseError::Store(error) => {
+                PassError::failed("markdrop's store did not answer; it will try again", error)
+            }
+        }
+    }
+}
+
+/// A Dropbox error that ends the pass; per-file errors are reported by [`file_outcome`].
+fn pass_error(error: DropboxError) -> PassError {
+    match error {
+        DropboxError::RateLimited { retry_after, .. } => PassError::RateLimited { retry_after },
+        DropboxError::InvalidToken { reason } => PassError::Unlinked { reason },
+        DropboxError::RefreshRefused(reason) => PassError::Unlinked { reason },
+        other => PassError::failed(other.to_string(), other),
+    }
+}
+
+/// What a pass needs besides its cursor.
+pub struct PassContext {
+    pub client: Arc<AccountClient>,
+    pub store: Store,
+    pub lease: Lease,
+    /// `false` once the lease is lost or about to expire unrenewed.
+    pub held: watch::Receiver<bool>,
+    /// `true` once the worker is shutting down.
+    pub stopping: watch::Receiver<bool>,
+    pub settings: WorkerSettings,
+}
+
+impl PassContext {
+    /// Called before every write: a worker that may have lost its lease writes nothing more,
+    /// and a stopping worker starts no new file.
+    fn may_write(&self) -> Result<(), PassError> {
+        if !*self.held.borrow() {
+            return Err(PassError::LeaseLost);
+        }
+        if *self.stopping.borrow() {
+            return Err(PassError::Stopped);
+        }
+        Ok(())
+    }
+}
+
+/// Runs a pass from `cursor` (`None`: list everything) to the end of the listing. Each page's
+/// record changes and cursor are committed together, with `status`, whose recent conversions
+/// the pass updates.
+pub async fn run(
+    context: &PassContext,
+    mut cursor: Option<String>,
+    status: &mut AccountStatus,
+) -> Result<(), PassError> {
+    loop {
+        context.may_write()?;
+        let page = match &cursor {
+            None => context.client.list_folder("", true, None).await,
+            Some(from) => match context.client.list_folder_continue(from).await {
+                Err(DropboxError::Route(error)) if error.is_reset() => {
+                    // The file records keep unchanged files from being uploaded again.
+                    tracing::info!(account = %context.lease.account(), "Dropbox reset the cursor; listing everything again");
+                    cursor = None;
+                    continue;
+                }
+                page => page,
+            },
+        }
+        .map_err(pass_error)?;
+        let mut changes = RecordChanges::default();
+        let outcome = sync_page(context, &page.entries, &mut changes, status).await;
+        let cursor_to_save = outcome.is_ok().then_some(page.cursor.as_str());
+        // Whatever was written is recorded even when the page did not finish, so a retry does
+        // not upload it again.
+        if outcome.is_ok() || !changes.is_empty() {
+            context.store.commit(&context.lease, &changes, cursor_to_save, Some(status)).await?;
+        }
+        outcome?;
+        cursor = Some(page.cursor);
+        if !page.has_more {
+            return Ok(());
+        }
+    }
+}
+
+/// One step of a page, in listing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Download `markdown`, render it, upload it as `html`.
+    Convert {
+        /// Display path of the `.md`.
+        markdown: String,
+        /// Lower-case path of the `.md`: the key of its record.
+        key: String,
+        /// Display path of the `.html` to write.
+        html: String,
+        /// The name the renderer falls back to for a title.
+        stem: String,
+        /// `content_hash` of the converted source last time, if any: a download with the same
+        /// hash (after a reset, or a listing without hashes) is not uploaded again.
+        last_hash: Option<String>,
+    },
+    /// Report a Markdown file that is left alone.
+    Skip { markdown: String, reason: String },
+    /// The `.md` was deleted: remove its `.html` if it is still what markdrop uploaded.
+    RemoveHtml { markdown: String, key: String },
+    /// Something that may have been a folder was deleted: forget every record under it (its
+    /// files went with it).
+    ForgetUnder { folder: String },
+}
+
+/// What to do about a page of entries, given the records of its `.md` files as they were before
+/// the page (lower-case path → record).
+pub fn plan(
+    entries: &[Metadata],
+    records: &HashMap<String, FileRecord>,
+    max_markdown_bytes: u64,
+) -> Vec<Step> {
+    // The source hash each `.md` has after the steps so far; an entry later in the same page
+    // sees what earlier entries did.
+    let mut known: HashMap<&str, Option<&str>> = HashMap::new();
+    let mut steps = Vec::new();
+    for entry in entries {
+        match entry {
+            Metadata::File(file) => {
+                let Some(key) = file.path_lower.as_deref() else { continue };
+                let display = file.path_display.as_deref().unwrap_or(key);
+                if !is_markdown(&file.name) {
+                    continue;
+                }
+                let last_hash = known
+                    .get(key)
+                    .copied()
+                    .unwrap_or_else(|| records.get(key).map(|record| record.source_hash.as_str()));
+                if !file.is_downloadable {
+                    steps.push(Step::Skip {
+                        markdown: display.to_owned(),
+                        reason: "Dropbox cannot download it".to_owned(),
+                    });
+                } else if file.size > max_markdown_bytes {
+                    steps.push(Step::Skip {
+                        markdown: display.to_owned(),
+                        reason: format!(
+                            "it is {}, over the {} limit",
+                            human_bytes(file.size),
+                            human_bytes(max_markdown_bytes)
+                        ),
+                    });
+                } else if file.content_hash.is_none() || file.content_hash.as_deref() != last_hash {
+                    steps.push(Step::Convert {
+                        markdown: display.to_owned(),
+                        key: key.to_owned(),
+                        html: html_path(display),
+                        stem: stem(&file.name).to_owned(),
+                        last_hash: last_hash.map(str::to_owned),
+                    });
+                    known.insert(key, file.content_hash.as_deref());
+                }
+            }
+            Metadata::Deleted(deleted) => {
+                let Some(key) = deleted.path_lower.as_deref() else { continue };
+                let display = deleted.path_display.as_deref().unwrap_or(key);
+                let recorded = match known.get(key) {
+                    Some(hash) => hash.is_some(),
+                    None => records.contains_key(key),
+                };
+                if is_markdown(&deleted.name) && recorded {
+                    steps.push(Step::RemoveHtml {
+                        markdown: display.to_owned(),
+                        key: key.to_owned(),
+                    });
+                }
+                known.insert(key, None);
+                if !is_markdown(&deleted.name) {
+                    // Dropbox does not say whether a folder went; if one did, its files went
+                    // with it. (A deleted `.md` is taken to be a file: a folder named like
+                    // one keeps its records until its files are seen deleted.)
+                    steps.push(Step::ForgetUnder { folder: key.to_owned() });
+                }
+            }
+            Metadata::Folder(_) | Metadata::Other => {}
+        }
+    }
+    steps
+}
+
+/// Whether a file name is Markdown: a non-empty stem and the extension `.md` in any case.
+pub fn is_markdown(name: &str) -> bool {
+    name.len() > 3 && name.as_bytes()[name.len() - 3..].eq_ignore_ascii_case(b".md")
+}
+
+/// The sibling `.html` of a `.md` path, keeping the display casing of folder and stem:
+/// `/Notes/ReadMe.MD` → `/Notes/ReadMe.html`.
+pub fn html_path(markdown: &str) -> String {
+    // `.md` is ASCII, so cutting three bytes lands on a character boundary.
+    format!("{}.html", &markdown[..markdown.len() - 3])
+}
+
+fn stem(name: &str) -> &str {
+    &name[..name.len() - 3]
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// A step whose reading part (download and render) is done, ready for its write.
+enum Prepared {
+    Upload {
+        markdown: String,
+        key: String,
+        html: String,
+        source_hash: String,
+        document: Bytes,
+    },
+    /// Nothing to write; report this (or nothing) for the file.
+    Done {
+        markdown: String,
+        outcome: Option<Outcome>,
+    },
+    Write(Step),
+}
+
+type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
+
+async fn sync_page(
+    context: &PassContext,
+    entries: &[Metadata],
+    changes: &mut RecordChanges,
+    status: &mut AccountStatus,
+) -> Result<(), PassError> {
+    let keys: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Metadata::File(file) if is_markdown(&file.name) => file.path_lower.clone(),
+            Metadata::Deleted(deleted) if is_markdown(&deleted.name) => deleted.path_lower.clone(),
+            _ => None,
+        })
+        .collect();
+    let records: HashMap<String, FileRecord> = context
+        .store
+        .file_records(context.lease.account(), &keys)
+        .await
+        .map_err(LeaseError::Store)?
+        .into_iter()
+        .zip(keys)
+        .filter_map(|(record, key)| Some((key, record?)))
+        .collect();
+    let steps = plan(entries, &records, context.settings.max_markdown_bytes);
+    let mut prepared = futures_util::stream::iter(steps)
+        .map(|step| prepare(context, step))
+        .buffered(context.settings.read_ahead);
+    while let Some(step) = prepared.next().await {
+        match step? {
+            Prepared::Upload { markdown, key, html, source_hash, document } => {
+                context.may_write()?;
+                let outcome = match context.client.upload(&html, document.clone()).await {
+                    Ok(uploaded) => {
+                        let html_hash =
+                            uploaded.content_hash.unwrap_or_else(|| content_hash(&document));
+                        let html_path = uploaded.path_display.unwrap_or(html);
+                        let record = FileRecord { source_hash, html_path, html_hash };
+                        changes.files.insert(key, Some(record));
+                        Some(Outcome::Converted)
+                    }
+                    Err(error) => file_outcome(error)?,
+                };
+                report(status, markdown, outcome);
+            }
+            Prepared::Done { markdown, outcome } => report(status, markdown, outcome),
+            Prepared::Write(Step::RemoveHtml { markdown, key }) => {
+                let record = match changes.get(&key) {
+                    Some(record) => record.cloned(),
+                    None => records.get(&key).cloned(),
+                };
+                if let Some(record) = record {
+                    context.may_write()?;
+                    let outcome = remove_html(context, &record).await?;
+                    report(status, markdown, outcome);
+                }
+                changes.files.insert(key, None);
+            }
+            Prepared::Write(Step::ForgetUnder { folder }) => changes.forget_under(&folder),
+            Prepared::Write(Step::Skip { markdown, reason }) => {
+                report(status, markdown, Some(Outcome::Skipped { reason }));
+            }
+            Prepared::Write(Step::Convert { .. }) => unreachable!("conversions are prepared"),
+        }
+    }
+    Ok(())
+}
+
+/// Starts a step's reading part. Downloads and renders run as tasks of their own, so they go on
+/// while the page waits for an upload.
+fn prepare(context: &PassContext, step: Step) -> Preparation {
+    let Step::Convert { markdown, key, html, stem, last_hash } = step else {
+        return Box::pin(std::future::ready(Ok(Prepared::Write(step))));
+    };
+    let client = context.client.clone();
+    let limit = context.settings.max_markdown_bytes;
+    let render_limit = context.settings.render_time_limit;
+    let task = AbortOnDrop(tokio::spawn(async move {
+        let download = match client.download(&markdown, limit).await {
+            Ok(download) => download,
+            Err(error) => return Ok(Prepared::Done { outcome: file_outcome(error)?, markdown }),
+        };
+        let source_hash = download
+            .metadata
+            .content_hash
+            .clone()
+            .unwrap_or_else(|| content_hash(&download.content));
+        if last_hash.as_deref() == Some(source_hash.as_str()) {
+            return Ok(Prepared::Done { markdown, outcome: None });
+        }
+        // Rendering is CPU work: off the async threads, and bounded in time.
+        let rendering =
+            tokio::task::spawn_blocking(move || render::render(&download.content, &stem));
+        let document = match tokio::time::timeout(render_limit, rendering).await {
+            Ok(Ok(document)) => Bytes::from(document),
+            Ok(Err(panic)) => {
+                tracing::error!(%markdown, error = %panic, "rendering panicked");
+                let message = "markdrop could not render it (a bug; it has been logged)";
+                return Ok(Prepared::Done {
+                    markdown,
+                    outcome: Some(Outcome::Failed { message: message.to_owned() }),
+                });
+            }
+            Err(_) => {
+                let message = format!("rendering took longer than {render_limit:?}");
+                return Ok(Prepared::Done { markdown, outcome: Some(Outcome::Failed { message }) });
+            }
+        };
+        Ok(Prepared::Upload { markdown, key, html, source_hash, document })
+    }));
+    Box::pin(async move {
+        match task.await {
+            Ok(prepared) => prepared,
+            Err(error) => Err(PassError::failed("markdrop failed to read a file", error)),
+        }
+    })
+}
+
+/// Deletes the `.html` of `record` if it still has the hash markdrop uploaded; a file someone
+/// edited is kept.
+async fn remove_html(
+    context: &PassContext,
+    record: &FileRecord,
+) -> Result<Option<Outcome>, PassError> {
+    let current = match context.client.get_metadata(&record.html_path).await {
+        Ok(Metadata::File(file)) => file,
+        Ok(_) => return Ok(None),
+        Err(DropboxError::Route(error)) if error.is_not_found() => return Ok(None),
+        Err(error) => return file_outcome(error),
+    };
+    if current.content_hash.as_deref() != Some(record.html_hash.as_str()) {
+        return Ok(Some(Outcome::Skipped {
+            reason: format!("{} was edited after markdrop wrote it, so it was kept", current.name),
+        }));
+    }
+    let path = current.path_display.as_deref().unwrap_or(&record.html_path);
+    match context.client.delete_revision(path, &current.rev).await {
+        Ok(_) => Ok(Some(Outcome::Removed)),
+        // Changed between the look and the delete: someone's edit, which is kept.
+        Err(DropboxError::Route(_)) => Ok(Some(Outcome::Skipped {
+            reason: format!(
+                "{} changed while markdrop was removing it, so it was kept",
+                current.name
+            ),
+        })),
+        Err(error) => file_outcome(error),
+    }
+}
+
+/// A Dropbox error about one file: reported for that file (`Ok`), or one that ends the pass.
+fn file_outcome(error: DropboxError) -> Result<Option<Outcome>, PassError> {
+    match error {
+        // Gone before it could be read: the listing's next page or pass says what happened.
+        DropboxError::Route(route) if route.is_not_found() => Ok(None),
+        DropboxError::Route(route) if route.is_unsupported_file() => {
+            Ok(Some(Outcome::Skipped { reason: "Dropbox cannot download it".to_owned() }))
+        }
+        DropboxError::TooLarge { size, limit } => Ok(Some(Outcome::Skipped {
+            reason: format!("it is {}, over the {} limit", human_bytes(size), human_bytes(limit)),
+        })),
+        error @ (DropboxError::Route(_) | DropboxError::BadInput(_)) => {
+            Ok(Some(Outcome::Failed { message: error.to_string() }))
+        }
+        error => Err(pass_error(error)),
+    }
+}
+
+fn report(status: &mut AccountStatus, markdown: String, outcome: Option<Outcome>) {
+    if let Some(outcome) = outcome {
+        status.record(Conversion { path: markdown, at: now_seconds(), outcome });
+    }
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// A spawned task that is cancelled when its handle is dropped: a pass that stops early does
+/// not leave downloads running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}

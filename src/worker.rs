@@ -1,0 +1,343 @@
+//! The worker loop: claim a due account, hold its lease with a heartbeat, run a sync pass
+//! ([`crate::sync`]), then complete, reschedule or unlink it.
+//!
+//! One worker process syncs up to `WORKER_ACCOUNTS` accounts at once, each in a task of its own;
+//! any number of processes share the queue, and the store's lease keeps each account with one
+//! of them at a time. An idle worker sleeps until the store announces work (or `idle_poll`
+//! passes, or the soonest backoff ends).
+//!
+//! Shutdown (SIGTERM): no new claims; running passes finish the file they are on and stop;
+//! after `shutdown_grace` whatever still runs is abandoned. Every account is handed back due
+//! now, so another worker resumes it at once instead of waiting out a lease.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use secrecy::ExposeSecret;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::WorkerSettings;
+use crate::dropbox::{AccountId, DropboxClient};
+use crate::store::{
+    AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, Store, SyncState,
+};
+use crate::sync::{self, PassContext, PassError};
+
+/// After the store fails, wait this long before asking again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// A sync worker for one process.
+pub struct Worker {
+    store: Store,
+    dropbox: DropboxClient,
+    settings: WorkerSettings,
+}
+
+/// The leases this process holds, so the ones abandoned at shutdown can be handed back.
+type Held = Arc<Mutex<HashMap<AccountId, Lease>>>;
+
+impl Worker {
+    pub fn new(store: Store, dropbox: DropboxClient, settings: WorkerSettings) -> Worker {
+        Worker { store, dropbox, settings }
+    }
+
+    /// Runs until `shutdown` resolves, then drains as described in the module docs.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop, stopping) = watch::channel(false);
+        let mut passes = JoinSet::new();
+        let held: Held = Arc::default();
+        tokio::select! {
+            () = shutdown => {}
+            () = self.claim_loop(&mut passes, &held, &stopping) => {}
+        }
+        let _ = stop.send(true);
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while passes.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                abandoned = passes.len(),
+                "passes still running after {:?}; abandoning them",
+                self.settings.shutdown_grace
+            );
+            passes.shutdown().await;
+        }
+        let abandoned: Vec<Lease> =
+            held.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, l)| l).collect();
+        for lease in abandoned {
+            if let Err(error) =
+                self.store.reschedule(&lease, Duration::ZERO, false, None, true).await
+            {
+                tracing::warn!(account = %lease.account(), %error, "cannot hand an account back; it is resumed when its lease expires");
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+
+    async fn claim_loop(
+        &self,
+        passes: &mut JoinSet<()>,
+        held: &Held,
+        stopping: &watch::Receiver<bool>,
+    ) {
+        self.sweep().await;
+        let wakeups = self.store.wakeups();
+        let slots = Arc::new(Semaphore::new(self.settings.accounts));
+        loop {
+            // Reap finished passes so the set does not grow.
+            while passes.try_join_next().is_some() {}
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            match self.store.claim(self.settings.lease_ttl).await {
+                Ok(ClaimOutcome::Claimed(claim)) => {
+                    let pass = Pass {
+                        store: self.store.clone(),
+                        dropbox: self.dropbox.clone(),
+                        settings: self.settings.clone(),
+                        held: held.clone(),
+                        stopping: stopping.clone(),
+                    };
+                    passes.spawn(async move {
+                        pass.run(*claim).await;
+                        drop(slot);
+                    });
+                }
+                Ok(ClaimOutcome::NothingDue { next_due_in_ms }) => {
+                    drop(slot);
+                    let idle = next_due_in_ms
+                        .map_or(self.settings.idle_poll, Duration::from_millis)
+                        .min(self.settings.idle_poll);
+                    wakeups.wait(idle).await;
+                }
+                Err(error) => {
+                    drop(slot);
+                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot claim work; trying again");
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Queues every linked account once, retrying until the store answers.
+    async fn sweep(&self) {
+        loop {
+            match self.store.sweep().await {
+                Ok(linked) => {
+                    tracing::info!(linked, "queued every linked account once");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot queue the linked accounts yet; trying again");
+                    tokio::time::sleep(STORE_RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+/// One claimed account's pass and what follows it.
+struct Pass {
+    store: Store,
+    dropbox: DropboxClient,
+    settings: WorkerSettings,
+    held: Held,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Pass {
+    async fn run(self, claim: Claim) {
+        let account = claim.lease.account().clone();
+        let started = Instant::now();
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(account.clone(), claim.lease.clone());
+        let heartbeat = Heartbeat::start(self.store.clone(), claim.lease.clone(), &self.settings);
+        let end = self.sync(&claim, heartbeat.held()).await;
+        heartbeat.stop();
+        let result = self.finish(claim, end).await;
+        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&account);
+        match result {
+            Ok(summary) => {
+                tracing::info!(%account, elapsed_ms = started.elapsed().as_millis() as u64, "{summary}")
+            }
+            Err(LeaseError::Lost) => {
+                tracing::warn!(%account, "lost the lease during the pass; another worker has the account")
+            }
+            Err(LeaseError::Store(error)) => {
+                tracing::warn!(%account, error = %crate::telemetry::error_chain(&error), "cannot record the end of a pass; the account is resumed when its lease expires")
+            }
+        }
+    }
+
+    /// The pass itself, with the tokens it refreshed saved whatever its outcome.
+    async fn sync(
+        &self,
+        claim: &Claim,
+        held: watch::Receiver<bool>,
+    ) -> (Result<(), PassError>, AccountStatus) {
+        let mut status = claim.status.clone();
+        let Some(tokens) = claim.tokens.clone() else {
+            let reason = "its stored tokens no longer open (SECRET_KEY changed)".to_owned();
+            return (Err(PassError::Unlinked { reason }), status);
+        };
+        let client = Arc::new(self.dropbox.account(tokens.clone()));
+        let context = PassContext {
+            client: client.clone(),
+            store: self.store.clone(),
+            lease: claim.lease.clone(),
+            held,
+            stopping: self.stopping.clone(),
+            settings: self.settings.clone(),
+        };
+        status.state = SyncState::Syncing;
+        let result =
+            match self.store.commit(&claim.lease, &Default::default(), None, Some(&status)).await {
+                Ok(()) => sync::run(&context, claim.cursor.clone(), &mut status).await,
+                Err(error) => Err(error.into()),
+            };
+        let current = client.tokens().await;
+        if current.access_token.expose_secret() != tokens.access_token.expose_secret() {
+            match self.store.replace_tokens(&claim.lease, &claim.sealed_tokens, &current).await {
+                Ok(_) => {}
+                // The old refresh token still works: the next pass refreshes again.
+                Err(error) => {
+                    tracing::warn!(account = %claim.lease.account(), %error, "cannot keep the refreshed access token")
+                }
+            }
+        }
+        (result, status)
+    }
+
+    /// Records how the pass ended and gives the account back to the queue (or out of it).
+    async fn finish(
+        &self,
+        claim: Claim,
+        (result, mut status): (Result<(), PassError>, AccountStatus),
+    ) -> Result<String, LeaseError> {
+        let lease = &claim.lease;
+        match result {
+            Ok(()) => {
+                status.state = SyncState::Idle;
+                status.last_pass_at = Some(now_seconds());
+                let completion = self.store.complete(lease, claim.generation, &status).await?;
+                Ok(match completion {
+                    Completion::Done => "pass complete".to_owned(),
+                    Completion::Again => {
+                        "pass complete; changes arrived meanwhile, queued again".to_owned()
+                    }
+                })
+            }
+            Err(PassError::RateLimited { retry_after }) => {
+                // A little extra, so accounts limited together do not all return at once.
+                let delay = retry_after + jitter(retry_after / 10 + Duration::from_millis(100));
+                status.state = SyncState::RateLimited { until: now_seconds() + delay.as_secs() };
+                self.store.reschedule(lease, delay, false, Some(&status), false).await?;
+                Ok(format!("rate limited by Dropbox; trying again in {delay:?}"))
+            }
+            Err(PassError::Unlinked { reason }) => {
+                status.state = SyncState::Unlinked;
+                if self.store.unlink(lease, &claim.sealed_tokens, &status).await? {
+                    Ok(format!("Dropbox refused the account's tokens ({reason}); unlinked it"))
+                } else {
+                    Ok("the tokens were refused, but the account connected again meanwhile"
+                        .to_owned())
+                }
+            }
+            Err(PassError::LeaseLost) => Err(LeaseError::Lost),
+            Err(PassError::Stopped) => {
+                self.store.reschedule(lease, Duration::ZERO, false, Some(&status), true).await?;
+                Ok("stopped for shutdown; handed the account back".to_owned())
+            }
+            Err(PassError::Failed { message, source }) => {
+                let delay = backoff(&self.settings, claim.failures);
+                tracing::warn!(account = %lease.account(), error = %format!("{source:#}"), failures = claim.failures + 1, "pass failed");
+                status.state = SyncState::Failing { message };
+                self.store.reschedule(lease, delay, true, Some(&status), false).await?;
+                Ok(format!("pass failed; trying again in {delay:?}"))
+            }
+        }
+    }
+}
+
+/// The delay before retrying after `failures` failed passes in a row (this one not counted):
+/// doubling from `retry_base` up to `retry_cap`, the upper half jittered, so an account that
+/// keeps failing is tried about every `retry_cap` and never in lockstep with others.
+pub fn backoff(settings: &WorkerSettings, failures: u32) -> Duration {
+    let bound =
+        settings.retry_base.saturating_mul(2u32.saturating_pow(failures)).min(settings.retry_cap);
+    bound / 2 + jitter(bound / 2)
+}
+
+fn jitter(up_to: Duration) -> Duration {
+    up_to.mul_f64(rand::thread_rng().r#gen::<f64>())
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Renews a lease every third of its lifetime. `held` turns `false` when the store says the
+/// lease is gone, or when it could not be renewed for so long that it may have expired.
+struct Heartbeat {
+    held: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    fn start(store: Store, lease: Lease, settings: &WorkerSettings) -> Heartbeat {
+        let ttl = settings.lease_ttl;
+        let (tell, held) = watch::channel(true);
+        let task = tokio::spawn(async move {
+            let mut renewed_at = Instant::now();
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match store.renew(&lease, ttl).await {
+                    Ok(true) => renewed_at = Instant::now(),
+                    Ok(false) => break,
+                    // Two renewals missed: the third would come too close to the expiry.
+                    Err(error) if renewed_at.elapsed() >= ttl * 2 / 3 => {
+                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; giving the account up");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; trying again")
+                    }
+                }
+            }
+            let _ = tell.send(false);
+        });
+        Heartbeat { held, task }
+    }
+
+    fn held(&self) -> watch::Receiver<bool> {
+        self.held.clone()
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_then_stays_at_the_cap() {
+        let settings = WorkerSettings {
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(300),
+            ..WorkerSettings::default()
+        };
+        for (failures, bound) in [(0, 2), (1, 4), (2, 8), (7, 256), (8, 300), (40, 300)] {
+            let delay = backoff(&settings, failures);
+            let bound = Duration::from_secs(bound);
+            assert!(delay >= bound / 2 && delay <= bound, "{failures}: {delay:?} vs {bound:?}");
+        }
+    }
+}
