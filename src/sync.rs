@@ -93,16 +93,14 @@ pub struct PassContext {
 }
 
 impl PassContext {
-    /// Called before every write: a worker that may have lost its lease writes nothing more,
-    /// and a stopping worker starts no new file.
-    fn may_write(&self) -> Result<(), PassError> {
-        if !*self.held.borrow() {
-            return Err(PassError::LeaseLost);
-        }
-        if *self.stopping.borrow() {
-            return Err(PassError::Stopped);
-        }
-        Ok(())
+    /// Called before every write: a worker that may have lost its lease writes nothing more.
+    fn check_lease(&self) -> Result<(), PassError> {
+        if *self.held.borrow() { Ok(()) } else { Err(PassError::LeaseLost) }
+    }
+
+    /// Called before each file: a stopping worker finishes the file in hand, starts no other.
+    fn check_stopping(&self) -> Result<(), PassError> {
+        if *self.stopping.borrow() { Err(PassError::Stopped) } else { Ok(()) }
     }
 }
 
@@ -115,7 +113,8 @@ pub async fn run(
     status: &mut AccountStatus,
 ) -> Result<(), PassError> {
     loop {
-        context.may_write()?;
+        context.check_stopping()?;
+        context.check_lease()?;
         let page = match &cursor {
             None => context.client.list_folder("", true, None).await,
             Some(from) => match context.client.list_folder_continue(from).await {
@@ -319,10 +318,12 @@ async fn sync_page(
     let mut prepared = futures_util::stream::iter(steps)
         .map(|step| prepare(context, step))
         .buffered(context.settings.read_ahead);
-    while let Some(step) = prepared.next().await {
+    loop {
+        context.check_stopping()?;
+        let Some(step) = prepared.next().await else { break };
         match step? {
             Prepared::Upload { markdown, key, html, source_hash, document } => {
-                context.may_write()?;
+                context.check_lease()?;
                 let outcome = match context.client.upload(&html, document.clone()).await {
                     Ok(uploaded) => {
                         let html_hash =
@@ -343,7 +344,7 @@ async fn sync_page(
                     None => records.get(&key).cloned(),
                 };
                 if let Some(record) = record {
-                    context.may_write()?;
+                    context.check_lease()?;
                     let outcome = remove_html(context, &record).await?;
                     report(status, markdown, outcome);
                 }

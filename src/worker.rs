@@ -319,6 +319,14 @@ impl Heartbeat {
     }
 
     fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Heartbeat {
+    /// A pass aborted mid-way (shutdown past its grace) must not leave its heartbeat renewing
+    /// a lease nobody uses.
+    fn drop(&mut self) {
         self.task.abort();
     }
 }

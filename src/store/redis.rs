@@ -576,16 +576,16 @@ impl RedisStore {
         cursor: u64,
     ) -> Result<(u64, Vec<AccountId>), StoreError> {
         let mut connection = self.connection().await?;
-        let (next, fields): (u64, Vec<String>) = redis::cmd("HSCAN")
+        // Field–value pairs: HSCAN's NOVALUES needs Redis 7.4, and managed Redis lags behind.
+        let (next, pairs): (u64, Vec<(String, redis::Value)>) = redis::cmd("HSCAN")
             .arg(self.keys.tokens())
             .arg(cursor)
-            .arg("NOVALUES")
             .arg("COUNT")
             .arg(SWEEP_PAGE)
             .query_async(&mut connection)
             .await
             .map_err(StoreError::new)?;
-        Ok((next, fields.iter().filter_map(|field| AccountId::parse(field).ok()).collect()))
+        Ok((next, pairs.iter().filter_map(|(field, _)| AccountId::parse(field).ok()).collect()))
     }
 
     pub(super) async fn leases_held(&self) -> Result<usize, StoreError> {

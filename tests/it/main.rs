@@ -14,3 +14,4 @@ mod support;
 mod sync;
 mod sync_world;
 mod webhook;
+mod worker_processes;

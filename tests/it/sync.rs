@@ -1,7 +1,19 @@
 //! The sync worker end to end: the emulator's files become `.html` siblings through real
 //! webhooks, the real web app, real Redis and real workers.
 
-use crate::sync_world::SyncWorld;
+use std::time::{Duration, Instant};
+
+use markdrop::config::WorkerSettings;
+use markdrop::dropbox::AccountId;
+use markdrop::emulator::FaultRule;
+use markdrop::store::{Outcome, SyncState};
+use secrecy::ExposeSecret;
+
+fn render(markdown: &str, stem: &str) -> Vec<u8> {
+    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
+}
+
+use crate::sync_world::{SyncWorld, eventually, test_worker_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_names() {
@@ -24,4 +36,333 @@ async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_nam
     let paths = world.emulator().file_paths(&account);
     assert_eq!(paths.iter().filter(|path| path.ends_with(".html")).count(), 4, "{paths:?}");
     assert_eq!(world.uploads(&account), 4, "one upload per note, none for our own uploads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_is_converted_and_the_html_is_what_render_makes_of_it() {
+    let world = SyncWorld::start("sync-change").await;
+    let account = world.link_with_files("Ada", &[("/Plans.md", "# Plans\n")]).await;
+    world.html_matching(&account, "/Plans.html", "# Plans\n", "Plans").await;
+    let edited = "# Plans\n\n- [x] ship the worker\n- [ ] write the demo\n";
+    world.emulator().put_file(&account, "/Plans.md", edited).expect("edit");
+    world.html_matching(&account, "/Plans.html", edited, "Plans").await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), 2);
+    let status = world.status(&account).await;
+    assert_eq!(status.state, SyncState::Idle);
+    assert!(status.last_pass_at.is_some());
+    assert_eq!(status.recent[0].path, "/Plans.md");
+    assert_eq!(status.recent[0].outcome, Outcome::Converted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_notifications_for_one_change_upload_its_html_once() {
+    let world = SyncWorld::start("sync-coalesce").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    let before = world.uploads(&account);
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    let body =
+        format!(r#"{{"list_folder": {{"accounts": ["{account}"]}}, "delta": {{"users": []}}}}"#);
+    let notifications = (0..20).map(|_| world.notify(&body));
+    for answer in futures_util::future::join_all(notifications).await {
+        assert_eq!(answer, 200);
+    }
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account) - before, 1, "one upload for one change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_during_a_pass_is_converted_by_the_next_one() {
+    let world = SyncWorld::start("sync-during").await;
+    let account = world.link_with_files("Ada", &[("/b.md", "b")]).await;
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+    // b changes in a way that renders the same, so its upload changes nothing and sends no
+    // notification of its own: only the notification for c, which lands while b's download is
+    // held up (after the pass listed), can bring c in.
+    world.emulator().add_fault(
+        FaultRule::delay("files/download", 1, Duration::from_millis(1500)).for_account(&account),
+    );
+    let downloads = || world.emulator().stats().calls("files/download", &account);
+    let before = downloads();
+    world.emulator().put_file(&account, "/b.md", "b\n").expect("put");
+    eventually("b's download to be under way", || std::future::ready(downloads() > before)).await;
+    world.emulator().put_file(&account, "/c.md", "c").expect("put during the pass");
+    world.html(&account, "/c.html").await;
+    world.quiet().await;
+    assert_eq!(world.emulator().read_file(&account, "/b.html"), Some(render("b", "b")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_worker_tasks_never_list_or_write_one_account_twice_at_once() {
+    let mut world = SyncWorld::without_workers("sync-exclusive").await;
+    // Four workers (as four processes would), two accounts at a time each: eight tasks.
+    for _ in 0..4 {
+        world.spawn_worker(WorkerSettings { accounts: 2, ..test_worker_settings() });
+    }
+    let notes: Vec<(String, String)> =
+        (0..12).map(|n| (format!("/n{n}.md"), format!("# Note {n}\n"))).collect();
+    let notes: Vec<(&str, &str)> = notes.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let mut accounts = Vec::new();
+    for name in ["Ada", "Grace", "Edsger", "Barbara", "Donald"] {
+        accounts.push(world.link_with_files(name, &notes).await);
+    }
+    // Keep every account busy with more changes and a storm of notifications.
+    for round in 0..3 {
+        for account in &accounts {
+            world.emulator().put_file(account, "/n0.md", format!("round {round}")).expect("put");
+            let body = format!(
+                r#"{{"list_folder": {{"accounts": ["{account}"]}}, "delta": {{"users": []}}}}"#
+            );
+            assert_eq!(world.notify(&body).await, 200);
+        }
+    }
+    for account in &accounts {
+        world.html_matching(account, "/n0.html", "round 2", "n0").await;
+        world.html(account, "/n11.html").await;
+    }
+    world.quiet().await;
+    let stats = world.emulator().stats();
+    for account in &accounts {
+        assert_eq!(stats.peak_listings(account), 1, "{account} listed concurrently");
+        assert_eq!(stats.peak_writes(account), 1, "{account} written concurrently");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor() {
+    let mut world = SyncWorld::without_workers("sync-crash").await;
+    world.spawn_worker(test_worker_settings());
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    // The next upload stalls; the worker dies while it waits.
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_secs(30)).for_account(&account),
+    );
+    let before = world.uploads(&account);
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    world.emulator().put_file(&account, "/c.md", "c").expect("put");
+    eventually("an upload to be under way", || {
+        std::future::ready(world.uploads(&account) > before)
+    })
+    .await;
+    world.workers.pop().expect("the worker").kill().await;
+    assert_eq!(world.store.leases_held().await.expect("leases"), 1, "the dead worker's lease");
+    world.spawn_worker(test_worker_settings());
+    world.html(&account, "/b.html").await;
+    world.html(&account, "/c.html").await;
+    world.quiet().await;
+    // The cursor moved on: a later change converts alone, nothing older is uploaded again.
+    let settled = world.uploads(&account);
+    world.emulator().put_file(&account, "/d.md", "d").expect("put");
+    world.html(&account, "/d.html").await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), settled + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_hands_its_account_back_at_once() {
+    let mut world = SyncWorld::without_workers("sync-stop").await;
+    world.spawn_worker(WorkerSettings {
+        lease_ttl: Duration::from_secs(600),
+        ..test_worker_settings()
+    });
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    world.emulator().add_fault(
+        FaultRule::delay("files/download", 1, Duration::from_secs(30)).for_account(&account),
+    );
+    let downloads = || world.emulator().stats().calls("files/download", &account);
+    let before = downloads();
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    eventually("a download to be under way", || std::future::ready(downloads() > before)).await;
+    world.workers.pop().expect("the worker").stop().await;
+    // Handed back: no lease left to wait out (it would take ten minutes), and due now.
+    assert_eq!(world.store.leases_held().await.expect("leases"), 0);
+    assert_eq!(world.store.queued().await.expect("queued").len(), 1);
+    world.spawn_worker(test_worker_settings());
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_cursor_lists_again_without_uploading_unchanged_notes() {
+    let world = SyncWorld::start("sync-reset").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/sub/b.md", "b")]).await;
+    world.html(&account, "/a.html").await;
+    world.html(&account, "/sub/b.html").await;
+    world.quiet().await;
+    let before = world.uploads(&account);
+    world.emulator().reset_cursors(&account);
+    world.emulator().put_file(&account, "/c.md", "c").expect("put");
+    world.html(&account, "/c.html").await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), before + 1, "only the new note is uploaded");
+    assert!(world.emulator().stats().calls("files/list_folder", &account) >= 2, "listed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_account_waits_out_retry_after_before_calling_again() {
+    let world = SyncWorld::start("sync-429").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    world.emulator().add_fault(
+        FaultRule::rate_limited("files/list_folder/continue", 1, 2).for_account(&account),
+    );
+    let listings = || world.emulator().stats().calls("files/list_folder/continue", &account);
+    let before = listings();
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    eventually("the 429", || std::future::ready(listings() > before)).await;
+    let limited_at = Instant::now();
+    eventually("the rate limit to show", || async {
+        matches!(world.status(&account).await.state, SyncState::RateLimited { .. })
+    })
+    .await;
+    world.html(&account, "/b.html").await;
+    assert!(limited_at.elapsed() >= Duration::from_secs(2), "called again before Retry-After");
+    assert_eq!(listings(), before + 2, "one refused listing, one after the wait");
+    world.quiet().await;
+    assert_eq!(world.status(&account).await.state, SyncState::Idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_a_failing_account_shows_why_and_recovers() {
+    let world = SyncWorld::start("sync-5xx").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    // A short burst: the client's own retries ride it out.
+    world
+        .emulator()
+        .add_fault(FaultRule::status("files/download", 2, 503, "busy").for_account(&account));
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+    // A long outage: passes fail, the page says so, and the account is retried until it works.
+    world.emulator().add_fault(
+        FaultRule::status("files/list_folder/continue", 9, 500, "down").for_account(&account),
+    );
+    world.emulator().put_file(&account, "/c.md", "c").expect("put");
+    eventually("the failure to show", || async {
+        matches!(world.status(&account).await.state, SyncState::Failing { .. })
+    })
+    .await;
+    world.html(&account, "/c.html").await;
+    world.quiet().await;
+    assert_eq!(world.status(&account).await.state, SyncState::Idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_and_the_new_one_kept() {
+    let world = SyncWorld::start("sync-expiry").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    let id = AccountId::parse(&account).expect("id");
+    let old = world.store.tokens(&id).await.expect("tokens").expect("linked");
+    world.emulator().expire_access_tokens(&account);
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+    let new = world.store.tokens(&id).await.expect("tokens").expect("still linked");
+    assert_ne!(new.access_token.expose_secret(), old.access_token.expose_secret());
+    let refreshes = world.emulator().stats().total_calls("oauth2/token");
+    world.emulator().put_file(&account, "/c.md", "c").expect("put");
+    world.html(&account, "/c.html").await;
+    world.quiet().await;
+    assert_eq!(
+        world.emulator().stats().total_calls("oauth2/token"),
+        refreshes,
+        "kept, not refreshed again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_unlinks_the_account_and_leaves_it_alone() {
+    let world = SyncWorld::start("sync-revoked").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    world.emulator().revoke_tokens(&account);
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    eventually("the account to be unlinked", || async {
+        world.status(&account).await.state == SyncState::Unlinked
+    })
+    .await;
+    world.quiet().await;
+    let id = AccountId::parse(&account).expect("id");
+    assert!(world.store.tokens(&id).await.expect("tokens").is_none(), "tokens forgotten");
+    let calls = world.emulator().stats().calls("files/list_folder/continue", &account);
+    world.emulator().put_file(&account, "/c.md", "c").expect("put");
+    world.quiet().await;
+    assert_eq!(world.emulator().stats().calls("files/list_folder/continue", &account), calls);
+    assert!(world.emulator().read_file(&account, "/b.html").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_note_takes_its_html_along_unless_someone_edited_the_html() {
+    let world = SyncWorld::start("sync-delete").await;
+    let files = [("/Keep/a.md", "a"), ("/b.md", "b"), ("/Gone/c.md", "c")];
+    let account = world.link_with_files("Ada", &files).await;
+    for html in ["/Keep/a.html", "/b.html", "/Gone/c.html"] {
+        world.html(&account, html).await;
+    }
+    world.quiet().await;
+    world.emulator().put_file(&account, "/b.html", "<p>mine now</p>").expect("hand edit");
+    world.emulator().delete_path(&account, "/Keep/a.md").expect("delete");
+    world.emulator().delete_path(&account, "/b.md").expect("delete");
+    world.emulator().delete_path(&account, "/Gone").expect("delete a folder");
+    eventually("the untouched html to go", || {
+        std::future::ready(world.emulator().read_file(&account, "/Keep/a.html").is_none())
+    })
+    .await;
+    world.quiet().await;
+    assert_eq!(
+        world.emulator().read_file(&account, "/b.html").as_deref(),
+        Some(&b"<p>mine now</p>"[..])
+    );
+    let recent = world.status(&account).await.recent;
+    assert!(
+        recent.iter().any(|c| c.path == "/Keep/a.md" && c.outcome == Outcome::Removed),
+        "{recent:?}"
+    );
+    assert!(
+        recent.iter().any(|c| c.path == "/b.md"
+            && matches!(&c.outcome, Outcome::Skipped { reason } if reason.contains("edited"))),
+        "{recent:?}"
+    );
+    // The folder's note is forgotten: making it again converts it again.
+    world.emulator().put_file(&account, "/Gone/c.md", "c").expect("again");
+    world.html(&account, "/Gone/c.html").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_and_reported() {
+    let mut world = SyncWorld::without_workers("sync-skips").await;
+    world.spawn_worker(WorkerSettings { max_markdown_bytes: 1024, ..test_worker_settings() });
+    let big = "x".repeat(2048);
+    let files = [("/big.md", big.as_str()), ("/doc.md", "# A doc"), ("/ok.md", "ok")];
+    let account = world.emulator().create_account("Ada").account_id;
+    for (path, content) in files {
+        world.emulator().put_file(&account, path, content).expect("put");
+    }
+    world.emulator().mark_non_downloadable(&account, "/doc.md").expect("a Google Doc");
+    world.connect(&account).await;
+    world.html(&account, "/ok.html").await;
+    world.quiet().await;
+    assert!(world.emulator().read_file(&account, "/big.html").is_none());
+    assert!(world.emulator().read_file(&account, "/doc.html").is_none());
+    assert_eq!(world.emulator().stats().calls("files/download", &account), 1, "only ok.md");
+    let recent = world.status(&account).await.recent;
+    let big = recent.iter().find(|c| c.path == "/big.md").expect("big.md reported");
+    assert_eq!(
+        big.outcome,
+        Outcome::Skipped { reason: "it is 2048 bytes, over the 1024 bytes limit".into() }
+    );
 }

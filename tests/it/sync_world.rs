@@ -76,6 +76,11 @@ impl SyncWorld {
 
     /// Everything but the workers.
     pub async fn without_workers(test: &str) -> SyncWorld {
+        // `RUST_LOG=markdrop=debug cargo test …` shows what the app and workers did.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         // The app's address must be known before the emulator starts, to send webhooks to it.
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the app");
         let address = format!("http://{}", listener.local_addr().expect("address"));
@@ -188,6 +193,23 @@ impl SyncWorld {
     pub async fn status(&self, account: &str) -> AccountStatus {
         let account = AccountId::parse(account).expect("an account id");
         self.store.status(&account).await.expect("status").unwrap_or_default()
+    }
+
+    /// POSTs a notification signed with the app secret, as Dropbox does; returns the status.
+    pub async fn notify(&self, body: &str) -> u16 {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
+        mac.update(body.as_bytes());
+        let signature = hex::encode(mac.finalize().into_bytes());
+        reqwest::Client::new()
+            .post(format!("{}/webhook", self.address))
+            .header("X-Dropbox-Signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST /webhook")
+            .status()
+            .as_u16()
     }
 
     /// Uploads the emulator has seen for the account so far.

@@ -1,0 +1,141 @@
+//! `markdrop worker` as real processes sharing one Redis: several at once, one killed with
+//! SIGKILL mid-pass, one stopped with SIGTERM mid-pass.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use markdrop::emulator::FaultRule;
+
+use crate::support::{DEADLINE, redis_url};
+use crate::sync_world::{APP_SECRET, SyncWorld, eventually};
+
+/// A `markdrop worker` process on the world's Redis and emulator, with 2-second leases.
+fn worker_process(world: &SyncWorld) -> Child {
+    let dropbox = world.dropbox.url().as_str();
+    Command::new(env!("CARGO_BIN_EXE_markdrop"))
+        .arg("worker")
+        .env_clear()
+        .env("DROPBOX_APP_KEY", "test-app-key")
+        .env("DROPBOX_APP_SECRET", APP_SECRET)
+        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+        .env("REDIS_URL", redis_url())
+        .env("REDIS_KEY_PREFIX", &world.prefix)
+        .env("DROPBOX_API_URL", dropbox)
+        .env("DROPBOX_CONTENT_URL", dropbox)
+        .env("DROPBOX_WEB_URL", dropbox)
+        .env("WORKER_LEASE_SECONDS", "2")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start markdrop worker")
+}
+
+fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+    assert!(sent.expect("kill").success(), "SIG{signal} sent");
+}
+
+/// Waits for the process to exit, failing the test after [`DEADLINE`].
+async fn exit_of(child: &mut Child) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(start.elapsed() < DEADLINE, "the worker did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kills whatever the test leaves running, even when it fails.
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_over() {
+    let world = SyncWorld::without_workers("processes-share").await;
+    let mut processes = Processes((0..3).map(|_| worker_process(&world)).collect());
+    let notes: Vec<(String, String)> =
+        (0..8).map(|n| (format!("/notes/n{n}.md"), format!("# Note {n}\n"))).collect();
+    let notes: Vec<(&str, &str)> = notes.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let mut accounts = Vec::new();
+    for name in ["Ada", "Grace", "Edsger", "Barbara"] {
+        accounts.push(world.link_with_files(name, &notes).await);
+    }
+    for account in &accounts {
+        world.html(account, "/notes/n7.html").await;
+    }
+    world.quiet().await;
+
+    // One account's next upload stalls; whichever process takes it is SIGKILLed mid-pass.
+    let victim = &accounts[0];
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_secs(60)).for_account(victim),
+    );
+    let before = world.uploads(victim);
+    world.emulator().put_file(victim, "/notes/late.md", "late").expect("put");
+    eventually("the upload to stall", || std::future::ready(world.uploads(victim) > before)).await;
+    for child in &processes.0 {
+        signal(child, "KILL");
+    }
+    for child in &mut processes.0 {
+        assert!(!exit_of(child).await.success(), "killed");
+    }
+    assert_eq!(world.store.leases_held().await.expect("leases"), 1, "the dead worker's lease");
+    processes.0.push(worker_process(&world));
+    world.html(victim, "/notes/late.html").await;
+    world.quiet().await;
+    // Resumed from the saved cursor: nothing converted before the kill is uploaded again.
+    assert_eq!(world.uploads(victim), before + 2, "the stalled upload and its retry");
+
+    let stats = world.emulator().stats();
+    for account in &accounts {
+        assert_eq!(stats.peak_listings(account), 1, "{account} listed concurrently");
+        // The emulator still holds the dead process's stalled upload while the new worker
+        // writes: that overlap is the crash itself, not two workers.
+        if account != victim {
+            assert_eq!(stats.peak_writes(account), 1, "{account} written concurrently");
+        }
+        assert_eq!(stats.calls("files/download", account), 8 + u64::from(account == victim) * 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
+    let world = SyncWorld::without_workers("processes-sigterm").await;
+    let mut processes = Processes(vec![worker_process(&world)]);
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    world.emulator().add_fault(
+        FaultRule::delay("files/download", 1, Duration::from_secs(2)).for_account(&account),
+    );
+    let downloads = || world.emulator().stats().calls("files/download", &account);
+    let before = downloads();
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    world.emulator().put_file(&account, "/c.md", "c").expect("put");
+    eventually("a download to be under way", || std::future::ready(downloads() > before)).await;
+    signal(&processes.0[0], "TERM");
+    let status = exit_of(&mut processes.0[0]).await;
+    assert!(status.success(), "a clean exit: {status}");
+    // The file in hand was finished; the account is due again with no lease to wait out.
+    let finished = ["/b.html", "/c.html"]
+        .iter()
+        .filter(|html| world.emulator().read_file(&account, html).is_some())
+        .count();
+    assert!(finished >= 1, "the downloaded note was uploaded before exiting");
+    assert_eq!(world.store.leases_held().await.expect("leases"), 0);
+    processes.0.push(worker_process(&world));
+    world.html(&account, "/b.html").await;
+    world.html(&account, "/c.html").await;
+    world.quiet().await;
+}
