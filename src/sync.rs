@@ -489,3 +489,166 @@ impl<T> Future for AbortOnDrop<T> {
         Pin::new(&mut self.0).poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dropbox::{DeletedMetadata, FileMetadata, FolderMetadata};
+
+    const CAP: u64 = 10 * 1024 * 1024;
+
+    fn file(display: &str, hash: &str) -> Metadata {
+        Metadata::File(FileMetadata {
+            name: display.rsplit('/').next().unwrap().to_owned(),
+            id: format!("id:{display}"),
+            path_lower: Some(display.to_lowercase()),
+            path_display: Some(display.to_owned()),
+            rev: "0123456789".to_owned(),
+            size: 10,
+            server_modified: "2026-11-27T10:00:00Z".to_owned(),
+            content_hash: Some(hash.to_owned()),
+            is_downloadable: true,
+        })
+    }
+
+    fn deleted(display: &str) -> Metadata {
+        Metadata::Deleted(DeletedMetadata {
+            name: display.rsplit('/').next().unwrap().to_owned(),
+            path_lower: Some(display.to_lowercase()),
+            path_display: Some(display.to_owned()),
+        })
+    }
+
+    fn record(source_hash: &str) -> FileRecord {
+        FileRecord {
+            source_hash: source_hash.to_owned(),
+            html_path: "/x.html".to_owned(),
+            html_hash: "h".to_owned(),
+        }
+    }
+
+    fn convert(markdown: &str, html: &str, stem: &str, last_hash: Option<&str>) -> Step {
+        Step::Convert {
+            markdown: markdown.to_owned(),
+            key: markdown.to_lowercase(),
+            html: html.to_owned(),
+            stem: stem.to_owned(),
+            last_hash: last_hash.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn markdown_is_any_case_of_dot_md_with_a_name_before_it() {
+        for name in ["a.md", "ReadMe.MD", "x.Md", "📝.md", "a.b.md"] {
+            assert!(is_markdown(name), "{name}");
+        }
+        for name in [".md", "md", "a.markdown", "a.html", "a.mdx", "a.md.txt", "é"] {
+            assert!(!is_markdown(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_html_sibling_keeps_the_display_casing_of_folder_and_stem() {
+        assert_eq!(html_path("/Notes/ReadMe.md"), "/Notes/ReadMe.html");
+        assert_eq!(html_path("/Notes/ReadMe.MD"), "/Notes/ReadMe.html");
+        assert_eq!(html_path("/📝 Journal/Café.md"), "/📝 Journal/Café.html");
+    }
+
+    #[test]
+    fn changed_notes_are_converted_and_everything_else_is_left_alone() {
+        let entries = [
+            file("/Notes/ReadMe.md", "new"),
+            file("/same.md", "old"),
+            file("/Notes/ReadMe.html", "ours"),
+            file("/cat.jpg", "c"),
+            Metadata::Folder(FolderMetadata {
+                name: "Notes".into(),
+                id: "id:n".into(),
+                path_lower: Some("/notes".into()),
+                path_display: Some("/Notes".into()),
+            }),
+            Metadata::Other,
+        ];
+        let records = HashMap::from([
+            ("/notes/readme.md".to_owned(), record("older")),
+            ("/same.md".to_owned(), record("old")),
+        ]);
+        assert_eq!(
+            plan(&entries, &records, CAP),
+            vec![convert("/Notes/ReadMe.md", "/Notes/ReadMe.html", "ReadMe", Some("older"))]
+        );
+    }
+
+    #[test]
+    fn a_note_without_a_content_hash_is_converted_since_nothing_says_it_is_unchanged() {
+        let Metadata::File(mut unhashed) = file("/a.md", "x") else { unreachable!() };
+        unhashed.content_hash = None;
+        let records = HashMap::from([("/a.md".to_owned(), record("x"))]);
+        assert_eq!(
+            plan(&[Metadata::File(unhashed)], &records, CAP),
+            vec![convert("/a.md", "/a.html", "a", Some("x"))]
+        );
+    }
+
+    #[test]
+    fn oversized_and_undownloadable_notes_are_skipped_with_a_reason() {
+        let Metadata::File(mut big) = file("/big.md", "b") else { unreachable!() };
+        big.size = 23 * 512 * 1024;
+        let Metadata::File(mut doc) = file("/doc.md", "d") else { unreachable!() };
+        doc.is_downloadable = false;
+        let steps = plan(&[Metadata::File(big), Metadata::File(doc)], &HashMap::new(), CAP);
+        assert_eq!(
+            steps,
+            vec![
+                Step::Skip {
+                    markdown: "/big.md".into(),
+                    reason: "it is 11.5 MiB, over the 10 MiB limit".into()
+                },
+                Step::Skip {
+                    markdown: "/doc.md".into(),
+                    reason: "Dropbox cannot download it".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_note_removes_its_html_only_when_markdrop_made_one() {
+        let records = HashMap::from([("/a.md".to_owned(), record("x"))]);
+        let steps = plan(&[deleted("/A.md"), deleted("/never-converted.md")], &records, CAP);
+        assert_eq!(steps, vec![Step::RemoveHtml { markdown: "/A.md".into(), key: "/a.md".into() }]);
+    }
+
+    #[test]
+    fn a_deleted_folder_forgets_what_was_under_it() {
+        let steps = plan(&[deleted("/Old Notes"), deleted("/photo.jpg")], &HashMap::new(), CAP);
+        assert_eq!(
+            steps,
+            vec![
+                Step::ForgetUnder { folder: "/old notes".into() },
+                Step::ForgetUnder { folder: "/photo.jpg".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_for_one_path_in_one_page_are_planned_in_order() {
+        // Converted, deleted, created again with the same content: converted again, since
+        // its html went with the deletion.
+        let entries = [file("/a.md", "1"), deleted("/a.md"), file("/a.md", "1")];
+        assert_eq!(
+            plan(&entries, &HashMap::new(), CAP),
+            vec![
+                convert("/a.md", "/a.html", "a", None),
+                Step::RemoveHtml { markdown: "/a.md".into(), key: "/a.md".into() },
+                convert("/a.md", "/a.html", "a", None),
+            ]
+        );
+        // The same content listed twice is converted once.
+        let twice = [file("/b.md", "2"), file("/b.md", "2")];
+        assert_eq!(
+            plan(&twice, &HashMap::new(), CAP),
+            vec![convert("/b.md", "/b.html", "b", None)]
+        );
+    }
+}

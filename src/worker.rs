@@ -139,6 +139,14 @@ impl Worker {
     }
 }
 
+/// How a pass went, and the account's token record as it stands after it.
+struct PassEnd {
+    result: Result<(), PassError>,
+    status: AccountStatus,
+    /// The stored record: the claimed one, or the refreshed tokens the pass saved.
+    sealed_tokens: String,
+}
+
 /// One claimed account's pass and what follows it.
 struct Pass {
     store: Store,
@@ -175,15 +183,12 @@ impl Pass {
     }
 
     /// The pass itself, with the tokens it refreshed saved whatever its outcome.
-    async fn sync(
-        &self,
-        claim: &Claim,
-        held: watch::Receiver<bool>,
-    ) -> (Result<(), PassError>, AccountStatus) {
+    async fn sync(&self, claim: &Claim, held: watch::Receiver<bool>) -> PassEnd {
         let mut status = claim.status.clone();
+        let mut sealed_tokens = claim.sealed_tokens.clone();
         let Some(tokens) = claim.tokens.clone() else {
             let reason = "its stored tokens no longer open (SECRET_KEY changed)".to_owned();
-            return (Err(PassError::Unlinked { reason }), status);
+            return PassEnd { result: Err(PassError::Unlinked { reason }), status, sealed_tokens };
         };
         let client = Arc::new(self.dropbox.account(tokens.clone()));
         let context = PassContext {
@@ -203,21 +208,23 @@ impl Pass {
         let current = client.tokens().await;
         if current.access_token.expose_secret() != tokens.access_token.expose_secret() {
             match self.store.replace_tokens(&claim.lease, &claim.sealed_tokens, &current).await {
-                Ok(_) => {}
+                Ok(Some(sealed)) => sealed_tokens = sealed,
+                // Connected again meanwhile: the new link's tokens stay.
+                Ok(None) => {}
                 // The old refresh token still works: the next pass refreshes again.
                 Err(error) => {
                     tracing::warn!(account = %claim.lease.account(), %error, "cannot keep the refreshed access token")
                 }
             }
         }
-        (result, status)
+        PassEnd { result, status, sealed_tokens }
     }
 
     /// Records how the pass ended and gives the account back to the queue (or out of it).
     async fn finish(
         &self,
         claim: Claim,
-        (result, mut status): (Result<(), PassError>, AccountStatus),
+        PassEnd { result, mut status, sealed_tokens }: PassEnd,
     ) -> Result<String, LeaseError> {
         let lease = &claim.lease;
         match result {
@@ -241,7 +248,7 @@ impl Pass {
             }
             Err(PassError::Unlinked { reason }) => {
                 status.state = SyncState::Unlinked;
-                if self.store.unlink(lease, &claim.sealed_tokens, &status).await? {
+                if self.store.unlink(lease, &sealed_tokens, &status).await? {
                     Ok(format!("Dropbox refused the account's tokens ({reason}); unlinked it"))
                 } else {
                     Ok("the tokens were refused, but the account connected again meanwhile"

@@ -240,13 +240,14 @@ impl Store {
     }
 
     /// Keeps refreshed tokens in place of `sealed_tokens`, if the lease is ours and nobody
-    /// connected the account again meanwhile; `false` when nothing was written.
+    /// connected the account again meanwhile. Returns the new sealed record, `None` when
+    /// nothing was written.
     pub async fn replace_tokens(
         &self,
         lease: &Lease,
         sealed_tokens: &str,
         tokens: &AccountTokens,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         match self {
             Store::Redis(store) => {
                 within_deadline(store.replace_tokens(lease, sealed_tokens, tokens)).await

@@ -553,8 +553,9 @@ impl RedisStore {
         lease: &Lease,
         sealed_tokens: &str,
         tokens: &AccountTokens,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let account = &lease.account;
+        let sealed = self.sealer.seal(account, tokens);
         let mut invocation = self.scripts.replace_tokens.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -562,11 +563,11 @@ impl RedisStore {
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)
-            .arg(self.sealer.seal(account, tokens));
+            .arg(&sealed);
         let mut connection = self.connection().await?;
         let replaced: i64 =
             invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
-        Ok(replaced == 1)
+        Ok((replaced == 1).then_some(sealed))
     }
 
     /// Every linked account, a page at a time (HSCAN: no single call blocks Redis however many

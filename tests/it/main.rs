@@ -7,6 +7,7 @@ mod emulator;
 mod emulator_folder;
 mod gfm_spec;
 mod linking;
+mod queue;
 mod render_properties;
 mod spec_examples;
 mod store;

@@ -1,0 +1,258 @@
+//! The worker's side of the store contract on a real Redis: coalescing, leases and their
+//! fence, completion, backoff, the start-up sweep and file records. (The embedded backend will
+//! run these same tests.)
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use markdrop::dropbox::{AccountId, AccountTokens};
+use markdrop::store::{
+    AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges,
+    RedisStore, Store, TokenSealer,
+};
+
+use secrecy::ExposeSecret;
+
+use crate::support::{DEADLINE, redis_url, unique_prefix};
+
+const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
+const BOB: &str = "dbid:AABob000000000000000000000000000000000";
+const LEASE: Duration = Duration::from_secs(30);
+
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).expect("an account id")
+}
+
+fn tokens(tag: &str) -> AccountTokens {
+    AccountTokens {
+        access_token: format!("sl.access-{tag}").into(),
+        refresh_token: format!("refresh-{tag}").into(),
+        expires_at: None,
+    }
+}
+
+/// A store under a fresh prefix with the given accounts linked (not queued).
+async fn store_with(test: &str, linked: &[&str]) -> Store {
+    let sealer = TokenSealer::new(&"0123456789abcdef0123456789abcdef".to_owned().into());
+    let store = Store::Redis(
+        RedisStore::new(&redis_url().into(), &unique_prefix(test), sealer).expect("store"),
+    );
+    for id in linked {
+        store.save_tokens(&account(id), &tokens(id)).await.expect("link");
+    }
+    store
+}
+
+async fn claim(store: &Store, ttl: Duration) -> Option<Claim> {
+    match store.claim(ttl).await.expect("claim") {
+        ClaimOutcome::Claimed(claim) => Some(*claim),
+        ClaimOutcome::NothingDue { .. } => None,
+    }
+}
+
+/// Claims until something is claimed, failing the test after [`DEADLINE`].
+async fn claim_when_due(store: &Store, ttl: Duration) -> Claim {
+    let start = Instant::now();
+    loop {
+        if let Some(claim) = claim(store, ttl).await {
+            return claim;
+        }
+        assert!(start.elapsed() < DEADLINE, "nothing became due");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_number_of_notifications_make_one_pending_pass() {
+    let store = store_with("queue-coalesce", &[ALICE]).await;
+    let alice = [account(ALICE)];
+    let notifications = (0..50).map(|_| store.enqueue(&alice));
+    for done in futures_util::future::join_all(notifications).await {
+        done.expect("enqueue");
+    }
+    assert_eq!(store.queued().await.expect("queued"), vec![account(ALICE)]);
+    let claim = claim(&store, LEASE).await.expect("claimed");
+    assert_eq!(claim.lease.account(), &account(ALICE));
+    assert_eq!(claim.generation, 50);
+    assert!(claim.cursor.is_none());
+    let tokens = claim.tokens.expect("the record opens");
+    assert_eq!(tokens.refresh_token.expose_secret(), &format!("refresh-{ALICE}"));
+    assert!(matches!(
+        store.claim(LEASE).await.expect("claim"),
+        ClaimOutcome::NothingDue { next_due_in_ms: Some(_) }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off() {
+    let store = store_with("queue-lease", &[ALICE]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let first = claim(&store, Duration::from_millis(300)).await.expect("claimed");
+    store
+        .commit(&first.lease, &RecordChanges::default(), Some("cursor-1"), None)
+        .await
+        .expect("the holder moves the cursor");
+    assert!(claim(&store, LEASE).await.is_none(), "held");
+    let second = claim_when_due(&store, LEASE).await;
+    assert_eq!(second.cursor.as_deref(), Some("cursor-1"), "resumes from the saved cursor");
+    let fenced = store.commit(&first.lease, &RecordChanges::default(), Some("stale"), None).await;
+    assert!(matches!(fenced, Err(LeaseError::Lost)), "{fenced:?}");
+    assert!(!store.renew(&first.lease, LEASE).await.expect("renew"));
+    let completed = store.complete(&first.lease, first.generation, &AccountStatus::default()).await;
+    assert!(matches!(completed, Err(LeaseError::Lost)));
+    assert!(store.renew(&second.lease, LEASE).await.expect("renew"));
+    assert_eq!(
+        store
+            .complete(&second.lease, second.generation, &AccountStatus::default())
+            .await
+            .expect("complete"),
+        Completion::Done
+    );
+    assert!(store.queued().await.expect("queued").is_empty());
+    assert_eq!(store.leases_held().await.expect("leases"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_during_a_pass_makes_one_more_pass() {
+    let store = store_with("queue-again", &[ALICE]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let first = claim(&store, LEASE).await.expect("claimed");
+    store.enqueue(&[account(ALICE)]).await.expect("a change during the pass");
+    store.enqueue(&[account(ALICE)]).await.expect("and another");
+    let status = AccountStatus { last_pass_at: Some(7), ..AccountStatus::default() };
+    assert_eq!(
+        store.complete(&first.lease, first.generation, &status).await.expect("complete"),
+        Completion::Again
+    );
+    let second = claim(&store, LEASE).await.expect("due again at once");
+    assert_eq!(second.status, status, "the status was recorded");
+    assert_eq!(
+        store.complete(&second.lease, second.generation, &status).await.expect("complete"),
+        Completion::Done
+    );
+    assert!(claim(&store, LEASE).await.is_none(), "one more pass, not two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_its_failures() {
+    let store = store_with("queue-backoff", &[ALICE]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let first = claim(&store, LEASE).await.expect("claimed");
+    store
+        .reschedule(&first.lease, Duration::from_millis(400), true, None, false)
+        .await
+        .expect("back off");
+    let backed_off_at = Instant::now();
+    assert_eq!(store.leases_held().await.expect("leases"), 0);
+    store.enqueue(&[account(ALICE)]).await.expect("a notification during the backoff");
+    assert!(claim(&store, LEASE).await.is_none(), "not due before the backoff ends");
+    let second = claim_when_due(&store, LEASE).await;
+    assert!(backed_off_at.elapsed() >= Duration::from_millis(400));
+    assert_eq!(second.failures, 1);
+    store.reschedule(&second.lease, Duration::ZERO, false, None, true).await.expect("hand back");
+    let third = claim(&store, LEASE).await.expect("due at once");
+    assert_eq!(third.failures, 1, "a hand-back is no failure");
+    store.complete(&third.lease, third.generation, &AccountStatus::default()).await.expect("done");
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    assert_eq!(claim(&store, LEASE).await.expect("claimed").failures, 0, "a success clears them");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_is_not_linked_leaves_the_queue_when_claimed() {
+    let store = store_with("queue-unlinked", &[BOB]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("a webhook for an account never linked");
+    assert!(claim(&store, LEASE).await.is_none(), "nothing to claim");
+    assert!(store.queued().await.expect("queued").is_empty(), "Alice dropped");
+    store.enqueue(&[account(BOB)]).await.expect("enqueue");
+    assert_eq!(claim(&store, LEASE).await.expect("Bob is claimed").lease.account(), &account(BOB));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short() {
+    let store = store_with("queue-sweep", &[ALICE, BOB]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let alice = claim(&store, LEASE).await.expect("claimed");
+    store
+        .reschedule(&alice.lease, Duration::from_secs(3600), true, None, false)
+        .await
+        .expect("back off");
+    assert_eq!(store.sweep().await.expect("sweep"), 2);
+    let mut queued = store.queued().await.expect("queued");
+    queued.sort();
+    let mut expected = vec![account(ALICE), account(BOB)];
+    expected.sort();
+    assert_eq!(queued, expected);
+    let bob = claim(&store, LEASE).await.expect("Bob is due");
+    assert_eq!(bob.lease.account(), &account(BOB));
+    assert!(claim(&store, LEASE).await.is_none(), "Alice still backs off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder() {
+    let store = store_with("queue-records", &[ALICE]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let claim = claim(&store, LEASE).await.expect("claimed");
+    let record = |hash: &str| FileRecord {
+        source_hash: hash.to_owned(),
+        html_path: format!("/{hash}.html"),
+        html_hash: format!("html-{hash}"),
+    };
+    let mut changes = RecordChanges::default();
+    for path in ["/a.md", "/notes/b.md", "/notes/deep/c.md", "/notes-old/d.md"] {
+        changes.files.insert(path.to_owned(), Some(record(path)));
+    }
+    store.commit(&claim.lease, &changes, Some("c1"), None).await.expect("commit");
+    let paths: Vec<String> =
+        ["/a.md", "/notes/b.md", "/notes/deep/c.md", "/notes-old/d.md", "/x.md"]
+            .map(String::from)
+            .into();
+    let found = store.file_records(&account(ALICE), &paths).await.expect("records");
+    assert_eq!(found[0], Some(record("/a.md")));
+    assert_eq!(found[4], None);
+
+    let mut changes = RecordChanges::default();
+    changes.forget_under("/notes");
+    changes.files.insert("/notes/b.md".to_owned(), Some(record("new")));
+    changes.files.insert("/a.md".to_owned(), None);
+    store.commit(&claim.lease, &changes, None, None).await.expect("commit");
+    let found = store.file_records(&account(ALICE), &paths).await.expect("records");
+    let found: BTreeMap<&str, Option<FileRecord>> =
+        paths.iter().map(String::as_str).zip(found).collect();
+    assert_eq!(found["/a.md"], None);
+    assert_eq!(found["/notes/b.md"], Some(record("new")), "written after the folder went");
+    assert_eq!(found["/notes/deep/c.md"], None);
+    assert_eq!(found["/notes-old/d.md"], Some(record("/notes-old/d.md")), "a sibling stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile() {
+    let store = store_with("queue-unlink", &[ALICE, BOB]).await;
+    store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
+    let first = claim(&store, LEASE).await.expect("claimed");
+    let second = claim(&store, LEASE).await.expect("claimed");
+    let (alice, bob) =
+        if first.lease.account() == &account(ALICE) { (first, second) } else { (second, first) };
+    // Bob connects again while his pass runs: the new tokens stay.
+    store.save_tokens(&account(BOB), &tokens("relinked")).await.expect("relink");
+    let unlinked =
+        AccountStatus { state: markdrop::store::SyncState::Unlinked, ..AccountStatus::default() };
+    assert!(!store.unlink(&bob.lease, &bob.sealed_tokens, &unlinked).await.expect("unlink"));
+    assert!(store.tokens(&account(BOB)).await.expect("tokens").is_some());
+    assert!(store.is_queued(&account(BOB)).await.expect("queued"), "due again with the new tokens");
+    // Refreshed tokens are not written over a new link either.
+    let old = tokens("old");
+    let replaced = store.replace_tokens(&bob.lease, &bob.sealed_tokens, &old).await;
+    assert_eq!(replaced.expect("replace"), None);
+
+    // Alice's pass refreshed her token, then Dropbox refused it: the record to unlink is the
+    // refreshed one.
+    let fresh = tokens("fresh");
+    let refreshed = store.replace_tokens(&alice.lease, &alice.sealed_tokens, &fresh).await;
+    let sealed_now = refreshed.expect("replace").expect("written");
+    let kept = store.tokens(&account(ALICE)).await.expect("tokens").expect("linked");
+    assert_eq!(kept.access_token.expose_secret(), "sl.access-fresh");
+    assert!(store.unlink(&alice.lease, &sealed_now, &unlinked).await.expect("unlink"));
+    assert!(store.tokens(&account(ALICE)).await.expect("tokens").is_none());
+    assert!(!store.is_queued(&account(ALICE)).await.expect("queued"));
+    assert_eq!(store.status(&account(ALICE)).await.expect("status"), Some(unlinked));
+}
