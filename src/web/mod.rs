@@ -126,8 +126,9 @@ impl Application {
         tokio::select! {
             result = &mut server => result,
             () = shutdown => {
-                handle.stop(true).await;
-                server.await
+                // The server future itself carries out the stop, so it is polled alongside.
+                let (_, result) = tokio::join!(handle.stop(true), server);
+                result
             }
         }
     }

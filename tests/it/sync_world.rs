@@ -197,12 +197,17 @@ impl SyncWorld {
 
     /// POSTs a notification signed with the app secret, as Dropbox does; returns the status.
     pub async fn notify(&self, body: &str) -> u16 {
+        self.notify_at(&self.address, body).await
+    }
+
+    /// [`SyncWorld::notify`] to the markdrop at `address`.
+    pub async fn notify_at(&self, address: &str, body: &str) -> u16 {
         use hmac::{Hmac, Mac};
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
         mac.update(body.as_bytes());
         let signature = hex::encode(mac.finalize().into_bytes());
         reqwest::Client::new()
-            .post(format!("{}/webhook", self.address))
+            .post(format!("{address}/webhook"))
             .header("X-Dropbox-Signature", signature)
             .body(body.to_owned())
             .send()

@@ -139,3 +139,64 @@ async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
     world.html(&account, "/c.html").await;
     world.quiet().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let world = SyncWorld::without_workers("processes-serve").await;
+    let dropbox = world.dropbox.url().as_str();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_markdrop"))
+        .arg("serve")
+        .env_clear()
+        .env("DROPBOX_APP_KEY", "test-app-key")
+        .env("DROPBOX_APP_SECRET", APP_SECRET)
+        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+        .env("REDIS_URL", redis_url())
+        .env("REDIS_KEY_PREFIX", &world.prefix)
+        .env("DROPBOX_API_URL", dropbox)
+        .env("DROPBOX_CONTENT_URL", dropbox)
+        .env("DROPBOX_WEB_URL", dropbox)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start markdrop serve");
+    let stderr = serve.stderr.take().expect("stderr");
+    let mut processes = Processes(vec![serve]);
+    // The port is in the start-up line; the rest of the log is drained so the pipe never fills.
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(port) = event["port"].as_u64()
+            {
+                let _ = port_tx.send(port);
+            }
+        }
+    });
+    let port = port_rx.recv_timeout(DEADLINE).expect("serve says where it listens");
+    let account = world.emulator().create_account("Ada");
+    world.emulator().put_file(&account.account_id, "/a.md", "# A").expect("put");
+    // Linked as the OAuth callback would (the browser flow has tests of its own).
+    let id = markdrop::dropbox::AccountId::parse(&account.account_id).expect("id");
+    let tokens = markdrop::dropbox::AccountTokens {
+        access_token: account.access_token.clone().into(),
+        refresh_token: account.refresh_token.clone().into(),
+        expires_at: None,
+    };
+    world.store.save_tokens(&id, &tokens).await.expect("link");
+    let body = format!(
+        r#"{{"list_folder": {{"accounts": ["{}"]}}, "delta": {{"users": []}}}}"#,
+        account.account_id
+    );
+    let answer = world.notify_at(&format!("http://127.0.0.1:{port}"), &body).await;
+    assert_eq!(answer, 200);
+    world.html_matching(&account.account_id, "/a.html", "# A", "a").await;
+    world.quiet().await;
+    signal(&processes.0[0], "TERM");
+    let status = exit_of(&mut processes.0[0]).await;
+    assert!(status.success(), "a clean exit: {status}");
+}
