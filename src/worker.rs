@@ -50,11 +50,11 @@ impl Worker {
         let (stop, stopping) = watch::channel(false);
         let mut passes = JoinSet::new();
         let held: Held = Arc::default();
-        tokio::select! {
-            () = shutdown => {}
-            () = self.claim_loop(&mut passes, &held, &stopping) => {}
-        }
-        let _ = stop.send(true);
+        let signal = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(signal, self.claim_loop(&mut passes, &held, stopping));
         let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
             while passes.join_next().await.is_some() {}
         })
@@ -79,19 +79,26 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
+    /// Claims and starts passes until the worker is stopping. Only the waits are cut short by
+    /// a stop, never a claim: a claim cut off after Redis ran it would strand its lease.
     async fn claim_loop(
         &self,
         passes: &mut JoinSet<()>,
         held: &Held,
-        stopping: &watch::Receiver<bool>,
+        mut stopping: watch::Receiver<bool>,
     ) {
-        self.sweep().await;
+        if until_stopping(&mut stopping, self.sweep()).await.is_none() {
+            return;
+        }
         let wakeups = self.store.wakeups();
         let slots = Arc::new(Semaphore::new(self.settings.accounts));
-        loop {
+        while !*stopping.borrow() {
             // Reap finished passes so the set does not grow.
             while passes.try_join_next().is_some() {}
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let Some(Ok(slot)) = until_stopping(&mut stopping, slots.clone().acquire_owned()).await
+            else {
+                return;
+            };
             match self.store.claim(self.settings.lease_ttl).await {
                 Ok(ClaimOutcome::Claimed(claim)) => {
                     let pass = Pass {
@@ -111,12 +118,12 @@ impl Worker {
                     let idle = next_due_in_ms
                         .map_or(self.settings.idle_poll, Duration::from_millis)
                         .min(self.settings.idle_poll);
-                    wakeups.wait(idle).await;
+                    until_stopping(&mut stopping, wakeups.wait(idle)).await;
                 }
                 Err(error) => {
                     drop(slot);
                     tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot claim work; trying again");
-                    tokio::time::sleep(STORE_RETRY).await;
+                    until_stopping(&mut stopping, tokio::time::sleep(STORE_RETRY)).await;
                 }
             }
         }
@@ -136,6 +143,17 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// `work`'s output, or `None` when the worker starts stopping first.
+async fn until_stopping<T>(
+    stopping: &mut watch::Receiver<bool>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        output = work => Some(output),
+        _ = stopping.wait_for(|stopping| *stopping) => None,
     }
 }
 
