@@ -366,3 +366,80 @@ async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_an
         Outcome::Skipped { reason: "it is 2048 bytes, over the 1024 bytes limit".into() }
     );
 }
+
+/// A Redis of the test's own, persisting every write, that can be stopped and started again on
+/// the same port and folder.
+struct PrivateRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    server: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start(name: &str) -> PrivateRedis {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = PrivateRedis { port, dir: crate::support::scratch_dir(name), server: None };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let server = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/test installs it)");
+        self.server = Some(server);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < crate::support::DEADLINE, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_is_ridden_out_and_the_change_made_meanwhile_converted() {
+    let mut redis = PrivateRedis::start("redis-restart");
+    let mut world = SyncWorld::without_workers_on("sync-redis-restart", &redis.url()).await;
+    world.spawn_worker(test_worker_settings());
+    let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
+    world.html(&account, "/a.html").await;
+    world.quiet().await;
+    redis.stop();
+    // Dropbox's notification finds the store down (503) and is retried until it is back.
+    world.emulator().put_file(&account, "/b.md", "b").expect("put while Redis is down");
+    eventually("the notification to be refused", || {
+        std::future::ready(
+            world.emulator().stats().webhook_attempts()
+                > world.emulator().stats().webhooks_delivered(),
+        )
+    })
+    .await;
+    redis.restart();
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+}

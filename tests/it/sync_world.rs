@@ -25,6 +25,8 @@ pub struct SyncWorld {
     pub dropbox: RunningEmulator,
     pub store: Store,
     pub prefix: String,
+    /// The Redis the store lives in.
+    pub redis: String,
     pub address: String,
     pub settings: Settings,
     pub workers: Vec<RunningWorker>,
@@ -76,6 +78,11 @@ impl SyncWorld {
 
     /// Everything but the workers.
     pub async fn without_workers(test: &str) -> SyncWorld {
+        SyncWorld::without_workers_on(test, &redis_url()).await
+    }
+
+    /// Everything but the workers, on the Redis at `redis`.
+    pub async fn without_workers_on(test: &str, redis: &str) -> SyncWorld {
         // `RUST_LOG=markdrop=debug cargo test …` shows what the app and workers did.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -94,10 +101,11 @@ impl SyncWorld {
         // Dropbox sends the browser back to the app itself.
         settings.base_url = address.parse().expect("the app's URL");
         let prefix = unique_prefix(test);
-        let store = test_store(&settings, &prefix);
+        let store = test_store(redis, &settings, &prefix);
         let app = Application::build_on(listener, &settings, store.clone()).expect("build the app");
         tokio::spawn(app.run_until_stopped());
-        SyncWorld { dropbox, store, prefix, address, settings, workers: Vec::new() }
+        let redis = redis.to_owned();
+        SyncWorld { dropbox, store, prefix, redis, address, settings, workers: Vec::new() }
     }
 
     pub fn emulator(&self) -> &Emulator {
@@ -107,7 +115,7 @@ impl SyncWorld {
     /// Starts one more worker with `settings`, on a store handle of its own (as another
     /// process would have).
     pub fn spawn_worker(&mut self, settings: WorkerSettings) {
-        let store = test_store(&self.settings, &self.prefix);
+        let store = test_store(&self.redis, &self.settings, &self.prefix);
         let retry = RetryPolicy {
             attempts: 3,
             base: Duration::from_millis(20),
@@ -223,9 +231,9 @@ impl SyncWorld {
     }
 }
 
-fn test_store(settings: &Settings, prefix: &str) -> Store {
+fn test_store(redis: &str, settings: &Settings, prefix: &str) -> Store {
     let sealer = TokenSealer::new(&settings.secret_key);
-    Store::Redis(RedisStore::new(&redis_url().into(), prefix, sealer).expect("store"))
+    Store::Redis(RedisStore::new(&redis.to_owned().into(), prefix, sealer).expect("store"))
 }
 
 fn location(response: &reqwest::Response) -> String {
