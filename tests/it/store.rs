@@ -105,3 +105,20 @@ async fn a_status_round_trips_and_goes_with_its_account() {
     store.forget_account(&account(ALICE)).await.expect("forget");
     assert_eq!(store.status(&account(ALICE)).await.expect("read"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_with_a_self_signed_certificate_works_when_the_url_says_insecure() {
+    let redis = crate::support::PrivateRedis::start_tls("store-tls");
+    let sealer = TokenSealer::new(&KEY.to_owned().into());
+    let store = Store::Redis(
+        RedisStore::new(&redis.url().into(), "tls:", sealer.clone()).expect("a rediss:// URL"),
+    );
+    store.save_tokens(&account(ALICE), &tokens("tls")).await.expect("save over TLS");
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue over TLS");
+    let claim = crate::support::claim(&store).await;
+    assert_eq!(claim.lease.account(), &account(ALICE));
+    // Without `#insecure` the certificate is checked, and a self-signed one is refused.
+    let strict =
+        Store::Redis(RedisStore::new(&redis.strict_url().into(), "tls:", sealer).expect("url"));
+    assert!(strict.ping().await.is_err(), "an untrusted certificate is refused");
+}

@@ -13,6 +13,7 @@ fn render(markdown: &str, stem: &str) -> Vec<u8> {
     markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
 }
 
+use crate::support::PrivateRedis;
 use crate::sync_world::{SyncWorld, eventually, test_worker_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,60 +366,6 @@ async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_an
         big.outcome,
         Outcome::Skipped { reason: "it is 2048 bytes, over the 1024 bytes limit".into() }
     );
-}
-
-/// A Redis of the test's own, persisting every write, that can be stopped and started again on
-/// the same port and folder.
-struct PrivateRedis {
-    port: u16,
-    dir: std::path::PathBuf,
-    server: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    fn start(name: &str) -> PrivateRedis {
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = PrivateRedis { port, dir: crate::support::scratch_dir(name), server: None };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let server = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server (scripts/test installs it)");
-        self.server = Some(server);
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < crate::support::DEADLINE, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
