@@ -4,6 +4,8 @@
 //! Nothing here filters secrets: they never reach a field in the first place, because the types
 //! that hold them (`SecretString`) print as `[REDACTED]`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -13,7 +15,13 @@ pub fn init(settings: &TelemetrySettings) {
     // The filter was validated when the settings were read; fall back to `info` all the same
     // rather than panic in a logging path.
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: a log file or a platform's log drain would get
+    // escape codes.
+    let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colours);
     // `try_init` fails only when a subscriber is already installed (a test harness, say);
     // the one already there keeps working.
     let _ = match settings.format {
