@@ -12,6 +12,7 @@
 //! makes one more pass; a worker that dies loses nothing, since another claims the account once
 //! the lease expires and resumes from the last committed cursor.
 
+mod embedded;
 mod redis;
 mod sealed;
 mod status;
@@ -21,6 +22,7 @@ mod work;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;
 pub use self::sealed::{TokenSealer, UnsealError};
 pub use self::status::{AccountStatus, Conversion, Outcome, RECENT_CONVERSIONS, SyncState};
@@ -45,6 +47,17 @@ impl StoreError {
 #[derive(Clone)]
 pub enum Store {
     Redis(RedisStore),
+    Embedded(EmbeddedStore),
+}
+
+/// Calls the same method on whichever backend this is: both have the same signatures.
+macro_rules! on_backend {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match $store {
+            Store::Redis($backend) => $call,
+            Store::Embedded($backend) => $call,
+        }
+    };
 }
 
 impl Store {
@@ -53,16 +66,12 @@ impl Store {
     /// place and its due time (a rate-limit wait or a backoff is never cut short by a
     /// notification, our own uploads' included).
     pub async fn enqueue(&self, accounts: &[AccountId]) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.enqueue(accounts, now_millis())).await,
-        }
+        on_backend!(self, store => within_deadline(store.enqueue(accounts, now_millis())).await)
     }
 
     /// The accounts waiting for a pass, soonest first.
     pub async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.queued()).await,
-        }
+        on_backend!(self, store => within_deadline(store.queued()).await)
     }
 
     /// Keeps the account's tokens, sealed with the key from `SECRET_KEY`.
@@ -71,17 +80,13 @@ impl Store {
         account: &AccountId,
         tokens: &AccountTokens,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.save_tokens(account, tokens)).await,
-        }
+        on_backend!(self, store => within_deadline(store.save_tokens(account, tokens)).await)
     }
 
     /// The account's tokens, or `None` when it is not linked. A record that no longer opens
     /// (`SECRET_KEY` changed) counts as not linked: the person has to connect again.
     pub async fn tokens(&self, account: &AccountId) -> Result<Option<AccountTokens>, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.tokens(account)).await,
-        }
+        on_backend!(self, store => within_deadline(store.tokens(account)).await)
     }
 
     /// Keeps the name to show for the account.
@@ -90,74 +95,56 @@ impl Store {
         account: &AccountId,
         name: &str,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.save_display_name(account, name)).await,
-        }
+        on_backend!(self, store => within_deadline(store.save_display_name(account, name)).await)
     }
 
     /// The name to show for the account, if it was ever linked.
     pub async fn display_name(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.display_name(account)).await,
-        }
+        on_backend!(self, store => within_deadline(store.display_name(account)).await)
     }
 
     /// The account's sync status, if a pass ever recorded one.
     pub async fn status(&self, account: &AccountId) -> Result<Option<AccountStatus>, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.status(account)).await,
-        }
+        on_backend!(self, store => within_deadline(store.status(account)).await)
     }
 
     /// The account's link id, made now if it has none: it changes only when the account is
     /// forgotten and linked again, so a session signed in before an unlink stays signed out.
     pub async fn link_id(&self, account: &AccountId) -> Result<String, StoreError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline(store.link_id(account, &crate::crypto::random_token())).await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline(store.link_id(account, &crate::crypto::random_token())).await
+        })
     }
 
     /// The account's link id, `None` when the account is not linked.
     pub async fn current_link_id(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.current_link_id(account)).await,
-        }
+        on_backend!(self, store => within_deadline(store.current_link_id(account)).await)
     }
 
     /// Whether the account has a pass waiting.
     pub async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.is_queued(account)).await,
-        }
+        on_backend!(self, store => within_deadline(store.is_queued(account)).await)
     }
 
     /// Deletes everything kept for the account: tokens, name, status, cursor, queue entry and
     /// lease.
     pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.forget_account(account)).await,
-        }
+        on_backend!(self, store => within_deadline(store.forget_account(account)).await)
     }
 
     /// Takes the first due account whose lease is free, leasing it for `lease_ttl`. An entry
     /// for an account that is not linked is dropped on the way.
     pub async fn claim(&self, lease_ttl: Duration) -> Result<ClaimOutcome, StoreError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline(store.claim(millis(lease_ttl), now_millis())).await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline(store.claim(millis(lease_ttl), now_millis())).await
+        })
     }
 
     /// Extends the lease by `lease_ttl`; `false` when it is no longer ours.
     pub async fn renew(&self, lease: &Lease, lease_ttl: Duration) -> Result<bool, StoreError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline(store.renew(lease, millis(lease_ttl), now_millis())).await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline(store.renew(lease, millis(lease_ttl), now_millis())).await
+        })
     }
 
     /// The records of the given `.md` files (lower-case paths), in the same order.
@@ -166,9 +153,7 @@ impl Store {
         account: &AccountId,
         paths: &[String],
     ) -> Result<Vec<Option<FileRecord>>, StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.file_records(account, paths)).await,
-        }
+        on_backend!(self, store => within_deadline(store.file_records(account, paths)).await)
     }
 
     /// Saves a pass's progress in one atomic step, if the lease is still ours: the record
@@ -180,11 +165,9 @@ impl Store {
         cursor: Option<&str>,
         status: Option<&AccountStatus>,
     ) -> Result<(), LeaseError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline_fenced(store.commit(lease, changes, cursor, status)).await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline_fenced(store.commit(lease, changes, cursor, status)).await
+        })
     }
 
     /// Ends a successful pass and gives up the lease: the account leaves the queue, or is due
@@ -195,12 +178,10 @@ impl Store {
         generation: u64,
         status: &AccountStatus,
     ) -> Result<Completion, LeaseError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline_fenced(store.complete(lease, generation, status, now_millis()))
-                    .await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline_fenced(store.complete(lease, generation, status, now_millis()))
+                .await
+        })
     }
 
     /// Gives the account back to the queue, due after `delay`, and gives up the lease. A
@@ -215,11 +196,9 @@ impl Store {
         wake: bool,
     ) -> Result<(), LeaseError> {
         let due_at = now_millis() + millis(delay);
-        match self {
-            Store::Redis(store) => {
-                within_deadline_fenced(store.reschedule(lease, due_at, failure, status, wake)).await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline_fenced(store.reschedule(lease, due_at, failure, status, wake)).await
+        })
     }
 
     /// Dropbox refused the account's tokens for good: drops tokens, cursor, records and queue
@@ -231,12 +210,10 @@ impl Store {
         sealed_tokens: &str,
         status: &AccountStatus,
     ) -> Result<bool, LeaseError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline_fenced(store.unlink(lease, sealed_tokens, status, now_millis()))
-                    .await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline_fenced(store.unlink(lease, sealed_tokens, status, now_millis()))
+                .await
+        })
     }
 
     /// Keeps refreshed tokens in place of `sealed_tokens`, if the lease is ours and nobody
@@ -248,11 +225,9 @@ impl Store {
         sealed_tokens: &str,
         tokens: &AccountTokens,
     ) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::Redis(store) => {
-                within_deadline(store.replace_tokens(lease, sealed_tokens, tokens)).await
-            }
-        }
+        on_backend!(self, store => {
+            within_deadline(store.replace_tokens(lease, sealed_tokens, tokens)).await
+        })
     }
 
     /// Queues every linked account once (a starting worker does this, so notifications that
@@ -261,9 +236,7 @@ impl Store {
         let mut linked = 0;
         let mut cursor = 0;
         loop {
-            let (next, accounts) = match self {
-                Store::Redis(store) => within_deadline(store.linked_accounts_page(cursor)).await?,
-            };
+            let (next, accounts) = on_backend!(self, store => within_deadline(store.linked_accounts_page(cursor)).await)?;
             linked += accounts.len();
             self.enqueue(&accounts).await?;
             if next == 0 {
@@ -275,9 +248,7 @@ impl Store {
 
     /// How many accounts are leased to a worker right now.
     pub async fn leases_held(&self) -> Result<usize, StoreError> {
-        match self {
-            Store::Redis(store) => store.leases_held().await,
-        }
+        on_backend!(self, store => store.leases_held().await)
     }
 
     /// Wake-ups for an idle worker: a signal soon after an account becomes due now.
@@ -287,9 +258,7 @@ impl Store {
 
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(store) => within_deadline(store.ping()).await,
-        }
+        on_backend!(self, store => within_deadline(store.ping()).await)
     }
 }
 

@@ -39,7 +39,7 @@ const RECONNECT_MAX_DELAY_MS: u64 = 500;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    client: redis::Client,
+    client: Arc<redis::Client>,
     /// Made on first use and kept: the manager reconnects by itself after Redis restarts, and a
     /// process that starts while Redis is down serves (503s) instead of crashing.
     connection: Arc<OnceCell<ConnectionManager>>,
@@ -143,7 +143,7 @@ impl RedisStore {
     ) -> Result<RedisStore, StoreError> {
         let client = redis::Client::open(url.expose_secret()).map_err(StoreError::new)?;
         Ok(RedisStore {
-            client,
+            client: Arc::new(client),
             connection: Arc::new(OnceCell::new()),
             keys: Keys { prefix: key_prefix.to_owned() },
             sealer,
@@ -165,7 +165,7 @@ impl RedisStore {
                     .set_factor(2)
                     .set_max_delay(RECONNECT_MAX_DELAY_MS)
                     .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config)
+                ConnectionManager::new_with_config((*self.client).clone(), config)
             })
             .await
             .map_err(StoreError::new)?;
@@ -639,7 +639,7 @@ fn status_json(status: &AccountStatus) -> Result<String, StoreError> {
 
 /// A status that does not parse (written by another version, say) is no outage: the page shows
 /// none until the next pass writes one.
-fn parse_status(account: &AccountId, json: &str) -> Option<AccountStatus> {
+pub(super) fn parse_status(account: &AccountId, json: &str) -> Option<AccountStatus> {
     match serde_json::from_str(json) {
         Ok(status) => Some(status),
         Err(error) => {

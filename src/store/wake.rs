@@ -18,14 +18,20 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 /// A subscription to new work; dropping it ends the subscription.
 pub struct Wakeups {
     notify: Arc<Notify>,
-    listener: JoinHandle<()>,
+    /// Forwards the Redis channel's messages to `notify`; the embedded store notifies directly.
+    listener: Option<JoinHandle<()>>,
 }
 
 impl Wakeups {
     pub(super) fn start(store: Store) -> Wakeups {
-        let notify = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(store, notify.clone()));
-        Wakeups { notify, listener }
+        match &store {
+            Store::Redis(_) => {
+                let notify = Arc::new(Notify::new());
+                let listener = tokio::spawn(listen(store, notify.clone()));
+                Wakeups { notify, listener: Some(listener) }
+            }
+            Store::Embedded(embedded) => Wakeups { notify: embedded.wake(), listener: None },
+        }
     }
 
     /// Resolves at the next wake-up, or after `timeout`. A wake-up that came while nobody was
@@ -38,27 +44,28 @@ impl Wakeups {
 
 impl Drop for Wakeups {
     fn drop(&mut self) {
-        self.listener.abort();
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
     }
 }
 
 async fn listen(store: Store, notify: Arc<Notify>) {
+    let Store::Redis(redis) = store else { return };
     loop {
-        match &store {
-            Store::Redis(redis) => match redis.subscribe_wake().await {
-                Ok(mut pubsub) => {
-                    // Anything may have been announced while we were not subscribed.
+        match redis.subscribe_wake().await {
+            Ok(mut pubsub) => {
+                // Anything may have been announced while we were not subscribed.
+                notify.notify_one();
+                let mut messages = pubsub.on_message();
+                while messages.next().await.is_some() {
                     notify.notify_one();
-                    let mut messages = pubsub.on_message();
-                    while messages.next().await.is_some() {
-                        notify.notify_one();
-                    }
-                    tracing::warn!("the wake-up subscription ended; subscribing again");
                 }
-                Err(error) => {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot subscribe to wake-ups; polling the queue meanwhile");
-                }
-            },
+                tracing::warn!("the wake-up subscription ended; subscribing again");
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot subscribe to wake-ups; polling the queue meanwhile");
+            }
         }
         tokio::time::sleep(RESUBSCRIBE_DELAY).await;
     }

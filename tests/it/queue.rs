@@ -1,19 +1,18 @@
-//! The worker's side of the store contract on a real Redis: coalescing, leases and their
-//! fence, completion, backoff, the start-up sweep and file records. (The embedded backend will
-//! run these same tests.)
+//! The worker's side of the store contract, on both backends (a real Redis, and the embedded
+//! store in a scratch folder): coalescing, leases and their fence, completion, backoff, the
+//! start-up sweep and file records.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use markdrop::dropbox::{AccountId, AccountTokens};
 use markdrop::store::{
-    AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges,
-    RedisStore, Store, TokenSealer,
+    AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges, Store,
 };
 
 use secrecy::ExposeSecret;
 
-use crate::support::{DEADLINE, redis_url, unique_prefix};
+use crate::support::{Backend, DEADLINE};
 
 const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
 const BOB: &str = "dbid:AABob000000000000000000000000000000000";
@@ -31,12 +30,9 @@ fn tokens(tag: &str) -> AccountTokens {
     }
 }
 
-/// A store under a fresh prefix with the given accounts linked (not queued).
-async fn store_with(test: &str, linked: &[&str]) -> Store {
-    let sealer = TokenSealer::new(&"0123456789abcdef0123456789abcdef".to_owned().into());
-    let store = Store::Redis(
-        RedisStore::new(&redis_url().into(), &unique_prefix(test), sealer).expect("store"),
-    );
+/// A fresh store on `backend` with the given accounts linked (not queued).
+async fn store_with(backend: Backend, test: &str, linked: &[&str]) -> Store {
+    let store = backend.store(test);
     for id in linked {
         store.save_tokens(&account(id), &tokens(id)).await.expect("link");
     }
@@ -62,9 +58,8 @@ async fn claim_when_due(store: &Store, ttl: Duration) -> Claim {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn any_number_of_notifications_make_one_pending_pass() {
-    let store = store_with("queue-coalesce", &[ALICE]).await;
+async fn any_number_of_notifications_make_one_pending_pass(backend: Backend) {
+    let store = store_with(backend, "queue-coalesce", &[ALICE]).await;
     let alice = [account(ALICE)];
     let notifications = (0..50).map(|_| store.enqueue(&alice));
     for done in futures_util::future::join_all(notifications).await {
@@ -83,9 +78,10 @@ async fn any_number_of_notifications_make_one_pending_pass() {
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off() {
-    let store = store_with("queue-lease", &[ALICE]).await;
+async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-lease", &[ALICE]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, Duration::from_millis(300)).await.expect("claimed");
     store
@@ -112,9 +108,8 @@ async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenc
     assert_eq!(store.leases_held().await.expect("leases"), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notification_during_a_pass_makes_one_more_pass() {
-    let store = store_with("queue-again", &[ALICE]).await;
+async fn a_notification_during_a_pass_makes_one_more_pass(backend: Backend) {
+    let store = store_with(backend, "queue-again", &[ALICE]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
     store.enqueue(&[account(ALICE)]).await.expect("a change during the pass");
@@ -133,9 +128,10 @@ async fn a_notification_during_a_pass_makes_one_more_pass() {
     assert!(claim(&store, LEASE).await.is_none(), "one more pass, not two");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_its_failures() {
-    let store = store_with("queue-backoff", &[ALICE]).await;
+async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_its_failures(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-backoff", &[ALICE]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
     store
@@ -157,9 +153,8 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     assert_eq!(claim(&store, LEASE).await.expect("claimed").failures, 0, "a success clears them");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_account_that_is_not_linked_leaves_the_queue_when_claimed() {
-    let store = store_with("queue-unlinked", &[BOB]).await;
+async fn an_account_that_is_not_linked_leaves_the_queue_when_claimed(backend: Backend) {
+    let store = store_with(backend, "queue-unlinked", &[BOB]).await;
     store.enqueue(&[account(ALICE)]).await.expect("a webhook for an account never linked");
     assert!(claim(&store, LEASE).await.is_none(), "nothing to claim");
     assert!(store.queued().await.expect("queued").is_empty(), "Alice dropped");
@@ -167,9 +162,10 @@ async fn an_account_that_is_not_linked_leaves_the_queue_when_claimed() {
     assert_eq!(claim(&store, LEASE).await.expect("Bob is claimed").lease.account(), &account(BOB));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short() {
-    let store = store_with("queue-sweep", &[ALICE, BOB]).await;
+async fn the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-sweep", &[ALICE, BOB]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let alice = claim(&store, LEASE).await.expect("claimed");
     store
@@ -187,9 +183,8 @@ async fn the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_sh
     assert!(claim(&store, LEASE).await.is_none(), "Alice still backs off");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder() {
-    let store = store_with("queue-records", &[ALICE]).await;
+async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(backend: Backend) {
+    let store = store_with(backend, "queue-records", &[ALICE]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let claim = claim(&store, LEASE).await.expect("claimed");
     let record = |hash: &str| FileRecord {
@@ -224,9 +219,10 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder() {
     assert_eq!(found["/notes-old/d.md"], Some(record("/notes-old/d.md")), "a sibling stays");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile() {
-    let store = store_with("queue-unlink", &[ALICE, BOB]).await;
+async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-unlink", &[ALICE, BOB]).await;
     store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
     let second = claim(&store, LEASE).await.expect("claimed");
@@ -256,3 +252,14 @@ async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhi
     assert!(!store.is_queued(&account(ALICE)).await.expect("queued"));
     assert_eq!(store.status(&account(ALICE)).await.expect("status"), Some(unlinked));
 }
+
+crate::on_both_backends!(
+    any_number_of_notifications_make_one_pending_pass,
+    a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off,
+    a_notification_during_a_pass_makes_one_more_pass,
+    a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_its_failures,
+    an_account_that_is_not_linked_leaves_the_queue_when_claimed,
+    the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short,
+    file_records_are_committed_with_the_cursor_and_forgotten_by_folder,
+    refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile,
+);

@@ -182,3 +182,63 @@ impl Drop for PrivateRedis {
         self.stop();
     }
 }
+
+/// Which store a contract test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// The Redis `scripts/test` starts, under a key prefix of the test's own.
+    Redis,
+    /// A redb file in a scratch folder of the test's own.
+    Embedded,
+}
+
+impl Backend {
+    /// A fresh, empty store on this backend, sealing with the tests' `SECRET_KEY`.
+    pub fn store(self, test: &str) -> markdrop::store::Store {
+        self.store_with_key(test, "0123456789abcdef0123456789abcdef")
+    }
+
+    pub fn store_with_key(self, test: &str, secret_key: &str) -> markdrop::store::Store {
+        use markdrop::store::{EmbeddedStore, RedisStore, Store, TokenSealer};
+        let sealer = TokenSealer::new(&secret_key.to_owned().into());
+        match self {
+            Backend::Redis => Store::Redis(
+                RedisStore::new(&redis_url().into(), &unique_prefix(test), sealer).expect("store"),
+            ),
+            Backend::Embedded => Store::Embedded(
+                EmbeddedStore::open(&scratch_dir(&format!("{test}-{}", unique_suffix())), sealer)
+                    .expect("store"),
+            ),
+        }
+    }
+}
+
+fn unique_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos())
+}
+
+/// Runs each named `async fn(Backend)` of the calling module as a test on both backends:
+/// `<module>::redis::<name>` and `<module>::embedded::<name>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Redis).await
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Embedded).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,742 @@
+//! The embedded backend, for `markdrop serve` on one machine without Redis: a redb database in
+//! `DATA_DIR`, with the same guarantees as the Redis backend inside one process.
+//!
+//! Why redb: pure Rust (no C library to build), one file, ACID transactions whose commits are
+//! fsynced before they return, so the queue, tokens, cursors and file records survive `kill -9`
+//! and power loss; it takes an exclusive lock on its file, so a second process cannot open the
+//! same store by mistake; and it is actively maintained with a small dependency tree (libc).
+//! sled (unmaintained beta) and SQLite (a C library) were the alternatives.
+//!
+//! Leases live in memory: only this process can hold one, and none outlives it, so after a
+//! restart every account is free to claim (due when its last due time says).
+//!
+//! Every call runs its transaction on a blocking thread. Fenced writes hold the lease map's lock
+//! across the check and the transaction, so the check and the write are one atomic step, as the
+//! Redis backend's Lua scripts are.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use tokio::sync::Notify;
+
+use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
+use super::{AccountStatus, StoreError, TokenSealer};
+use crate::dropbox::{AccountId, AccountTokens};
+
+/// account → when it is due (ms since the epoch).
+const READY: TableDefinition<&str, u64> = TableDefinition::new("ready");
+/// (due ms, account): the queue in due order.
+const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("due");
+const GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("generations");
+const FAILURES: TableDefinition<&str, u64> = TableDefinition::new("failures");
+const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
+const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
+const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
+const STATUS: TableDefinition<&str, &str> = TableDefinition::new("status");
+const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
+/// (account, `.md` lower-case path) → [`FileRecord`] as JSON.
+const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
+
+/// Accounts queued per step of the start-up sweep.
+const SWEEP_PAGE: usize = 500;
+
+/// The file in `DATA_DIR`.
+const FILE_NAME: &str = "markdrop.redb";
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    sealer: TokenSealer,
+    leases: Mutex<HashMap<AccountId, Held>>,
+    wake: Arc<Notify>,
+}
+
+struct Held {
+    token: String,
+    expires: Instant,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `data_dir`. Fails when another process has it open.
+    pub fn open(data_dir: &Path, sealer: TokenSealer) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(StoreError::new)?;
+        let db = Database::create(data_dir.join(FILE_NAME)).map_err(StoreError::new)?;
+        let txn = db.begin_write().map_err(StoreError::new)?;
+        {
+            // Tables exist from the start, so reads never meet a missing one.
+            txn.open_table(READY).map_err(StoreError::new)?;
+            txn.open_table(DUE).map_err(StoreError::new)?;
+            txn.open_table(GENERATIONS).map_err(StoreError::new)?;
+            txn.open_table(FAILURES).map_err(StoreError::new)?;
+            for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
+                txn.open_table(table).map_err(StoreError::new)?;
+            }
+            txn.open_table(FILES).map_err(StoreError::new)?;
+        }
+        txn.commit().map_err(StoreError::new)?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                db,
+                sealer,
+                leases: Mutex::default(),
+                wake: Arc::new(Notify::new()),
+            }),
+        })
+    }
+
+    pub(super) fn wake(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+
+    /// Runs `work` on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || work(&inner)).await.map_err(StoreError::new)?
+    }
+
+    /// Runs `work` in one write transaction on a blocking thread, committing if it succeeds.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner, &WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.blocking(move |inner| inner.write(|txn| work(inner, txn))).await
+    }
+
+    /// Like [`EmbeddedStore::write`], for a lease holder: the lease is checked, and kept from
+    /// expiring or being forgotten, for the whole transaction.
+    async fn fenced<T: Send + 'static>(
+        &self,
+        lease: &Lease,
+        work: impl FnOnce(
+            &Inner,
+            &WriteTransaction,
+            &mut HashMap<AccountId, Held>,
+            &Lease,
+        ) -> Result<T, StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, LeaseError> {
+        let lease = lease.clone();
+        let outcome = self
+            .blocking(move |inner| {
+                let mut leases = inner.leases();
+                if !holds(&leases, &lease) {
+                    return Ok(None);
+                }
+                inner.write(|txn| work(inner, txn, &mut leases, &lease)).map(Some)
+            })
+            .await?;
+        outcome.ok_or(LeaseError::Lost)
+    }
+
+    pub(super) async fn enqueue(
+        &self,
+        accounts: &[AccountId],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let accounts = accounts.to_vec();
+        let added = self
+            .write(move |_, txn| {
+                let mut added = false;
+                for account in &accounts {
+                    bump(txn, GENERATIONS, account)?;
+                    if get_u64(txn, READY, account)?.is_none() {
+                        set_due(txn, account, now_ms)?;
+                        added = true;
+                    }
+                }
+                Ok(added)
+            })
+            .await?;
+        if added {
+            self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
+        self.blocking(|inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let mut accounts = Vec::new();
+            for entry in due.iter().map_err(StoreError::new)? {
+                let (key, _) = entry.map_err(StoreError::new)?;
+                accounts.extend(AccountId::parse(key.value().1).ok());
+            }
+            Ok(accounts)
+        })
+        .await
+    }
+
+    pub(super) async fn save_tokens(
+        &self,
+        account: &AccountId,
+        tokens: &AccountTokens,
+    ) -> Result<(), StoreError> {
+        let sealed = self.inner.sealer.seal(account, tokens);
+        self.put(TOKENS, account, sealed).await
+    }
+
+    pub(super) async fn tokens(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountTokens>, StoreError> {
+        let sealed = self.get(TOKENS, account).await?;
+        Ok(sealed.and_then(|sealed| match self.inner.sealer.open(account, &sealed) {
+            Ok(tokens) => Some(tokens),
+            Err(error) => {
+                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
+                None
+            }
+        }))
+    }
+
+    pub(super) async fn save_display_name(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        self.put(NAMES, account, name.to_owned()).await
+    }
+
+    pub(super) async fn display_name(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        self.get(NAMES, account).await
+    }
+
+    pub(super) async fn status(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountStatus>, StoreError> {
+        let json = self.get(STATUS, account).await?;
+        Ok(json.and_then(|json| super::redis::parse_status(account, &json)))
+    }
+
+    pub(super) async fn link_id(
+        &self,
+        account: &AccountId,
+        candidate: &str,
+    ) -> Result<String, StoreError> {
+        let (account, candidate) = (account.clone(), candidate.to_owned());
+        self.write(move |_, txn| {
+            let mut links = txn.open_table(LINKS).map_err(StoreError::new)?;
+            let existing = links
+                .get(account.as_str())
+                .map_err(StoreError::new)?
+                .map(|value| value.value().to_owned());
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            links.insert(account.as_str(), candidate.as_str()).map_err(StoreError::new)?;
+            Ok(candidate)
+        })
+        .await
+    }
+
+    pub(super) async fn current_link_id(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        self.get(LINKS, account).await
+    }
+
+    pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
+        let account = account.clone();
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let ready = txn.open_table(READY).map_err(StoreError::new)?;
+            Ok(ready.get(account.as_str()).map_err(StoreError::new)?.is_some())
+        })
+        .await
+    }
+
+    pub(super) async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
+        let account = account.clone();
+        self.blocking(move |inner| {
+            let mut leases = inner.leases();
+            leases.remove(&account);
+            inner.write(|txn| {
+                for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
+                    remove(txn, table, &account)?;
+                }
+                remove_from_queue(txn, &account)?;
+                remove_u64(txn, GENERATIONS, &account)?;
+                remove_u64(txn, FAILURES, &account)?;
+                forget_files(txn, &account, |_| true)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.db.begin_read().map(drop).map_err(StoreError::new)).await
+    }
+
+    pub(super) async fn claim(
+        &self,
+        lease_ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let lease_ttl = Duration::from_millis(lease_ttl_ms);
+        let token = crate::crypto::random_token();
+        self.blocking(move |inner| {
+            let mut leases = inner.leases();
+            let now = Instant::now();
+            leases.retain(|_, held| held.expires > now);
+            let visible_at = now_ms + lease_ttl_ms;
+            inner.write(|txn| {
+                let due: Vec<(u64, String)> = {
+                    let table = txn.open_table(DUE).map_err(StoreError::new)?;
+                    let mut due = Vec::new();
+                    for entry in table.iter().map_err(StoreError::new)? {
+                        let (key, _) = entry.map_err(StoreError::new)?;
+                        let (at, account) = key.value();
+                        if at > now_ms {
+                            break;
+                        }
+                        due.push((at, account.to_owned()));
+                    }
+                    due
+                };
+                for (_, raw) in due {
+                    let Ok(account) = AccountId::parse(&raw) else {
+                        remove_from_queue_raw(txn, &raw)?;
+                        continue;
+                    };
+                    let Some(sealed_tokens) = get(txn, TOKENS, &account)? else {
+                        // Not linked: a webhook for an account that never connected.
+                        remove_from_queue(txn, &account)?;
+                        remove_u64(txn, GENERATIONS, &account)?;
+                        continue;
+                    };
+                    set_due(txn, &account, visible_at)?;
+                    if leases.contains_key(&account) {
+                        continue;
+                    }
+                    leases.insert(
+                        account.clone(),
+                        Held { token: token.clone(), expires: now + lease_ttl },
+                    );
+                    let status = get(txn, STATUS, &account)?
+                        .and_then(|json| super::redis::parse_status(&account, &json))
+                        .unwrap_or_default();
+                    return Ok(ClaimOutcome::Claimed(Box::new(Claim {
+                        tokens: inner.open_tokens(&account, &sealed_tokens),
+                        sealed_tokens,
+                        cursor: get(txn, CURSORS, &account)?,
+                        generation: get_u64(txn, GENERATIONS, &account)?.unwrap_or(0),
+                        failures: get_u64(txn, FAILURES, &account)?
+                            .unwrap_or(0)
+                            .try_into()
+                            .unwrap_or(u32::MAX),
+                        status,
+                        lease: Lease { account, token },
+                    })));
+                }
+                let table = txn.open_table(DUE).map_err(StoreError::new)?;
+                let soonest = table.first().map_err(StoreError::new)?;
+                let next_due_in_ms = soonest.map(|(key, _)| key.value().0.saturating_sub(now_ms));
+                Ok(ClaimOutcome::NothingDue { next_due_in_ms })
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn renew(
+        &self,
+        lease: &Lease,
+        lease_ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let lease_ttl = Duration::from_millis(lease_ttl_ms);
+        let renewed = self
+            .fenced(lease, move |_, txn, leases, lease| {
+                if let Some(held) = leases.get_mut(&lease.account) {
+                    held.expires = Instant::now() + lease_ttl;
+                }
+                set_due(txn, &lease.account, now_ms + lease_ttl_ms)
+            })
+            .await;
+        match renewed {
+            Ok(()) => Ok(true),
+            Err(LeaseError::Lost) => Ok(false),
+            Err(LeaseError::Store(error)) => Err(error),
+        }
+    }
+
+    pub(super) async fn file_records(
+        &self,
+        account: &AccountId,
+        paths: &[String],
+    ) -> Result<Vec<Option<FileRecord>>, StoreError> {
+        let (account, paths) = (account.clone(), paths.to_vec());
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let files = txn.open_table(FILES).map_err(StoreError::new)?;
+            paths
+                .iter()
+                .map(|path| {
+                    let json =
+                        files.get((account.as_str(), path.as_str())).map_err(StoreError::new)?;
+                    // A record that does not parse is treated as none: the file is converted again.
+                    Ok(json.and_then(|json| serde_json::from_str(json.value()).ok()))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(super) async fn commit(
+        &self,
+        lease: &Lease,
+        changes: &RecordChanges,
+        cursor: Option<&str>,
+        status: Option<&AccountStatus>,
+    ) -> Result<(), LeaseError> {
+        let changes = changes.clone();
+        let cursor = cursor.map(str::to_owned);
+        let status = status.map(status_json).transpose()?;
+        self.fenced(lease, move |_, txn, _, lease| {
+            let account = &lease.account;
+            if !changes.forget_under.is_empty() {
+                forget_files(txn, account, |path| {
+                    changes.forget_under.iter().any(|prefix| path.starts_with(prefix.as_str()))
+                })?;
+            }
+            let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
+            for (path, record) in &changes.files {
+                let key = (account.as_str(), path.as_str());
+                match record {
+                    Some(record) => {
+                        let json = serde_json::to_string(record).map_err(StoreError::new)?;
+                        files.insert(key, json.as_str()).map_err(StoreError::new)?;
+                    }
+                    None => {
+                        files.remove(key).map_err(StoreError::new)?;
+                    }
+                }
+            }
+            if let Some(cursor) = &cursor {
+                put(txn, CURSORS, account, cursor)?;
+            }
+            if let Some(status) = &status {
+                put(txn, STATUS, account, status)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn complete(
+        &self,
+        lease: &Lease,
+        generation: u64,
+        status: &AccountStatus,
+        now_ms: u64,
+    ) -> Result<Completion, LeaseError> {
+        let status = status_json(status)?;
+        let completion = self
+            .fenced(lease, move |_, txn, leases, lease| {
+                let account = &lease.account;
+                leases.remove(account);
+                remove_u64(txn, FAILURES, account)?;
+                put(txn, STATUS, account, &status)?;
+                if get_u64(txn, GENERATIONS, account)?.unwrap_or(0) != generation {
+                    set_due(txn, account, now_ms)?;
+                    return Ok(Completion::Again);
+                }
+                remove_from_queue(txn, account)?;
+                remove_u64(txn, GENERATIONS, account)?;
+                Ok(Completion::Done)
+            })
+            .await?;
+        if completion == Completion::Again {
+            self.inner.wake.notify_one();
+        }
+        Ok(completion)
+    }
+
+    pub(super) async fn reschedule(
+        &self,
+        lease: &Lease,
+        due_at_ms: u64,
+        count_failure: bool,
+        status: Option<&AccountStatus>,
+        wake: bool,
+    ) -> Result<(), LeaseError> {
+        let status = status.map(status_json).transpose()?;
+        self.fenced(lease, move |_, txn, leases, lease| {
+            let account = &lease.account;
+            leases.remove(account);
+            if count_failure {
+                bump(txn, FAILURES, account)?;
+            }
+            if let Some(status) = &status {
+                put(txn, STATUS, account, status)?;
+            }
+            set_due(txn, account, due_at_ms)
+        })
+        .await?;
+        if wake {
+            self.inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub(super) async fn unlink(
+        &self,
+        lease: &Lease,
+        sealed_tokens: &str,
+        status: &AccountStatus,
+        now_ms: u64,
+    ) -> Result<bool, LeaseError> {
+        let sealed_tokens = sealed_tokens.to_owned();
+        let status = status_json(status)?;
+        self.fenced(lease, move |_, txn, leases, lease| {
+            let account = &lease.account;
+            leases.remove(account);
+            if get(txn, TOKENS, account)?.as_deref() != Some(sealed_tokens.as_str()) {
+                // Connected again during the pass: the new link stays, and is due again.
+                set_due(txn, account, now_ms)?;
+                return Ok(false);
+            }
+            remove(txn, TOKENS, account)?;
+            remove(txn, CURSORS, account)?;
+            remove_from_queue(txn, account)?;
+            remove_u64(txn, GENERATIONS, account)?;
+            remove_u64(txn, FAILURES, account)?;
+            forget_files(txn, account, |_| true)?;
+            put(txn, STATUS, account, &status)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    pub(super) async fn replace_tokens(
+        &self,
+        lease: &Lease,
+        sealed_tokens: &str,
+        tokens: &AccountTokens,
+    ) -> Result<Option<String>, StoreError> {
+        let expected = sealed_tokens.to_owned();
+        let sealed = self.inner.sealer.seal(&lease.account, tokens);
+        let replaced = self
+            .fenced(lease, move |_, txn, _, lease| {
+                if get(txn, TOKENS, &lease.account)?.as_deref() != Some(expected.as_str()) {
+                    return Ok(None);
+                }
+                put(txn, TOKENS, &lease.account, &sealed)?;
+                Ok(Some(sealed))
+            })
+            .await;
+        match replaced {
+            Ok(sealed) => Ok(sealed),
+            Err(LeaseError::Lost) => Ok(None),
+            Err(LeaseError::Store(error)) => Err(error),
+        }
+    }
+
+    /// Linked accounts, a page at a time; the cursor is how many came before (0 = start, and
+    /// 0 again once there are no more).
+    pub(super) async fn linked_accounts_page(
+        &self,
+        cursor: u64,
+    ) -> Result<(u64, Vec<AccountId>), StoreError> {
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let tokens = txn.open_table(TOKENS).map_err(StoreError::new)?;
+            let mut accounts = Vec::new();
+            let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
+            for entry in tokens.iter().map_err(StoreError::new)?.skip(skip).take(SWEEP_PAGE) {
+                let (key, _) = entry.map_err(StoreError::new)?;
+                accounts.extend(AccountId::parse(key.value()).ok());
+            }
+            let next = if accounts.len() < SWEEP_PAGE { 0 } else { cursor + SWEEP_PAGE as u64 };
+            Ok((next, accounts))
+        })
+        .await
+    }
+
+    pub(super) async fn leases_held(&self) -> Result<usize, StoreError> {
+        let now = Instant::now();
+        Ok(self.inner.leases().values().filter(|held| held.expires > now).count())
+    }
+
+    async fn get(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static str>,
+        account: &AccountId,
+    ) -> Result<Option<String>, StoreError> {
+        let account = account.clone();
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let table = txn.open_table(table).map_err(StoreError::new)?;
+            let value = table.get(account.as_str()).map_err(StoreError::new)?;
+            Ok(value.map(|value| value.value().to_owned()))
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static str>,
+        account: &AccountId,
+        value: String,
+    ) -> Result<(), StoreError> {
+        let account = account.clone();
+        self.write(move |_, txn| put(txn, table, &account, &value)).await
+    }
+}
+
+impl Inner {
+    fn leases(&self) -> MutexGuard<'_, HashMap<AccountId, Held>> {
+        // Every change to the map is a single insert or remove: a panic elsewhere cannot leave
+        // it half-changed.
+        self.leases.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write<T>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(StoreError::new)?;
+        let value = work(&txn)?;
+        txn.commit().map_err(StoreError::new)?;
+        Ok(value)
+    }
+
+    fn open_tokens(&self, account: &AccountId, sealed: &str) -> Option<AccountTokens> {
+        match self.sealer.open(account, sealed) {
+            Ok(tokens) => Some(tokens),
+            Err(error) => {
+                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
+                None
+            }
+        }
+    }
+}
+
+fn holds(leases: &HashMap<AccountId, Held>, lease: &Lease) -> bool {
+    leases
+        .get(&lease.account)
+        .is_some_and(|held| held.token == lease.token && held.expires > Instant::now())
+}
+
+fn status_json(status: &AccountStatus) -> Result<String, StoreError> {
+    serde_json::to_string(status).map_err(StoreError::new)
+}
+
+fn get(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, &str>,
+    account: &AccountId,
+) -> Result<Option<String>, StoreError> {
+    let table = txn.open_table(table).map_err(StoreError::new)?;
+    let value = table.get(account.as_str()).map_err(StoreError::new)?;
+    Ok(value.map(|value| value.value().to_owned()))
+}
+
+fn put(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, &str>,
+    account: &AccountId,
+    value: &str,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(table).map_err(StoreError::new)?;
+    table.insert(account.as_str(), value).map_err(StoreError::new)?;
+    Ok(())
+}
+
+fn remove(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, &str>,
+    account: &AccountId,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(table).map_err(StoreError::new)?;
+    table.remove(account.as_str()).map_err(StoreError::new)?;
+    Ok(())
+}
+
+fn get_u64(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, u64>,
+    account: &AccountId,
+) -> Result<Option<u64>, StoreError> {
+    let table = txn.open_table(table).map_err(StoreError::new)?;
+    let value = table.get(account.as_str()).map_err(StoreError::new)?;
+    Ok(value.map(|value| value.value()))
+}
+
+/// Adds one to the account's counter in `table`.
+fn bump(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, u64>,
+    account: &AccountId,
+) -> Result<(), StoreError> {
+    let current = get_u64(txn, table, account)?.unwrap_or(0);
+    let mut table = txn.open_table(table).map_err(StoreError::new)?;
+    table.insert(account.as_str(), current + 1).map_err(StoreError::new)?;
+    Ok(())
+}
+
+fn remove_u64(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, u64>,
+    account: &AccountId,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(table).map_err(StoreError::new)?;
+    table.remove(account.as_str()).map_err(StoreError::new)?;
+    Ok(())
+}
+
+/// Queues the account (or moves it) to be due at `due_ms`.
+fn set_due(txn: &WriteTransaction, account: &AccountId, due_ms: u64) -> Result<(), StoreError> {
+    remove_from_queue(txn, account)?;
+    let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
+    ready.insert(account.as_str(), due_ms).map_err(StoreError::new)?;
+    let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
+    due.insert((due_ms, account.as_str()), ()).map_err(StoreError::new)?;
+    Ok(())
+}
+
+fn remove_from_queue(txn: &WriteTransaction, account: &AccountId) -> Result<(), StoreError> {
+    remove_from_queue_raw(txn, account.as_str())
+}
+
+fn remove_from_queue_raw(txn: &WriteTransaction, account: &str) -> Result<(), StoreError> {
+    let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
+    let previous = ready.remove(account).map_err(StoreError::new)?.map(|due| due.value());
+    if let Some(previous) = previous {
+        let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
+        due.remove((previous, account)).map_err(StoreError::new)?;
+    }
+    Ok(())
+}
+
+/// Drops the account's file records whose path `doomed` picks.
+fn forget_files(
+    txn: &WriteTransaction,
+    account: &AccountId,
+    doomed: impl Fn(&str) -> bool,
+) -> Result<(), StoreError> {
+    let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
+    let account = account.as_str();
+    // Every key of the account sorts after (account, "") and before the next account's.
+    files
+        .retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
+            owner != account || !doomed(path)
+        })
+        .map_err(StoreError::new)
+}
