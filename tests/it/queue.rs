@@ -253,7 +253,45 @@ async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhi
     assert_eq!(store.status(&account(ALICE)).await.expect("status"), Some(unlinked));
 }
 
+async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_starts_afresh(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-forget", &[ALICE, BOB]).await;
+    store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
+    let first = claim(&store, LEASE).await.expect("claimed");
+    let second = claim(&store, LEASE).await.expect("claimed");
+    let alice = if first.lease.account() == &account(ALICE) { first } else { second };
+    let mut changes = RecordChanges::default();
+    let record = FileRecord {
+        source_hash: "s".to_owned(),
+        html_path: "/a.html".to_owned(),
+        html_hash: "h".to_owned(),
+    };
+    changes.files.insert("/a.md".to_owned(), Some(record));
+    let status = AccountStatus { last_pass_at: Some(1), ..AccountStatus::default() };
+    store.commit(&alice.lease, &changes, Some("c1"), Some(&status)).await.expect("commit");
+
+    store.forget_account(&account(ALICE)).await.expect("unlinked by the person");
+    let late = store.commit(&alice.lease, &changes, Some("c2"), None).await;
+    assert!(matches!(late, Err(LeaseError::Lost)), "{late:?}");
+    assert!(store.tokens(&account(ALICE)).await.expect("tokens").is_none());
+    assert_eq!(store.status(&account(ALICE)).await.expect("status"), None);
+    assert_eq!(store.queued().await.expect("queued"), vec![account(BOB)]);
+    assert_eq!(store.leases_held().await.expect("leases"), 1, "Bob's");
+
+    store.save_tokens(&account(ALICE), &tokens("again")).await.expect("linked again");
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let again = claim(&store, LEASE).await.expect("claimed");
+    assert_eq!(again.lease.account(), &account(ALICE));
+    assert_eq!(again.cursor, None, "a new link lists from the start");
+    assert_eq!(again.generation, 1);
+    let paths = ["/a.md".to_owned()];
+    let records = store.file_records(&account(ALICE), &paths).await.expect("records");
+    assert_eq!(records, vec![None]);
+}
+
 crate::on_both_backends!(
+    forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_starts_afresh,
     any_number_of_notifications_make_one_pending_pass,
     a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off,
     a_notification_during_a_pass_makes_one_more_pass,
