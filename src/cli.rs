@@ -6,10 +6,11 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::config::StoreSettings;
 use crate::dropbox::DropboxClient;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
-use crate::store::{RedisStore, Store, TokenSealer};
+use crate::store::{EmbeddedStore, RedisStore, Store, TokenSealer};
 use crate::web::Application;
 use crate::worker::Worker;
 
@@ -75,37 +76,52 @@ pub fn run_worker(
 }
 
 /// `markdrop serve`: the web app and a worker in one process, until SIGTERM or Ctrl-C; both
-/// drain before it exits.
-pub fn run_serve(
-    settings: &Settings,
-    redis_url: &secrecy::SecretString,
-    key_prefix: &str,
-) -> anyhow::Result<()> {
+/// drain before it exits. On Redis when `REDIS_URL` is set, otherwise on the embedded store in
+/// `DATA_DIR`.
+pub fn run_serve(settings: &Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = redis_store(settings, redis_url, key_prefix)?;
-        let worker = Worker::new(store.clone(), dropbox_client(settings)?, settings.worker.clone());
-        let app = Application::build(settings, store)
-            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
-        tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop is listening and syncing");
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let until_stopped = || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
+        let store = match &settings.store {
+            StoreSettings::Redis { url, key_prefix } => redis_store(settings, url, key_prefix)?,
+            StoreSettings::Embedded { data_dir } => {
+                let sealer = TokenSealer::new(&settings.secret_key);
+                let store = EmbeddedStore::open(data_dir, sealer).with_context(|| {
+                    format!(
+                        "cannot open the store in {} (DATA_DIR); is another markdrop using it?",
+                        data_dir.display()
+                    )
+                })?;
+                Store::Embedded(store)
             }
         };
-        let signal = async {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        };
-        let (served, (), ()) = tokio::join!(
-            app.run_until(until_stopped()),
-            worker.run(until_stopped()),
-            signal
-        );
-        served.context("the web server failed")
+        serve(settings, store, shutdown_signal()).await
     })
+}
+
+/// The web app and a worker on `store` until `shutdown` resolves; both drain before it returns.
+pub async fn serve(
+    settings: &Settings,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let worker = Worker::new(store.clone(), dropbox_client(settings)?, settings.worker.clone());
+    let app = Application::build(settings, store)
+        .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop is listening and syncing");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let signal = async {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    let (served, (), ()) =
+        tokio::join!(app.run_until(until_stopped()), worker.run(until_stopped()), signal);
+    served.context("the web server failed")
 }
 
 fn redis_store(

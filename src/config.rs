@@ -234,9 +234,7 @@ impl Settings {
                     "worker" => {
                         "`worker` shares its queue with the web processes through Redis; set REDIS_URL, or run `markdrop serve` on one machine"
                     }
-                    _ => {
-                        "`serve` keeps its queue in Redis until the embedded store lands; set REDIS_URL (e.g. redis://127.0.0.1:6379)"
-                    }
+                    _ => "this command shares its queue through Redis; set REDIS_URL",
                 },
             }),
         }

@@ -101,7 +101,10 @@ fn main() -> ExitCode {
         Command::Render { file, output } => {
             report(cli::render_file(file.as_deref(), output.as_deref()))
         }
-        Command::Serve => with_redis("serve", cli::run_serve),
+        Command::Serve => match Settings::from_env() {
+            Ok(settings) => report(cli::run_serve(&settings)),
+            Err(error) => config_error(&error),
+        },
         Command::Web => with_redis("web", cli::run_web),
         Command::Worker => with_redis("worker", cli::run_worker),
         Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve, dir } => {
@@ -120,8 +123,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a command that needs the settings and a Redis. (`serve` runs on an embedded store
-/// when REDIS_URL is unset once that store exists; until then it needs Redis too.)
+/// Runs a command that needs the settings and a shared Redis.
 fn with_redis(
     command: &str,
     run: fn(&Settings, &secrecy::SecretString, &str) -> anyhow::Result<()>,

@@ -7,8 +7,9 @@
 //! same store by mistake; and it is actively maintained with a small dependency tree (libc).
 //! sled (unmaintained beta) and SQLite (a C library) were the alternatives.
 //!
-//! Leases live in memory: only this process can hold one, and none outlives it, so after a
-//! restart every account is free to claim (due when its last due time says).
+//! Leases live in memory: only this process can hold one, and none outlives it. A claim leaves
+//! the account's due time as it was (a held account is simply stepped over), so after a crash
+//! the restarted process resumes it at once instead of waiting out a lease.
 //!
 //! Every call runs its transaction on a blocking thread. Fenced writes hold the lease map's lock
 //! across the check and the transaction, so the check and the write are one atomic step, as the
@@ -295,22 +296,25 @@ impl EmbeddedStore {
             let mut leases = inner.leases();
             let now = Instant::now();
             leases.retain(|_, held| held.expires > now);
-            let visible_at = now_ms + lease_ttl_ms;
             inner.write(|txn| {
-                let due: Vec<(u64, String)> = {
+                let mut due = Vec::new();
+                let mut next_due_in_ms = None;
+                {
                     let table = txn.open_table(DUE).map_err(StoreError::new)?;
-                    let mut due = Vec::new();
                     for entry in table.iter().map_err(StoreError::new)? {
                         let (key, _) = entry.map_err(StoreError::new)?;
                         let (at, account) = key.value();
+                        if leases.keys().any(|held| held.as_str() == account) {
+                            continue;
+                        }
                         if at > now_ms {
+                            next_due_in_ms = Some(at - now_ms);
                             break;
                         }
-                        due.push((at, account.to_owned()));
+                        due.push(account.to_owned());
                     }
-                    due
-                };
-                for (_, raw) in due {
+                }
+                for raw in due {
                     let Ok(account) = AccountId::parse(&raw) else {
                         remove_from_queue_raw(txn, &raw)?;
                         continue;
@@ -321,10 +325,6 @@ impl EmbeddedStore {
                         remove_u64(txn, GENERATIONS, &account)?;
                         continue;
                     };
-                    set_due(txn, &account, visible_at)?;
-                    if leases.contains_key(&account) {
-                        continue;
-                    }
                     leases.insert(
                         account.clone(),
                         Held { token: token.clone(), expires: now + lease_ttl },
@@ -345,9 +345,6 @@ impl EmbeddedStore {
                         lease: Lease { account, token },
                     })));
                 }
-                let table = txn.open_table(DUE).map_err(StoreError::new)?;
-                let soonest = table.first().map_err(StoreError::new)?;
-                let next_due_in_ms = soonest.map(|(key, _)| key.value().0.saturating_sub(now_ms));
                 Ok(ClaimOutcome::NothingDue { next_due_in_ms })
             })
         })
@@ -358,22 +355,16 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         lease_ttl_ms: u64,
-        now_ms: u64,
+        _now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let lease_ttl = Duration::from_millis(lease_ttl_ms);
-        let renewed = self
-            .fenced(lease, move |_, txn, leases, lease| {
-                if let Some(held) = leases.get_mut(&lease.account) {
-                    held.expires = Instant::now() + lease_ttl;
-                }
-                set_due(txn, &lease.account, now_ms + lease_ttl_ms)
-            })
-            .await;
-        match renewed {
-            Ok(()) => Ok(true),
-            Err(LeaseError::Lost) => Ok(false),
-            Err(LeaseError::Store(error)) => Err(error),
+        let mut leases = self.inner.leases();
+        if !holds(&leases, lease) {
+            return Ok(false);
         }
+        if let Some(held) = leases.get_mut(&lease.account) {
+            held.expires = Instant::now() + Duration::from_millis(lease_ttl_ms);
+        }
+        Ok(true)
     }
 
     pub(super) async fn file_records(

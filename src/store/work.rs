@@ -65,8 +65,8 @@ impl fmt::Debug for Claim {
 #[derive(Debug)]
 pub enum ClaimOutcome {
     Claimed(Box<Claim>),
-    /// Nothing is due now; the soonest entry is due in this many milliseconds (`None`: the
-    /// queue is empty).
+    /// Nothing is due now; the soonest entry is due in this many milliseconds (`None`: nothing
+    /// queued that a worker could take; a lease being held may hide an entry).
     NothingDue {
         next_due_in_ms: Option<u64>,
     },

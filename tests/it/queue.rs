@@ -72,10 +72,7 @@ async fn any_number_of_notifications_make_one_pending_pass(backend: Backend) {
     assert!(claim.cursor.is_none());
     let tokens = claim.tokens.expect("the record opens");
     assert_eq!(tokens.refresh_token.expose_secret(), &format!("refresh-{ALICE}"));
-    assert!(matches!(
-        store.claim(LEASE).await.expect("claim"),
-        ClaimOutcome::NothingDue { next_due_in_ms: Some(_) }
-    ));
+    assert!(matches!(store.claim(LEASE).await.expect("claim"), ClaimOutcome::NothingDue { .. }));
 }
 
 async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off(
