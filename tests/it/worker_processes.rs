@@ -200,3 +200,124 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
     let status = exit_of(&mut processes.0[0]).await;
     assert!(status.success(), "a clean exit: {status}");
 }
+
+/// `markdrop serve` on the embedded store in `data_dir`, talking to `dropbox`; returns the
+/// process and the port it listens on.
+fn serve_embedded(dropbox: &url::Url, data_dir: &std::path::Path) -> (Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_markdrop"))
+        .arg("serve")
+        .env_clear()
+        .env("DROPBOX_APP_KEY", "test-app-key")
+        .env("DROPBOX_APP_SECRET", APP_SECRET)
+        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+        .env("DATA_DIR", data_dir)
+        .env("DROPBOX_API_URL", dropbox.as_str())
+        .env("DROPBOX_CONTENT_URL", dropbox.as_str())
+        .env("DROPBOX_WEB_URL", dropbox.as_str())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start markdrop serve");
+    let stderr = serve.stderr.take().expect("stderr");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(port) = event["port"].as_u64()
+            {
+                let _ = port_tx.send(port as u16);
+            }
+        }
+    });
+    let port = port_rx.recv_timeout(DEADLINE).expect("serve says where it listens");
+    (serve, port)
+}
+
+/// "Connect Dropbox" in a browser against the markdrop at `address`, the emulator approving at
+/// once; the callback is followed to `address` whatever `BASE_URL` says.
+async fn connect(address: &str) {
+    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = http.get(format!("{address}/login")).send().await.expect("login");
+    let cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("a pair")
+        .to_owned();
+    let authorize = login.headers()[LOCATION].to_str().expect("ascii").to_owned();
+    let approved = http.get(authorize).send().await.expect("authorize");
+    let back: url::Url =
+        approved.headers()[LOCATION].to_str().expect("ascii").parse().expect("url");
+    let callback = format!("{address}/oauth/callback?{}", back.query().unwrap_or_default());
+    let linked = http.get(callback).header(COOKIE, cookie).send().await.expect("callback");
+    assert_eq!(linked.status(), 303, "linked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
+    use markdrop::emulator::{Emulator, EmulatorConfig};
+    let mut config = EmulatorConfig::new("test-app-key", APP_SECRET);
+    config.auto_approve = true;
+    let dropbox = Emulator::new(config).start(0).await.expect("the emulator");
+    let emulator = dropbox.emulator.clone();
+    let data_dir = crate::support::scratch_dir("serve-embedded");
+    let account = emulator.create_account("Ada").account_id;
+    emulator.sign_in(&account);
+    emulator.put_file(&account, "/a.md", "# A").expect("put");
+    let (serve, port) = serve_embedded(dropbox.url(), &data_dir);
+    let mut processes = Processes(vec![serve]);
+    let address = format!("http://127.0.0.1:{port}");
+    connect(&address).await;
+    let html = |path: &str| emulator.read_file(&account, path);
+    eventually("a.html", || std::future::ready(html("/a.html").is_some())).await;
+
+    // A change whose upload stalls; the process is killed while it waits.
+    emulator.add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_secs(60)).for_account(&account),
+    );
+    let uploads = || emulator.stats().calls("files/upload", &account);
+    let before = uploads();
+    emulator.put_file(&account, "/b.md", "# B").expect("put");
+    let body =
+        format!(r#"{{"list_folder": {{"accounts": ["{account}"]}}, "delta": {{"users": []}}}}"#);
+    assert_eq!(notify(&address, &body).await, 200);
+    eventually("b's upload to stall", || std::future::ready(uploads() > before)).await;
+    signal(&processes.0[0], "KILL");
+    exit_of(&mut processes.0[0]).await;
+
+    // The same folder, a new process: the link, the cursor and the queue entry survived.
+    let (serve, _) = serve_embedded(dropbox.url(), &data_dir);
+    processes.0.push(serve);
+    eventually("b.html after the restart", || std::future::ready(html("/b.html").is_some())).await;
+    assert_eq!(html("/b.html"), Some(markdrop::render::render(b"# B", "b").into_bytes()));
+    assert_eq!(emulator.stats().calls("files/upload", &account), before + 2, "a.html not redone");
+    assert_eq!(emulator.stats().calls("oauth2/token", &account), 1, "the link's code only");
+    signal(&processes.0[1], "TERM");
+    assert!(exit_of(&mut processes.0[1]).await.success());
+}
+
+/// POSTs a notification signed with the app secret to the markdrop at `address`.
+async fn notify(address: &str, body: &str) -> u16 {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
+    mac.update(body.as_bytes());
+    reqwest::Client::new()
+        .post(format!("{address}/webhook"))
+        .header("X-Dropbox-Signature", hex::encode(mac.finalize().into_bytes()))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("POST /webhook")
+        .status()
+        .as_u16()
+}
