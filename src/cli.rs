@@ -98,15 +98,27 @@ pub fn run_serve(settings: &Settings) -> anyhow::Result<()> {
     })
 }
 
-/// The web app and a worker on `store` until `shutdown` resolves; both drain before it returns.
+/// The web app on `HOST:PORT` and a worker on `store` until `shutdown` resolves; both drain
+/// before it returns.
 pub async fn serve(
     settings: &Settings,
     store: Store,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let worker = Worker::new(store.clone(), dropbox_client(settings)?, settings.worker.clone());
-    let app = Application::build(settings, store)
+    let listener = std::net::TcpListener::bind((settings.host, settings.port))
         .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+    serve_on(listener, settings, store, shutdown).await
+}
+
+/// [`serve`] on a listener bound already.
+pub async fn serve_on(
+    listener: std::net::TcpListener,
+    settings: &Settings,
+    store: Store,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let worker = Worker::new(store.clone(), dropbox_client(settings)?, settings.worker.clone());
+    let app = Application::build_on(listener, settings, store).context("cannot serve")?;
     tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop is listening and syncing");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let until_stopped = || {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod dropbox;
 pub mod emulator;
 pub mod render;

@@ -53,11 +53,18 @@ enum Command {
     },
     /// Try markdrop on this machine, no Dropbox account needed.
     ///
-    /// Runs the product against a built-in Dropbox emulator whose files are the folder DIR.
+    /// Runs the product against a built-in Dropbox emulator whose files are the folder DIR
+    /// (created, with a welcome note, when missing or empty). Needs no configuration.
     Demo {
         /// The folder that plays the part of your Dropbox.
         #[arg(default_value = "markdrop-demo")]
         dir: PathBuf,
+        /// The port markdrop's site listens on, on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        /// Connect the folder's account at once, skipping "Connect Dropbox" in the browser.
+        #[arg(long)]
+        link: bool,
     },
     /// Run the local Dropbox emulator on its own, for scripts and manual testing.
     ///
@@ -113,13 +120,7 @@ fn main() -> ExitCode {
             config.auto_approve = auto_approve;
             report(cli::run_emulator(config, port, dir.as_deref()))
         }
-        Command::Demo { dir: _ } => {
-            eprintln!(
-                "markdrop: `demo` is not built yet: it needs the Dropbox emulator and the sync \
-                 worker. Until then, `markdrop render FILE` shows what a note becomes."
-            );
-            ExitCode::FAILURE
-        }
+        Command::Demo { dir, port, link } => report(markdrop::demo::run(&dir, port, link)),
     }
 }
 

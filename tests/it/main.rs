@@ -2,6 +2,7 @@
 
 mod cli;
 mod commonmark_spec;
+mod demo;
 mod dropbox_client;
 mod emulator;
 mod emulator_folder;
