@@ -195,9 +195,10 @@ impl Settings {
                 ),
             });
         }
+        let tls_insecure = env.flag("REDIS_TLS_INSECURE")?;
         let store = match env.get("REDIS_URL") {
             Some(url) => StoreSettings::Redis {
-                url: redis_url(url)?,
+                url: redis_url(url, tls_insecure)?,
                 key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or_default(),
             },
             None => StoreSettings::Embedded {
@@ -309,6 +310,18 @@ impl Env<'_> {
         }
     }
 
+    /// `true`, `1` or `yes` (any case) as true; `false`, `0`, `no` or unset as false.
+    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.get(var).map(|raw| raw.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some(_) => Err(ConfigError::Invalid {
+                var,
+                reason: "expected true or false".to_owned(),
+            }),
+        }
+    }
+
     fn positive_or(&self, var: &'static str, default: usize) -> Result<usize, ConfigError> {
         let value = self.parse_or(var, default, "expected a whole number of at least 1")?;
         if value == 0 {
@@ -339,13 +352,20 @@ fn public_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// Checks a Redis URL's shape without ever quoting it: it usually holds a password.
-fn redis_url(raw: String) -> Result<SecretString, ConfigError> {
+/// Checks a Redis URL's shape without ever quoting it: it usually holds a password. With
+/// `insecure` (`REDIS_TLS_INSECURE`), a `rediss://` URL accepts a certificate it cannot verify,
+/// as managed Redis such as Heroku's needs: the platform sets `REDIS_URL` itself, so the
+/// `#insecure` fragment cannot be added to it by hand.
+fn redis_url(raw: String, insecure: bool) -> Result<SecretString, ConfigError> {
     let invalid =
         |reason: &str| ConfigError::Invalid { var: "REDIS_URL", reason: reason.to_owned() };
-    let url = Url::parse(raw.trim()).map_err(|_| invalid("it is not a URL"))?;
+    let mut url = Url::parse(raw.trim()).map_err(|_| invalid("it is not a URL"))?;
     if !matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") {
         return Err(invalid("expected a redis:// or rediss:// URL"));
+    }
+    if insecure && url.scheme() == "rediss" {
+        url.set_fragment(Some("insecure"));
+        return Ok(url.to_string().into());
     }
     Ok(raw.trim().into())
 }
@@ -461,6 +481,45 @@ mod tests {
         vars.retain(|(k, _)| *k != "SECRET_KEY");
         vars.push(("SECRET_KEY", "tooshort-secret"));
         assert!(!settings(&vars).expect_err("short").to_string().contains("tooshort-secret"));
+    }
+
+    #[test]
+    fn a_managed_redis_certificate_is_accepted_only_when_asked() {
+        use secrecy::ExposeSecret;
+        let url = |insecure: &str| {
+            let mut vars = required();
+            vars.push(("REDIS_URL", "rediss://:pw@redis.example:6380"));
+            vars.push(("REDIS_TLS_INSECURE", insecure));
+            match settings(&vars).map(|settings| settings.store) {
+                Ok(StoreSettings::Redis { url, .. }) => url.expose_secret().to_owned(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(url("true"), "rediss://:pw@redis.example:6380#insecure");
+        assert_eq!(url(""), "rediss://:pw@redis.example:6380");
+        assert_eq!(url("0"), "rediss://:pw@redis.example:6380");
+        let mut vars = required();
+        vars.push(("REDIS_TLS_INSECURE", "maybe"));
+        assert!(matches!(
+            settings(&vars),
+            Err(ConfigError::Invalid { var: "REDIS_TLS_INSECURE", .. })
+        ));
+    }
+
+    #[test]
+    fn worker_tuning_takes_whole_numbers_of_at_least_one() {
+        let mut vars = required();
+        vars.extend([("WORKER_ACCOUNTS", "64"), ("WORKER_LEASE_SECONDS", "5")]);
+        let worker = settings(&vars).expect("valid").worker;
+        assert_eq!((worker.accounts, worker.lease_ttl), (64, Duration::from_secs(5)));
+        for bad in ["0", "-1", "many"] {
+            let mut vars = required();
+            vars.push(("WORKER_READ_AHEAD", bad));
+            assert!(matches!(
+                settings(&vars),
+                Err(ConfigError::Invalid { var: "WORKER_READ_AHEAD", .. })
+            ));
+        }
     }
 
     #[test]

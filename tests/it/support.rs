@@ -131,7 +131,8 @@ impl PrivateRedis {
     /// instructions say (`#insecure`).
     pub fn url(&self) -> String {
         if self.tls {
-            format!("rediss://127.0.0.1:{}/#insecure", self.port)
+            // The form `REDIS_TLS_INSECURE` gives a platform-set URL.
+            format!("rediss://127.0.0.1:{}#insecure", self.port)
         } else {
             format!("redis://127.0.0.1:{}", self.port)
         }
