@@ -127,12 +127,25 @@ pub async fn serve_on(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let signal = async {
-        shutdown.await;
-        let _ = stop.send(true);
+    let mut web = std::pin::pin!(app.run_until(until_stopped()));
+    let mut syncing = std::pin::pin!(worker.run(until_stopped()));
+    let worker_ended = tokio::select! {
+        () = shutdown => false,
+        // The web server ending on its own is a failure: stop syncing too rather than run
+        // half a product.
+        served = &mut web => {
+            let _ = stop.send(true);
+            syncing.await;
+            return served.context("the web server failed");
+        }
+        // The worker returns only once told to stop, which nothing has done yet.
+        () = &mut syncing => true,
     };
-    let (served, (), ()) =
-        tokio::join!(app.run_until(until_stopped()), worker.run(until_stopped()), signal);
+    let _ = stop.send(true);
+    if worker_ended {
+        return web.await.context("the web server failed");
+    }
+    let (served, ()) = tokio::join!(web, syncing);
     served.context("the web server failed")
 }
 

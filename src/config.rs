@@ -93,6 +93,9 @@ pub struct WorkerSettings {
     /// How often an idle worker looks at the queue without being woken (work coming due after
     /// a backoff, or a wake-up lost to a dropped connection).
     pub idle_poll: Duration,
+    /// The most memory the notes being converted may take at once in one process (their
+    /// Markdown and HTML); files wait for room beyond it. 256 MiB.
+    pub memory_budget: u64,
 }
 
 impl Default for WorkerSettings {
@@ -107,6 +110,7 @@ impl Default for WorkerSettings {
             render_time_limit: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             idle_poll: Duration::from_secs(2),
+            memory_budget: 256 * 1024 * 1024,
         }
     }
 }
@@ -315,10 +319,9 @@ impl Env<'_> {
         match self.get(var).map(|raw| raw.trim().to_ascii_lowercase()).as_deref() {
             None | Some("false" | "0" | "no") => Ok(false),
             Some("true" | "1" | "yes") => Ok(true),
-            Some(_) => Err(ConfigError::Invalid {
-                var,
-                reason: "expected true or false".to_owned(),
-            }),
+            Some(_) => {
+                Err(ConfigError::Invalid { var, reason: "expected true or false".to_owned() })
+            }
         }
     }
 

@@ -11,14 +11,13 @@
 //! Conversions are idempotent (the same Markdown always renders to the same bytes), which is what
 //! makes a pass safe to repeat after a crash: only the cursor and the file records need fencing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::config::WorkerSettings;
@@ -90,6 +89,9 @@ pub struct PassContext {
     /// `true` once the worker is shutting down.
     pub stopping: watch::Receiver<bool>,
     pub settings: WorkerSettings,
+    /// The process's memory budget for files being converted, in KiB permits, and its size;
+    /// `None`: unbounded.
+    pub memory: Option<(Arc<tokio::sync::Semaphore>, u64)>,
 }
 
 impl PassContext {
@@ -160,6 +162,8 @@ pub enum Step {
         /// `content_hash` of the converted source last time, if any: a download with the same
         /// hash (after a reset, or a listing without hashes) is not uploaded again.
         last_hash: Option<String>,
+        /// The size the listing gave, for the memory budget.
+        size: u64,
     },
     /// Report a Markdown file that is left alone.
     Skip { markdown: String, reason: String },
@@ -214,6 +218,7 @@ pub fn plan(
                         html: html_path(display),
                         stem: stem(&file.name).to_owned(),
                         last_hash: last_hash.map(str::to_owned),
+                        size: file.size,
                     });
                     known.insert(key, file.content_hash.as_deref());
                 }
@@ -232,12 +237,9 @@ pub fn plan(
                     });
                 }
                 known.insert(key, None);
-                if !is_markdown(&deleted.name) {
-                    // Dropbox does not say whether a folder went; if one did, its files went
-                    // with it. (A deleted `.md` is taken to be a file: a folder named like
-                    // one keeps its records until its files are seen deleted.)
-                    steps.push(Step::ForgetUnder { folder: key.to_owned() });
-                }
+                // Dropbox does not say whether a file or a folder went; if a folder did, the
+                // files under it went with it. (For a file this forgets nothing.)
+                steps.push(Step::ForgetUnder { folder: key.to_owned() });
             }
             Metadata::Folder(_) | Metadata::Other => {}
         }
@@ -280,6 +282,10 @@ enum Prepared {
         html: String,
         source_hash: String,
         document: Bytes,
+        /// `content_hash` of `document`.
+        html_hash: String,
+        /// This file's share of the worker's memory budget, held until it is uploaded.
+        _memory: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// Nothing to write; report this (or nothing) for the file.
     Done {
@@ -314,20 +320,28 @@ async fn sync_page(
         .zip(keys)
         .filter_map(|(record, key)| Some((key, record?)))
         .collect();
-    let steps = plan(entries, &records, context.settings.max_markdown_bytes);
-    let mut prepared = futures_util::stream::iter(steps)
-        .map(|step| prepare(context, step))
-        .buffered(context.settings.read_ahead);
+    let mut steps = plan(entries, &records, context.settings.max_markdown_bytes).into_iter();
+    // Up to `read_ahead` steps are being prepared (each in a task of its own, so they go on
+    // while this loop waits for an upload); they are taken in listing order.
+    let mut pipeline = VecDeque::new();
     loop {
+        while pipeline.len() < context.settings.read_ahead.max(1) {
+            let Some(step) = steps.next() else { break };
+            let (head, is_head) = watch::channel(false);
+            pipeline.push_back((prepare(context, step, is_head), head));
+        }
         context.check_stopping()?;
-        let Some(step) = prepared.next().await else { break };
-        match step? {
-            Prepared::Upload { markdown, key, html, source_hash, document } => {
+        let Some((preparation, head)) = pipeline.pop_front() else { break };
+        // The step this pass waits for never waits for the memory budget: every pass can always
+        // make progress, whatever the read-ahead of the others holds.
+        let _ = head.send(true);
+        match preparation.await? {
+            Prepared::Upload { markdown, key, html, source_hash, document, html_hash, _memory } => {
                 context.check_lease()?;
-                let outcome = match context.client.upload(&html, document.clone()).await {
+                let uploaded = context.client.upload_hashed(&html, document, &html_hash).await;
+                let outcome = match uploaded {
                     Ok(uploaded) => {
-                        let html_hash =
-                            uploaded.content_hash.unwrap_or_else(|| content_hash(&document));
+                        let html_hash = uploaded.content_hash.unwrap_or(html_hash);
                         let html_path = uploaded.path_display.unwrap_or(html);
                         let record = FileRecord { source_hash, html_path, html_hash };
                         changes.files.insert(key, Some(record));
@@ -362,31 +376,51 @@ async fn sync_page(
 
 /// Starts a step's reading part. Downloads and renders run as tasks of their own, so they go on
 /// while the page waits for an upload.
-fn prepare(context: &PassContext, step: Step) -> Preparation {
-    let Step::Convert { markdown, key, html, stem, last_hash } = step else {
+/// `is_head` turns `true` once the pass waits for this step.
+fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>) -> Preparation {
+    let Step::Convert { markdown, key, html, stem, last_hash, size } = step else {
         return Box::pin(std::future::ready(Ok(Prepared::Write(step))));
     };
     let client = context.client.clone();
+    let memory = context.memory.clone();
     let limit = context.settings.max_markdown_bytes;
     let render_limit = context.settings.render_time_limit;
     let task = AbortOnDrop(tokio::spawn(async move {
+        // The Markdown and its HTML (about twice as large) count against the process's memory
+        // budget until the upload is done, so many large notes at once queue instead of
+        // exhausting a small machine.
+        let memory = match memory {
+            Some(memory) => {
+                let wanted = kib(size.saturating_mul(3)).min(kib(limit.saturating_mul(3)));
+                let permits = wanted.min(u32::try_from(memory.1).unwrap_or(u32::MAX));
+                tokio::select! {
+                    permit = memory.0.acquire_many_owned(permits) => permit.ok(),
+                    _ = is_head.wait_for(|head| *head) => None,
+                }
+            }
+            None => None,
+        };
         let download = match client.download(&markdown, limit).await {
             Ok(download) => download,
             Err(error) => return Ok(Prepared::Done { outcome: file_outcome(error)?, markdown }),
         };
-        let source_hash = download
-            .metadata
-            .content_hash
-            .clone()
-            .unwrap_or_else(|| content_hash(&download.content));
-        if last_hash.as_deref() == Some(source_hash.as_str()) {
+        if download.metadata.content_hash.is_some() && download.metadata.content_hash == last_hash {
             return Ok(Prepared::Done { markdown, outcome: None });
         }
-        // Rendering is CPU work: off the async threads, and bounded in time.
-        let rendering =
-            tokio::task::spawn_blocking(move || render::render(&download.content, &stem));
-        let document = match tokio::time::timeout(render_limit, rendering).await {
-            Ok(Ok(document)) => Bytes::from(document),
+        // Hashing and rendering are CPU work: off the async threads, and bounded in time.
+        let rendering = tokio::task::spawn_blocking(move || {
+            let source_hash =
+                download.metadata.content_hash.unwrap_or_else(|| content_hash(&download.content));
+            if last_hash.as_deref() == Some(source_hash.as_str()) {
+                return None;
+            }
+            let document = Bytes::from(render::render(&download.content, &stem));
+            let html_hash = content_hash(&document);
+            Some((source_hash, document, html_hash))
+        });
+        let rendered = match tokio::time::timeout(render_limit, rendering).await {
+            Ok(Ok(Some(rendered))) => rendered,
+            Ok(Ok(None)) => return Ok(Prepared::Done { markdown, outcome: None }),
             Ok(Err(panic)) => {
                 tracing::error!(%markdown, error = %panic, "rendering panicked");
                 let message = "markdrop could not render it (a bug; it has been logged)";
@@ -400,7 +434,16 @@ fn prepare(context: &PassContext, step: Step) -> Preparation {
                 return Ok(Prepared::Done { markdown, outcome: Some(Outcome::Failed { message }) });
             }
         };
-        Ok(Prepared::Upload { markdown, key, html, source_hash, document })
+        let (source_hash, document, html_hash) = rendered;
+        Ok(Prepared::Upload {
+            markdown,
+            key,
+            html,
+            source_hash,
+            document,
+            html_hash,
+            _memory: memory,
+        })
     }));
     Box::pin(async move {
         match task.await {
@@ -408,6 +451,11 @@ fn prepare(context: &PassContext, step: Step) -> Preparation {
             Err(error) => Err(PassError::failed("markdrop failed to read a file", error)),
         }
     })
+}
+
+/// Whole kibibytes, rounded up, as semaphore permits.
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// Deletes the `.html` of `record` if it still has the hash markdrop uploaded; a file someone
@@ -430,6 +478,8 @@ async fn remove_html(
     let path = current.path_display.as_deref().unwrap_or(&record.html_path);
     match context.client.delete_revision(path, &current.rev).await {
         Ok(_) => Ok(Some(Outcome::Removed)),
+        // Someone removed it first: nothing left to do or to report.
+        Err(DropboxError::Route(error)) if error.is_not_found() => Ok(None),
         // Changed between the look and the delete: someone's edit, which is kept.
         Err(DropboxError::Route(_)) => Ok(Some(Outcome::Skipped {
             reason: format!(
@@ -465,13 +515,14 @@ fn report(status: &mut AccountStatus, markdown: String, outcome: Option<Outcome>
     }
 }
 
-fn now_seconds() -> u64 {
+/// Seconds since the Unix epoch, as the account page records times.
+pub(crate) fn now_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 
 /// A spawned task that is cancelled when its handle is dropped: a pass that stops early does
 /// not leave downloads running.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
@@ -534,6 +585,7 @@ mod tests {
             html: html.to_owned(),
             stem: stem.to_owned(),
             last_hash: last_hash.map(str::to_owned),
+            size: 10,
         }
     }
 
@@ -616,7 +668,15 @@ mod tests {
     fn a_deleted_note_removes_its_html_only_when_markdrop_made_one() {
         let records = HashMap::from([("/a.md".to_owned(), record("x"))]);
         let steps = plan(&[deleted("/A.md"), deleted("/never-converted.md")], &records, CAP);
-        assert_eq!(steps, vec![Step::RemoveHtml { markdown: "/A.md".into(), key: "/a.md".into() }]);
+        assert_eq!(
+            steps,
+            vec![
+                Step::RemoveHtml { markdown: "/A.md".into(), key: "/a.md".into() },
+                // Either might have been a folder named like a note.
+                Step::ForgetUnder { folder: "/a.md".into() },
+                Step::ForgetUnder { folder: "/never-converted.md".into() },
+            ]
+        );
     }
 
     #[test]
@@ -641,6 +701,7 @@ mod tests {
             vec![
                 convert("/a.md", "/a.html", "a", None),
                 Step::RemoveHtml { markdown: "/a.md".into(), key: "/a.md".into() },
+                Step::ForgetUnder { folder: "/a.md".into() },
                 convert("/a.md", "/a.html", "a", None),
             ]
         );

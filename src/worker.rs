@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use secrecy::ExposeSecret;
@@ -25,7 +25,7 @@ use crate::dropbox::{AccountId, DropboxClient};
 use crate::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, Store, SyncState,
 };
-use crate::sync::{self, PassContext, PassError};
+use crate::sync::{self, AbortOnDrop, PassContext, PassError, now_seconds};
 
 /// After the store fails, wait this long before asking again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -35,6 +35,8 @@ pub struct Worker {
     store: Store,
     dropbox: DropboxClient,
     settings: WorkerSettings,
+    /// The memory budget every pass of this process shares, in KiB permits.
+    memory: Arc<Semaphore>,
 }
 
 /// The leases this process holds, so the ones abandoned at shutdown can be handed back.
@@ -42,7 +44,9 @@ type Held = Arc<Mutex<HashMap<AccountId, Lease>>>;
 
 impl Worker {
     pub fn new(store: Store, dropbox: DropboxClient, settings: WorkerSettings) -> Worker {
-        Worker { store, dropbox, settings }
+        let kib = usize::try_from(settings.memory_budget / 1024).unwrap_or(Semaphore::MAX_PERMITS);
+        let memory = Arc::new(Semaphore::new(kib.min(Semaphore::MAX_PERMITS)));
+        Worker { store, dropbox, settings, memory }
     }
 
     /// Runs until `shutdown` resolves, then drains as described in the module docs.
@@ -102,14 +106,26 @@ impl Worker {
             match self.store.claim(self.settings.lease_ttl).await {
                 Ok(ClaimOutcome::Claimed(claim)) => {
                     let pass = Pass {
+                        memory: self.memory.clone(),
                         store: self.store.clone(),
                         dropbox: self.dropbox.clone(),
                         settings: self.settings.clone(),
                         held: held.clone(),
                         stopping: stopping.clone(),
                     };
+                    let (lease, failures) = (claim.lease.clone(), claim.failures);
+                    let (store, held, settings) =
+                        (self.store.clone(), held.clone(), self.settings.clone());
                     passes.spawn(async move {
-                        pass.run(*claim).await;
+                        // A pass of its own, so a panic in it is reported and the account
+                        // retried with backoff instead of waiting out its lease unexplained.
+                        let run = AbortOnDrop(tokio::spawn(pass.run(*claim)));
+                        if let Err(panic) = run.await {
+                            tracing::error!(account = %lease.account(), error = %panic, "a pass panicked; the account is retried later");
+                            forget_held(&held, lease.account());
+                            let delay = backoff(&settings, failures);
+                            let _ = store.reschedule(&lease, delay, true, None, false).await;
+                        }
                         drop(slot);
                     });
                 }
@@ -146,6 +162,10 @@ impl Worker {
     }
 }
 
+fn forget_held(held: &Held, account: &AccountId) {
+    held.lock().unwrap_or_else(PoisonError::into_inner).remove(account);
+}
+
 /// `work`'s output, or `None` when the worker starts stopping first.
 async fn until_stopping<T>(
     stopping: &mut watch::Receiver<bool>,
@@ -167,6 +187,7 @@ struct PassEnd {
 
 /// One claimed account's pass and what follows it.
 struct Pass {
+    memory: Arc<Semaphore>,
     store: Store,
     dropbox: DropboxClient,
     settings: WorkerSettings,
@@ -182,11 +203,16 @@ impl Pass {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(account.clone(), claim.lease.clone());
-        let heartbeat = Heartbeat::start(self.store.clone(), claim.lease.clone(), &self.settings);
+        let heartbeat = Heartbeat::start(
+            self.store.clone(),
+            claim.lease.clone(),
+            claim.leased_at,
+            &self.settings,
+        );
         let end = self.sync(&claim, heartbeat.held()).await;
-        heartbeat.stop();
+        drop(heartbeat);
         let result = self.finish(claim, end).await;
-        self.held.lock().unwrap_or_else(PoisonError::into_inner).remove(&account);
+        forget_held(&self.held, &account);
         match result {
             Ok(summary) => {
                 tracing::info!(%account, elapsed_ms = started.elapsed().as_millis() as u64, "{summary}")
@@ -205,8 +231,15 @@ impl Pass {
         let mut status = claim.status.clone();
         let mut sealed_tokens = claim.sealed_tokens.clone();
         let Some(tokens) = claim.tokens.clone() else {
-            let reason = "its stored tokens no longer open (SECRET_KEY changed)".to_owned();
-            return PassEnd { result: Err(PassError::Unlinked { reason }), status, sealed_tokens };
+            // Not an unlink: a worker started with the wrong SECRET_KEY (a typo, a rolling
+            // deploy) must not delete every link it claims. The person can connect again.
+            let failed = PassError::Failed {
+                message: "markdrop cannot read this account's stored access (its SECRET_KEY \
+                          changed); connect Dropbox again"
+                    .to_owned(),
+                source: anyhow::anyhow!("the token record does not open with this SECRET_KEY"),
+            };
+            return PassEnd { result: Err(failed), status, sealed_tokens };
         };
         let client = Arc::new(self.dropbox.account(tokens.clone()));
         let context = PassContext {
@@ -216,6 +249,7 @@ impl Pass {
             held,
             stopping: self.stopping.clone(),
             settings: self.settings.clone(),
+            memory: Some((self.memory.clone(), self.settings.memory_budget / 1024)),
         };
         status.state = SyncState::Syncing;
         let result =
@@ -302,10 +336,6 @@ fn jitter(up_to: Duration) -> Duration {
     up_to.mul_f64(rand::thread_rng().r#gen::<f64>())
 }
 
-fn now_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// Renews a lease every third of its lifetime. `held` turns `false` when the store says the
 /// lease is gone, or when it could not be renewed for so long that it may have expired.
 struct Heartbeat {
@@ -314,24 +344,36 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start(store: Store, lease: Lease, settings: &WorkerSettings) -> Heartbeat {
+    /// Starts renewing a lease taken at `leased_at` (when the claim was sent: the lease may
+    /// run out earlier than its holder learned of it, never later).
+    fn start(
+        store: Store,
+        lease: Lease,
+        leased_at: Instant,
+        settings: &WorkerSettings,
+    ) -> Heartbeat {
         let ttl = settings.lease_ttl;
         let (tell, held) = watch::channel(true);
         let task = tokio::spawn(async move {
-            let mut renewed_at = Instant::now();
+            // The lease is surely ours until `valid_until`; it is given up a tenth of a lease
+            // before that, so a write checked against `held` never lands after the expiry.
+            let mut valid_until = leased_at + ttl;
             loop {
-                tokio::time::sleep(ttl / 3).await;
-                match store.renew(&lease, ttl).await {
-                    Ok(true) => renewed_at = Instant::now(),
-                    Ok(false) => break,
-                    // Two renewals missed: the third would come too close to the expiry.
-                    Err(error) if renewed_at.elapsed() >= ttl * 2 / 3 => {
-                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; giving the account up");
-                        break;
+                let give_up_at = valid_until - ttl / 10;
+                let next = (Instant::now() + ttl / 3).min(give_up_at);
+                tokio::time::sleep_until(next.into()).await;
+                if Instant::now() >= give_up_at {
+                    tracing::warn!(account = %lease.account(), "could not renew the lease in time; giving the account up");
+                    break;
+                }
+                let sent = Instant::now();
+                match tokio::time::timeout_at(give_up_at.into(), store.renew(&lease, ttl)).await {
+                    Ok(Ok(true)) => valid_until = sent + ttl,
+                    Ok(Ok(false)) => break,
+                    Ok(Err(error)) => {
+                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; trying again");
                     }
-                    Err(error) => {
-                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; trying again")
-                    }
+                    Err(_) => {}
                 }
             }
             let _ = tell.send(false);
@@ -341,10 +383,6 @@ impl Heartbeat {
 
     fn held(&self) -> watch::Receiver<bool> {
         self.held.clone()
-    }
-
-    fn stop(self) {
-        drop(self);
     }
 }
 

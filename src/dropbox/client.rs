@@ -291,12 +291,24 @@ impl AccountClient {
     /// `files/upload` in overwrite mode with `mute` (no desktop notification for a generated
     /// file), carrying the content hash so Dropbox refuses bytes damaged in transit.
     pub async fn upload(&self, path: &str, content: Bytes) -> Result<FileMetadata, DropboxError> {
+        let hash = content_hash(&content);
+        self.upload_hashed(path, content, &hash).await
+    }
+
+    /// [`AccountClient::upload`] with the content hash computed already (hashing a large file
+    /// is CPU work the caller may rather do off the async threads).
+    pub async fn upload_hashed(
+        &self,
+        path: &str,
+        content: Bytes,
+        content_hash: &str,
+    ) -> Result<FileMetadata, DropboxError> {
         let arg = header_arg(&json!({
             "path": path,
             "mode": { ".tag": "overwrite" },
             "autorename": false,
             "mute": true,
-            "content_hash": content_hash(&content),
+            "content_hash": content_hash,
         }))?;
         let url = self.client.route_url(&self.client.inner.content_url, "files/upload");
         let response = self

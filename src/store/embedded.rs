@@ -333,6 +333,7 @@ impl EmbeddedStore {
                         .and_then(|json| super::redis::parse_status(&account, &json))
                         .unwrap_or_default();
                     return Ok(ClaimOutcome::Claimed(Box::new(Claim {
+                        leased_at: now,
                         tokens: inner.open_tokens(&account, &sealed_tokens),
                         sealed_tokens,
                         cursor: get(txn, CURSORS, &account)?,
@@ -402,8 +403,10 @@ impl EmbeddedStore {
         self.fenced(lease, move |_, txn, _, lease| {
             let account = &lease.account;
             if !changes.forget_under.is_empty() {
+                let forgotten: std::collections::HashSet<&str> =
+                    changes.forget_under.iter().map(String::as_str).collect();
                 forget_files(txn, account, |path| {
-                    changes.forget_under.iter().any(|prefix| path.starts_with(prefix.as_str()))
+                    super::work::ancestors(path).any(|folder| forgotten.contains(folder))
                 })?;
             }
             let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
@@ -495,24 +498,29 @@ impl EmbeddedStore {
     ) -> Result<bool, LeaseError> {
         let sealed_tokens = sealed_tokens.to_owned();
         let status = status_json(status)?;
-        self.fenced(lease, move |_, txn, leases, lease| {
-            let account = &lease.account;
-            leases.remove(account);
-            if get(txn, TOKENS, account)?.as_deref() != Some(sealed_tokens.as_str()) {
-                // Connected again during the pass: the new link stays, and is due again.
-                set_due(txn, account, now_ms)?;
-                return Ok(false);
-            }
-            remove(txn, TOKENS, account)?;
-            remove(txn, CURSORS, account)?;
-            remove_from_queue(txn, account)?;
-            remove_u64(txn, GENERATIONS, account)?;
-            remove_u64(txn, FAILURES, account)?;
-            forget_files(txn, account, |_| true)?;
-            put(txn, STATUS, account, &status)?;
-            Ok(true)
-        })
-        .await
+        let unlinked = self
+            .fenced(lease, move |_, txn, leases, lease| {
+                let account = &lease.account;
+                leases.remove(account);
+                if get(txn, TOKENS, account)?.as_deref() != Some(sealed_tokens.as_str()) {
+                    // Connected again during the pass: the new link stays, and is due again.
+                    set_due(txn, account, now_ms)?;
+                    return Ok(false);
+                }
+                remove(txn, TOKENS, account)?;
+                remove(txn, CURSORS, account)?;
+                remove_from_queue(txn, account)?;
+                remove_u64(txn, GENERATIONS, account)?;
+                remove_u64(txn, FAILURES, account)?;
+                forget_files(txn, account, |_| true)?;
+                put(txn, STATUS, account, &status)?;
+                Ok(true)
+            })
+            .await?;
+        if !unlinked {
+            self.inner.wake.notify_one();
+        }
+        Ok(unlinked)
     }
 
     pub(super) async fn replace_tokens(

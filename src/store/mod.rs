@@ -166,7 +166,7 @@ impl Store {
         status: Option<&AccountStatus>,
     ) -> Result<(), LeaseError> {
         on_backend!(self, store => {
-            within_deadline_fenced(store.commit(lease, changes, cursor, status)).await
+            within_deadline(store.commit(lease, changes, cursor, status)).await
         })
     }
 
@@ -179,7 +179,7 @@ impl Store {
         status: &AccountStatus,
     ) -> Result<Completion, LeaseError> {
         on_backend!(self, store => {
-            within_deadline_fenced(store.complete(lease, generation, status, now_millis()))
+            within_deadline(store.complete(lease, generation, status, now_millis()))
                 .await
         })
     }
@@ -197,7 +197,7 @@ impl Store {
     ) -> Result<(), LeaseError> {
         let due_at = now_millis() + millis(delay);
         on_backend!(self, store => {
-            within_deadline_fenced(store.reschedule(lease, due_at, failure, status, wake)).await
+            within_deadline(store.reschedule(lease, due_at, failure, status, wake)).await
         })
     }
 
@@ -211,7 +211,7 @@ impl Store {
         status: &AccountStatus,
     ) -> Result<bool, LeaseError> {
         on_backend!(self, store => {
-            within_deadline_fenced(store.unlink(lease, sealed_tokens, status, now_millis()))
+            within_deadline(store.unlink(lease, sealed_tokens, status, now_millis()))
                 .await
         })
     }
@@ -266,21 +266,11 @@ impl Store {
 /// never answers must turn into a quick 503 (Dropbox allows a webhook 10 s), not a hung request.
 const CALL_DEADLINE: Duration = Duration::from_secs(2);
 
-async fn within_deadline<T>(
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+async fn within_deadline<T, E: From<StoreError>>(
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     tokio::time::timeout(CALL_DEADLINE, call).await.unwrap_or_else(|_| {
-        Err(StoreError::new(anyhow::anyhow!("no answer within {CALL_DEADLINE:?}")))
-    })
-}
-
-async fn within_deadline_fenced<T>(
-    call: impl Future<Output = Result<T, LeaseError>>,
-) -> Result<T, LeaseError> {
-    tokio::time::timeout(CALL_DEADLINE, call).await.unwrap_or_else(|_| {
-        Err(LeaseError::Store(StoreError::new(anyhow::anyhow!(
-            "no answer within {CALL_DEADLINE:?}"
-        ))))
+        Err(StoreError::new(anyhow::anyhow!("no answer within {CALL_DEADLINE:?}")).into())
     })
 }
 

@@ -327,6 +327,7 @@ impl RedisStore {
         now_ms: u64,
     ) -> Result<ClaimOutcome, StoreError> {
         let token = crate::crypto::random_token();
+        let leased_at = std::time::Instant::now();
         let mut invocation = self.scripts.claim.prepare_invoke();
         invocation
             .key(self.keys.ready())
@@ -361,6 +362,7 @@ impl RedisStore {
         let tokens = self.open_tokens(&account, &sealed_tokens);
         let status = status.and_then(|json| parse_status(&account, &json)).unwrap_or_default();
         Ok(ClaimOutcome::Claimed(Box::new(Claim {
+            leased_at,
             lease: Lease { account, token },
             tokens,
             sealed_tokens,
@@ -537,7 +539,8 @@ impl RedisStore {
             .arg(account.as_str())
             .arg(sealed_tokens)
             .arg(status_json(status)?)
-            .arg(now_ms);
+            .arg(now_ms)
+            .arg(self.keys.wake());
         let mut connection = self.connection().await?;
         let outcome: i64 =
             invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;

@@ -34,6 +34,8 @@ impl fmt::Debug for Lease {
 /// atomic step that took the lease.
 pub struct Claim {
     pub lease: Lease,
+    /// When the claim was sent: the lease runs for its TTL from some moment after this.
+    pub leased_at: std::time::Instant,
     /// `None` when the token record no longer opens (`SECRET_KEY` changed): the account must
     /// connect again.
     pub tokens: Option<AccountTokens>,
@@ -125,14 +127,24 @@ impl RecordChanges {
         self.forget_under.push(prefix);
     }
 
+    /// Whether `path` lies under a folder this batch forgets.
+    pub fn forgets(&self, path: &str) -> bool {
+        ancestors(path).any(|folder| self.forget_under.iter().any(|prefix| prefix == folder))
+    }
+
     /// The record for `path` as this batch leaves it: `Some(None)` when the batch dropped it,
     /// `None` when the batch does not know (ask the store).
     pub fn get(&self, path: &str) -> Option<Option<&FileRecord>> {
         if let Some(record) = self.files.get(path) {
             return Some(record.as_ref());
         }
-        self.forget_under.iter().any(|prefix| path.starts_with(prefix.as_str())).then_some(None)
+        self.forgets(path).then_some(None)
     }
+}
+
+/// The folders above `path`, each with its trailing slash: `/a/b/c.md` → `/a/`, `/a/b/`.
+pub(super) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.char_indices().skip(1).filter(|&(_, c)| c == '/').map(move |(at, _)| &path[..=at])
 }
 
 #[cfg(test)]
@@ -155,6 +167,13 @@ mod tests {
         assert_eq!(changes.get("/other.md"), None);
         changes.files.insert("/notes/a.md".into(), Some(record("3")));
         assert_eq!(changes.get("/notes/a.md"), Some(Some(&record("3"))), "written after");
+    }
+
+    #[test]
+    fn a_path_s_ancestors_are_its_folders_with_their_slash() {
+        assert_eq!(ancestors("/a/b/c.md").collect::<Vec<_>>(), ["/a/", "/a/b/"]);
+        assert_eq!(ancestors("/c.md").count(), 0);
+        assert_eq!(ancestors("/é/ü.md").collect::<Vec<_>>(), ["/é/"]);
     }
 
     #[test]

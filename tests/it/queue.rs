@@ -80,7 +80,7 @@ async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenc
 ) {
     let store = store_with(backend, "queue-lease", &[ALICE]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
-    let first = claim(&store, Duration::from_millis(300)).await.expect("claimed");
+    let first = claim(&store, Duration::from_secs(1)).await.expect("claimed");
     store
         .commit(&first.lease, &RecordChanges::default(), Some("cursor-1"), None)
         .await
@@ -132,7 +132,7 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
     store
-        .reschedule(&first.lease, Duration::from_millis(400), true, None, false)
+        .reschedule(&first.lease, Duration::from_secs(1), true, None, false)
         .await
         .expect("back off");
     let backed_off_at = Instant::now();
@@ -140,7 +140,7 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     store.enqueue(&[account(ALICE)]).await.expect("a notification during the backoff");
     assert!(claim(&store, LEASE).await.is_none(), "not due before the backoff ends");
     let second = claim_when_due(&store, LEASE).await;
-    assert!(backed_off_at.elapsed() >= Duration::from_millis(400));
+    assert!(backed_off_at.elapsed() >= Duration::from_secs(1));
     assert_eq!(second.failures, 1);
     store.reschedule(&second.lease, Duration::ZERO, false, None, true).await.expect("hand back");
     let third = claim(&store, LEASE).await.expect("due at once");

@@ -90,12 +90,13 @@ async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_
     for child in &mut processes.0 {
         assert!(!exit_of(child).await.success(), "killed");
     }
-    assert_eq!(world.store.leases_held().await.expect("leases"), 1, "the dead worker's lease");
     processes.0.push(worker_process(&world));
     world.html(victim, "/notes/late.html").await;
     world.quiet().await;
-    // Resumed from the saved cursor: nothing converted before the kill is uploaded again.
+    // Resumed from the saved cursor: nothing converted before the kill is uploaded again, and
+    // nothing is listed from scratch.
     assert_eq!(world.uploads(victim), before + 2, "the stalled upload and its retry");
+    assert_eq!(world.emulator().stats().calls("files/list_folder", victim), 1);
 
     let stats = world.emulator().stats();
     for account in &accounts {

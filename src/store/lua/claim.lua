@@ -20,20 +20,22 @@ for _, account in ipairs(due) do
     -- Not linked (a webhook for an account that never connected, or one that unlinked).
     redis.call('ZREM', KEYS[1], account)
     redis.call('DEL', generation)
-  else
-    -- Claimed or not, the member leaves the due range until the lease could have expired: a
-    -- held account is not looked at again by every idle worker.
+  elseif redis.call('SET', lease, ARGV[3], 'NX', 'PX', ARGV[2]) then
+    -- Out of the due range until the lease could expire; the heartbeat keeps it there.
     redis.call('ZADD', KEYS[1], 'XX', visible_at, account)
-    if redis.call('SET', lease, ARGV[3], 'NX', 'PX', ARGV[2]) then
-      return {
-        account,
-        sealed,
-        redis.call('HGET', KEYS[3], account) or false,
-        redis.call('GET', generation) or '0',
-        redis.call('HGET', KEYS[4], account) or '0',
-        redis.call('HGET', KEYS[5], account) or false,
-      }
-    end
+    return {
+      account,
+      sealed,
+      redis.call('HGET', KEYS[3], account) or false,
+      redis.call('GET', generation) or '0',
+      redis.call('HGET', KEYS[4], account) or '0',
+      redis.call('HGET', KEYS[5], account) or false,
+    }
+  else
+    -- Held by a live worker whose renewal is late, or by one that died: look again exactly
+    -- when the lease runs out, not a whole lease later.
+    local left = redis.call('PTTL', lease)
+    redis.call('ZADD', KEYS[1], 'XX', now + math.max(left, 0), account)
   end
 end
 return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

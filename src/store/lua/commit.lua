@@ -9,18 +9,23 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 local i = 8
-local prefixes = {}
+-- The forgotten folders as a set: each record's ancestor folders are looked up in it, so the cost
+-- grows with the records and their depth, never with records times folders.
+local forgotten, any = {}, false
 for _ = 1, tonumber(ARGV[5]) do
-  prefixes[#prefixes + 1] = ARGV[i]
+  forgotten[ARGV[i]] = true
+  any = true
   i = i + 1
 end
-if #prefixes > 0 then
+if any then
   for _, path in ipairs(redis.call('HKEYS', KEYS[2])) do
-    for _, prefix in ipairs(prefixes) do
-      if string.sub(path, 1, #prefix) == prefix then
+    local slash = string.find(path, '/', 2, true)
+    while slash do
+      if forgotten[string.sub(path, 1, slash)] then
         redis.call('HDEL', KEYS[2], path)
         break
       end
+      slash = string.find(path, '/', slash + 1, true)
     end
   end
 end

@@ -5,7 +5,7 @@
 -- KEYS[1] = lease:<account>, KEYS[2] = tokens, KEYS[3] = cursors, KEYS[4] = files:<account>,
 -- KEYS[5] = ready, KEYS[6] = gen:<account>, KEYS[7] = failures, KEYS[8] = status
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = the sealed tokens the pass used,
--- ARGV[4] = status JSON, ARGV[5] = now (ms)
+-- ARGV[4] = status JSON, ARGV[5] = now (ms), ARGV[6] = wake channel
 -- Returns -1 (lease lost), 0 (re-linked meanwhile; due again) or 1 (unlinked).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
@@ -13,6 +13,7 @@ end
 redis.call('DEL', KEYS[1])
 if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then
   redis.call('ZADD', KEYS[5], 'XX', ARGV[5], ARGV[2])
+  redis.call('PUBLISH', ARGV[6], 1)
   return 0
 end
 redis.call('HDEL', KEYS[2], ARGV[2])
