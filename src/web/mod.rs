@@ -92,6 +92,7 @@ impl Application {
             }
             App::new()
                 .wrap(headers)
+                .wrap(actix_web::middleware::from_fn(log_request))
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().error_handler(pages::refuse_bad_request))
                 .app_data(web::QueryConfig::default().error_handler(pages::refuse_bad_request))
@@ -132,6 +133,25 @@ impl Application {
             }
         }
     }
+}
+
+/// One log line per request: method, path, status and time taken. Never the query string, which
+/// carries OAuth codes and state, nor any header.
+async fn log_request(
+    request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let (method, path) = (request.method().clone(), request.path().to_owned());
+    let response = next.call(request).await?;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
 }
 
 /// The route table.
