@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod demo;
 pub mod dropbox;
 pub mod emulator;
+pub mod metrics;
 pub mod render;
 pub mod store;
 pub mod sync;

@@ -92,6 +92,10 @@ pub struct PassContext {
     /// The process's memory budget for files being converted, in KiB permits, and its size;
     /// `None`: unbounded.
     pub memory: Option<(Arc<tokio::sync::Semaphore>, u64)>,
+    /// Where file outcomes and upload latencies are counted.
+    pub metrics: crate::metrics::Metrics,
+    /// When the account became due (ms since the epoch), for the webhook-to-upload latency.
+    pub due_at_ms: u64,
 }
 
 impl PassContext {
@@ -345,13 +349,18 @@ async fn sync_page(
                         let html_path = uploaded.path_display.unwrap_or(html);
                         let record = FileRecord { source_hash, html_path, html_hash };
                         changes.files.insert(key, Some(record));
+                        let now_ms = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+                        let latency = now_ms.saturating_sub(context.due_at_ms);
+                        context.metrics.webhook_to_upload(Duration::from_millis(latency));
                         Some(Outcome::Converted)
                     }
                     Err(error) => file_outcome(error)?,
                 };
-                report(status, markdown, outcome);
+                report(context, status, markdown, outcome);
             }
-            Prepared::Done { markdown, outcome } => report(status, markdown, outcome),
+            Prepared::Done { markdown, outcome } => report(context, status, markdown, outcome),
             Prepared::Write(Step::RemoveHtml { markdown, key }) => {
                 let record = match changes.get(&key) {
                     Some(record) => record.cloned(),
@@ -360,13 +369,13 @@ async fn sync_page(
                 if let Some(record) = record {
                     context.check_lease()?;
                     let outcome = remove_html(context, &record).await?;
-                    report(status, markdown, outcome);
+                    report(context, status, markdown, outcome);
                 }
                 changes.files.insert(key, None);
             }
             Prepared::Write(Step::ForgetUnder { folder }) => changes.forget_under(&folder),
             Prepared::Write(Step::Skip { markdown, reason }) => {
-                report(status, markdown, Some(Outcome::Skipped { reason }));
+                report(context, status, markdown, Some(Outcome::Skipped { reason }));
             }
             Prepared::Write(Step::Convert { .. }) => unreachable!("conversions are prepared"),
         }
@@ -509,8 +518,19 @@ fn file_outcome(error: DropboxError) -> Result<Option<Outcome>, PassError> {
     }
 }
 
-fn report(status: &mut AccountStatus, markdown: String, outcome: Option<Outcome>) {
+fn report(
+    context: &PassContext,
+    status: &mut AccountStatus,
+    markdown: String,
+    outcome: Option<Outcome>,
+) {
     if let Some(outcome) = outcome {
+        context.metrics.file(match &outcome {
+            Outcome::Converted => "converted",
+            Outcome::Removed => "removed",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Failed { .. } => "failed",
+        });
         status.record(Conversion { path: markdown, at: now_seconds(), outcome });
     }
 }

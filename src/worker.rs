@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::config::WorkerSettings;
 use crate::dropbox::{AccountId, DropboxClient};
+use crate::metrics::Metrics;
 use crate::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, Store, SyncState,
 };
@@ -37,6 +38,7 @@ pub struct Worker {
     settings: WorkerSettings,
     /// The memory budget every pass of this process shares, in KiB permits.
     memory: Arc<Semaphore>,
+    metrics: Metrics,
 }
 
 /// The leases this process holds, so the ones abandoned at shutdown can be handed back.
@@ -46,7 +48,9 @@ impl Worker {
     pub fn new(store: Store, dropbox: DropboxClient, settings: WorkerSettings) -> Worker {
         let kib = usize::try_from(settings.memory_budget / 1024).unwrap_or(Semaphore::MAX_PERMITS);
         let memory = Arc::new(Semaphore::new(kib.min(Semaphore::MAX_PERMITS)));
-        Worker { store, dropbox, settings, memory }
+        let metrics = Metrics::new();
+        let dropbox = dropbox.with_metrics(metrics.clone());
+        Worker { store, dropbox, settings, memory, metrics }
     }
 
     /// Runs until `shutdown` resolves, then drains as described in the module docs.
@@ -58,6 +62,8 @@ impl Worker {
             shutdown.await;
             let _ = stop.send(true);
         };
+        let flusher =
+            AbortOnDrop(tokio::spawn(self.metrics.clone().flush_forever(self.store.clone())));
         tokio::join!(signal, self.claim_loop(&mut passes, &held, stopping));
         let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
             while passes.join_next().await.is_some() {}
@@ -80,6 +86,8 @@ impl Worker {
                 tracing::warn!(account = %lease.account(), %error, "cannot hand an account back; it is resumed when its lease expires");
             }
         }
+        drop(flusher);
+        self.metrics.flush_to(&self.store).await;
         tracing::info!("worker stopped");
     }
 
@@ -106,6 +114,7 @@ impl Worker {
             match self.store.claim(self.settings.lease_ttl).await {
                 Ok(ClaimOutcome::Claimed(claim)) => {
                     let pass = Pass {
+                        metrics: self.metrics.clone(),
                         memory: self.memory.clone(),
                         store: self.store.clone(),
                         dropbox: self.dropbox.clone(),
@@ -187,6 +196,7 @@ struct PassEnd {
 
 /// One claimed account's pass and what follows it.
 struct Pass {
+    metrics: Metrics,
     memory: Arc<Semaphore>,
     store: Store,
     dropbox: DropboxClient,
@@ -250,6 +260,8 @@ impl Pass {
             stopping: self.stopping.clone(),
             settings: self.settings.clone(),
             memory: Some((self.memory.clone(), self.settings.memory_budget / 1024)),
+            metrics: self.metrics.clone(),
+            due_at_ms: claim.due_at_ms,
         };
         status.state = SyncState::Syncing;
         let result =
@@ -279,6 +291,14 @@ impl Pass {
         PassEnd { result, mut status, sealed_tokens }: PassEnd,
     ) -> Result<String, LeaseError> {
         let lease = &claim.lease;
+        self.metrics.pass(match &result {
+            Ok(()) => "complete",
+            Err(PassError::RateLimited { .. }) => "rate_limited",
+            Err(PassError::Unlinked { .. }) => "unlinked",
+            Err(PassError::LeaseLost) => "lease_lost",
+            Err(PassError::Stopped) => "stopped",
+            Err(PassError::Failed { .. }) => "failed",
+        });
         match result {
             Ok(()) => {
                 status.state = SyncState::Idle;

@@ -90,6 +90,8 @@ struct Inner {
     content_url: Url,
     oauth: OAuthClient,
     retry: RetryPolicy,
+    /// Counts every call by route and status, when set.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl DropboxClient {
@@ -110,6 +112,7 @@ impl DropboxClient {
                 api_url: settings.api_url.clone(),
                 content_url: settings.content_url.clone(),
                 retry: RetryPolicy::default(),
+                metrics: None,
             }),
         })
     }
@@ -118,6 +121,13 @@ impl DropboxClient {
     pub fn with_retry_policy(self, retry: RetryPolicy) -> DropboxClient {
         let mut inner = (*self.inner).clone();
         inner.retry = retry;
+        DropboxClient { inner: Arc::new(inner) }
+    }
+
+    /// The same client, counting its calls in `metrics`.
+    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> DropboxClient {
+        let mut inner = (*self.inner).clone();
+        inner.metrics = Some(metrics);
         DropboxClient { inner: Arc::new(inner) }
     }
 
@@ -156,7 +166,14 @@ impl DropboxClient {
         let retry = self.inner.retry;
         let mut attempt = 0;
         loop {
-            let error = match request().send().await {
+            let request = request();
+            let route = self.inner.metrics.as_ref().and_then(|_| route_of(&request));
+            let sent = request.send().await;
+            if let (Some(metrics), Some(route)) = (&self.inner.metrics, &route) {
+                let status = sent.as_ref().map_or(0, |response| response.status().as_u16());
+                metrics.dropbox_call(route, status);
+            }
+            let error = match sent {
                 Err(error) => DropboxError::Transport(error),
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => {
@@ -394,6 +411,13 @@ impl AccountClient {
         tracing::debug!("refreshed a Dropbox access token");
         Ok(tokens)
     }
+}
+
+/// The route a request calls (`files/upload`), from the path after `/2/`.
+fn route_of(request: &RequestBuilder) -> Option<String> {
+    let request = request.try_clone()?.build().ok()?;
+    let path = request.url().path();
+    path.find("/2/").map(|at| path[at + 3..].to_owned())
 }
 
 fn bearer(token: &SecretString) -> Result<HeaderValue, DropboxError> {

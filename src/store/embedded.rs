@@ -24,7 +24,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use tokio::sync::Notify;
 
 use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
-use super::{AccountStatus, StoreError, TokenSealer};
+use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
 use crate::dropbox::{AccountId, AccountTokens};
 
 /// account → when it is due (ms since the epoch).
@@ -38,6 +38,8 @@ const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
 const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
 const STATUS: TableDefinition<&str, &str> = TableDefinition::new("status");
 const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
+/// series → count (`crate::metrics`).
+const METRICS: TableDefinition<&str, u64> = TableDefinition::new("metrics");
 /// (account, `.md` lower-case path) → [`FileRecord`] as JSON.
 const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
 
@@ -76,6 +78,7 @@ impl EmbeddedStore {
             txn.open_table(DUE).map_err(StoreError::new)?;
             txn.open_table(GENERATIONS).map_err(StoreError::new)?;
             txn.open_table(FAILURES).map_err(StoreError::new)?;
+            txn.open_table(METRICS).map_err(StoreError::new)?;
             for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
                 txn.open_table(table).map_err(StoreError::new)?;
             }
@@ -281,6 +284,56 @@ impl EmbeddedStore {
         .await
     }
 
+    pub(super) async fn add_metrics(
+        &self,
+        counts: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        let counts = counts.clone();
+        self.write(move |_, txn| {
+            let mut table = txn.open_table(METRICS).map_err(StoreError::new)?;
+            for (series, count) in &counts {
+                let current =
+                    table.get(series.as_str()).map_err(StoreError::new)?.map_or(0, |v| v.value());
+                table.insert(series.as_str(), current + count).map_err(StoreError::new)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn metrics(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.blocking(|inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let table = txn.open_table(METRICS).map_err(StoreError::new)?;
+            let mut counts = std::collections::BTreeMap::new();
+            for entry in table.iter().map_err(StoreError::new)? {
+                let (series, count) = entry.map_err(StoreError::new)?;
+                counts.insert(series.value().to_owned(), count.value());
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let (mut queued, mut due_now) = (0, 0);
+            for entry in due.iter().map_err(StoreError::new)? {
+                let (key, _) = entry.map_err(StoreError::new)?;
+                queued += 1;
+                if key.value().0 <= now_ms {
+                    due_now += 1;
+                }
+            }
+            Ok(QueueDepth { queued, due: due_now })
+        })
+        .await
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|inner| inner.db.begin_read().map(drop).map_err(StoreError::new)).await
     }
@@ -311,10 +364,10 @@ impl EmbeddedStore {
                             next_due_in_ms = Some(at - now_ms);
                             break;
                         }
-                        due.push(account.to_owned());
+                        due.push((account.to_owned(), at));
                     }
                 }
-                for raw in due {
+                for (raw, due_at_ms) in due {
                     let Ok(account) = AccountId::parse(&raw) else {
                         remove_from_queue_raw(txn, &raw)?;
                         continue;
@@ -334,6 +387,7 @@ impl EmbeddedStore {
                         .unwrap_or_default();
                     return Ok(ClaimOutcome::Claimed(Box::new(Claim {
                         leased_at: now,
+                        due_at_ms,
                         tokens: inner.open_tokens(&account, &sealed_tokens),
                         sealed_tokens,
                         cursor: get(txn, CURSORS, &account)?,

@@ -32,6 +32,15 @@ pub use self::work::{
 };
 use crate::dropbox::{AccountId, AccountTokens};
 
+/// The queue's size, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueDepth {
+    /// Accounts with a pass waiting or running.
+    pub queued: u64,
+    /// Of those, the ones due now.
+    pub due: u64,
+}
+
 /// The store is out of reach or failing; the caller answers 503 or retries, and loses nothing.
 #[derive(Debug, thiserror::Error)]
 #[error("the store is unavailable")]
@@ -254,6 +263,24 @@ impl Store {
     /// Wake-ups for an idle worker: a signal soon after an account becomes due now.
     pub fn wakeups(&self) -> Wakeups {
         Wakeups::start(self.clone())
+    }
+
+    /// Adds a process's counts to the deployment's (see `crate::metrics`).
+    pub async fn add_metrics(
+        &self,
+        counts: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, store => within_deadline(store.add_metrics(counts)).await)
+    }
+
+    /// The deployment's counts, series → count.
+    pub async fn metrics(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        on_backend!(self, store => within_deadline(store.metrics()).await)
+    }
+
+    /// How many accounts are queued, and how many of them are due now.
+    pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
+        on_backend!(self, store => within_deadline(store.queue_depth(now_millis())).await)
     }
 
     /// Whether the store answers now.

@@ -12,6 +12,7 @@
 //! | `cursors` | hash | account → `list_folder` cursor |
 //! | `files:<account>` | hash | `.md` lower-case path → [`FileRecord`] (JSON) |
 //! | `failures` | hash | account → passes failed in a row, for the backoff |
+//! | `metrics` | hash | series → count, added to by every process (`crate::metrics`) |
 //! | `names` | hash | account → display name, for the account page |
 //! | `status` | hash | account → sync status (JSON), for the account page |
 //! | `links` | hash | account → link id, which signed-in sessions must match |
@@ -28,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
 use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
-use super::{AccountStatus, StoreError, TokenSealer};
+use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
 use crate::dropbox::{AccountId, AccountTokens};
 
 /// A reply may take this long before the call counts as failed. Enqueueing is one short
@@ -113,6 +114,10 @@ impl Keys {
 
     fn links(&self) -> String {
         format!("{}links", self.prefix)
+    }
+
+    fn metrics(&self) -> String {
+        format!("{}metrics", self.prefix)
     }
 
     fn files(&self, account: &AccountId) -> String {
@@ -343,7 +348,7 @@ impl RedisStore {
         let mut connection = self.connection().await?;
         let reply: Vec<Option<String>> =
             invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
-        if reply.len() != 6 {
+        if reply.len() != 7 {
             // Not claimed: the reply is empty, or the soonest member and its score.
             let next_due_in_ms = reply
                 .get(1)
@@ -353,8 +358,15 @@ impl RedisStore {
         }
         let mut fields = reply.into_iter();
         let mut next = || fields.next().flatten();
-        let (Some(account), Some(sealed_tokens), cursor, Some(generation), Some(failures), status) =
-            (next(), next(), next(), next(), next(), next())
+        let (
+            Some(account),
+            Some(sealed_tokens),
+            cursor,
+            Some(generation),
+            Some(failures),
+            status,
+            Some(due_at),
+        ) = (next(), next(), next(), next(), next(), next(), next())
         else {
             return Err(StoreError::new(anyhow::anyhow!("a claim reply is missing fields")));
         };
@@ -363,6 +375,7 @@ impl RedisStore {
         let status = status.and_then(|json| parse_status(&account, &json)).unwrap_or_default();
         Ok(ClaimOutcome::Claimed(Box::new(Claim {
             leased_at,
+            due_at_ms: due_at.parse::<f64>().map_or(now_ms, |score| score as u64),
             lease: Lease { account, token },
             tokens,
             sealed_tokens,
@@ -621,6 +634,36 @@ impl RedisStore {
         let mut pubsub = self.client.get_async_pubsub().await.map_err(StoreError::new)?;
         pubsub.subscribe(self.keys.wake()).await.map_err(StoreError::new)?;
         Ok(pubsub)
+    }
+
+    pub(super) async fn add_metrics(
+        &self,
+        counts: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for (series, count) in counts {
+            pipe.hincr(self.keys.metrics(), series, *count).ignore();
+        }
+        let mut connection = self.connection().await?;
+        pipe.query_async::<()>(&mut connection).await.map_err(StoreError::new)
+    }
+
+    pub(super) async fn metrics(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let mut connection = self.connection().await?;
+        connection.hgetall(self.keys.metrics()).await.map_err(StoreError::new)
+    }
+
+    pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
+        let mut connection = self.connection().await?;
+        let (queued, due): (u64, u64) = redis::pipe()
+            .zcard(self.keys.ready())
+            .zcount(self.keys.ready(), "-inf", now_ms)
+            .query_async(&mut connection)
+            .await
+            .map_err(StoreError::new)?;
+        Ok(QueueDepth { queued, due })
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

@@ -36,6 +36,9 @@ pub struct Claim {
     pub lease: Lease,
     /// When the claim was sent: the lease runs for its TTL from some moment after this.
     pub leased_at: std::time::Instant,
+    /// When the account became due (ms since the epoch): the notification's time, or the end
+    /// of a backoff.
+    pub due_at_ms: u64,
     /// `None` when the token record no longer opens (`SECRET_KEY` changed): the account must
     /// connect again.
     pub tokens: Option<AccountTokens>,

@@ -23,7 +23,9 @@ use url::Url;
 use self::session::SessionCodec;
 use crate::config::Settings;
 use crate::dropbox::{DropboxClient, DropboxError};
+use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::sync::AbortOnDrop;
 
 /// Heroku gives a process 30 s between SIGTERM and SIGKILL; in-flight requests get most of it.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
@@ -41,12 +43,16 @@ pub struct AppState {
     pub sessions: SessionCodec,
     /// `BASE_URL/oauth/callback`, registered with the Dropbox app.
     pub redirect_uri: Url,
+    /// This process's counts, added to the store's every second.
+    pub metrics: Metrics,
 }
 
 /// The web app, bound and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Metrics,
+    store: Store,
 }
 
 impl Application {
@@ -67,8 +73,10 @@ impl Application {
             io::Error::other(format!("cannot set up the Dropbox client: {error}"))
         })?;
         let port = listener.local_addr()?.port();
+        let metrics = Metrics::new();
         let state = web::Data::new(AppState {
-            store,
+            metrics: metrics.clone(),
+            store: store.clone(),
             app_secret: settings.dropbox.app_secret.clone(),
             dropbox,
             sessions: SessionCodec::new(
@@ -103,7 +111,7 @@ impl Application {
         .disable_signals()
         .listen(listener)?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, metrics, store })
     }
 
     /// The port actually bound.
@@ -113,7 +121,7 @@ impl Application {
 
     /// Serves until the runtime ends.
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        self.server.await
+        self.run_until(std::future::pending()).await
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully: no new connections, in-flight
@@ -122,16 +130,22 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> io::Result<()> {
-        let handle = self.server.handle();
-        let mut server = std::pin::pin!(self.server);
-        tokio::select! {
+        let Application { server, metrics, store, .. } = self;
+        let flusher = AbortOnDrop(tokio::spawn(metrics.clone().flush_forever(store.clone())));
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        let result = tokio::select! {
             result = &mut server => result,
             () = shutdown => {
                 // The server future itself carries out the stop, so it is polled alongside.
                 let (_, result) = tokio::join!(handle.stop(true), server);
                 result
             }
-        }
+        };
+        drop(flusher);
+        // What was counted since the last flush is not lost with the process.
+        metrics.flush_to(&store).await;
+        result
     }
 }
 
@@ -161,6 +175,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/webhook", web::post().to(webhook::receive_webhook))
         .route("/healthz", web::get().to(health::report_alive))
         .route("/readyz", web::get().to(health::report_ready))
+        .route("/metrics", web::get().to(health::report_metrics))
         .route("/", web::get().to(pages::show_home))
         .route("/login", web::get().to(oauth::start_login))
         .route("/oauth/callback", web::get().to(oauth::finish_oauth))

@@ -102,6 +102,13 @@ pub async fn receive_webhook(
         Ok(accounts) => tracing::debug!(accounts, "webhook accepted"),
         Err(error) => tracing::warn!(error = %error_chain(error), "webhook refused"),
     }
+    state.metrics.webhook(match &outcome {
+        Ok(_) => "accepted",
+        Err(WebhookError::MissingSignature | WebhookError::BadSignature) => "forged",
+        Err(WebhookError::TooLarge) => "too_large",
+        Err(WebhookError::Unreadable(_) | WebhookError::Malformed(_)) => "malformed",
+        Err(WebhookError::StoreUnavailable(_)) => "store_unavailable",
+    });
     outcome.map(|_| HttpResponse::Ok().finish())
 }
 

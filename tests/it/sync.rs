@@ -391,3 +391,49 @@ async fn a_redis_restart_is_ridden_out_and_the_change_made_meanwhile_converted()
     world.html(&account, "/b.html").await;
     world.quiet().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens() {
+    let world = SyncWorld::start("sync-metrics").await;
+    let metrics = || async {
+        let response = reqwest::get(format!("{}/metrics", world.address)).await.expect("GET");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    };
+    let value = |text: &str, series: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = metrics().await;
+    assert!(before.contains("# TYPE markdrop_webhook_to_upload_seconds histogram"), "{before}");
+    assert_eq!(value(&before, "markdrop_files_total{outcome=\"converted\"}"), 0);
+
+    let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/b.md", "b")]).await;
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+    eventually("the counts to reach /metrics", || async {
+        let text = metrics().await;
+        value(&text, "markdrop_files_total{outcome=\"converted\"}") == 2
+            && value(&text, "markdrop_webhooks_total{outcome=\"accepted\"}") >= 1
+            && value(&text, "markdrop_passes_total{outcome=\"complete\"}") >= 1
+            && value(&text, "markdrop_dropbox_calls_total{route=\"files/upload\",status=\"200\"}")
+                == 2
+            && value(&text, "markdrop_webhook_to_upload_seconds_count") == 2
+            && value(&text, "markdrop_accounts_queued") == 0
+    })
+    .await;
+    // A forged webhook is counted as such.
+    let forged = reqwest::Client::new()
+        .post(format!("{}/webhook", world.address))
+        .header("X-Dropbox-Signature", "00")
+        .body("{}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status(), 403);
+    eventually("the forged webhook to be counted", || async {
+        value(&metrics().await, "markdrop_webhooks_total{outcome=\"forged\"}") == 1
+    })
+    .await;
+}

@@ -3,7 +3,7 @@
 -- ARGV[1] = now (ms), ARGV[2] = lease TTL (ms), ARGV[3] = lease token, ARGV[4] = key prefix,
 -- ARGV[5] = how many due members to look at
 --
--- Claimed: {account, sealed tokens, cursor|nil, generation, failures, status|nil}.
+-- Claimed: {account, sealed tokens, cursor|nil, generation, failures, status|nil, due at}.
 -- Nothing due: {} or {score of the soonest member}.
 --
 -- The per-account keys (gen:, lease:) are built here from the prefix, so they cannot be declared
@@ -21,6 +21,7 @@ for _, account in ipairs(due) do
     redis.call('ZREM', KEYS[1], account)
     redis.call('DEL', generation)
   elseif redis.call('SET', lease, ARGV[3], 'NX', 'PX', ARGV[2]) then
+    local due_at = redis.call('ZSCORE', KEYS[1], account)
     -- Out of the due range until the lease could expire; the heartbeat keeps it there.
     redis.call('ZADD', KEYS[1], 'XX', visible_at, account)
     return {
@@ -30,6 +31,7 @@ for _, account in ipairs(due) do
       redis.call('GET', generation) or '0',
       redis.call('HGET', KEYS[4], account) or '0',
       redis.call('HGET', KEYS[5], account) or false,
+      due_at,
     }
   else
     -- Held by a live worker whose renewal is late, or by one that died: look again exactly
