@@ -322,3 +322,63 @@ async fn notify(address: &str, body: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// A process of `command` whose Redis is not there (nothing listens on port 1).
+fn without_redis(command: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_markdrop"))
+        .arg(command)
+        .env_clear()
+        .env("DROPBOX_APP_KEY", "test-app-key")
+        .env("DROPBOX_APP_SECRET", APP_SECRET)
+        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start markdrop")
+}
+
+/// The JSON log lines of `child`, as they come.
+fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str(&line) {
+                let _ = tx.send(event);
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_stop_cleanly() {
+    let mut worker = without_redis("worker");
+    let worker_log = log_lines(&mut worker);
+    let retrying = worker_log
+        .iter()
+        .find(|event| event["message"].as_str().is_some_and(|m| m.contains("trying again")));
+    assert!(retrying.is_some(), "the worker says it retries");
+    assert!(worker.try_wait().expect("wait").is_none(), "and keeps running");
+
+    let mut web = without_redis("web");
+    let web_log = log_lines(&mut web);
+    let port =
+        web_log.iter().find_map(|event| event["port"].as_u64()).expect("web says where it listens");
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.expect("GET");
+    assert_eq!(ready.status(), 503);
+
+    let mut processes = Processes(vec![worker, web]);
+    for child in &processes.0 {
+        signal(child, "TERM");
+    }
+    for child in &mut processes.0 {
+        assert!(exit_of(child).await.success(), "a clean exit on SIGTERM");
+    }
+}
