@@ -1,5 +1,7 @@
 //! The sync worker end to end: the emulator's files become `.html` siblings through real
-//! webhooks, the real web app, real Redis and real workers.
+//! webhooks, the real web app and real workers, on real Redis (`sync::redis::…`) and on the
+//! embedded store shared by the app and its workers as in one `serve` process
+//! (`sync::embedded::…`).
 
 use std::time::{Duration, Instant};
 
@@ -13,12 +15,13 @@ fn render(markdown: &str, stem: &str) -> Vec<u8> {
     markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
 }
 
-use crate::support::PrivateRedis;
+use crate::support::{Backend, PrivateRedis};
 use crate::sync_world::{SyncWorld, eventually, test_worker_settings};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_names() {
-    let world = SyncWorld::start("sync-first-pass").await;
+async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_names(
+    backend: Backend,
+) {
+    let world = SyncWorld::start(backend, "sync-first-pass").await;
     let files = [
         ("/ReadMe.md", "# Read me\n\nHello."),
         ("/Notes/Ideas.MD", "* one\n* two\n"),
@@ -39,9 +42,8 @@ async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_nam
     assert_eq!(world.uploads(&account), 4, "one upload per note, none for our own uploads");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_is_converted_and_the_html_is_what_render_makes_of_it() {
-    let world = SyncWorld::start("sync-change").await;
+async fn a_change_is_converted_and_the_html_is_what_render_makes_of_it(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-change").await;
     let account = world.link_with_files("Ada", &[("/Plans.md", "# Plans\n")]).await;
     world.html_matching(&account, "/Plans.html", "# Plans\n", "Plans").await;
     let edited = "# Plans\n\n- [x] ship the worker\n- [ ] write the demo\n";
@@ -56,9 +58,8 @@ async fn a_change_is_converted_and_the_html_is_what_render_makes_of_it() {
     assert_eq!(status.recent[0].outcome, Outcome::Converted);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twenty_notifications_for_one_change_upload_its_html_once() {
-    let world = SyncWorld::start("sync-coalesce").await;
+async fn twenty_notifications_for_one_change_upload_its_html_once(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-coalesce").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -75,9 +76,8 @@ async fn twenty_notifications_for_one_change_upload_its_html_once() {
     assert_eq!(world.uploads(&account) - before, 1, "one upload for one change");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_during_a_pass_is_converted_by_the_next_one() {
-    let world = SyncWorld::start("sync-during").await;
+async fn a_change_during_a_pass_is_converted_by_the_next_one(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-during").await;
     let account = world.link_with_files("Ada", &[("/b.md", "b")]).await;
     world.html(&account, "/b.html").await;
     world.quiet().await;
@@ -97,9 +97,8 @@ async fn a_change_during_a_pass_is_converted_by_the_next_one() {
     assert_eq!(world.emulator().read_file(&account, "/b.html"), Some(render("b", "b")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eight_worker_tasks_never_list_or_write_one_account_twice_at_once() {
-    let mut world = SyncWorld::without_workers("sync-exclusive").await;
+async fn eight_worker_tasks_never_list_or_write_one_account_twice_at_once(backend: Backend) {
+    let mut world = SyncWorld::without_workers(backend, "sync-exclusive").await;
     // Four workers (as four processes would), two accounts at a time each: eight tasks.
     for _ in 0..4 {
         world.spawn_worker(WorkerSettings { accounts: 2, ..test_worker_settings() });
@@ -133,9 +132,8 @@ async fn eight_worker_tasks_never_list_or_write_one_account_twice_at_once() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor() {
-    let mut world = SyncWorld::without_workers("sync-crash").await;
+async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor(backend: Backend) {
+    let mut world = SyncWorld::without_workers(backend, "sync-crash").await;
     world.spawn_worker(test_worker_settings());
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
@@ -166,9 +164,8 @@ async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor() {
     assert_eq!(world.uploads(&account), settled + 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopping_worker_hands_its_account_back_at_once() {
-    let mut world = SyncWorld::without_workers("sync-stop").await;
+async fn a_stopping_worker_hands_its_account_back_at_once(backend: Backend) {
+    let mut world = SyncWorld::without_workers(backend, "sync-stop").await;
     world.spawn_worker(WorkerSettings {
         lease_ttl: Duration::from_secs(600),
         ..test_worker_settings()
@@ -192,9 +189,8 @@ async fn a_stopping_worker_hands_its_account_back_at_once() {
     world.quiet().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reset_cursor_lists_again_without_uploading_unchanged_notes() {
-    let world = SyncWorld::start("sync-reset").await;
+async fn a_reset_cursor_lists_again_without_uploading_unchanged_notes(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-reset").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/sub/b.md", "b")]).await;
     world.html(&account, "/a.html").await;
     world.html(&account, "/sub/b.html").await;
@@ -208,9 +204,8 @@ async fn a_reset_cursor_lists_again_without_uploading_unchanged_notes() {
     assert!(world.emulator().stats().calls("files/list_folder", &account) >= 2, "listed again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_account_waits_out_retry_after_before_calling_again() {
-    let world = SyncWorld::start("sync-429").await;
+async fn a_rate_limited_account_waits_out_retry_after_before_calling_again(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-429").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -233,9 +228,8 @@ async fn a_rate_limited_account_waits_out_retry_after_before_calling_again() {
     assert_eq!(world.status(&account).await.state, SyncState::Idle);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_are_retried_and_a_failing_account_shows_why_and_recovers() {
-    let world = SyncWorld::start("sync-5xx").await;
+async fn server_errors_are_retried_and_a_failing_account_shows_why_and_recovers(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-5xx").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -260,9 +254,8 @@ async fn server_errors_are_retried_and_a_failing_account_shows_why_and_recovers(
     assert_eq!(world.status(&account).await.state, SyncState::Idle);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_access_token_is_refreshed_and_the_new_one_kept() {
-    let world = SyncWorld::start("sync-expiry").await;
+async fn an_expired_access_token_is_refreshed_and_the_new_one_kept(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-expiry").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -285,9 +278,8 @@ async fn an_expired_access_token_is_refreshed_and_the_new_one_kept() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_token_unlinks_the_account_and_leaves_it_alone() {
-    let world = SyncWorld::start("sync-revoked").await;
+async fn a_revoked_token_unlinks_the_account_and_leaves_it_alone(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-revoked").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -307,9 +299,8 @@ async fn a_revoked_token_unlinks_the_account_and_leaves_it_alone() {
     assert!(world.emulator().read_file(&account, "/b.html").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_note_takes_its_html_along_unless_someone_edited_the_html() {
-    let world = SyncWorld::start("sync-delete").await;
+async fn a_deleted_note_takes_its_html_along_unless_someone_edited_the_html(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-delete").await;
     let files = [("/Keep/a.md", "a"), ("/b.md", "b"), ("/Gone/c.md", "c")];
     let account = world.link_with_files("Ada", &files).await;
     for html in ["/Keep/a.html", "/b.html", "/Gone/c.html"] {
@@ -344,9 +335,10 @@ async fn a_deleted_note_takes_its_html_along_unless_someone_edited_the_html() {
     world.html(&account, "/Gone/c.html").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_and_reported() {
-    let mut world = SyncWorld::without_workers("sync-skips").await;
+async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_and_reported(
+    backend: Backend,
+) {
+    let mut world = SyncWorld::without_workers(backend, "sync-skips").await;
     world.spawn_worker(WorkerSettings { max_markdown_bytes: 1024, ..test_worker_settings() });
     let big = "x".repeat(2048);
     let files = [("/big.md", big.as_str()), ("/doc.md", "# A doc"), ("/ok.md", "ok")];
@@ -392,9 +384,8 @@ async fn a_redis_restart_is_ridden_out_and_the_change_made_meanwhile_converted()
     world.quiet().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens() {
-    let world = SyncWorld::start("sync-metrics").await;
+async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens(backend: Backend) {
+    let world = SyncWorld::start(backend, "sync-metrics").await;
     let metrics = || async {
         let response = reqwest::get(format!("{}/metrics", world.address)).await.expect("GET");
         assert_eq!(response.status(), 200);
@@ -437,3 +428,21 @@ async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens()
     })
     .await;
 }
+
+crate::on_both_backends!(
+    linking_converts_the_notes_already_there_in_subfolders_and_with_any_names,
+    a_change_is_converted_and_the_html_is_what_render_makes_of_it,
+    twenty_notifications_for_one_change_upload_its_html_once,
+    a_change_during_a_pass_is_converted_by_the_next_one,
+    eight_worker_tasks_never_list_or_write_one_account_twice_at_once,
+    a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor,
+    a_stopping_worker_hands_its_account_back_at_once,
+    a_reset_cursor_lists_again_without_uploading_unchanged_notes,
+    a_rate_limited_account_waits_out_retry_after_before_calling_again,
+    server_errors_are_retried_and_a_failing_account_shows_why_and_recovers,
+    an_expired_access_token_is_refreshed_and_the_new_one_kept,
+    a_revoked_token_unlinks_the_account_and_leaves_it_alone,
+    a_deleted_note_takes_its_html_along_unless_someone_edited_the_html,
+    a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_and_reported,
+    metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens,
+);

@@ -17,7 +17,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::support::{DEADLINE, redis_url, unique_prefix, web_settings};
+use crate::support::{Backend, DEADLINE, redis_url, unique_prefix, web_settings};
 
 pub const APP_SECRET: &str = "sync-test-app-secret";
 
@@ -25,8 +25,10 @@ pub struct SyncWorld {
     pub dropbox: RunningEmulator,
     pub store: Store,
     pub prefix: String,
-    /// The Redis the store lives in.
+    /// The Redis the store lives in, unless it is embedded.
     pub redis: String,
+    /// The store is an embedded one, shared by the app and every worker.
+    pub embedded: bool,
     pub address: String,
     pub settings: Settings,
     pub workers: Vec<RunningWorker>,
@@ -69,20 +71,32 @@ pub fn test_worker_settings() -> WorkerSettings {
 }
 
 impl SyncWorld {
-    /// Everything running, with one worker.
-    pub async fn start(test: &str) -> SyncWorld {
-        let mut world = SyncWorld::without_workers(test).await;
+    /// Everything running on `backend`, with one worker.
+    pub async fn start(backend: Backend, test: &str) -> SyncWorld {
+        let mut world = SyncWorld::without_workers(backend, test).await;
         world.spawn_worker(test_worker_settings());
         world
     }
 
-    /// Everything but the workers.
-    pub async fn without_workers(test: &str) -> SyncWorld {
-        SyncWorld::without_workers_on(test, &redis_url()).await
+    /// Everything but the workers, on `backend`.
+    pub async fn without_workers(backend: Backend, test: &str) -> SyncWorld {
+        match backend {
+            Backend::Redis => SyncWorld::without_workers_on(test, &redis_url()).await,
+            Backend::Embedded => {
+                let embedded = Backend::Embedded.store(test);
+                SyncWorld::assemble(test, &redis_url(), Some(embedded)).await
+            }
+        }
     }
 
     /// Everything but the workers, on the Redis at `redis`.
     pub async fn without_workers_on(test: &str, redis: &str) -> SyncWorld {
+        SyncWorld::assemble(test, redis, None).await
+    }
+
+    /// Everything but the workers: on `embedded` when given (the workers then share it, as in
+    /// one `serve` process), else on the Redis at `redis`.
+    async fn assemble(test: &str, redis: &str, embedded: Option<Store>) -> SyncWorld {
         // `RUST_LOG=markdrop=debug cargo test …` shows what the app and workers did.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -101,21 +115,38 @@ impl SyncWorld {
         // Dropbox sends the browser back to the app itself.
         settings.base_url = address.parse().expect("the app's URL");
         let prefix = unique_prefix(test);
-        let store = test_store(redis, &settings, &prefix);
+        let store = match &embedded {
+            Some(embedded) => embedded.clone(),
+            None => test_store(redis, &settings, &prefix),
+        };
         let app = Application::build_on(listener, &settings, store.clone()).expect("build the app");
         tokio::spawn(app.run_until_stopped());
         let redis = redis.to_owned();
-        SyncWorld { dropbox, store, prefix, redis, address, settings, workers: Vec::new() }
+        let embedded = embedded.is_some();
+        SyncWorld {
+            dropbox,
+            store,
+            prefix,
+            redis,
+            embedded,
+            address,
+            settings,
+            workers: Vec::new(),
+        }
     }
 
     pub fn emulator(&self) -> &Emulator {
         &self.dropbox.emulator
     }
 
-    /// Starts one more worker with `settings`, on a store handle of its own (as another
-    /// process would have).
+    /// Starts one more worker with `settings`: on Redis with a store handle of its own (as
+    /// another process would have), on the embedded store sharing it (as in one process).
     pub fn spawn_worker(&mut self, settings: WorkerSettings) {
-        let store = test_store(&self.redis, &self.settings, &self.prefix);
+        let store = if self.embedded {
+            self.store.clone()
+        } else {
+            test_store(&self.redis, &self.settings, &self.prefix)
+        };
         let retry = RetryPolicy {
             attempts: 3,
             base: Duration::from_millis(20),

@@ -62,7 +62,7 @@ impl Drop for Processes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_over() {
-    let world = SyncWorld::without_workers("processes-share").await;
+    let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-share").await;
     let mut processes = Processes((0..3).map(|_| worker_process(&world)).collect());
     let notes: Vec<(String, String)> =
         (0..8).map(|n| (format!("/notes/n{n}.md"), format!("# Note {n}\n"))).collect();
@@ -112,7 +112,8 @@ async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
-    let world = SyncWorld::without_workers("processes-sigterm").await;
+    let world =
+        SyncWorld::without_workers(crate::support::Backend::Redis, "processes-sigterm").await;
     let mut processes = Processes(vec![worker_process(&world)]);
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
@@ -144,7 +145,7 @@ async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigterm() {
     use std::io::{BufRead, BufReader};
-    let world = SyncWorld::without_workers("processes-serve").await;
+    let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-serve").await;
     let dropbox = world.dropbox.url().as_str();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_markdrop"))
         .arg("serve")
