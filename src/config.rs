@@ -144,10 +144,15 @@ pub enum StoreSettings {
     Embedded { data_dir: PathBuf },
 }
 
+/// markdrop's own events at `info`; the web server's start-up chatter (one line per thread)
+/// only when something is wrong.
+pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
+
 /// How markdrop logs; read before everything else so that even `render` logs the same way.
 #[derive(Debug, Clone)]
 pub struct TelemetrySettings {
-    /// `RUST_LOG`: which events to keep, in `tracing_subscriber::EnvFilter` syntax. Default `info`.
+    /// `RUST_LOG`: which events to keep, in `tracing_subscriber::EnvFilter` syntax. Default
+    /// [`DEFAULT_LOG_FILTER`].
     pub filter: String,
     /// `LOG_FORMAT`: `pretty` for people (default) or `json` for log pipelines.
     pub format: LogFormat,
@@ -266,7 +271,7 @@ impl TelemetrySettings {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<TelemetrySettings, ConfigError> {
         let env = Env(&lookup);
-        let filter = env.get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        let filter = env.get("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
         if let Err(error) = EnvFilter::try_new(&filter) {
             return Err(ConfigError::Invalid { var: "RUST_LOG", reason: error.to_string() });
         }
@@ -549,7 +554,10 @@ mod tests {
             TelemetrySettings::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
         };
         let defaults = read(&[]).expect("defaults");
-        assert_eq!((defaults.filter.as_str(), defaults.format), ("info", LogFormat::Pretty));
+        assert_eq!(
+            (defaults.filter.as_str(), defaults.format),
+            ("info,actix_server=warn", LogFormat::Pretty)
+        );
         assert_eq!(read(&[("LOG_FORMAT", "json")]).expect("json").format, LogFormat::Json);
         assert!(matches!(
             read(&[("LOG_FORMAT", "xml")]),

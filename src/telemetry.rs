@@ -14,7 +14,8 @@ use crate::config::{LogFormat, TelemetrySettings};
 pub fn init(settings: &TelemetrySettings) {
     // The filter was validated when the settings were read; fall back to `info` all the same
     // rather than panic in a logging path.
-    let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(&settings.filter)
+        .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
     // Colours only for a person at a terminal: a log file or a platform's log drain would get
     // escape codes.
     let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
