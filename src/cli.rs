@@ -49,8 +49,7 @@ pub fn run_web(
     redis_url: &secrecy::SecretString,
     key_prefix: &str,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    block_on(async {
         let store = redis_store(settings, redis_url, key_prefix)?;
         let app = Application::build(settings, store)
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
@@ -65,8 +64,7 @@ pub fn run_worker(
     redis_url: &secrecy::SecretString,
     key_prefix: &str,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    block_on(async {
         let store = redis_store(settings, redis_url, key_prefix)?;
         let worker = Worker::new(store, dropbox_client(settings)?, settings.worker.clone());
         tracing::info!(accounts = settings.worker.accounts, "markdrop worker is running");
@@ -79,8 +77,7 @@ pub fn run_worker(
 /// drain before it exits. On Redis when `REDIS_URL` is set, otherwise on the embedded store in
 /// `DATA_DIR`.
 pub fn run_serve(settings: &Settings) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    block_on(async {
         let store = match &settings.store {
             StoreSettings::Redis { url, key_prefix } => redis_store(settings, url, key_prefix)?,
             StoreSettings::Embedded { data_dir } => {
@@ -166,8 +163,7 @@ fn dropbox_client(settings: &Settings) -> anyhow::Result<DropboxClient> {
 /// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM, with `dir` as one
 /// account's Dropbox when given.
 pub fn run_emulator(config: EmulatorConfig, port: u16, dir: Option<&Path>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    block_on(async {
         let emulator = Emulator::new(config);
         let mirror = match dir {
             Some(dir) => {
@@ -193,6 +189,14 @@ pub fn run_emulator(config: EmulatorConfig, port: u16, dir: Option<&Path>) -> an
         }
         Ok(())
     })
+}
+
+/// Runs a subcommand's work on a new multi-threaded runtime.
+pub fn block_on<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(work)
 }
 
 /// Resolves on Ctrl-C, or on SIGTERM where there is one (how platforms stop a process).

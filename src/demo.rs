@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::{serve_on, shutdown_signal};
+use crate::cli::{block_on, serve_on, shutdown_signal};
 use crate::config::Settings;
 use crate::crypto::random_token;
 use crate::dropbox::{AccountId, AccountTokens};
@@ -25,8 +25,7 @@ const WELCOME: &str = include_str!("../templates/demo/welcome.md");
 /// `link` connects the folder's account at once instead of through the browser.
 pub fn run(dir: &Path, port: u16, link: bool) -> anyhow::Result<()> {
     prepare_folder(dir)?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    block_on(async {
         // markdrop's address comes first: the emulator sends its webhooks there.
         let listener = TcpListener::bind(("127.0.0.1", port))
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}; try --port 0"))?;

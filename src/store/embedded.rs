@@ -196,13 +196,7 @@ impl EmbeddedStore {
         account: &AccountId,
     ) -> Result<Option<AccountTokens>, StoreError> {
         let sealed = self.get(TOKENS, account).await?;
-        Ok(sealed.and_then(|sealed| match self.inner.sealer.open(account, &sealed) {
-            Ok(tokens) => Some(tokens),
-            Err(error) => {
-                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
-                None
-            }
-        }))
+        Ok(sealed.and_then(|sealed| self.inner.sealer.open_or_warn(account, &sealed)))
     }
 
     pub(super) async fn save_display_name(
@@ -225,7 +219,7 @@ impl EmbeddedStore {
         account: &AccountId,
     ) -> Result<Option<AccountStatus>, StoreError> {
         let json = self.get(STATUS, account).await?;
-        Ok(json.and_then(|json| super::redis::parse_status(account, &json)))
+        Ok(json.and_then(|json| AccountStatus::from_stored(account, &json)))
     }
 
     pub(super) async fn link_id(
@@ -383,12 +377,12 @@ impl EmbeddedStore {
                         Held { token: token.clone(), expires: now + lease_ttl },
                     );
                     let status = get(txn, STATUS, &account)?
-                        .and_then(|json| super::redis::parse_status(&account, &json))
+                        .and_then(|json| AccountStatus::from_stored(&account, &json))
                         .unwrap_or_default();
                     return Ok(ClaimOutcome::Claimed(Box::new(Claim {
                         leased_at: now,
                         due_at_ms,
-                        tokens: inner.open_tokens(&account, &sealed_tokens),
+                        tokens: inner.sealer.open_or_warn(&account, &sealed_tokens),
                         sealed_tokens,
                         cursor: get(txn, CURSORS, &account)?,
                         generation: get_u64(txn, GENERATIONS, &account)?.unwrap_or(0),
@@ -453,7 +447,7 @@ impl EmbeddedStore {
     ) -> Result<(), LeaseError> {
         let changes = changes.clone();
         let cursor = cursor.map(str::to_owned);
-        let status = status.map(status_json).transpose()?;
+        let status = status.map(AccountStatus::to_stored).transpose()?;
         self.fenced(lease, move |_, txn, _, lease| {
             let account = &lease.account;
             if !changes.forget_under.is_empty() {
@@ -494,7 +488,7 @@ impl EmbeddedStore {
         status: &AccountStatus,
         now_ms: u64,
     ) -> Result<Completion, LeaseError> {
-        let status = status_json(status)?;
+        let status = status.to_stored()?;
         let completion = self
             .fenced(lease, move |_, txn, leases, lease| {
                 let account = &lease.account;
@@ -524,7 +518,7 @@ impl EmbeddedStore {
         status: Option<&AccountStatus>,
         wake: bool,
     ) -> Result<(), LeaseError> {
-        let status = status.map(status_json).transpose()?;
+        let status = status.map(AccountStatus::to_stored).transpose()?;
         self.fenced(lease, move |_, txn, leases, lease| {
             let account = &lease.account;
             leases.remove(account);
@@ -551,7 +545,7 @@ impl EmbeddedStore {
         now_ms: u64,
     ) -> Result<bool, LeaseError> {
         let sealed_tokens = sealed_tokens.to_owned();
-        let status = status_json(status)?;
+        let status = status.to_stored()?;
         let unlinked = self
             .fenced(lease, move |_, txn, leases, lease| {
                 let account = &lease.account;
@@ -669,26 +663,12 @@ impl Inner {
         txn.commit().map_err(StoreError::new)?;
         Ok(value)
     }
-
-    fn open_tokens(&self, account: &AccountId, sealed: &str) -> Option<AccountTokens> {
-        match self.sealer.open(account, sealed) {
-            Ok(tokens) => Some(tokens),
-            Err(error) => {
-                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
-                None
-            }
-        }
-    }
 }
 
 fn holds(leases: &HashMap<AccountId, Held>, lease: &Lease) -> bool {
     leases
         .get(&lease.account)
         .is_some_and(|held| held.token == lease.token && held.expires > Instant::now())
-}
-
-fn status_json(status: &AccountStatus) -> Result<String, StoreError> {
-    serde_json::to_string(status).map_err(StoreError::new)
 }
 
 fn get(

@@ -239,17 +239,7 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Option<AccountTokens>, StoreError> {
         let sealed: Option<String> = self.hash_get(self.keys.tokens(), account).await?;
-        Ok(sealed.and_then(|sealed| self.open_tokens(account, &sealed)))
-    }
-
-    fn open_tokens(&self, account: &AccountId, sealed: &str) -> Option<AccountTokens> {
-        match self.sealer.open(account, sealed) {
-            Ok(tokens) => Some(tokens),
-            Err(error) => {
-                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
-                None
-            }
-        }
+        Ok(sealed.and_then(|sealed| self.sealer.open_or_warn(account, &sealed)))
     }
 
     pub(super) async fn save_display_name(
@@ -272,7 +262,7 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Option<AccountStatus>, StoreError> {
         let json: Option<String> = self.hash_get(self.keys.status(), account).await?;
-        Ok(json.and_then(|json| parse_status(account, &json)))
+        Ok(json.and_then(|json| AccountStatus::from_stored(account, &json)))
     }
 
     pub(super) async fn link_id(
@@ -371,8 +361,9 @@ impl RedisStore {
             return Err(StoreError::new(anyhow::anyhow!("a claim reply is missing fields")));
         };
         let account = AccountId::parse(&account).map_err(StoreError::new)?;
-        let tokens = self.open_tokens(&account, &sealed_tokens);
-        let status = status.and_then(|json| parse_status(&account, &json)).unwrap_or_default();
+        let tokens = self.sealer.open_or_warn(&account, &sealed_tokens);
+        let status =
+            status.and_then(|json| AccountStatus::from_stored(&account, &json)).unwrap_or_default();
         Ok(ClaimOutcome::Claimed(Box::new(Claim {
             leased_at,
             due_at_ms: due_at.parse::<f64>().map_or(now_ms, |score| score as u64),
@@ -439,7 +430,7 @@ impl RedisStore {
         status: Option<&AccountStatus>,
     ) -> Result<(), LeaseError> {
         let account = &lease.account;
-        let status = status.map(status_json).transpose()?.unwrap_or_default();
+        let status = status.map(AccountStatus::to_stored).transpose()?.unwrap_or_default();
         let (writes, drops): (Vec<_>, Vec<_>) =
             changes.files.iter().partition(|(_, record)| record.is_some());
         let mut invocation = self.scripts.commit.prepare_invoke();
@@ -490,7 +481,7 @@ impl RedisStore {
             .arg(account.as_str())
             .arg(generation)
             .arg(now_ms)
-            .arg(status_json(status)?)
+            .arg(status.to_stored()?)
             .arg(self.keys.wake());
         let mut connection = self.connection().await?;
         let outcome: i64 =
@@ -511,7 +502,7 @@ impl RedisStore {
         wake: bool,
     ) -> Result<(), LeaseError> {
         let account = &lease.account;
-        let status = status.map(status_json).transpose()?.unwrap_or_default();
+        let status = status.map(AccountStatus::to_stored).transpose()?.unwrap_or_default();
         let mut invocation = self.scripts.reschedule.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -551,7 +542,7 @@ impl RedisStore {
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)
-            .arg(status_json(status)?)
+            .arg(status.to_stored()?)
             .arg(now_ms)
             .arg(self.keys.wake());
         let mut connection = self.connection().await?;
@@ -678,22 +669,6 @@ impl RedisStore {
 const CLAIM_LOOKAHEAD: u32 = 16;
 /// Accounts read per HSCAN in the start-up sweep.
 const SWEEP_PAGE: u32 = 500;
-
-fn status_json(status: &AccountStatus) -> Result<String, StoreError> {
-    serde_json::to_string(status).map_err(StoreError::new)
-}
-
-/// A status that does not parse (written by another version, say) is no outage: the page shows
-/// none until the next pass writes one.
-pub(super) fn parse_status(account: &AccountId, json: &str) -> Option<AccountStatus> {
-    match serde_json::from_str(json) {
-        Ok(status) => Some(status),
-        Err(error) => {
-            tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
-            None
-        }
-    }
-}
 
 /// `prefix` with Redis glob characters escaped, for SCAN MATCH.
 fn escape_glob(prefix: &str) -> String {

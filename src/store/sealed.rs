@@ -55,6 +55,18 @@ impl TokenSealer {
         format!("{VERSION}{}", self.sealer.seal(&plaintext, account.as_str().as_bytes()))
     }
 
+    /// The tokens sealed for `account`, or `None` (logged) when the record does not open: the
+    /// account must connect again.
+    pub fn open_or_warn(&self, account: &AccountId, sealed: &str) -> Option<AccountTokens> {
+        match self.open(account, sealed) {
+            Ok(tokens) => Some(tokens),
+            Err(error) => {
+                tracing::warn!(%account, %error, "a stored token record does not open; the account must connect again");
+                None
+            }
+        }
+    }
+
     /// The tokens sealed for `account`.
     pub fn open(&self, account: &AccountId, sealed: &str) -> Result<AccountTokens, UnsealError> {
         let encoded = sealed.strip_prefix(VERSION).ok_or(UnsealError)?;

@@ -57,6 +57,23 @@ pub enum Outcome {
 }
 
 impl AccountStatus {
+    /// The form both backends store.
+    pub(super) fn to_stored(&self) -> Result<String, super::StoreError> {
+        serde_json::to_string(self).map_err(super::StoreError::new)
+    }
+
+    /// A stored status; one that does not parse (written by another version, say) is no
+    /// outage: the page shows none until the next pass writes one.
+    pub(super) fn from_stored(account: &crate::dropbox::AccountId, json: &str) -> Option<Self> {
+        match serde_json::from_str(json) {
+            Ok(status) => Some(status),
+            Err(error) => {
+                tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
+                None
+            }
+        }
+    }
+
     /// Records `conversion` as the newest, dropping the oldest beyond the limit.
     pub fn record(&mut self, conversion: Conversion) {
         self.recent.insert(0, conversion);

@@ -241,19 +241,7 @@ impl SyncWorld {
 
     /// [`SyncWorld::notify`] to the markdrop at `address`.
     pub async fn notify_at(&self, address: &str, body: &str) -> u16 {
-        use hmac::{Hmac, Mac};
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
-        mac.update(body.as_bytes());
-        let signature = hex::encode(mac.finalize().into_bytes());
-        reqwest::Client::new()
-            .post(format!("{address}/webhook"))
-            .header("X-Dropbox-Signature", signature)
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("POST /webhook")
-            .status()
-            .as_u16()
+        notify(address, body).await
     }
 
     /// Uploads the emulator has seen for the account so far.
@@ -274,6 +262,23 @@ fn location(response: &reqwest::Response) -> String {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_else(|| panic!("a redirect, got {}", response.status()))
         .to_owned()
+}
+
+/// POSTs a notification signed with the app secret, as Dropbox does, to the markdrop at
+/// `address`; returns the status.
+pub async fn notify(address: &str, body: &str) -> u16 {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
+    mac.update(body.as_bytes());
+    reqwest::Client::new()
+        .post(format!("{address}/webhook"))
+        .header("X-Dropbox-Signature", hex::encode(mac.finalize().into_bytes()))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("POST /webhook")
+        .status()
+        .as_u16()
 }
 
 /// Polls `condition` until it holds, failing the test with `what` after [`DEADLINE`].

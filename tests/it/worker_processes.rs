@@ -7,26 +7,35 @@ use std::time::{Duration, Instant};
 use markdrop::emulator::FaultRule;
 
 use crate::support::{DEADLINE, redis_url};
-use crate::sync_world::{APP_SECRET, SyncWorld, eventually};
+use crate::sync_world::{APP_SECRET, SyncWorld, eventually, notify};
 
-/// A `markdrop worker` process on the world's Redis and emulator, with 2-second leases.
-fn worker_process(world: &SyncWorld) -> Child {
-    let dropbox = world.dropbox.url().as_str();
-    Command::new(env!("CARGO_BIN_EXE_markdrop"))
-        .arg("worker")
+/// `markdrop <subcommand>` with nothing from this environment but the app's key and secret and
+/// a `SECRET_KEY`; Dropbox is `dropbox` when given.
+fn markdrop(subcommand: &str, dropbox: Option<&url::Url>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
+    command
+        .arg(subcommand)
         .env_clear()
         .env("DROPBOX_APP_KEY", "test-app-key")
         .env("DROPBOX_APP_SECRET", APP_SECRET)
         .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Some(dropbox) = dropbox {
+        for var in ["DROPBOX_API_URL", "DROPBOX_CONTENT_URL", "DROPBOX_WEB_URL"] {
+            command.env(var, dropbox.as_str());
+        }
+    }
+    command
+}
+
+/// A `markdrop worker` process on the world's Redis and emulator, with 2-second leases.
+fn worker_process(world: &SyncWorld) -> Child {
+    markdrop("worker", Some(world.dropbox.url()))
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &world.prefix)
-        .env("DROPBOX_API_URL", dropbox)
-        .env("DROPBOX_CONTENT_URL", dropbox)
-        .env("DROPBOX_WEB_URL", dropbox)
         .env("WORKER_LEASE_SECONDS", "2")
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .spawn()
         .expect("start markdrop worker")
 }
@@ -146,23 +155,12 @@ async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
 async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigterm() {
     use std::io::{BufRead, BufReader};
     let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-serve").await;
-    let dropbox = world.dropbox.url().as_str();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_markdrop"))
-        .arg("serve")
-        .env_clear()
-        .env("DROPBOX_APP_KEY", "test-app-key")
-        .env("DROPBOX_APP_SECRET", APP_SECRET)
-        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+    let mut serve = markdrop("serve", Some(world.dropbox.url()))
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &world.prefix)
-        .env("DROPBOX_API_URL", dropbox)
-        .env("DROPBOX_CONTENT_URL", dropbox)
-        .env("DROPBOX_WEB_URL", dropbox)
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start markdrop serve");
@@ -207,21 +205,11 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
 /// process and the port it listens on.
 fn serve_embedded(dropbox: &url::Url, data_dir: &std::path::Path) -> (Child, u16) {
     use std::io::{BufRead, BufReader};
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_markdrop"))
-        .arg("serve")
-        .env_clear()
-        .env("DROPBOX_APP_KEY", "test-app-key")
-        .env("DROPBOX_APP_SECRET", APP_SECRET)
-        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+    let mut serve = markdrop("serve", Some(dropbox))
         .env("DATA_DIR", data_dir)
-        .env("DROPBOX_API_URL", dropbox.as_str())
-        .env("DROPBOX_CONTENT_URL", dropbox.as_str())
-        .env("DROPBOX_WEB_URL", dropbox.as_str())
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start markdrop serve");
@@ -308,36 +296,13 @@ async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
     assert!(exit_of(&mut processes.0[1]).await.success());
 }
 
-/// POSTs a notification signed with the app secret to the markdrop at `address`.
-async fn notify(address: &str, body: &str) -> u16 {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("key");
-    mac.update(body.as_bytes());
-    reqwest::Client::new()
-        .post(format!("{address}/webhook"))
-        .header("X-Dropbox-Signature", hex::encode(mac.finalize().into_bytes()))
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("POST /webhook")
-        .status()
-        .as_u16()
-}
-
 /// A process of `command` whose Redis is not there (nothing listens on port 1).
 fn without_redis(command: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_markdrop"))
-        .arg(command)
-        .env_clear()
-        .env("DROPBOX_APP_KEY", "test-app-key")
-        .env("DROPBOX_APP_SECRET", APP_SECRET)
-        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
+    markdrop(command, None)
         .env("REDIS_URL", "redis://127.0.0.1:1")
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start markdrop")
