@@ -93,8 +93,10 @@ pub struct WorkerSettings {
     /// How often an idle worker looks at the queue without being woken (work coming due after
     /// a backoff, or a wake-up lost to a dropped connection).
     pub idle_poll: Duration,
-    /// The most memory the notes being converted may take at once in one process (their
-    /// Markdown and HTML); files wait for room beyond it. 256 MiB.
+    /// How much memory files read ahead (downloaded and rendered before their turn to upload)
+    /// may take at once in one process, Markdown and HTML together; beyond it they wait.
+    /// 256 MiB. The file each pass is uploading next never waits, so the bound on files in
+    /// memory is this plus one file per running pass (`WORKER_ACCOUNTS`).
     pub memory_budget: u64,
 }
 

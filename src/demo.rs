@@ -26,9 +26,18 @@ const WELCOME: &str = include_str!("../templates/demo/welcome.md");
 pub fn run(dir: &Path, port: u16, link: bool) -> anyhow::Result<()> {
     prepare_folder(dir)?;
     block_on(async {
-        // markdrop's address comes first: the emulator sends its webhooks there.
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port}; try --port 0"))?;
+        // markdrop's address comes first: the emulator sends its webhooks there. A busy
+        // default port (macOS's AirPlay receiver takes 5000) is no reason to fail.
+        let listener = match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => listener,
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
+                println!("Port {port} is taken; using a free one instead.");
+                TcpListener::bind(("127.0.0.1", 0)).context("cannot listen on 127.0.0.1")?
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot listen on 127.0.0.1:{port}"));
+            }
+        };
         let address = format!("http://{}", listener.local_addr()?);
         let app_key = "markdrop-demo".to_owned();
         let app_secret = random_token();
@@ -80,7 +89,8 @@ pub fn run(dir: &Path, port: u16, link: bool) -> anyhow::Result<()> {
     })
 }
 
-/// Creates the folder if needed, and gives an empty one a note to convert.
+/// Creates the folder if needed, and gives an empty one a note to convert. A folder with
+/// files already is used as it is, with a word that its notes get (or update) an `.html`.
 fn prepare_folder(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let empty = std::fs::read_dir(dir)
@@ -91,6 +101,12 @@ fn prepare_folder(dir: &Path) -> anyhow::Result<()> {
         let welcome = dir.join("welcome.md");
         std::fs::write(&welcome, WELCOME)
             .with_context(|| format!("cannot write {}", welcome.display()))?;
+    } else {
+        println!(
+            "Note: {} has files already. Every .md in it, in subfolders too, gets an .html \
+             beside it, replacing any .html of the same name.",
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -101,8 +101,10 @@ impl Metrics {
         self.add(format!("{name}_sum_us"), u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
     }
 
-    /// Adds the counts to the store and starts counting afresh. Counts the store could not take
-    /// are kept for the next flush.
+    /// Adds the counts to the store and starts counting afresh. Counts the store did not take
+    /// are dropped, not kept for the next flush: a call that timed out may have been applied,
+    /// and a counter must never count twice; a few counts lost in a store outage are the
+    /// lesser harm.
     pub async fn flush_to(&self, store: &Store) {
         let counts =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
@@ -110,19 +112,21 @@ impl Metrics {
             return;
         }
         if let Err(error) = store.add_metrics(&counts).await {
-            tracing::debug!(%error, "cannot add metrics to the store yet");
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            for (series, count) in counts {
-                *pending.entry(series).or_default() += count;
-            }
+            tracing::debug!(%error, "cannot add metrics to the store; these counts are lost");
         }
     }
 
-    /// Flushes to `store` every [`FLUSH_EVERY`] until dropped or aborted.
-    pub async fn flush_forever(self, store: Store) {
+    /// Flushes to `store` every [`FLUSH_EVERY`], and once more when `stop` turns true.
+    pub async fn flush_until(self, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
-            tokio::time::sleep(FLUSH_EVERY).await;
+            let stopping = tokio::select! {
+                () = tokio::time::sleep(FLUSH_EVERY) => false,
+                _ = stop.wait_for(|stop| *stop) => true,
+            };
             self.flush_to(&store).await;
+            if stopping {
+                return;
+            }
         }
     }
 }

@@ -62,8 +62,10 @@ impl Worker {
             shutdown.await;
             let _ = stop.send(true);
         };
-        let flusher =
-            AbortOnDrop(tokio::spawn(self.metrics.clone().flush_forever(self.store.clone())));
+        let (stop_flushing, flushing) = watch::channel(false);
+        let flusher = AbortOnDrop(tokio::spawn(
+            self.metrics.clone().flush_until(self.store.clone(), flushing),
+        ));
         tokio::join!(signal, self.claim_loop(&mut passes, &held, stopping));
         let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
             while passes.join_next().await.is_some() {}
@@ -86,8 +88,9 @@ impl Worker {
                 tracing::warn!(account = %lease.account(), %error, "cannot hand an account back; it is resumed when its lease expires");
             }
         }
-        drop(flusher);
-        self.metrics.flush_to(&self.store).await;
+        // The flusher's last flush: what was counted since is not lost with the process.
+        let _ = stop_flushing.send(true);
+        let _ = flusher.await;
         tracing::info!("worker stopped");
     }
 

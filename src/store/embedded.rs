@@ -11,9 +11,10 @@
 //! the account's due time as it was (a held account is simply stepped over), so after a crash
 //! the restarted process resumes it at once instead of waiting out a lease.
 //!
-//! Every call runs its transaction on a blocking thread. Fenced writes hold the lease map's lock
-//! across the check and the transaction, so the check and the write are one atomic step, as the
-//! Redis backend's Lua scripts are.
+//! Every call runs its transaction on a blocking thread. A fenced write checks the lease inside
+//! its write transaction, whose writer lock keeps every other claim, forget and fenced write out
+//! until it commits, so the check and the write are one atomic step, as the Redis backend's Lua
+//! scripts are. The lease map's own lock is only ever held for an in-memory look or change.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,6 +43,10 @@ const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
 const METRICS: TableDefinition<&str, u64> = TableDefinition::new("metrics");
 /// (account, `.md` lower-case path) → [`FileRecord`] as JSON.
 const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
+
+/// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
+/// queue.
+const CLAIM_LOOKAHEAD: usize = 16;
 
 /// Accounts queued per step of the start-up sweep.
 const SWEEP_PAGE: usize = 500;
@@ -116,28 +121,33 @@ impl EmbeddedStore {
         self.blocking(move |inner| inner.write(|txn| work(inner, txn))).await
     }
 
-    /// Like [`EmbeddedStore::write`], for a lease holder: the lease is checked, and kept from
-    /// expiring or being forgotten, for the whole transaction.
+    /// Like [`EmbeddedStore::write`], for a lease holder: the lease is checked inside the write
+    /// transaction, whose writer lock keeps every other claim, forget or fenced write out until
+    /// the commit, so the check and the write are one atomic step. With `release`, the lease is
+    /// given up once the commit has succeeded (a failed commit leaves it held, so the account is
+    /// not claimed again before its lease runs out).
     async fn fenced<T: Send + 'static>(
         &self,
         lease: &Lease,
-        work: impl FnOnce(
-            &Inner,
-            &WriteTransaction,
-            &mut HashMap<AccountId, Held>,
-            &Lease,
-        ) -> Result<T, StoreError>
-        + Send
-        + 'static,
+        release: bool,
+        work: impl FnOnce(&WriteTransaction, &Lease) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, LeaseError> {
         let lease = lease.clone();
         let outcome = self
             .blocking(move |inner| {
-                let mut leases = inner.leases();
-                if !holds(&leases, &lease) {
+                let txn = inner.db.begin_write().map_err(StoreError::new)?;
+                if !holds(&inner.leases(), &lease) {
                     return Ok(None);
                 }
-                inner.write(|txn| work(inner, txn, &mut leases, &lease)).map(Some)
+                let value = work(&txn, &lease)?;
+                txn.commit().map_err(StoreError::new)?;
+                if release {
+                    let mut leases = inner.leases();
+                    if holds(&leases, &lease) {
+                        leases.remove(&lease.account);
+                    }
+                }
+                Ok(Some(value))
             })
             .await?;
         outcome.ok_or(LeaseError::Lost)
@@ -263,9 +273,10 @@ impl EmbeddedStore {
     pub(super) async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let mut leases = inner.leases();
-            leases.remove(&account);
             inner.write(|txn| {
+                // Inside the transaction: its writer lock keeps the holder's fenced writes out
+                // until everything is gone.
+                inner.leases().remove(&account);
                 for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
                     remove(txn, table, &account)?;
                 }
@@ -315,11 +326,14 @@ impl EmbeddedStore {
         self.blocking(move |inner| {
             let txn = inner.db.begin_read().map_err(StoreError::new)?;
             let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let held: Vec<AccountId> = inner.leases().keys().cloned().collect();
             let (mut queued, mut due_now) = (0, 0);
             for entry in due.iter().map_err(StoreError::new)? {
                 let (key, _) = entry.map_err(StoreError::new)?;
                 queued += 1;
-                if key.value().0 <= now_ms {
+                // A held account keeps its past due time here, but it is being synced.
+                let (at, account) = key.value();
+                if at <= now_ms && !held.iter().any(|held| held.as_str() == account) {
                     due_now += 1;
                 }
             }
@@ -340,62 +354,80 @@ impl EmbeddedStore {
         let lease_ttl = Duration::from_millis(lease_ttl_ms);
         let token = crate::crypto::random_token();
         self.blocking(move |inner| {
-            let mut leases = inner.leases();
+            // The writer lock first: no other claim, forget or fenced write runs meanwhile.
+            let txn = inner.db.begin_write().map_err(StoreError::new)?;
             let now = Instant::now();
-            leases.retain(|_, held| held.expires > now);
-            inner.write(|txn| {
-                let mut due = Vec::new();
-                let mut next_due_in_ms = None;
-                {
-                    let table = txn.open_table(DUE).map_err(StoreError::new)?;
-                    for entry in table.iter().map_err(StoreError::new)? {
-                        let (key, _) = entry.map_err(StoreError::new)?;
-                        let (at, account) = key.value();
-                        if leases.keys().any(|held| held.as_str() == account) {
-                            continue;
-                        }
-                        if at > now_ms {
-                            next_due_in_ms = Some(at - now_ms);
-                            break;
-                        }
-                        due.push((account.to_owned(), at));
+            let held: Vec<AccountId> = {
+                let mut leases = inner.leases();
+                leases.retain(|_, held| held.expires > now);
+                leases.keys().cloned().collect()
+            };
+            // Held accounts keep their due time and are stepped over; there are at most as
+            // many as accounts being synced. The first due one that is linked is taken.
+            let mut candidates = Vec::new();
+            let mut next_due_in_ms = None;
+            {
+                let table = txn.open_table(DUE).map_err(StoreError::new)?;
+                for entry in table.iter().map_err(StoreError::new)? {
+                    let (key, _) = entry.map_err(StoreError::new)?;
+                    let (at, account) = key.value();
+                    if held.iter().any(|held| held.as_str() == account) {
+                        continue;
+                    }
+                    if at > now_ms {
+                        next_due_in_ms = Some(at - now_ms);
+                        break;
+                    }
+                    candidates.push((account.to_owned(), at));
+                    if candidates.len() == CLAIM_LOOKAHEAD {
+                        break;
                     }
                 }
-                for (raw, due_at_ms) in due {
-                    let Ok(account) = AccountId::parse(&raw) else {
-                        remove_from_queue_raw(txn, &raw)?;
-                        continue;
-                    };
-                    let Some(sealed_tokens) = get(txn, TOKENS, &account)? else {
-                        // Not linked: a webhook for an account that never connected.
-                        remove_from_queue(txn, &account)?;
-                        remove_u64(txn, GENERATIONS, &account)?;
-                        continue;
-                    };
-                    leases.insert(
-                        account.clone(),
-                        Held { token: token.clone(), expires: now + lease_ttl },
-                    );
-                    let status = get(txn, STATUS, &account)?
-                        .and_then(|json| AccountStatus::from_stored(&account, &json))
-                        .unwrap_or_default();
-                    return Ok(ClaimOutcome::Claimed(Box::new(Claim {
-                        leased_at: now,
-                        due_at_ms,
-                        tokens: inner.sealer.open_or_warn(&account, &sealed_tokens),
-                        sealed_tokens,
-                        cursor: get(txn, CURSORS, &account)?,
-                        generation: get_u64(txn, GENERATIONS, &account)?.unwrap_or(0),
-                        failures: get_u64(txn, FAILURES, &account)?
-                            .unwrap_or(0)
-                            .try_into()
-                            .unwrap_or(u32::MAX),
-                        status,
-                        lease: Lease { account, token },
-                    })));
+            }
+            let mut dropped = false;
+            for (raw, due_at_ms) in candidates {
+                let Ok(account) = AccountId::parse(&raw) else {
+                    remove_from_queue_raw(&txn, &raw)?;
+                    dropped = true;
+                    continue;
+                };
+                let Some(sealed_tokens) = get(&txn, TOKENS, &account)? else {
+                    // Not linked: a webhook for an account that never connected.
+                    remove_from_queue(&txn, &account)?;
+                    remove_u64(&txn, GENERATIONS, &account)?;
+                    dropped = true;
+                    continue;
+                };
+                let status = get(&txn, STATUS, &account)?
+                    .and_then(|json| AccountStatus::from_stored(&account, &json))
+                    .unwrap_or_default();
+                let claim = Claim {
+                    leased_at: now,
+                    due_at_ms,
+                    tokens: inner.sealer.open_or_warn(&account, &sealed_tokens),
+                    sealed_tokens,
+                    cursor: get(&txn, CURSORS, &account)?,
+                    generation: get_u64(&txn, GENERATIONS, &account)?.unwrap_or(0),
+                    failures: get_u64(&txn, FAILURES, &account)?
+                        .unwrap_or(0)
+                        .try_into()
+                        .unwrap_or(u32::MAX),
+                    status,
+                    lease: Lease { account: account.clone(), token: token.clone() },
+                };
+                if dropped {
+                    txn.commit().map_err(StoreError::new)?;
                 }
-                Ok(ClaimOutcome::NothingDue { next_due_in_ms })
-            })
+                inner.leases().insert(account, Held { token, expires: now + lease_ttl });
+                return Ok(ClaimOutcome::Claimed(Box::new(claim)));
+            }
+            if dropped {
+                txn.commit().map_err(StoreError::new)?;
+                // Dropped entries may have hidden more: say so, and the caller looks again.
+                next_due_in_ms = Some(0);
+            }
+            // Nothing written otherwise: the transaction is dropped, no fsync for an idle look.
+            Ok(ClaimOutcome::NothingDue { next_due_in_ms })
         })
         .await
     }
@@ -406,8 +438,11 @@ impl EmbeddedStore {
         lease_ttl_ms: u64,
         _now_ms: u64,
     ) -> Result<bool, StoreError> {
+        let lease = lease.clone();
+        // Only the in-memory lease changes; its lock is never held across a commit, so this
+        // waits microseconds at most.
         let mut leases = self.inner.leases();
-        if !holds(&leases, lease) {
+        if !holds(&leases, &lease) {
             return Ok(false);
         }
         if let Some(held) = leases.get_mut(&lease.account) {
@@ -448,7 +483,7 @@ impl EmbeddedStore {
         let changes = changes.clone();
         let cursor = cursor.map(str::to_owned);
         let status = status.map(AccountStatus::to_stored).transpose()?;
-        self.fenced(lease, move |_, txn, _, lease| {
+        self.fenced(lease, false, move |txn, lease| {
             let account = &lease.account;
             if !changes.forget_under.is_empty() {
                 let forgotten: std::collections::HashSet<&str> =
@@ -490,9 +525,8 @@ impl EmbeddedStore {
     ) -> Result<Completion, LeaseError> {
         let status = status.to_stored()?;
         let completion = self
-            .fenced(lease, move |_, txn, leases, lease| {
+            .fenced(lease, true, move |txn, lease| {
                 let account = &lease.account;
-                leases.remove(account);
                 remove_u64(txn, FAILURES, account)?;
                 put(txn, STATUS, account, &status)?;
                 if get_u64(txn, GENERATIONS, account)?.unwrap_or(0) != generation {
@@ -519,9 +553,8 @@ impl EmbeddedStore {
         wake: bool,
     ) -> Result<(), LeaseError> {
         let status = status.map(AccountStatus::to_stored).transpose()?;
-        self.fenced(lease, move |_, txn, leases, lease| {
+        self.fenced(lease, true, move |txn, lease| {
             let account = &lease.account;
-            leases.remove(account);
             if count_failure {
                 bump(txn, FAILURES, account)?;
             }
@@ -547,9 +580,8 @@ impl EmbeddedStore {
         let sealed_tokens = sealed_tokens.to_owned();
         let status = status.to_stored()?;
         let unlinked = self
-            .fenced(lease, move |_, txn, leases, lease| {
+            .fenced(lease, true, move |txn, lease| {
                 let account = &lease.account;
-                leases.remove(account);
                 if get(txn, TOKENS, account)?.as_deref() != Some(sealed_tokens.as_str()) {
                     // Connected again during the pass: the new link stays, and is due again.
                     set_due(txn, account, now_ms)?;
@@ -580,7 +612,7 @@ impl EmbeddedStore {
         let expected = sealed_tokens.to_owned();
         let sealed = self.inner.sealer.seal(&lease.account, tokens);
         let replaced = self
-            .fenced(lease, move |_, txn, _, lease| {
+            .fenced(lease, false, move |txn, lease| {
                 if get(txn, TOKENS, &lease.account)?.as_deref() != Some(expected.as_str()) {
                     return Ok(None);
                 }

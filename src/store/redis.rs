@@ -631,7 +631,9 @@ impl RedisStore {
         &self,
         counts: &std::collections::BTreeMap<String, u64>,
     ) -> Result<(), StoreError> {
+        // Atomic: a scrape never sees half a flush (a histogram's buckets out of step).
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for (series, count) in counts {
             pipe.hincr(self.keys.metrics(), series, *count).ignore();
         }

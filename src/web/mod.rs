@@ -131,7 +131,8 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> io::Result<()> {
         let Application { server, metrics, store, .. } = self;
-        let flusher = AbortOnDrop(tokio::spawn(metrics.clone().flush_forever(store.clone())));
+        let (stop_flushing, flushing) = tokio::sync::watch::channel(false);
+        let flusher = AbortOnDrop(tokio::spawn(metrics.flush_until(store, flushing)));
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
         let result = tokio::select! {
@@ -142,9 +143,9 @@ impl Application {
                 result
             }
         };
-        drop(flusher);
-        // What was counted since the last flush is not lost with the process.
-        metrics.flush_to(&store).await;
+        // The flusher's last flush: what was counted since is not lost with the process.
+        let _ = stop_flushing.send(true);
+        let _ = flusher.await;
         result
     }
 }

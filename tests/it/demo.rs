@@ -10,8 +10,20 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 use crate::support::{DEADLINE, scratch_dir};
 
+/// A running demo, killed if the test ends without stopping it.
+struct Demo(Option<Child>);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `markdrop demo DIR --port 0 [--link]`, with the site's address from what it prints.
-fn demo(dir: &Path, link: bool) -> (Child, String) {
+fn demo(dir: &Path, link: bool) -> (Demo, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
     command.arg("demo").arg(dir).args(["--port", "0"]);
     if link {
@@ -34,7 +46,11 @@ fn demo(dir: &Path, link: bool) -> (Child, String) {
             }
         }
     });
-    let address = rx.recv_timeout(DEADLINE).expect("the demo prints its address");
+    let mut child = Demo(Some(child));
+    let Ok(address) = rx.recv_timeout(DEADLINE) else {
+        drop(child.0.take().map(|mut child| child.kill()));
+        panic!("the demo did not print its address");
+    };
     (child, address)
 }
 
@@ -46,7 +62,8 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn stop(mut child: Child) {
+fn stop(mut demo: Demo) {
+    let mut child = demo.0.take().expect("running");
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let start = Instant::now();
     loop {
@@ -129,16 +146,12 @@ async fn connecting_in_the_demo_goes_through_the_emulators_consent_page_to_the_a
         .next()
         .expect("pair")
         .to_owned();
-    let page = http
-        .get(format!("{address}/account"))
-        .header(COOKIE, session)
-        .send()
-        .await
-        .expect("account")
-        .text()
-        .await
-        .expect("page");
-    assert!(page.contains("You"), "the account page: {page}");
+    let account = http.get(format!("{address}/account")).header(COOKIE, session).send();
+    let account = account.await.expect("account");
+    assert_eq!(account.status(), 200, "signed in");
+    let page = account.text().await.expect("page");
+    assert!(page.contains("<h1>You</h1>"), "the account page names the account: {page}");
+    assert!(page.contains("Disconnect Dropbox"), "{page}");
     wait_for("the welcome note's html", || dir.join("welcome.html").exists());
     stop(child);
 }

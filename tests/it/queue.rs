@@ -131,11 +131,12 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     let store = store_with(backend, "queue-backoff", &[ALICE]).await;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
+    // Taken before the call: the due time is computed inside it.
+    let backed_off_at = Instant::now();
     store
         .reschedule(&first.lease, Duration::from_secs(1), true, None, false)
         .await
         .expect("back off");
-    let backed_off_at = Instant::now();
     assert_eq!(store.leases_held().await.expect("leases"), 0);
     store.enqueue(&[account(ALICE)]).await.expect("a notification during the backoff");
     assert!(claim(&store, LEASE).await.is_none(), "not due before the backoff ends");

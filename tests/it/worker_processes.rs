@@ -285,10 +285,25 @@ async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
     signal(&processes.0[0], "KILL");
     exit_of(&mut processes.0[0]).await;
 
-    // The same folder, a new process: the link, the cursor and the queue entry survived.
+    // What the killed process left, read straight from its file: the link and b's queue
+    // entry survived.
+    {
+        let sealer = markdrop::store::TokenSealer::new(
+            &"0123456789abcdef0123456789abcdef".to_owned().into(),
+        );
+        let left = markdrop::store::Store::Embedded(
+            markdrop::store::EmbeddedStore::open(&data_dir, sealer).expect("the store opens"),
+        );
+        let id = markdrop::dropbox::AccountId::parse(&account).expect("id");
+        assert!(left.tokens(&id).await.expect("read").is_some(), "still linked");
+        assert_eq!(left.queued().await.expect("read"), vec![id], "b's pass still queued");
+    }
+    // The same folder, a new process: it resumes from the saved cursor.
     let (serve, _) = serve_embedded(dropbox.url(), &data_dir);
     processes.0.push(serve);
     eventually("b.html after the restart", || std::future::ready(html("/b.html").is_some())).await;
+    let from_scratch = emulator.stats().calls("files/list_folder", &account);
+    assert_eq!(from_scratch, 1, "the cursor survived: no listing from scratch");
     assert_eq!(html("/b.html"), Some(markdrop::render::render(b"# B", "b").into_bytes()));
     assert_eq!(emulator.stats().calls("files/upload", &account), before + 2, "a.html not redone");
     assert_eq!(emulator.stats().calls("oauth2/token", &account), 1, "the link's code only");
@@ -323,20 +338,37 @@ fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<serde_json::Value> 
     rx
 }
 
+/// The first event `wanted` picks, or `None` after [`DEADLINE`].
+fn first_event(
+    events: &std::sync::mpsc::Receiver<serde_json::Value>,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let start = Instant::now();
+    while let Some(left) = DEADLINE.checked_sub(start.elapsed()) {
+        match events.recv_timeout(left) {
+            Ok(event) if wanted(&event) => return Some(event),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_stop_cleanly() {
     let mut worker = without_redis("worker");
     let worker_log = log_lines(&mut worker);
-    let retrying = worker_log
-        .iter()
-        .find(|event| event["message"].as_str().is_some_and(|m| m.contains("trying again")));
+    let retrying = first_event(&worker_log, |event| {
+        event["message"].as_str().is_some_and(|message| message.contains("trying again"))
+    });
     assert!(retrying.is_some(), "the worker says it retries");
     assert!(worker.try_wait().expect("wait").is_none(), "and keeps running");
 
     let mut web = without_redis("web");
     let web_log = log_lines(&mut web);
-    let port =
-        web_log.iter().find_map(|event| event["port"].as_u64()).expect("web says where it listens");
+    let port = first_event(&web_log, |event| event["port"].is_u64())
+        .and_then(|event| event["port"].as_u64())
+        .expect("web says where it listens");
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.expect("GET");
     assert_eq!(ready.status(), 503);
 
