@@ -1,5 +1,6 @@
 //! markdrop's black-box tests, in one binary so they share one build.
 
+mod bad_input;
 mod cli;
 mod commonmark_spec;
 mod demo;
