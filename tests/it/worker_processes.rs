@@ -380,3 +380,85 @@ async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_
         assert!(exit_of(child).await.success(), "a clean exit on SIGTERM");
     }
 }
+
+/// A `markdrop web` process on the world's Redis and emulator; returns it and its address.
+fn web_process(world: &SyncWorld) -> (Child, String) {
+    let mut web = markdrop("web", Some(world.dropbox.url()))
+        .env("REDIS_URL", redis_url())
+        .env("REDIS_KEY_PREFIX", &world.prefix)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start markdrop web");
+    let log = log_lines(&mut web);
+    let port = first_event(&log, |event| event["port"].is_u64())
+        .and_then(|event| event["port"].as_u64())
+        .expect("web says where it listens");
+    // The rest of the log is drained so the pipe never fills.
+    std::thread::spawn(move || for _ in log {});
+    (web, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one() {
+    let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-scale").await;
+    let (web_a, a) = web_process(&world);
+    let (web_b, b) = web_process(&world);
+    let mut processes = Processes(vec![web_a, web_b]);
+    processes.0.extend((0..3).map(|_| worker_process(&world)));
+
+    // Each person connects through a different web process.
+    let mut accounts = Vec::new();
+    for (n, address) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let account = world.emulator().create_account(&format!("Person {n}")).account_id;
+        for note in 0..5 {
+            world.emulator().put_file(&account, &format!("/n{note}.md"), "# note").expect("put");
+        }
+        world.emulator().sign_in(&account);
+        connect(address).await;
+        accounts.push(account);
+    }
+    for account in &accounts {
+        world.html(account, "/n4.html").await;
+    }
+    // Changes, with their notifications spread over both web processes.
+    for round in 0..3 {
+        for (n, account) in accounts.iter().enumerate() {
+            world.emulator().put_file(account, "/n0.md", format!("round {round}")).expect("put");
+            let body = format!(
+                r#"{{"list_folder": {{"accounts": ["{account}"]}}, "delta": {{"users": []}}}}"#
+            );
+            let web = if (n + round) % 2 == 0 { &a } else { &b };
+            assert_eq!(notify(web, &body).await, 200);
+        }
+    }
+    for account in &accounts {
+        world.html_matching(account, "/n0.html", "round 2", "n0").await;
+    }
+    world.quiet().await;
+    let stats = world.emulator().stats();
+    for account in &accounts {
+        assert_eq!(stats.peak_listings(account), 1, "{account} listed concurrently");
+        assert_eq!(stats.peak_writes(account), 1, "{account} written concurrently");
+        assert_eq!(stats.calls("files/list_folder", account), 1, "one full listing");
+    }
+    // Any web process answers for every worker.
+    eventually("the workers' counts on /metrics", || async {
+        let metrics = reqwest::get(format!("{b}/metrics")).await.expect("GET");
+        let text = metrics.text().await.expect("text");
+        // 20 notes, then at least the last round's 4 changes (earlier rounds may coalesce).
+        text.lines()
+            .find_map(|line| line.strip_prefix("markdrop_files_total{outcome=\"converted\"} "))
+            .and_then(|count| count.parse::<u64>().ok())
+            .is_some_and(|count| count >= 24)
+    })
+    .await;
+    for child in &processes.0 {
+        signal(child, "TERM");
+    }
+    for child in &mut processes.0 {
+        assert!(exit_of(child).await.success(), "a clean exit on SIGTERM");
+    }
+}
