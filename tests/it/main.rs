@@ -1,6 +1,7 @@
 //! markdrop's black-box tests, in one binary so they share one build.
 
 mod bad_input;
+mod browser;
 mod cli;
 mod commonmark_spec;
 mod demo;
@@ -11,6 +12,7 @@ mod gfm_spec;
 mod linking;
 mod queue;
 mod render_properties;
+mod soak;
 mod spec_examples;
 mod store;
 mod support;

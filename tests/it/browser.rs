@@ -1,0 +1,1 @@
+//! A real headless Chromium drives the product as a person would (being written).

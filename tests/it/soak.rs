@@ -1,0 +1,1 @@
+//! The soak test: many accounts, continuous edits, faults and crashes (being written).
