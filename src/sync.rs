@@ -11,7 +11,7 @@
 //! Conversions are idempotent (the same Markdown always renders to the same bytes), which is what
 //! makes a pass safe to repeat after a crash: only the cursor and the file records need fencing.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -118,6 +118,10 @@ pub async fn run(
     mut cursor: Option<String>,
     status: &mut AccountStatus,
 ) -> Result<(), PassError> {
+    // After a `reset`, the listing starts over and says nothing of notes deleted meanwhile:
+    // the `.md` paths it does list are gathered, and records of any others are treated as
+    // deleted at the end.
+    let mut relisting: Option<HashSet<String>> = None;
     loop {
         context.check_stopping()?;
         context.check_lease()?;
@@ -128,26 +132,66 @@ pub async fn run(
                     // The file records keep unchanged files from being uploaded again.
                     tracing::info!(account = %context.lease.account(), "Dropbox reset the cursor; listing everything again");
                     cursor = None;
+                    relisting = Some(HashSet::new());
                     continue;
                 }
                 page => page,
             },
         }
         .map_err(pass_error)?;
-        let mut changes = RecordChanges::default();
-        let outcome = sync_page(context, &page.entries, &mut changes, status).await;
-        let cursor_to_save = outcome.is_ok().then_some(page.cursor.as_str());
-        // Whatever was written is recorded even when the page did not finish, so a retry does
-        // not upload it again.
-        if outcome.is_ok() || !changes.is_empty() {
-            context.store.commit(&context.lease, &changes, cursor_to_save, Some(status)).await?;
+        if let Some(listed) = &mut relisting {
+            listed.extend(page.entries.iter().filter_map(|entry| match entry {
+                Metadata::File(file) if is_markdown(&file.name) => file.path_lower.clone(),
+                _ => None,
+            }));
         }
-        outcome?;
+        commit_page(context, &page.entries, Some(&page.cursor), status).await?;
         cursor = Some(page.cursor);
         if !page.has_more {
-            return Ok(());
+            break;
         }
     }
+    if let Some(listed) = relisting {
+        let recorded = context
+            .store
+            .recorded_paths(context.lease.account())
+            .await
+            .map_err(LeaseError::Store)?;
+        let gone: Vec<Metadata> = recorded
+            .into_iter()
+            .filter(|path| !listed.contains(path))
+            .map(|path| {
+                let name = path.rsplit('/').next().unwrap_or(&path).to_owned();
+                Metadata::Deleted(crate::dropbox::DeletedMetadata {
+                    name,
+                    path_lower: Some(path.clone()),
+                    path_display: Some(path),
+                })
+            })
+            .collect();
+        if !gone.is_empty() {
+            commit_page(context, &gone, None, status).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Syncs one page of entries and commits what it changed, with `cursor` when the whole page
+/// went through. Whatever was written is recorded even when the page did not finish, so a
+/// retry does not upload it again.
+async fn commit_page(
+    context: &PassContext,
+    entries: &[Metadata],
+    cursor: Option<&str>,
+    status: &mut AccountStatus,
+) -> Result<(), PassError> {
+    let mut changes = RecordChanges::default();
+    let outcome = sync_page(context, entries, &mut changes, status).await;
+    let cursor = if outcome.is_ok() { cursor } else { None };
+    if outcome.is_ok() || !changes.is_empty() {
+        context.store.commit(&context.lease, &changes, cursor, Some(status)).await?;
+    }
+    outcome
 }
 
 /// One step of a page, in listing order.

@@ -451,6 +451,29 @@ impl EmbeddedStore {
         Ok(true)
     }
 
+    pub(super) async fn recorded_paths(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<String>, StoreError> {
+        let account = account.clone();
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read().map_err(StoreError::new)?;
+            let files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let owner = account.as_str();
+            let mut paths = Vec::new();
+            for entry in files.range((owner, "")..).map_err(StoreError::new)? {
+                let (key, _) = entry.map_err(StoreError::new)?;
+                let (record_owner, path) = key.value();
+                if record_owner != owner {
+                    break;
+                }
+                paths.push(path.to_owned());
+            }
+            Ok(paths)
+        })
+        .await
+    }
+
     pub(super) async fn file_records(
         &self,
         account: &AccountId,

@@ -165,6 +165,11 @@ impl Store {
         on_backend!(self, store => within_deadline(store.file_records(account, paths)).await)
     }
 
+    /// The lower-case paths of every `.md` the account has a record for.
+    pub async fn recorded_paths(&self, account: &AccountId) -> Result<Vec<String>, StoreError> {
+        on_backend!(self, store => within_deadline(store.recorded_paths(account)).await)
+    }
+
     /// Saves a pass's progress in one atomic step, if the lease is still ours: the record
     /// changes, then the cursor and the status when given.
     pub async fn commit(

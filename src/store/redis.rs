@@ -397,6 +397,14 @@ impl RedisStore {
         Ok(renewed == 1)
     }
 
+    pub(super) async fn recorded_paths(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection().await?;
+        connection.hkeys(self.keys.files(account)).await.map_err(StoreError::new)
+    }
+
     pub(super) async fn file_records(
         &self,
         account: &AccountId,

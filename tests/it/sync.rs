@@ -431,7 +431,26 @@ async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens(b
     .await;
 }
 
+async fn a_note_deleted_while_the_cursor_was_reset_takes_its_html_along(backend: Backend) {
+    let mut world = SyncWorld::start(backend, "sync-reset-delete").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/b.md", "b")]).await;
+    world.html(&account, "/b.html").await;
+    world.quiet().await;
+    // No worker runs while b goes and the cursor dies, so the deletion is never listed.
+    world.workers.pop().expect("the worker").stop().await;
+    world.emulator().delete_path(&account, "/b.md").expect("delete");
+    world.emulator().reset_cursors(&account);
+    world.spawn_worker(test_worker_settings());
+    eventually("b.html to go", || {
+        std::future::ready(world.emulator().read_file(&account, "/b.html").is_none())
+    })
+    .await;
+    world.quiet().await;
+    assert!(world.emulator().read_file(&account, "/a.html").is_some(), "a is untouched");
+}
+
 crate::on_both_backends!(
+    a_note_deleted_while_the_cursor_was_reset_takes_its_html_along,
     linking_converts_the_notes_already_there_in_subfolders_and_with_any_names,
     a_change_is_converted_and_the_html_is_what_render_makes_of_it,
     twenty_notifications_for_one_change_upload_its_html_once,

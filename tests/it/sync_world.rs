@@ -84,19 +84,30 @@ impl SyncWorld {
             Backend::Redis => SyncWorld::without_workers_on(test, &redis_url()).await,
             Backend::Embedded => {
                 let embedded = Backend::Embedded.store(test);
-                SyncWorld::assemble(test, &redis_url(), Some(embedded)).await
+                SyncWorld::assemble(test, &redis_url(), Some(embedded), true).await
             }
         }
     }
 
     /// Everything but the workers, on the Redis at `redis`.
     pub async fn without_workers_on(test: &str, redis: &str) -> SyncWorld {
-        SyncWorld::assemble(test, redis, None).await
+        SyncWorld::assemble(test, redis, None, true).await
+    }
+
+    /// Everything but the workers, on Redis, with an emulator that shows its consent page
+    /// instead of approving at once (for a browser to click through).
+    pub async fn with_consent_page(test: &str) -> SyncWorld {
+        SyncWorld::assemble(test, &redis_url(), None, false).await
     }
 
     /// Everything but the workers: on `embedded` when given (the workers then share it, as in
     /// one `serve` process), else on the Redis at `redis`.
-    async fn assemble(test: &str, redis: &str, embedded: Option<Store>) -> SyncWorld {
+    async fn assemble(
+        test: &str,
+        redis: &str,
+        embedded: Option<Store>,
+        auto_approve: bool,
+    ) -> SyncWorld {
         // `RUST_LOG=markdrop=debug cargo test …` shows what the app and workers did.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -107,7 +118,7 @@ impl SyncWorld {
         let address = format!("http://{}", listener.local_addr().expect("address"));
         let mut config = EmulatorConfig::new("test-app-key", APP_SECRET);
         config.webhook_url = Some(format!("{address}/webhook").parse().expect("url"));
-        config.auto_approve = true;
+        config.auto_approve = auto_approve;
         config.webhook_batch_window = Duration::from_millis(5);
         config.webhook_retry_base = Duration::from_millis(50);
         let dropbox = Emulator::new(config).start(0).await.expect("start the emulator");

@@ -11,7 +11,7 @@ use crate::sync_world::{APP_SECRET, SyncWorld, eventually, notify};
 
 /// `markdrop <subcommand>` with nothing from this environment but the app's key and secret and
 /// a `SECRET_KEY`; Dropbox is `dropbox` when given.
-fn markdrop(subcommand: &str, dropbox: Option<&url::Url>) -> Command {
+pub(crate) fn markdrop(subcommand: &str, dropbox: Option<&url::Url>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
     command
         .arg(subcommand)
@@ -40,13 +40,13 @@ fn worker_process(world: &SyncWorld) -> Child {
         .expect("start markdrop worker")
 }
 
-fn signal(child: &Child, signal: &str) {
+pub(crate) fn signal(child: &Child, signal: &str) {
     let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
     assert!(sent.expect("kill").success(), "SIG{signal} sent");
 }
 
 /// Waits for the process to exit, failing the test after [`DEADLINE`].
-async fn exit_of(child: &mut Child) -> ExitStatus {
+pub(crate) async fn exit_of(child: &mut Child) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -58,7 +58,7 @@ async fn exit_of(child: &mut Child) -> ExitStatus {
 }
 
 /// Kills whatever the test leaves running, even when it fails.
-struct Processes(Vec<Child>);
+pub(crate) struct Processes(pub(crate) Vec<Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
