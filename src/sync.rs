@@ -386,12 +386,37 @@ async fn sync_page(
         match preparation.await? {
             Prepared::Upload { markdown, key, html, source_hash, document, html_hash, _memory } => {
                 context.check_lease()?;
+                // The page about to be written is recorded as markdrop's first: a worker killed
+                // between the upload and the page's commit must not leave a page that a later
+                // deletion of the note would take for a person's edit. The source hash stays the
+                // old one until the upload is done, so such a note is converted again.
+                let previous = match changes.get(&key) {
+                    Some(record) => record.cloned(),
+                    None => records.get(&key).cloned(),
+                };
+                let intent = FileRecord {
+                    pending_html_hash: Some(html_hash.clone()),
+                    ..previous.unwrap_or_else(|| FileRecord {
+                        source_hash: String::new(),
+                        html_path: html.clone(),
+                        html_hash: String::new(),
+                        pending_html_hash: None,
+                    })
+                };
+                let mut intended = RecordChanges::default();
+                intended.files.insert(key.clone(), Some(intent));
+                context.store.commit(&context.lease, &intended, None, None).await?;
                 let uploaded = context.client.upload_hashed(&html, document, &html_hash).await;
                 let outcome = match uploaded {
                     Ok(uploaded) => {
                         let html_hash = uploaded.content_hash.unwrap_or(html_hash);
                         let html_path = uploaded.path_display.unwrap_or(html);
-                        let record = FileRecord { source_hash, html_path, html_hash };
+                        let record = FileRecord {
+                            source_hash,
+                            html_path,
+                            html_hash,
+                            pending_html_hash: None,
+                        };
                         changes.files.insert(key, Some(record));
                         let now_ms = SystemTime::now()
                             .duration_since(UNIX_EPOCH)
@@ -523,7 +548,10 @@ async fn remove_html(
         Err(DropboxError::Route(error)) if error.is_not_found() => return Ok(None),
         Err(error) => return file_outcome(error),
     };
-    if current.content_hash.as_deref() != Some(record.html_hash.as_str()) {
+    let ours = current.content_hash.as_deref().is_some_and(|hash| {
+        hash == record.html_hash || record.pending_html_hash.as_deref() == Some(hash)
+    });
+    if !ours {
         return Ok(Some(Outcome::Skipped {
             reason: format!("{} was edited after markdrop wrote it, so it was kept", current.name),
         }));
@@ -639,6 +667,7 @@ mod tests {
             source_hash: source_hash.to_owned(),
             html_path: "/x.html".to_owned(),
             html_hash: "h".to_owned(),
+            pending_html_hash: None,
         }
     }
 

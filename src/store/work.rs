@@ -106,6 +106,11 @@ pub struct FileRecord {
     pub html_path: String,
     /// `content_hash` of the uploaded `.html`: it is still markdrop's only while this matches.
     pub html_hash: String,
+    /// `content_hash` of an `.html` being uploaded, set just before the upload and cleared with
+    /// the page's commit: an `.html` with this hash is markdrop's too (its upload may have
+    /// landed before the worker died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_html_hash: Option<String>,
 }
 
 /// Record changes a pass commits together with its cursor.
@@ -155,7 +160,12 @@ mod tests {
     use super::*;
 
     fn record(hash: &str) -> FileRecord {
-        FileRecord { source_hash: hash.into(), html_path: "/a.html".into(), html_hash: "h".into() }
+        FileRecord {
+            source_hash: hash.into(),
+            html_path: "/a.html".into(),
+            html_hash: "h".into(),
+            pending_html_hash: None,
+        }
     }
 
     #[test]

@@ -189,6 +189,7 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
         source_hash: hash.to_owned(),
         html_path: format!("/{hash}.html"),
         html_hash: format!("html-{hash}"),
+        pending_html_hash: None,
     };
     let mut changes = RecordChanges::default();
     for path in ["/a.md", "/notes/b.md", "/notes/deep/c.md", "/notes-old/d.md"] {
@@ -264,6 +265,7 @@ async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_sta
         source_hash: "s".to_owned(),
         html_path: "/a.html".to_owned(),
         html_hash: "h".to_owned(),
+        pending_html_hash: Some("p".to_owned()),
     };
     changes.files.insert("/a.md".to_owned(), Some(record));
     let status = AccountStatus { last_pass_at: Some(1), ..AccountStatus::default() };

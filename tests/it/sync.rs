@@ -449,7 +449,41 @@ async fn a_note_deleted_while_the_cursor_was_reset_takes_its_html_along(backend:
     assert!(world.emulator().read_file(&account, "/a.html").is_some(), "a is untouched");
 }
 
+async fn a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note(
+    backend: Backend,
+) {
+    let mut world = SyncWorld::start(backend, "sync-unrecorded").await;
+    let account = world.link_with_files("Ada", &[]).await;
+    world.quiet().await;
+    // a's upload goes through, b's stalls: the worker dies with a.html written but the page,
+    // and so a's record, not committed.
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_millis(1)).for_account(&account),
+    );
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_secs(30)).for_account(&account),
+    );
+    let before = world.uploads(&account);
+    world.emulator().put_file(&account, "/a.md", "a").expect("put");
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    eventually("both uploads to start", || {
+        std::future::ready(world.uploads(&account) >= before + 2)
+    })
+    .await;
+    world.html(&account, "/a.html").await;
+    world.workers.pop().expect("the worker").kill().await;
+    world.emulator().delete_path(&account, "/a.md").expect("delete a");
+    world.spawn_worker(test_worker_settings());
+    world.html(&account, "/b.html").await;
+    eventually("a.html to go with its note", || {
+        std::future::ready(world.emulator().read_file(&account, "/a.html").is_none())
+    })
+    .await;
+    world.quiet().await;
+}
+
 crate::on_both_backends!(
+    a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note,
     a_note_deleted_while_the_cursor_was_reset_takes_its_html_along,
     linking_converts_the_notes_already_there_in_subfolders_and_with_any_names,
     a_change_is_converted_and_the_html_is_what_render_makes_of_it,
