@@ -118,10 +118,10 @@ pub async fn run(
     mut cursor: Option<String>,
     status: &mut AccountStatus,
 ) -> Result<(), PassError> {
-    // After a `reset`, the listing starts over and says nothing of notes deleted meanwhile:
-    // the `.md` paths it does list are gathered, and records of any others are treated as
-    // deleted at the end.
-    let mut relisting: Option<HashSet<String>> = None;
+    // A listing from the start (the first pass, one whose first cursor was never committed, or
+    // one after a `reset`) says nothing of notes deleted meanwhile: the `.md` paths it does
+    // list are gathered, and records of any others are treated as deleted at the end.
+    let mut relisting: Option<HashSet<String>> = cursor.is_none().then(HashSet::new);
     loop {
         context.check_stopping()?;
         context.check_lease()?;

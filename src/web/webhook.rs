@@ -91,6 +91,16 @@ struct ListFolder {
     accounts: Vec<AccountId>,
 }
 
+/// The accounts a notification body names, each once, in order. Only `list_folder.accounts` is
+/// read; a body without it names none.
+pub fn parse_notification(body: &[u8]) -> Result<Vec<AccountId>, serde_json::Error> {
+    let notification: Notification = serde_json::from_slice(body)?;
+    let mut accounts = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
+    accounts.sort();
+    accounts.dedup();
+    Ok(accounts)
+}
+
 /// `POST /webhook`.
 pub async fn receive_webhook(
     request: HttpRequest,
@@ -121,11 +131,7 @@ async fn accept_notification(
     let signature = request.headers().get(SIGNATURE).ok_or(WebhookError::MissingSignature)?;
     let body = read_limited(request, payload).await?;
     verify_signature(state.app_secret.expose_secret().as_bytes(), signature.as_bytes(), &body)?;
-    let notification: Notification =
-        serde_json::from_slice(&body).map_err(WebhookError::Malformed)?;
-    let mut accounts = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
-    accounts.sort();
-    accounts.dedup();
+    let accounts = parse_notification(&body).map_err(WebhookError::Malformed)?;
     state.store.enqueue(&accounts).await.map_err(WebhookError::StoreUnavailable)?;
     Ok(accounts.len())
 }

@@ -482,7 +482,35 @@ async fn a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its
     world.quiet().await;
 }
 
+async fn a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along(backend: Backend) {
+    let mut world = SyncWorld::start(backend, "sync-first-uncommitted").await;
+    let account = world.emulator().create_account("Ada").account_id;
+    world.emulator().put_file(&account, "/a.md", "a").expect("put");
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    // The first pass writes a.html, stalls on b's upload and dies: no cursor was ever saved,
+    // so the next pass lists from the start, where a deleted note simply is not.
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_millis(1)).for_account(&account),
+    );
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, Duration::from_secs(30)).for_account(&account),
+    );
+    world.connect(&account).await;
+    eventually("both uploads to start", || std::future::ready(world.uploads(&account) >= 2)).await;
+    world.html(&account, "/a.html").await;
+    world.workers.pop().expect("the worker").kill().await;
+    world.emulator().delete_path(&account, "/a.md").expect("delete a");
+    world.spawn_worker(test_worker_settings());
+    world.html(&account, "/b.html").await;
+    eventually("a.html to go with its note", || {
+        std::future::ready(world.emulator().read_file(&account, "/a.html").is_none())
+    })
+    .await;
+    world.quiet().await;
+}
+
 crate::on_both_backends!(
+    a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along,
     a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note,
     a_note_deleted_while_the_cursor_was_reset_takes_its_html_along,
     linking_converts_the_notes_already_there_in_subfolders_and_with_any_names,
