@@ -457,26 +457,34 @@ async fn a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its
     world.quiet().await;
     // a's upload goes through, b's stalls: the worker dies with a.html written but the page,
     // and so a's record, not committed.
-    world.emulator().add_fault(
-        FaultRule::delay("files/upload", 1, Duration::from_millis(1)).for_account(&account),
-    );
-    world.emulator().add_fault(
-        FaultRule::delay("files/upload", 1, Duration::from_secs(30)).for_account(&account),
-    );
+    stall_the_second_upload(&world, &account);
     let before = world.uploads(&account);
     world.emulator().put_file(&account, "/a.md", "a").expect("put");
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    die_after_a_then_delete_it(&mut world, &account, before).await;
+}
+
+/// The account's next upload goes through; the one after it stalls for half a minute.
+fn stall_the_second_upload(world: &SyncWorld, account: &str) {
+    let pause = |delay| FaultRule::delay("files/upload", 1, delay).for_account(account);
+    world.emulator().add_fault(pause(Duration::from_millis(1)));
+    world.emulator().add_fault(pause(Duration::from_secs(30)));
+}
+
+/// Once a.html is written and b's upload (stalled) under way, the worker dies and a.md is
+/// deleted; a new worker must convert b and take a.html away with its note.
+async fn die_after_a_then_delete_it(world: &mut SyncWorld, account: &str, uploads_before: u64) {
     eventually("both uploads to start", || {
-        std::future::ready(world.uploads(&account) >= before + 2)
+        std::future::ready(world.uploads(account) >= uploads_before + 2)
     })
     .await;
-    world.html(&account, "/a.html").await;
+    world.html(account, "/a.html").await;
     world.workers.pop().expect("the worker").kill().await;
-    world.emulator().delete_path(&account, "/a.md").expect("delete a");
+    world.emulator().delete_path(account, "/a.md").expect("delete a");
     world.spawn_worker(test_worker_settings());
-    world.html(&account, "/b.html").await;
+    world.html(account, "/b.html").await;
     eventually("a.html to go with its note", || {
-        std::future::ready(world.emulator().read_file(&account, "/a.html").is_none())
+        std::future::ready(world.emulator().read_file(account, "/a.html").is_none())
     })
     .await;
     world.quiet().await;
@@ -489,24 +497,9 @@ async fn a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
     // The first pass writes a.html, stalls on b's upload and dies: no cursor was ever saved,
     // so the next pass lists from the start, where a deleted note simply is not.
-    world.emulator().add_fault(
-        FaultRule::delay("files/upload", 1, Duration::from_millis(1)).for_account(&account),
-    );
-    world.emulator().add_fault(
-        FaultRule::delay("files/upload", 1, Duration::from_secs(30)).for_account(&account),
-    );
+    stall_the_second_upload(&world, &account);
     world.connect(&account).await;
-    eventually("both uploads to start", || std::future::ready(world.uploads(&account) >= 2)).await;
-    world.html(&account, "/a.html").await;
-    world.workers.pop().expect("the worker").kill().await;
-    world.emulator().delete_path(&account, "/a.md").expect("delete a");
-    world.spawn_worker(test_worker_settings());
-    world.html(&account, "/b.html").await;
-    eventually("a.html to go with its note", || {
-        std::future::ready(world.emulator().read_file(&account, "/a.html").is_none())
-    })
-    .await;
-    world.quiet().await;
+    die_after_a_then_delete_it(&mut world, &account, 0).await;
 }
 
 crate::on_both_backends!(

@@ -153,7 +153,6 @@ async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigterm() {
-    use std::io::{BufRead, BufReader};
     let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-serve").await;
     let mut serve = markdrop("serve", Some(world.dropbox.url()))
         .env("REDIS_URL", redis_url())
@@ -164,20 +163,8 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
         .stderr(Stdio::piped())
         .spawn()
         .expect("start markdrop serve");
-    let stderr = serve.stderr.take().expect("stderr");
+    let port = listening_port(&mut serve);
     let mut processes = Processes(vec![serve]);
-    // The port is in the start-up line; the rest of the log is drained so the pipe never fills.
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(port) = event["port"].as_u64()
-            {
-                let _ = port_tx.send(port);
-            }
-        }
-    });
-    let port = port_rx.recv_timeout(DEADLINE).expect("serve says where it listens");
     let account = world.emulator().create_account("Ada");
     world.emulator().put_file(&account.account_id, "/a.md", "# A").expect("put");
     // Linked as the OAuth callback would (the browser flow has tests of its own).
@@ -204,7 +191,6 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
 /// `markdrop serve` on the embedded store in `data_dir`, talking to `dropbox`; returns the
 /// process and the port it listens on.
 fn serve_embedded(dropbox: &url::Url, data_dir: &std::path::Path) -> (Child, u16) {
-    use std::io::{BufRead, BufReader};
     let mut serve = markdrop("serve", Some(dropbox))
         .env("DATA_DIR", data_dir)
         .env("HOST", "127.0.0.1")
@@ -213,18 +199,7 @@ fn serve_embedded(dropbox: &url::Url, data_dir: &std::path::Path) -> (Child, u16
         .stderr(Stdio::piped())
         .spawn()
         .expect("start markdrop serve");
-    let stderr = serve.stderr.take().expect("stderr");
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
-                && let Some(port) = event["port"].as_u64()
-            {
-                let _ = port_tx.send(port as u16);
-            }
-        }
-    });
-    let port = port_rx.recv_timeout(DEADLINE).expect("serve says where it listens");
+    let port = listening_port(&mut serve);
     (serve, port)
 }
 
@@ -338,6 +313,17 @@ fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<serde_json::Value> 
     rx
 }
 
+/// The port a process started with `LOG_FORMAT=json` and a piped stderr says it listens on;
+/// the rest of its log is drained so the pipe never fills.
+fn listening_port(child: &mut Child) -> u16 {
+    let log = log_lines(child);
+    let port = first_event(&log, |event| event["port"].is_u64())
+        .and_then(|event| event["port"].as_u64())
+        .expect("the process says where it listens");
+    std::thread::spawn(move || for _ in log {});
+    u16::try_from(port).expect("a port")
+}
+
 /// The first event `wanted` picks, or `None` after [`DEADLINE`].
 fn first_event(
     events: &std::sync::mpsc::Receiver<serde_json::Value>,
@@ -365,10 +351,7 @@ async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_
     assert!(worker.try_wait().expect("wait").is_none(), "and keeps running");
 
     let mut web = without_redis("web");
-    let web_log = log_lines(&mut web);
-    let port = first_event(&web_log, |event| event["port"].is_u64())
-        .and_then(|event| event["port"].as_u64())
-        .expect("web says where it listens");
+    let port = listening_port(&mut web);
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.expect("GET");
     assert_eq!(ready.status(), 503);
 
@@ -392,12 +375,7 @@ fn web_process(world: &SyncWorld) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start markdrop web");
-    let log = log_lines(&mut web);
-    let port = first_event(&log, |event| event["port"].is_u64())
-        .and_then(|event| event["port"].as_u64())
-        .expect("web says where it listens");
-    // The rest of the log is drained so the pipe never fills.
-    std::thread::spawn(move || for _ in log {});
+    let port = listening_port(&mut web);
     (web, format!("http://127.0.0.1:{port}"))
 }
 
