@@ -154,16 +154,7 @@ async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigterm() {
     let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-serve").await;
-    let mut serve = markdrop("serve", Some(world.dropbox.url()))
-        .env("REDIS_URL", redis_url())
-        .env("REDIS_KEY_PREFIX", &world.prefix)
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start markdrop serve");
-    let port = listening_port(&mut serve);
+    let (serve, address) = listening_on_world(&world, "serve");
     let mut processes = Processes(vec![serve]);
     let account = world.emulator().create_account("Ada");
     world.emulator().put_file(&account.account_id, "/a.md", "# A").expect("put");
@@ -179,7 +170,7 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
         r#"{{"list_folder": {{"accounts": ["{}"]}}, "delta": {{"users": []}}}}"#,
         account.account_id
     );
-    let answer = world.notify_at(&format!("http://127.0.0.1:{port}"), &body).await;
+    let answer = world.notify_at(&address, &body).await;
     assert_eq!(answer, 200);
     world.html_matching(&account.account_id, "/a.html", "# A", "a").await;
     world.quiet().await;
@@ -364,9 +355,10 @@ async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_
     }
 }
 
-/// A `markdrop web` process on the world's Redis and emulator; returns it and its address.
-fn web_process(world: &SyncWorld) -> (Child, String) {
-    let mut web = markdrop("web", Some(world.dropbox.url()))
+/// `markdrop <subcommand>` (`web` or `serve`) listening on a free port, on the world's Redis
+/// and emulator; returns it and its address.
+fn listening_on_world(world: &SyncWorld, subcommand: &str) -> (Child, String) {
+    let mut process = markdrop(subcommand, Some(world.dropbox.url()))
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &world.prefix)
         .env("HOST", "127.0.0.1")
@@ -374,16 +366,16 @@ fn web_process(world: &SyncWorld) -> (Child, String) {
         .env("LOG_FORMAT", "json")
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start markdrop web");
-    let port = listening_port(&mut web);
-    (web, format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|error| panic!("start markdrop {subcommand}: {error}"));
+    let port = listening_port(&mut process);
+    (process, format!("http://127.0.0.1:{port}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one() {
     let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-scale").await;
-    let (web_a, a) = web_process(&world);
-    let (web_b, b) = web_process(&world);
+    let (web_a, a) = listening_on_world(&world, "web");
+    let (web_b, b) = listening_on_world(&world, "web");
     let mut processes = Processes(vec![web_a, web_b]);
     processes.0.extend((0..3).map(|_| worker_process(&world)));
 
