@@ -24,7 +24,8 @@ use crate::config::WorkerSettings;
 use crate::dropbox::{AccountId, DropboxClient};
 use crate::metrics::Metrics;
 use crate::store::{
-    AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, Store, SyncState,
+    AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, LeaseWindow, Store,
+    SyncState,
 };
 use crate::sync::{self, AbortOnDrop, PassContext, PassError, now_seconds};
 
@@ -222,7 +223,7 @@ impl Pass {
             claim.leased_at,
             &self.settings,
         );
-        let end = self.sync(&claim, heartbeat.held()).await;
+        let end = self.sync(&claim, heartbeat.window()).await;
         drop(heartbeat);
         let result = self.finish(claim, end).await;
         forget_held(&self.held, &account);
@@ -240,9 +241,16 @@ impl Pass {
     }
 
     /// The pass itself, with the tokens it refreshed saved whatever its outcome.
-    async fn sync(&self, claim: &Claim, held: watch::Receiver<bool>) -> PassEnd {
+    async fn sync(&self, claim: &Claim, window: LeaseWindow) -> PassEnd {
         let mut status = claim.status.clone();
         let mut sealed_tokens = claim.sealed_tokens.clone();
+        if let SyncState::MissingPermission { scope, tokens } = &status.state
+            && *tokens == fingerprint(&sealed_tokens)
+        {
+            // Stopped until the person connects again: not one call with this link.
+            let result = Err(PassError::MissingPermission { scope: scope.clone() });
+            return PassEnd { result, status, sealed_tokens };
+        }
         let Some(tokens) = claim.tokens.clone() else {
             // Not an unlink: a worker started with the wrong SECRET_KEY (a typo, a rolling
             // deploy) must not delete every link it claims. The person can connect again.
@@ -259,7 +267,7 @@ impl Pass {
             client: client.clone(),
             store: self.store.clone(),
             lease: claim.lease.clone(),
-            held,
+            window,
             stopping: self.stopping.clone(),
             settings: self.settings.clone(),
             memory: Some((self.memory.clone(), self.settings.memory_budget / 1024)),
@@ -298,6 +306,7 @@ impl Pass {
             Ok(()) => "complete",
             Err(PassError::RateLimited { .. }) => "rate_limited",
             Err(PassError::Unlinked { .. }) => "unlinked",
+            Err(PassError::MissingPermission { .. }) => "missing_permission",
             Err(PassError::LeaseLost) => "lease_lost",
             Err(PassError::Stopped) => "stopped",
             Err(PassError::Failed { .. }) => "failed",
@@ -306,7 +315,9 @@ impl Pass {
             Ok(()) => {
                 status.state = SyncState::Idle;
                 status.last_pass_at = Some(now_seconds());
-                let completion = self.store.complete(lease, claim.generation, &status).await?;
+                let retry_at = status.next_retry_at_ms();
+                let completion =
+                    self.store.complete(lease, claim.generation, &status, retry_at).await?;
                 Ok(match completion {
                     Completion::Done => "pass complete".to_owned(),
                     Completion::Again => {
@@ -329,6 +340,16 @@ impl Pass {
                     Ok("the tokens were refused, but the account connected again meanwhile"
                         .to_owned())
                 }
+            }
+            Err(PassError::MissingPermission { scope }) => {
+                // Off the queue, tokens kept: connecting again (new tokens) resumes the account
+                // where it stopped, with its cursor and records.
+                let tokens = fingerprint(&sealed_tokens);
+                status.state = SyncState::MissingPermission { scope: scope.clone(), tokens };
+                self.store.complete(lease, claim.generation, &status, None).await?;
+                Ok(format!(
+                    "Dropbox says the link lacks {scope}; stopped until the person connects again"
+                ))
             }
             Err(PassError::LeaseLost) => Err(LeaseError::Lost),
             Err(PassError::Stopped) => {
@@ -359,10 +380,18 @@ fn jitter(up_to: Duration) -> Duration {
     up_to.mul_f64(rand::thread_rng().r#gen::<f64>())
 }
 
-/// Renews a lease every third of its lifetime. `held` turns `false` when the store says the
-/// lease is gone, or when it could not be renewed for so long that it may have expired.
+/// A short fingerprint of a sealed token record: a stop for a missing permission holds for the
+/// link it was decided on, and a new link (new tokens) ends it.
+fn fingerprint(sealed_tokens: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(sealed_tokens.as_bytes())[..8])
+}
+
+/// Renews a lease every third of its lifetime, moving its [`LeaseWindow`] on; the window closes
+/// when the store says the lease is gone, and runs out by itself when renewals fail for so long
+/// that the lease may have expired.
 struct Heartbeat {
-    held: watch::Receiver<bool>,
+    window: LeaseWindow,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -376,13 +405,15 @@ impl Heartbeat {
         settings: &WorkerSettings,
     ) -> Heartbeat {
         let ttl = settings.lease_ttl;
-        let (tell, held) = watch::channel(true);
+        // The lease is surely ours until `valid_until`; writes stop a tenth of a lease before
+        // that, so one bounded by the window never lands after the expiry.
+        let margin = ttl / 10;
+        let window = LeaseWindow::new(leased_at + ttl - margin);
+        let renewed = window.clone();
         let task = tokio::spawn(async move {
-            // The lease is surely ours until `valid_until`; it is given up a tenth of a lease
-            // before that, so a write checked against `held` never lands after the expiry.
             let mut valid_until = leased_at + ttl;
             loop {
-                let give_up_at = valid_until - ttl / 10;
+                let give_up_at = valid_until - margin;
                 let next = (Instant::now() + ttl / 3).min(give_up_at);
                 tokio::time::sleep_until(next.into()).await;
                 if Instant::now() >= give_up_at {
@@ -391,7 +422,10 @@ impl Heartbeat {
                 }
                 let sent = Instant::now();
                 match tokio::time::timeout_at(give_up_at.into(), store.renew(&lease, ttl)).await {
-                    Ok(Ok(true)) => valid_until = sent + ttl,
+                    Ok(Ok(true)) => {
+                        valid_until = sent + ttl;
+                        renewed.extend_to(valid_until - margin);
+                    }
                     Ok(Ok(false)) => break,
                     Ok(Err(error)) => {
                         tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; trying again");
@@ -399,13 +433,13 @@ impl Heartbeat {
                     Err(_) => {}
                 }
             }
-            let _ = tell.send(false);
+            renewed.close();
         });
-        Heartbeat { held, task }
+        Heartbeat { window, task }
     }
 
-    fn held(&self) -> watch::Receiver<bool> {
-        self.held.clone()
+    fn window(&self) -> LeaseWindow {
+        self.window.clone()
     }
 }
 

@@ -372,7 +372,9 @@ impl AccountClient {
     }
 
     /// Sends with the account's access token: refreshes first when it is about to expire, and
-    /// once more when Dropbox answers `expired_access_token` anyway.
+    /// once more when Dropbox answers `expired_access_token` or `invalid_access_token` anyway (a
+    /// token can die early; only a refused refresh, or the same answer after a refresh, says the
+    /// grant itself is gone).
     async fn authorized(
         &self,
         request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
@@ -385,7 +387,7 @@ impl AccountClient {
         loop {
             let header = bearer(&tokens.access_token)?;
             match self.client.send(|| request(header.clone())).await {
-                Err(DropboxError::ExpiredToken) if !refreshed => {
+                Err(error) if !refreshed && error.calls_for_refresh() => {
                     tokens = self.refresh_replacing(&tokens.access_token).await?;
                     refreshed = true;
                 }

@@ -24,13 +24,18 @@ pub enum DropboxError {
     /// 401 `expired_access_token`: refresh and try again (the client does this once by itself).
     #[error("the access token has expired")]
     ExpiredToken,
-    /// 401 with any other reason (`invalid_access_token` after a revoke, `user_suspended`, …):
-    /// the link is dead until the person connects again.
+    /// 401 `invalid_access_token` (the client has refreshed once already, so the grant is gone:
+    /// revoked, or the app removed) or `user_suspended`: the link is dead until the person
+    /// connects again.
     #[error("Dropbox refused the access token ({reason})")]
     InvalidToken { reason: String },
     /// 401 `missing_scope`: the app was not granted a scope this call needs.
     #[error("the app lacks the Dropbox permission {required_scope}")]
     MissingScope { required_scope: String },
+    /// 401 with any other tag (`AuthError` is an open union: `route_access_denied`, tags added
+    /// later): nothing says the grant is gone, so it is a failure that may pass.
+    #[error("Dropbox refused the call ({reason})")]
+    Unauthorized { reason: String },
     /// The authorization code was refused (`invalid_grant`: used already, expired, or a PKCE
     /// verifier or redirect URI that does not match): the person should start over.
     #[error("Dropbox refused the authorization code ({0})")]
@@ -99,6 +104,19 @@ impl RouteError {
         self.tags.get(1).is_some_and(|tag| tag == "not_found")
     }
 
+    /// An upload refused because the account is out of space (`path/insufficient_space`).
+    pub fn is_insufficient_space(&self) -> bool {
+        self.tags.iter().any(|tag| tag == "insufficient_space")
+    }
+
+    /// A write refused for a reason that stays until the path or the folder changes: a name
+    /// Dropbox does not allow, a folder in the way, a read-only folder.
+    pub fn is_lasting_write_refusal(&self) -> bool {
+        const LASTING: [&str; 5] =
+            ["disallowed_name", "malformed_path", "conflict", "no_write_permission", "team_folder"];
+        self.tags.iter().any(|tag| LASTING.contains(&tag.as_str()))
+    }
+
     /// `download` of a file that cannot be downloaded (a Google Doc, say).
     pub fn is_unsupported_file(&self) -> bool {
         self.tags.first().is_some_and(|tag| tag == "unsupported_file")
@@ -121,6 +139,15 @@ impl DropboxError {
         DropboxError::Unexpected { status: 200, detail: detail.into() }
     }
 
+    /// Whether a fresh access token may fix this: the token expired, or died early.
+    pub(crate) fn calls_for_refresh(&self) -> bool {
+        match self {
+            DropboxError::ExpiredToken => true,
+            DropboxError::InvalidToken { reason } => reason == "invalid_access_token",
+            _ => false,
+        }
+    }
+
     /// Whether the client itself should try again after a pause (5xx and no answer at all).
     pub(crate) fn is_transient(&self) -> bool {
         matches!(self, DropboxError::Server { .. } | DropboxError::Transport(_))
@@ -137,7 +164,10 @@ impl DropboxError {
                     Some("missing_scope") => DropboxError::MissingScope {
                         required_scope: error["required_scope"].as_str().unwrap_or("?").to_owned(),
                     },
-                    Some(other) => DropboxError::InvalidToken { reason: other.to_owned() },
+                    Some(tag @ ("invalid_access_token" | "user_suspended")) => {
+                        DropboxError::InvalidToken { reason: tag.to_owned() }
+                    }
+                    Some(other) => DropboxError::Unauthorized { reason: other.to_owned() },
                     None => unexpected(status, body),
                 },
                 None => unexpected(status, body),
@@ -257,6 +287,14 @@ mod tests {
         let invalid = r#"{"error_summary": "invalid_access_token/", "error": {".tag": "invalid_access_token"}}"#;
         assert!(matches!(parse(401, JSON, None, invalid),
             DropboxError::InvalidToken { reason } if reason == "invalid_access_token"));
+        let suspended = r#"{"error": {".tag": "user_suspended"}}"#;
+        assert!(matches!(parse(401, JSON, None, suspended),
+            DropboxError::InvalidToken { reason } if reason == "user_suspended"));
+        for tag in ["route_access_denied", "some_tag_added_next_year"] {
+            let body = format!(r#"{{"error": {{".tag": "{tag}"}}}}"#);
+            assert!(matches!(parse(401, JSON, None, &body),
+                DropboxError::Unauthorized { reason } if reason == tag));
+        }
         assert!(matches!(
             parse(401, JSON, None, "garbage"),
             DropboxError::Unexpected { status: 401, .. }

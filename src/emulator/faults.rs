@@ -94,6 +94,42 @@ impl FaultRule {
         }
     }
 
+    /// The route's own 409 with `error` as its Stone value, e.g. upload's
+    /// `{".tag": "path", "reason": {".tag": "insufficient_space"}, "upload_session_id": "…"}`.
+    pub fn route_error(route: &str, times: u32, error: serde_json::Value) -> FaultRule {
+        let summary = route_error_summary(&error);
+        let body = json!({"error_summary": summary, "error": error});
+        FaultRule {
+            content_type: "application/json".to_owned(),
+            ..FaultRule::status(route, times, 409, &body.to_string())
+        }
+    }
+
+    /// Upload's 409 for an account out of space (`path/insufficient_space`).
+    pub fn insufficient_space(times: u32) -> FaultRule {
+        let error = json!({
+            ".tag": "path",
+            "reason": {".tag": "insufficient_space"},
+            "upload_session_id": "emulated-session",
+        });
+        FaultRule::route_error("files/upload", times, error)
+    }
+
+    /// A 401 `AuthError` with `tag` (`invalid_access_token`, `user_suspended`,
+    /// `route_access_denied`, or one Dropbox has not made up yet); `missing_scope` names the
+    /// scope `files.content.write`.
+    pub fn auth_error(route: &str, times: u32, tag: &str) -> FaultRule {
+        let mut error = json!({".tag": tag});
+        if tag == "missing_scope" {
+            error["required_scope"] = json!("files.content.write");
+        }
+        let body = json!({"error_summary": format!("{tag}/.."), "error": error});
+        FaultRule {
+            content_type: "application/json".to_owned(),
+            ..FaultRule::status(route, times, 401, &body.to_string())
+        }
+    }
+
     /// Restricts the rule to calls made for one account.
     pub fn for_account(mut self, account_id: &str) -> FaultRule {
         self.account_id = Some(account_id.to_owned());
@@ -121,6 +157,18 @@ impl FaultRule {
         }
         Some(response.body(self.body.clone()))
     }
+}
+
+/// `path/insufficient_space/..`: the tags of a Stone union, as Dropbox summarises them.
+fn route_error_summary(mut error: &serde_json::Value) -> String {
+    let mut summary = String::new();
+    while let Some(tag) = error[".tag"].as_str() {
+        summary.push_str(tag);
+        summary.push('/');
+        error = if error[tag].is_object() { &error[tag] } else { &error["reason"] };
+    }
+    summary.push('.');
+    summary
 }
 
 /// Takes one use of the first rule matching the call, dropping rules that are used up.

@@ -128,7 +128,10 @@ async fn call(
         return response;
     }
     let mut response = match serve(route, &request, payload, &emulator).await {
-        Ok(response) => response,
+        Ok(response) => {
+            emulator.inner.stats.count_success(&name, &account_id);
+            response
+        }
         Err(error) => error.into_response(&name),
     };
     if let Ok(id) = header::HeaderValue::from_str(&random_token(32)) {

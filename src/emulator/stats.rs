@@ -11,6 +11,9 @@ use serde::Serialize;
 pub struct Stats {
     /// route → account id (`""` when the caller presented no known token) → calls.
     calls: BTreeMap<String, BTreeMap<String, u64>>,
+    /// route → account id → calls answered with a 2xx (for a write: calls that changed, or
+    /// left as it was, the file), counted when the answer is made.
+    succeeded: BTreeMap<String, BTreeMap<String, u64>>,
     /// account id → most `list_folder` + `list_folder/continue` calls in flight at once.
     peak_listings: BTreeMap<String, u32>,
     /// account id → most `upload` + `delete_v2` calls in flight at once.
@@ -28,6 +31,16 @@ impl Stats {
     /// Calls to `route` (`"files/upload"`, `"oauth2/token"`, …) made with `account_id`'s tokens.
     pub fn calls(&self, route: &str, account_id: &str) -> u64 {
         self.calls
+            .get(route)
+            .and_then(|by_account| by_account.get(account_id))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Calls to `route` with `account_id`'s tokens that succeeded. An upload is counted when it
+    /// has been applied, so this tells a test that an upload held in flight has landed.
+    pub fn succeeded(&self, route: &str, account_id: &str) -> u64 {
+        self.succeeded
             .get(route)
             .and_then(|by_account| by_account.get(account_id))
             .copied()
@@ -97,6 +110,17 @@ impl Recorder {
         *live
             .stats
             .calls
+            .entry(route.to_owned())
+            .or_default()
+            .entry(account_id.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn count_success(&self, route: &str, account_id: &str) {
+        let mut live = self.live();
+        *live
+            .stats
+            .succeeded
             .entry(route.to_owned())
             .or_default()
             .entry(account_id.to_owned())

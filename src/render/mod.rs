@@ -9,11 +9,14 @@
 //! 2. [`annotate`]: heading ids, the first heading's text for the title, footnotes moved to the end;
 //! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written;
 //! 4. `pulldown_cmark::html::push_html` streams the body into the same buffer;
-//! 5. the template's `tail` block closes the document.
+//! 5. the template's `tail` block closes the document;
+//! 6. [`seal`] writes the document's digest into its head, so markdrop can later tell a page it
+//!    wrote, unchanged, from one a person made or edited.
 
 mod annotate;
 mod decode;
 mod front_matter;
+mod seal;
 
 use askama::Template;
 use pulldown_cmark::{Options, Parser, html};
@@ -21,6 +24,7 @@ use pulldown_cmark::{Options, Parser, html};
 use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
+pub use seal::is_sealed;
 
 /// The stylesheet every document carries inline, so a rendered file is self-contained: it looks
 /// the same opened from Dropbox, a disk or an e-mail attachment, and makes no external requests.
@@ -85,12 +89,14 @@ pub fn render(markdown: &[u8], file_stem: &str) -> String {
     });
     let title = choose_title([front_matter_title, body.first_heading(), Some(file_stem)]);
     let mut document = String::with_capacity(body_source.len() * 2 + STYLESHEET.len() + 1024);
-    write_template(&mut document, &DocumentHead { lang, title, stylesheet: STYLESHEET });
+    let head = DocumentHead { lang, seal: seal::PLACEHOLDER, title, stylesheet: STYLESHEET };
+    write_template(&mut document, &head);
     match rendered_apart {
         Some(html) => document.push_str(&html),
         None => html::push_html(&mut document, &mut body),
     }
     write_template(&mut document, &DocumentTail);
+    seal::seal(&mut document);
     document
 }
 
@@ -132,6 +138,7 @@ pub fn render_body(markdown: &str, dialect: Dialect) -> String {
 #[template(path = "document.html", block = "head")]
 struct DocumentHead<'a> {
     lang: &'a str,
+    seal: &'a str,
     title: &'a str,
     stylesheet: &'a str,
 }

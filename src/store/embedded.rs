@@ -34,6 +34,8 @@ const READY: TableDefinition<&str, u64> = TableDefinition::new("ready");
 const DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("due");
 const GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("generations");
 const FAILURES: TableDefinition<&str, u64> = TableDefinition::new("failures");
+/// account → when its soonest note retry is due (ms since the epoch).
+const RETRIES: TableDefinition<&str, u64> = TableDefinition::new("retries");
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
 const NAMES: TableDefinition<&str, &str> = TableDefinition::new("names");
@@ -83,6 +85,7 @@ impl EmbeddedStore {
             txn.open_table(DUE).map_err(StoreError::new)?;
             txn.open_table(GENERATIONS).map_err(StoreError::new)?;
             txn.open_table(FAILURES).map_err(StoreError::new)?;
+            txn.open_table(RETRIES).map_err(StoreError::new)?;
             txn.open_table(METRICS).map_err(StoreError::new)?;
             for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
                 txn.open_table(table).map_err(StoreError::new)?;
@@ -283,6 +286,7 @@ impl EmbeddedStore {
                 remove_from_queue(txn, &account)?;
                 remove_u64(txn, GENERATIONS, &account)?;
                 remove_u64(txn, FAILURES, &account)?;
+                remove_u64(txn, RETRIES, &account)?;
                 forget_files(txn, &account, |_| true)
             })
         })
@@ -362,6 +366,8 @@ impl EmbeddedStore {
                 leases.retain(|_, held| held.expires > now);
                 leases.keys().cloned().collect()
             };
+            // A due retry joins the queue due now; an account queued already keeps its place.
+            let (promoted, next_retry_at) = promote_due_retries(&txn, now_ms)?;
             // Held accounts keep their due time and are stepped over; there are at most as
             // many as accounts being synced. The first due one that is linked is taken.
             let mut candidates = Vec::new();
@@ -384,7 +390,12 @@ impl EmbeddedStore {
                     }
                 }
             }
-            let mut dropped = false;
+            if let Some(at) = next_retry_at {
+                let retry_in = at.saturating_sub(now_ms);
+                next_due_in_ms =
+                    Some(next_due_in_ms.map_or(retry_in, |due: u64| due.min(retry_in)));
+            }
+            let mut dropped = promoted;
             for (raw, due_at_ms) in candidates {
                 let Ok(account) = AccountId::parse(&raw) else {
                     remove_from_queue_raw(&txn, &raw)?;
@@ -544,6 +555,7 @@ impl EmbeddedStore {
         lease: &Lease,
         generation: u64,
         status: &AccountStatus,
+        retry_at: Option<u64>,
         now_ms: u64,
     ) -> Result<Completion, LeaseError> {
         let status = status.to_stored()?;
@@ -552,6 +564,13 @@ impl EmbeddedStore {
                 let account = &lease.account;
                 remove_u64(txn, FAILURES, account)?;
                 put(txn, STATUS, account, &status)?;
+                match retry_at {
+                    Some(at) => {
+                        let mut retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
+                        retries.insert(account.as_str(), at).map_err(StoreError::new)?;
+                    }
+                    None => remove_u64(txn, RETRIES, account)?,
+                }
                 if get_u64(txn, GENERATIONS, account)?.unwrap_or(0) != generation {
                     set_due(txn, account, now_ms)?;
                     return Ok(Completion::Again);
@@ -615,6 +634,7 @@ impl EmbeddedStore {
                 remove_from_queue(txn, account)?;
                 remove_u64(txn, GENERATIONS, account)?;
                 remove_u64(txn, FAILURES, account)?;
+                remove_u64(txn, RETRIES, account)?;
                 forget_files(txn, account, |_| true)?;
                 put(txn, STATUS, account, &status)?;
                 Ok(true)
@@ -789,13 +809,52 @@ fn remove_u64(
     Ok(())
 }
 
+/// Queues, due now, every account whose soonest note retry is due and that is not queued
+/// already. Returns whether anything changed, and when the soonest retry still waiting is due.
+fn promote_due_retries(
+    txn: &WriteTransaction,
+    now_ms: u64,
+) -> Result<(bool, Option<u64>), StoreError> {
+    let (mut due, mut next) = (Vec::new(), None::<u64>);
+    {
+        let retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
+        // One entry per account with a note waiting: as many as the accounts with trouble.
+        for entry in retries.iter().map_err(StoreError::new)? {
+            let (account, at) = entry.map_err(StoreError::new)?;
+            if at.value() <= now_ms {
+                due.push(account.value().to_owned());
+            } else {
+                next = Some(next.map_or(at.value(), |next| next.min(at.value())));
+            }
+        }
+    }
+    let mut retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
+    let ready = txn.open_table(READY).map_err(StoreError::new)?;
+    let mut queue = Vec::new();
+    for account in &due {
+        retries.remove(account.as_str()).map_err(StoreError::new)?;
+        if ready.get(account.as_str()).map_err(StoreError::new)?.is_none() {
+            queue.push(account.clone());
+        }
+    }
+    drop((retries, ready));
+    for account in queue {
+        set_due_raw(txn, &account, now_ms)?;
+    }
+    Ok((!due.is_empty(), next))
+}
+
 /// Queues the account (or moves it) to be due at `due_ms`.
 fn set_due(txn: &WriteTransaction, account: &AccountId, due_ms: u64) -> Result<(), StoreError> {
-    remove_from_queue(txn, account)?;
+    set_due_raw(txn, account.as_str(), due_ms)
+}
+
+fn set_due_raw(txn: &WriteTransaction, account: &str, due_ms: u64) -> Result<(), StoreError> {
+    remove_from_queue_raw(txn, account)?;
     let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
-    ready.insert(account.as_str(), due_ms).map_err(StoreError::new)?;
+    ready.insert(account, due_ms).map_err(StoreError::new)?;
     let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
-    due.insert((due_ms, account.as_str()), ()).map_err(StoreError::new)?;
+    due.insert((due_ms, account), ()).map_err(StoreError::new)?;
     Ok(())
 }
 

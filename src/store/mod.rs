@@ -25,10 +25,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;
 pub use self::sealed::{TokenSealer, UnsealError};
-pub use self::status::{AccountStatus, Conversion, Outcome, RECENT_CONVERSIONS, SyncState};
+pub use self::status::{
+    AccountStatus, Conversion, KeptPage, Outcome, RECENT_CONVERSIONS, RetryingNote, SyncState,
+};
 pub use self::wake::Wakeups;
 pub use self::work::{
-    Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges,
+    Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges,
 };
 use crate::dropbox::{AccountId, AccountTokens};
 
@@ -185,15 +187,18 @@ impl Store {
     }
 
     /// Ends a successful pass and gives up the lease: the account leaves the queue, or is due
-    /// again at once if a notification arrived since the claim. Clears the failure count.
+    /// again at once if a notification arrived since the claim. Clears the failure count. With
+    /// `retry_at` (ms since the epoch), the account is queued again then, for its notes waiting
+    /// to be retried; a notification before then brings it back sooner.
     pub async fn complete(
         &self,
         lease: &Lease,
         generation: u64,
         status: &AccountStatus,
+        retry_at: Option<u64>,
     ) -> Result<Completion, LeaseError> {
         on_backend!(self, store => {
-            within_deadline(store.complete(lease, generation, status, now_millis()))
+            within_deadline(store.complete(lease, generation, status, retry_at, now_millis()))
                 .await
         })
     }

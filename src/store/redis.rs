@@ -12,6 +12,7 @@
 //! | `cursors` | hash | account → `list_folder` cursor |
 //! | `files:<account>` | hash | `.md` lower-case path → [`FileRecord`] (JSON) |
 //! | `failures` | hash | account → passes failed in a row, for the backoff |
+//! | `retries` | sorted set | accounts with notes waiting for a retry; score = when the soonest is due (ms) |
 //! | `metrics` | hash | series → count, added to by every process (`crate::metrics`) |
 //! | `names` | hash | account → display name, for the account page |
 //! | `status` | hash | account → sync status (JSON), for the account page |
@@ -126,6 +127,10 @@ impl Keys {
 
     fn failures(&self) -> String {
         format!("{}failures", self.prefix)
+    }
+
+    fn retries(&self) -> String {
+        format!("{}retries", self.prefix)
     }
 
     /// The pub/sub channel that wakes idle workers (not a key).
@@ -310,6 +315,7 @@ impl RedisStore {
             .key(self.keys.links())
             .key(self.keys.files(account))
             .key(self.keys.failures())
+            .key(self.keys.retries())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
@@ -330,6 +336,7 @@ impl RedisStore {
             .key(self.keys.cursors())
             .key(self.keys.failures())
             .key(self.keys.status())
+            .key(self.keys.retries())
             .arg(now_ms)
             .arg(lease_ttl_ms)
             .arg(&token)
@@ -475,6 +482,7 @@ impl RedisStore {
         lease: &Lease,
         generation: u64,
         status: &AccountStatus,
+        retry_at: Option<u64>,
         now_ms: u64,
     ) -> Result<Completion, LeaseError> {
         let account = &lease.account;
@@ -485,12 +493,14 @@ impl RedisStore {
             .key(self.keys.generation(account))
             .key(self.keys.failures())
             .key(self.keys.status())
+            .key(self.keys.retries())
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(generation)
             .arg(now_ms)
             .arg(status.to_stored()?)
-            .arg(self.keys.wake());
+            .arg(self.keys.wake())
+            .arg(retry_at.map(|at| at.to_string()).unwrap_or_default());
         let mut connection = self.connection().await?;
         let outcome: i64 =
             invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
@@ -547,6 +557,7 @@ impl RedisStore {
             .key(self.keys.generation(account))
             .key(self.keys.failures())
             .key(self.keys.status())
+            .key(self.keys.retries())
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,43 @@ impl fmt::Debug for Lease {
     /// The token is a capability: whoever knows it can move the account's cursor.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease").field("account", &self.account).finish_non_exhaustive()
+    }
+}
+
+/// How long the holder of a lease can count on it: moved on by each renewal, read before each
+/// write. It runs out a `margin` before the lease could expire, counted from when the claim or
+/// renewal was sent, so a write bounded by [`LeaseWindow::left`] ends while the lease is surely
+/// held. It is read from the clock, not from a flag another task sets: a process frozen and
+/// then resumed finds its window gone at once.
+#[derive(Clone, Debug)]
+pub struct LeaseWindow {
+    until: Arc<Mutex<Option<Instant>>>,
+}
+
+impl LeaseWindow {
+    /// A window that closes at `until`.
+    pub fn new(until: Instant) -> LeaseWindow {
+        LeaseWindow { until: Arc::new(Mutex::new(Some(until))) }
+    }
+
+    /// Moves the end of the window (a renewal went through).
+    pub fn extend_to(&self, until: Instant) {
+        let mut current = self.until.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.is_some() {
+            *current = Some(until);
+        }
+    }
+
+    /// Closes the window for good (the store says the lease is gone).
+    pub fn close(&self) {
+        *self.until.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// How long a write may still take; `None` once the lease may have run out.
+    pub fn left(&self) -> Option<Duration> {
+        let until = (*self.until.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let left = until.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
     }
 }
 
@@ -111,6 +150,20 @@ pub struct FileRecord {
     /// landed before the worker died).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_html_hash: Option<String>,
+    /// The sibling is the person's (they made it, or changed it after markdrop wrote it): its
+    /// `content_hash` when markdrop last saw it. markdrop does not write it while this is set;
+    /// deleting or renaming it, or restoring markdrop's latest page, ends that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_html_hash: Option<String>,
+}
+
+impl FileRecord {
+    /// Whether a sibling with `content_hash` is one of markdrop's pages for this note as the
+    /// record knows them: the latest one, or the one being uploaded.
+    pub fn is_ours(&self, content_hash: &str) -> bool {
+        (!self.html_hash.is_empty() && self.html_hash == content_hash)
+            || self.pending_html_hash.as_deref() == Some(content_hash)
+    }
 }
 
 /// Record changes a pass commits together with its cursor.
@@ -165,6 +218,7 @@ mod tests {
             html_path: "/a.html".into(),
             html_hash: "h".into(),
             pending_html_hash: None,
+            kept_html_hash: None,
         }
     }
 
@@ -187,6 +241,19 @@ mod tests {
         assert_eq!(ancestors("/a/b/c.md").collect::<Vec<_>>(), ["/a/", "/a/b/"]);
         assert_eq!(ancestors("/c.md").count(), 0);
         assert_eq!(ancestors("/é/ü.md").collect::<Vec<_>>(), ["/é/"]);
+    }
+
+    #[test]
+    fn a_lease_window_closes_when_its_time_is_up_or_it_is_closed() {
+        let window = LeaseWindow::new(Instant::now() + Duration::from_secs(60));
+        assert!(window.left().is_some_and(|left| left > Duration::from_secs(59)));
+        window.extend_to(Instant::now() - Duration::from_millis(1));
+        assert_eq!(window.left(), None, "past its end");
+        window.extend_to(Instant::now() + Duration::from_secs(60));
+        assert!(window.left().is_some());
+        window.close();
+        window.extend_to(Instant::now() + Duration::from_secs(60));
+        assert_eq!(window.left(), None, "a closed window stays closed");
     }
 
     #[test]

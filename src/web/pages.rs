@@ -34,7 +34,27 @@ struct AccountPage {
     sync_state: String,
     last_pass: Option<String>,
     recent: Vec<RecentRow>,
+    /// Pages markdrop leaves alone because they are the person's.
+    kept: Vec<KeptRow>,
+    /// Notes waiting for another try.
+    retrying: Vec<RetryRow>,
     csrf: String,
+}
+
+/// One line of "Pages markdrop leaves to you".
+struct KeptRow {
+    /// The page's display path.
+    html: String,
+    /// Its file name, for the way out.
+    name: String,
+    since: String,
+}
+
+/// One line of "Waiting to be tried again".
+struct RetryRow {
+    path: String,
+    reason: String,
+    next: String,
 }
 
 /// One line of "Recent conversions".
@@ -169,6 +189,24 @@ pub async fn show_account(request: HttpRequest, state: web::Data<AppState>) -> H
                 result: describe_outcome(&conversion.outcome),
             })
             .collect(),
+        kept: status
+            .kept
+            .values()
+            .map(|page| KeptRow {
+                name: page.html.rsplit('/').next().unwrap_or(&page.html).to_owned(),
+                html: page.html.clone(),
+                since: format_time(page.since),
+            })
+            .collect(),
+        retrying: status
+            .retrying
+            .values()
+            .map(|note| RetryRow {
+                path: note.markdown.clone(),
+                reason: note.reason.clone(),
+                next: format_time(note.next_at_ms / 1000),
+            })
+            .collect(),
         csrf: session.csrf.clone(),
     };
     with_session(render(StatusCode::OK, &page), &state, &session)
@@ -239,6 +277,10 @@ fn describe_sync(status: &AccountStatus, queued: bool, linked: bool) -> String {
         SyncState::Failing { message } => {
             format!("Syncing keeps failing: {message}. markdrop keeps trying.")
         }
+        SyncState::MissingPermission { scope, .. } => format!(
+            "Stopped: Dropbox says markdrop lacks the permission {scope}. Connect Dropbox again \
+             and allow it; syncing resumes where it stopped."
+        ),
         // Tokens again after the worker unlinked the account: connected anew, not synced yet.
         SyncState::Unlinked => "Connected again; waiting for the first sync.".to_owned(),
         SyncState::Idle if queued && status.last_pass_at.is_none() => {
@@ -255,6 +297,10 @@ fn describe_outcome(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Converted => "converted".to_owned(),
         Outcome::Removed => "removed with its note".to_owned(),
+        Outcome::Kept { html } => {
+            let name = html.rsplit('/').next().unwrap_or(html);
+            format!("{name} is yours, so markdrop left it as it is")
+        }
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
         Outcome::Failed { message } => format!("failed: {message}"),
     }

@@ -390,7 +390,7 @@ async fn over_https_the_session_cookie_is_host_only_and_secure_and_hsts_is_sent(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions() {
-    use markdrop::store::{AccountStatus, Conversion, Outcome, SyncState};
+    use markdrop::store::{AccountStatus, Conversion, KeptPage, Outcome, RetryingNote, SyncState};
     let app = TestApp::spawn("status").await;
     let mut browser = app.signed_in_browser().await;
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
@@ -400,8 +400,21 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
     let mut status = AccountStatus {
         state: SyncState::Failing { message: "Dropbox is not answering".to_owned() },
         last_pass_at: Some(1_795_775_460),
-        recent: Vec::new(),
+        ..AccountStatus::default()
     };
+    status.kept.insert(
+        "/q3.md".into(),
+        KeptPage { html: "/Reports/Q3 <final>.html".into(), since: 1_795_775_400 },
+    );
+    status.retrying.insert(
+        "/stuck.md".into(),
+        RetryingNote {
+            markdown: "/Stuck.md".into(),
+            reason: "Dropbox had a server error (503)".into(),
+            attempts: 2,
+            next_at_ms: 1_795_775_520_000,
+        },
+    );
     status.record(Conversion {
         path: "/Notes/Café <plan>.md".into(),
         at: 1_795_775_400,
@@ -424,6 +437,14 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
             "<td>/Notes/Café &#60;plan&#62;.md</td><td>2026-11-27 10:30 UTC</td><td>converted</td>"
         ),
         "{page}"
+    );
+    assert!(
+        page.contains("<code>/Reports/Q3 &#60;final&#62;.html</code> (since 2026-11-27 10:30 UTC): rename or delete\n  <code>Q3 &#60;final&#62;.html</code> and markdrop writes it again."),
+        "the person's page and the way out: {page}"
+    );
+    assert!(
+        page.contains("<td>/Stuck.md</td><td>Dropbox had a server error (503)</td><td>2026-11-27 10:32 UTC</td>"),
+        "the note waiting for a retry: {page}"
     );
     let big = page.find("/Big.md").expect("the newest row");
     assert!(big < page.find("Café").expect("the older row"), "newest first");

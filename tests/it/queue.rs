@@ -91,12 +91,13 @@ async fn a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenc
     let fenced = store.commit(&first.lease, &RecordChanges::default(), Some("stale"), None).await;
     assert!(matches!(fenced, Err(LeaseError::Lost)), "{fenced:?}");
     assert!(!store.renew(&first.lease, LEASE).await.expect("renew"));
-    let completed = store.complete(&first.lease, first.generation, &AccountStatus::default()).await;
+    let completed =
+        store.complete(&first.lease, first.generation, &AccountStatus::default(), None).await;
     assert!(matches!(completed, Err(LeaseError::Lost)));
     assert!(store.renew(&second.lease, LEASE).await.expect("renew"));
     assert_eq!(
         store
-            .complete(&second.lease, second.generation, &AccountStatus::default())
+            .complete(&second.lease, second.generation, &AccountStatus::default(), None)
             .await
             .expect("complete"),
         Completion::Done
@@ -113,13 +114,13 @@ async fn a_notification_during_a_pass_makes_one_more_pass(backend: Backend) {
     store.enqueue(&[account(ALICE)]).await.expect("and another");
     let status = AccountStatus { last_pass_at: Some(7), ..AccountStatus::default() };
     assert_eq!(
-        store.complete(&first.lease, first.generation, &status).await.expect("complete"),
+        store.complete(&first.lease, first.generation, &status, None).await.expect("complete"),
         Completion::Again
     );
     let second = claim(&store, LEASE).await.expect("due again at once");
     assert_eq!(second.status, status, "the status was recorded");
     assert_eq!(
-        store.complete(&second.lease, second.generation, &status).await.expect("complete"),
+        store.complete(&second.lease, second.generation, &status, None).await.expect("complete"),
         Completion::Done
     );
     assert!(claim(&store, LEASE).await.is_none(), "one more pass, not two");
@@ -146,7 +147,10 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     store.reschedule(&second.lease, Duration::ZERO, false, None, true).await.expect("hand back");
     let third = claim(&store, LEASE).await.expect("due at once");
     assert_eq!(third.failures, 1, "a hand-back is no failure");
-    store.complete(&third.lease, third.generation, &AccountStatus::default()).await.expect("done");
+    store
+        .complete(&third.lease, third.generation, &AccountStatus::default(), None)
+        .await
+        .expect("done");
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     assert_eq!(claim(&store, LEASE).await.expect("claimed").failures, 0, "a success clears them");
 }
@@ -190,6 +194,7 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
         html_path: format!("/{hash}.html"),
         html_hash: format!("html-{hash}"),
         pending_html_hash: None,
+        kept_html_hash: None,
     };
     let mut changes = RecordChanges::default();
     for path in ["/a.md", "/notes/b.md", "/notes/deep/c.md", "/notes-old/d.md"] {
@@ -266,6 +271,7 @@ async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_sta
         html_path: "/a.html".to_owned(),
         html_hash: "h".to_owned(),
         pending_html_hash: Some("p".to_owned()),
+        kept_html_hash: Some("k".to_owned()),
     };
     changes.files.insert("/a.md".to_owned(), Some(record));
     let status = AccountStatus { last_pass_at: Some(1), ..AccountStatus::default() };

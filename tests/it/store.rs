@@ -94,7 +94,7 @@ async fn a_status_round_trips_and_goes_with_its_account() {
     let mut status = AccountStatus {
         state: SyncState::RateLimited { until: 99 },
         last_pass_at: Some(42),
-        recent: vec![],
+        ..AccountStatus::default()
     };
     status.record(Conversion { path: "/ünïcode.md".into(), at: 42, outcome: Outcome::Removed });
     store.save_tokens(&account(ALICE), &tokens("a")).await.expect("link");

@@ -1,5 +1,7 @@
--- Takes the first due account whose lease is free.
--- KEYS[1] = ready, KEYS[2] = tokens, KEYS[3] = cursors, KEYS[4] = failures, KEYS[5] = status
+-- Takes the first due account whose lease is free, after queueing the accounts whose note
+-- retries are due.
+-- KEYS[1] = ready, KEYS[2] = tokens, KEYS[3] = cursors, KEYS[4] = failures, KEYS[5] = status,
+-- KEYS[6] = retries
 -- ARGV[1] = now (ms), ARGV[2] = lease TTL (ms), ARGV[3] = lease token, ARGV[4] = key prefix,
 -- ARGV[5] = how many due members to look at
 --
@@ -11,6 +13,12 @@
 -- every key in one slot (README, "Deploy").
 local now = tonumber(ARGV[1])
 local visible_at = now + tonumber(ARGV[2])
+-- A due retry joins the queue due now; an account queued already keeps its place and due time
+-- (a backoff or a rate-limit wait is not cut short).
+for _, account in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))) do
+  redis.call('ZREM', KEYS[6], account)
+  redis.call('ZADD', KEYS[1], 'NX', now, account)
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, account in ipairs(due) do
   local generation = ARGV[4] .. 'gen:' .. account
@@ -40,4 +48,9 @@ for _, account in ipairs(due) do
     redis.call('ZADD', KEYS[1], 'XX', now + math.max(left, 0), account)
   end
 end
-return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local soonest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local retry = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+if retry[2] and (not soonest[2] or tonumber(retry[2]) < tonumber(soonest[2])) then
+  return retry
+end
+return soonest

@@ -1,0 +1,104 @@
+//! The seal every document carries: a SHA-256 of the document itself, in a `<meta>` near its
+//! top. Any edit breaks it, so a page that still verifies is one markdrop wrote and nobody has
+//! changed since. That is how markdrop tells its own pages from a person's when it has no record
+//! of them (a folder linked for the first time, or linked again after an unlink), and how it
+//! recognizes one of its own older pages that landed late.
+//!
+//! The digest covers the whole document with the digest's own 64 hex digits written as zeros,
+//! so writing it in does not change what it covers. It is no signature: anyone can make a page
+//! that verifies, and the only thing that earns them is markdrop replacing that page with the
+//! rendering of its note, which is what such a page already claims to be.
+
+use sha2::{Digest, Sha256};
+
+/// What precedes the digest in the document's head (`templates/document.html`).
+const PREFIX: &[u8] = b"<meta name=\"markdrop-seal\" content=\"sha256:";
+/// The digest's length in hex digits.
+const DIGITS: usize = 64;
+/// Written where the digest goes, then replaced by it.
+pub(super) const PLACEHOLDER: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+/// The seal sits before the title and the stylesheet, so it is found within this many bytes
+/// (after the doctype, `<html lang=…>` and three short `<meta>`s; `lang` is capped).
+const SEARCH_WINDOW: usize = 1024;
+
+/// Writes the seal into a document whose head carries [`PLACEHOLDER`] after [`PREFIX`].
+pub(super) fn seal(document: &mut String) {
+    let Some(at) = digest_offset(document.as_bytes()) else {
+        debug_assert!(false, "the document template has no seal placeholder");
+        return;
+    };
+    let digest = hex::encode(Sha256::digest(document.as_bytes()));
+    document.replace_range(at..at + DIGITS, &digest);
+}
+
+/// Whether `document` carries an intact seal: markdrop wrote it, and not a byte has changed.
+pub fn is_sealed(document: &[u8]) -> bool {
+    let Some(at) = digest_offset(document) else { return false };
+    let Ok(claimed) = std::str::from_utf8(&document[at..at + DIGITS]) else { return false };
+    let mut hasher = Sha256::new();
+    hasher.update(&document[..at]);
+    hasher.update(PLACEHOLDER.as_bytes());
+    hasher.update(&document[at + DIGITS..]);
+    hex::encode(hasher.finalize()) == claimed
+}
+
+/// Where the digest's hex digits start, if the document has a seal in its head.
+fn digest_offset(document: &[u8]) -> Option<usize> {
+    let window = &document[..document.len().min(SEARCH_WINDOW)];
+    let start = window.windows(PREFIX.len()).position(|candidate| candidate == PREFIX)?;
+    let at = start + PREFIX.len();
+    let digits = document.get(at..at + DIGITS)?;
+    digits.iter().all(u8::is_ascii_hexdigit).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendered_document_carries_a_seal_that_verifies() {
+        let document = crate::render::render(b"# Plans\n\nShip it.\n", "Plans");
+        assert!(document.contains("<meta name=\"markdrop-seal\" content=\"sha256:"));
+        assert!(!document.contains(PLACEHOLDER), "the placeholder is replaced");
+        assert!(is_sealed(document.as_bytes()));
+    }
+
+    #[test]
+    fn any_edit_breaks_the_seal() {
+        let document = crate::render::render(b"# Plans\n\nShip it.\n", "Plans");
+        let edits = [
+            document.replace("Ship it.", "Ship it!"),
+            document.replace("</main>", "<p>Added by hand.</p>\n</main>"),
+            document.replace("<title>Plans</title>", "<title>Mine</title>"),
+            format!("{document}\n"),
+            document[..document.len() - 1].to_owned(),
+        ];
+        for edited in edits {
+            assert_ne!(edited, document);
+            assert!(!is_sealed(edited.as_bytes()), "{edited}");
+        }
+    }
+
+    #[test]
+    fn a_page_without_a_seal_or_with_a_garbled_one_is_not_markdrops() {
+        for page in [
+            &b""[..],
+            b"<!DOCTYPE html><p>my own page</p>",
+            b"<meta name=\"markdrop-seal\" content=\"sha256:",
+            b"<meta name=\"markdrop-seal\" content=\"sha256:zz00000000000000000000000000000000000000000000000000000000000000\">",
+        ] {
+            assert!(!is_sealed(page));
+        }
+    }
+
+    #[test]
+    fn a_copy_of_the_digest_into_another_page_does_not_verify() {
+        let one = crate::render::render(b"one", "a");
+        let two = crate::render::render(b"two", "a");
+        let at = digest_offset(one.as_bytes()).unwrap();
+        let mut forged = two.clone();
+        forged.replace_range(at..at + DIGITS, &one[at..at + DIGITS]);
+        assert!(!is_sealed(forged.as_bytes()));
+    }
+}

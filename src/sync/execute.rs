@@ -1,0 +1,502 @@
+//! Carrying out a pass's plan against Dropbox and the store.
+//!
+//! Each conversion has a reading part (download the note, render it, and when the page's owner
+//! is in doubt, look at the page) that runs as a task of its own, up to `read_ahead` ahead, and
+//! a writing part that runs in listing order, one at a time, each write bounded by the time the
+//! lease has left.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::plan::{Conversion, NotePath, Sibling, Step, human_bytes};
+use super::{AbortOnDrop, PassContext, PassError, now_millis, now_seconds, pass_error};
+use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
+use crate::render;
+use crate::store::{
+    AccountStatus, Conversion as Recent, FileRecord, KeptPage, Outcome, RecordChanges, RetryingNote,
+};
+
+/// Record changes are committed whenever this many have gathered, so a pass over a large
+/// listing that dies keeps most of what it did.
+const COMMIT_EVERY: usize = 500;
+
+/// What a Dropbox error about one note means for that note.
+enum FileError {
+    /// The file went before it could be read: the listing says what happened to it.
+    Gone,
+    /// A reason that stays until the note (or its folder) changes: reported once.
+    Lasting(String),
+    /// A reason that may pass: the note is tried again later, with backoff.
+    Passing(String),
+    /// Not about this note: the pass ends.
+    Pass(PassError),
+}
+
+fn classify(error: DropboxError) -> FileError {
+    match error {
+        DropboxError::Route(route) if route.is_not_found() => FileError::Gone,
+        DropboxError::Route(route) if route.is_unsupported_file() => {
+            FileError::Lasting("Dropbox cannot download it".to_owned())
+        }
+        DropboxError::Route(route) if route.is_insufficient_space() => {
+            FileError::Pass(pass_error(DropboxError::Route(route)))
+        }
+        DropboxError::Route(route) if route.is_lasting_write_refusal() => {
+            FileError::Lasting(format!("Dropbox refused to write its page ({route})"))
+        }
+        DropboxError::TooLarge { size, limit } => FileError::Lasting(format!(
+            "it is {}, over the {} limit",
+            human_bytes(size),
+            human_bytes(limit)
+        )),
+        error @ (DropboxError::BadInput(_)
+        | DropboxError::AccessDenied(_)
+        | DropboxError::Local(_)) => FileError::Lasting(error.to_string()),
+        error @ (DropboxError::Route(_)
+        | DropboxError::Server { .. }
+        | DropboxError::Transport(_)
+        | DropboxError::Unexpected { .. }) => FileError::Passing(error.to_string()),
+        error => FileError::Pass(pass_error(error)),
+    }
+}
+
+/// A conversion whose reading part is done, ready for its write.
+enum Prepared {
+    Upload {
+        note: NotePath,
+        html: String,
+        source_hash: String,
+        document: Bytes,
+        /// `content_hash` of `document`.
+        html_hash: String,
+        /// This note's share of the worker's memory budget, held until it is uploaded.
+        _memory: Option<tokio::sync::OwnedSemaphorePermit>,
+    },
+    /// The page already is this rendering: it is recorded as markdrop's, nothing is written.
+    Current { note: NotePath, html: String, source_hash: String, html_hash: String },
+    /// The page is the person's: it stays as it is.
+    Kept { note: NotePath, html: String, source_hash: String, page_hash: String },
+    /// Nothing to write; report this (or nothing) for the note.
+    Done { note: NotePath, outcome: Option<Outcome> },
+    /// Failed for a reason that may pass: tried again later.
+    Retry { note: NotePath, reason: String },
+    /// A step with no reading part.
+    Write(Step),
+}
+
+type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
+
+/// Carries out `steps` in order. `records` are the notes' records before the pass; `changes`
+/// gathers the records as the pass leaves them, and is committed along the way.
+pub(super) async fn steps(
+    context: &PassContext,
+    steps: Vec<Step>,
+    records: &HashMap<String, FileRecord>,
+    changes: &mut RecordChanges,
+    status: &mut AccountStatus,
+) -> Result<(), PassError> {
+    let mut steps = steps.into_iter();
+    // Up to `read_ahead` steps are being prepared (each in a task of its own, so they go on
+    // while this loop waits for an upload); they are taken in listing order.
+    let mut pipeline = VecDeque::new();
+    loop {
+        while pipeline.len() < context.settings.read_ahead.max(1) {
+            let Some(step) = steps.next() else { break };
+            let (head, is_head) = watch::channel(false);
+            pipeline.push_back((prepare(context, step, is_head), head));
+        }
+        context.check_stopping()?;
+        let Some((preparation, head)) = pipeline.pop_front() else { break };
+        // The step this pass waits for never waits for the memory budget: every pass can always
+        // make progress, whatever the read-ahead of the others holds.
+        let _ = head.send(true);
+        let record = |key: &str| match changes.get(key) {
+            Some(record) => record.cloned(),
+            None => records.get(key).cloned(),
+        };
+        match preparation.await? {
+            Prepared::Upload { note, html, source_hash, document, html_hash, _memory } => {
+                let previous = record(&note.key);
+                let outcome = upload(context, &note, &html, document, &html_hash, previous).await?;
+                match outcome {
+                    Ok(uploaded) => {
+                        let record = FileRecord {
+                            source_hash,
+                            html_path: uploaded.path_display.unwrap_or(html),
+                            html_hash: uploaded.content_hash.unwrap_or(html_hash),
+                            pending_html_hash: None,
+                            kept_html_hash: None,
+                        };
+                        changes.files.insert(note.key.clone(), Some(record));
+                        let latency = now_millis().saturating_sub(context.due_at_ms);
+                        context.metrics.webhook_to_upload(Duration::from_millis(latency));
+                        settle(status, &note.key);
+                        report(context, status, &note, Some(Outcome::Converted));
+                    }
+                    Err(error) => fail(context, status, &note, classify(error))?,
+                }
+            }
+            Prepared::Current { note, html, source_hash, html_hash } => {
+                let record = FileRecord {
+                    source_hash,
+                    html_path: html,
+                    html_hash,
+                    pending_html_hash: None,
+                    kept_html_hash: None,
+                };
+                changes.files.insert(note.key.clone(), Some(record));
+                settle(status, &note.key);
+            }
+            Prepared::Kept { note, html, source_hash, page_hash } => {
+                let previous = record(&note.key);
+                let record = FileRecord {
+                    source_hash,
+                    html_hash: previous.map(|record| record.html_hash).unwrap_or_default(),
+                    html_path: html.clone(),
+                    pending_html_hash: None,
+                    kept_html_hash: Some(page_hash),
+                };
+                changes.files.insert(note.key.clone(), Some(record));
+                keep(context, status, &note, html, true);
+            }
+            Prepared::Done { note, outcome } => {
+                status.retrying.remove(&note.key);
+                report(context, status, &note, outcome);
+            }
+            Prepared::Retry { note, reason } => {
+                fail(context, status, &note, FileError::Passing(reason))?
+            }
+            Prepared::Write(Step::Keep { note, html, hash: _, report }) => {
+                keep(context, status, &note, html, report);
+            }
+            Prepared::Write(Step::Skip { note, reason }) => {
+                status.retrying.remove(&note.key);
+                report(context, status, &note, Some(Outcome::Skipped { reason }));
+            }
+            Prepared::Write(Step::Remove { note, record }) => {
+                changes.files.insert(note.key.clone(), None);
+                settle(status, &note.key);
+                if let Some(record) = record {
+                    match remove_page(context, &record).await? {
+                        Ok(outcome) => report(context, status, &note, outcome),
+                        Err(error) => match classify(error) {
+                            FileError::Pass(error) => return Err(error),
+                            // The note is gone; its page stays, and the account page says why.
+                            FileError::Gone => {}
+                            FileError::Lasting(reason) | FileError::Passing(reason) => {
+                                let message = format!("its page could not be removed: {reason}");
+                                report(context, status, &note, Some(Outcome::Failed { message }));
+                            }
+                        },
+                    }
+                }
+            }
+            Prepared::Write(Step::Convert(_)) => unreachable!("conversions are prepared"),
+        }
+        if changes.files.len() >= COMMIT_EVERY {
+            context.store.commit(&context.lease, changes, None, Some(status)).await?;
+            *changes = RecordChanges::default();
+        }
+    }
+    Ok(())
+}
+
+/// Uploads a page: recorded first as the one markdrop is writing (so a worker killed between
+/// the upload and the commit cannot leave a page that a later pass takes for a person's), then
+/// written within the time the lease has left.
+async fn upload(
+    context: &PassContext,
+    note: &NotePath,
+    html: &str,
+    document: Bytes,
+    html_hash: &str,
+    previous: Option<FileRecord>,
+) -> Result<Result<crate::dropbox::FileMetadata, DropboxError>, PassError> {
+    context.lease_left()?;
+    // The source hash stays the old one until the upload is done, so an interrupted note is
+    // converted again.
+    let intent = FileRecord {
+        pending_html_hash: Some(html_hash.to_owned()),
+        kept_html_hash: None,
+        ..previous.unwrap_or_else(|| FileRecord {
+            source_hash: String::new(),
+            html_path: html.to_owned(),
+            html_hash: String::new(),
+            pending_html_hash: None,
+            kept_html_hash: None,
+        })
+    };
+    let mut intended = RecordChanges::default();
+    intended.files.insert(note.key.clone(), Some(intent));
+    context.store.commit(&context.lease, &intended, None, None).await?;
+    context.write(context.client.upload_hashed(html, document, html_hash)).await
+}
+
+/// The note converted, or its page found current: nothing about it waits any more.
+fn settle(status: &mut AccountStatus, key: &str) {
+    status.retrying.remove(key);
+    status.kept.remove(key);
+}
+
+/// The note's page is the person's: listed on the account page, and reported when `report`.
+fn keep(
+    context: &PassContext,
+    status: &mut AccountStatus,
+    note: &NotePath,
+    html: String,
+    report_it: bool,
+) {
+    status.retrying.remove(&note.key);
+    let since = now_seconds();
+    status.kept.entry(note.key.clone()).or_insert_with(|| KeptPage { html: html.clone(), since });
+    if report_it {
+        report(context, status, note, Some(Outcome::Kept { html }));
+    }
+}
+
+/// A note that failed: reported, and retried later if the reason may pass.
+fn fail(
+    context: &PassContext,
+    status: &mut AccountStatus,
+    note: &NotePath,
+    error: FileError,
+) -> Result<(), PassError> {
+    match error {
+        FileError::Pass(error) => return Err(error),
+        FileError::Gone => {
+            status.retrying.remove(&note.key);
+        }
+        FileError::Lasting(reason) => {
+            status.retrying.remove(&note.key);
+            report(context, status, note, Some(Outcome::Failed { message: reason }));
+        }
+        FileError::Passing(reason) => {
+            let attempts = status.retrying.get(&note.key).map_or(0, |note| note.attempts);
+            let delay = crate::worker::backoff(&context.settings, attempts);
+            let waiting = RetryingNote {
+                markdown: note.display.clone(),
+                reason: reason.clone(),
+                attempts: attempts.saturating_add(1),
+                next_at_ms: now_millis() + delay.as_millis() as u64,
+            };
+            status.retrying.insert(note.key.clone(), waiting);
+            report(context, status, note, Some(Outcome::Failed { message: reason }));
+        }
+    }
+    Ok(())
+}
+
+/// Starts a step's reading part. Downloads and renders run as tasks of their own, so they go on
+/// while the pass waits for an upload. `is_head` turns `true` once the pass waits for this step.
+fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>) -> Preparation {
+    let Step::Convert(conversion) = step else {
+        return Box::pin(std::future::ready(Ok(Prepared::Write(step))));
+    };
+    let client = context.client.clone();
+    let memory = context.memory.clone();
+    let limit = context.settings.max_markdown_bytes;
+    let render_limit = context.settings.render_time_limit;
+    let task = AbortOnDrop(tokio::spawn(async move {
+        // The Markdown and its HTML (about twice as large) count against the process's memory
+        // budget until the upload is done, so many large notes at once queue instead of
+        // exhausting a small machine.
+        let memory = match memory {
+            Some(memory) => {
+                let wanted =
+                    kib(conversion.size.saturating_mul(3)).min(kib(limit.saturating_mul(3)));
+                let permits = wanted.min(u32::try_from(memory.1).unwrap_or(u32::MAX));
+                tokio::select! {
+                    permit = memory.0.acquire_many_owned(permits) => permit.ok(),
+                    _ = is_head.wait_for(|head| *head) => None,
+                }
+            }
+            None => None,
+        };
+        read(&client, conversion, limit, render_limit, memory).await
+    }));
+    Box::pin(async move {
+        match task.await {
+            Ok(prepared) => prepared,
+            Err(error) => Err(PassError::failed("markdrop failed to read a file", error)),
+        }
+    })
+}
+
+/// A conversion's reading part: the note downloaded and rendered, and the page looked at when
+/// its owner is in doubt.
+async fn read(
+    client: &AccountClient,
+    conversion: Conversion,
+    limit: u64,
+    render_limit: Duration,
+    memory: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Result<Prepared, PassError> {
+    let Conversion { note, html, last_hash, sibling, size: _ } = conversion;
+    let failed = |note: NotePath, error: FileError| match error {
+        FileError::Pass(error) => Err(error),
+        FileError::Gone => Ok(Prepared::Done { note, outcome: None }),
+        FileError::Lasting(reason) => {
+            Ok(Prepared::Done { note, outcome: Some(Outcome::Failed { message: reason }) })
+        }
+        FileError::Passing(reason) => Ok(Prepared::Retry { note, reason }),
+    };
+    let download = match client.download(&note.key, limit).await {
+        Ok(download) => download,
+        Err(DropboxError::TooLarge { size, limit }) => {
+            let reason =
+                format!("it is {}, over the {} limit", human_bytes(size), human_bytes(limit));
+            return Ok(Prepared::Done { note, outcome: Some(Outcome::Skipped { reason }) });
+        }
+        Err(error) => return failed(note, classify(error)),
+    };
+    if download.metadata.content_hash.is_some() && download.metadata.content_hash == last_hash {
+        return Ok(Prepared::Done { note, outcome: None });
+    }
+    // Hashing and rendering are CPU work: off the async threads, and bounded in time.
+    let stem = note.stem().to_owned();
+    let rendering = tokio::task::spawn_blocking(move || {
+        let source_hash =
+            download.metadata.content_hash.unwrap_or_else(|| content_hash(&download.content));
+        if last_hash.as_deref() == Some(source_hash.as_str()) {
+            return None;
+        }
+        let document = Bytes::from(render::render(&download.content, &stem));
+        let html_hash = content_hash(&document);
+        Some((source_hash, document, html_hash))
+    });
+    let (source_hash, document, html_hash) =
+        match tokio::time::timeout(render_limit, rendering).await {
+            Ok(Ok(Some(rendered))) => rendered,
+            Ok(Ok(None)) => return Ok(Prepared::Done { note, outcome: None }),
+            Ok(Err(panic)) => {
+                tracing::error!(markdown = %note.display, error = %panic, "rendering panicked");
+                let reason = "markdrop could not render it (a bug; it has been logged)".to_owned();
+                return Ok(Prepared::Retry { note, reason });
+            }
+            Err(_) => {
+                let reason = format!("rendering took longer than {render_limit:?}");
+                return Ok(Prepared::Retry { note, reason });
+            }
+        };
+    let page_hash = match sibling {
+        Sibling::Free => None,
+        Sibling::Unknown { hash } => Some(hash),
+        Sibling::Unlisted => match client.get_metadata(&html).await {
+            Ok(Metadata::File(page)) => Some(page.content_hash.unwrap_or_default()),
+            Ok(Metadata::Folder(_)) => {
+                let reason = format!("a folder named {} is in the way", file_name(&html));
+                return Ok(Prepared::Done {
+                    note,
+                    outcome: Some(Outcome::Failed { message: reason }),
+                });
+            }
+            Ok(_) => None,
+            Err(DropboxError::Route(route)) if route.is_not_found() => None,
+            Err(error) => return failed(note, classify(error)),
+        },
+    };
+    if let Some(page_hash) = page_hash {
+        if page_hash == html_hash {
+            return Ok(Prepared::Current { note, html, source_hash, html_hash });
+        }
+        match is_markdrops_page(client, &html, limit).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Prepared::Kept { note, html, source_hash, page_hash }),
+            Err(error) => return failed(note, error),
+        }
+    }
+    Ok(Prepared::Upload { note, html, source_hash, document, html_hash, _memory: memory })
+}
+
+/// Whether the page at `html` is one markdrop wrote and nobody changed: its seal is intact.
+/// A page that is gone by now counts as markdrop's (there is nothing of the person's to keep).
+async fn is_markdrops_page(
+    client: &AccountClient,
+    html: &str,
+    limit: u64,
+) -> Result<bool, FileError> {
+    // Larger than any page markdrop writes for a note within the limit: not markdrop's.
+    let page_limit = limit.saturating_mul(4).saturating_add(1024 * 1024);
+    match client.download(html, page_limit).await {
+        Ok(page) => Ok(render::is_sealed(&page.content)),
+        Err(DropboxError::TooLarge { .. }) => Ok(false),
+        Err(error) => match classify(error) {
+            FileError::Gone => Ok(true),
+            other => Err(other),
+        },
+    }
+}
+
+/// Deletes the page of a deleted note if it is still markdrop's: the one the record knows, or
+/// one with an intact seal. A page the person made or changed is kept.
+async fn remove_page(
+    context: &PassContext,
+    record: &FileRecord,
+) -> Result<Result<Option<Outcome>, DropboxError>, PassError> {
+    let current = match context.client.get_metadata(&record.html_path).await {
+        Ok(Metadata::File(file)) => file,
+        Ok(_) => return Ok(Ok(None)),
+        Err(DropboxError::Route(error)) if error.is_not_found() => return Ok(Ok(None)),
+        Err(error) => return Ok(Err(error)),
+    };
+    let hash = current.content_hash.as_deref().unwrap_or_default();
+    let kept = Ok(Ok(Some(Outcome::Kept { html: record.html_path.clone() })));
+    if !record.is_ours(hash) {
+        if record.kept_html_hash.as_deref() == Some(hash) {
+            return kept;
+        }
+        let limit = context.settings.max_markdown_bytes;
+        match is_markdrops_page(&context.client, &record.html_path, limit).await {
+            Ok(true) => {}
+            Ok(false) => return kept,
+            Err(FileError::Pass(error)) => return Err(error),
+            Err(FileError::Gone) => return Ok(Ok(None)),
+            Err(FileError::Lasting(reason) | FileError::Passing(reason)) => {
+                return Ok(Ok(Some(Outcome::Failed {
+                    message: format!("its page could not be read: {reason}"),
+                })));
+            }
+        }
+    }
+    let path = current.path_display.as_deref().unwrap_or(&record.html_path);
+    match context.write(context.client.delete_revision(path, &current.rev)).await? {
+        Ok(_) => Ok(Ok(Some(Outcome::Removed))),
+        // Someone removed it first: nothing left to do or to report.
+        Err(DropboxError::Route(error)) if error.is_not_found() => Ok(Ok(None)),
+        // Changed between the look and the delete: someone's edit, which is kept.
+        Err(DropboxError::Route(_)) => kept,
+        Err(error) => Ok(Err(error)),
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Whole kibibytes, rounded up, as semaphore permits.
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+fn report(
+    context: &PassContext,
+    status: &mut AccountStatus,
+    note: &NotePath,
+    outcome: Option<Outcome>,
+) {
+    if let Some(outcome) = outcome {
+        context.metrics.file(match &outcome {
+            Outcome::Converted => "converted",
+            Outcome::Removed => "removed",
+            Outcome::Kept { .. } => "kept",
+            Outcome::Skipped { .. } => "skipped",
+            Outcome::Failed { .. } => "failed",
+        });
+        status.record(Recent { path: note.display.clone(), at: now_seconds(), outcome });
+    }
+}

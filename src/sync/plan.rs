@@ -1,0 +1,662 @@
+//! What a pass does about a listing, decided without any I/O: which notes to convert, which
+//! pages to leave to the person, which to remove, which records to forget.
+//!
+//! The plan sees a whole listing at once (every page of it), so a note and its sibling page are
+//! judged together wherever Dropbox lists them, and each note is judged by its final state in
+//! the listing: a note edited, deleted and made again within one listing is simply a note.
+//!
+//! The rules, for a note and its sibling `.html` ("the page"):
+//! - A page is **markdrop's** when its `content_hash` is the one markdrop last uploaded for the
+//!   note (or was about to), per the note's record. markdrop writes it when the note changes.
+//! - A page the record does not know (a folder linked for the first time or again, a person's
+//!   edit, one of markdrop's older pages landing late) is read before anything is written: it
+//!   is markdrop's only if its seal is intact (`crate::render::is_sealed`), and then it is
+//!   rewritten with the latest rendering; otherwise it is **the person's** and kept.
+//! - A kept page is never written. Deleting or renaming it, or restoring markdrop's latest
+//!   page, ends that.
+//! - A page that was deleted while its note stayed is written again.
+//! - A note without a record whose page the listing does not show may still have one (an
+//!   incremental listing shows only changes): the page is looked up before it is written. A
+//!   listing from the start shows every file, so there, no page listed means no page.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::dropbox::Metadata;
+use crate::store::FileRecord;
+
+/// A note's path: as Dropbox displays it, and lower-cased (the key of its record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotePath {
+    pub display: String,
+    pub key: String,
+}
+
+impl NotePath {
+    /// A note path as a listing gives it; `None` for anything that is not a `.md` file name.
+    pub fn new(display: &str, key: &str) -> Option<NotePath> {
+        let name = display.rsplit('/').next().unwrap_or(display);
+        is_markdown(name).then(|| NotePath { display: display.to_owned(), key: key.to_owned() })
+    }
+
+    /// The note a record is about, when the listing does not name it: its display path is the
+    /// page's, with `.md` for `.html`.
+    fn from_record(key: &str, record: &FileRecord) -> NotePath {
+        let display = match record.html_path.strip_suffix(".html") {
+            Some(stem) => format!("{stem}.md"),
+            None => key.to_owned(),
+        };
+        NotePath { display, key: key.to_owned() }
+    }
+
+    /// The sibling page's display path, keeping the casing of folder and stem:
+    /// `/Notes/ReadMe.MD` → `/Notes/ReadMe.html`.
+    pub fn html(&self) -> String {
+        // `.md` is ASCII, so cutting three bytes lands on a character boundary.
+        format!("{}.html", &self.display[..self.display.len() - 3])
+    }
+
+    /// The file name without `.md`: the title of last resort.
+    pub fn stem(&self) -> &str {
+        let name = self.display.rsplit('/').next().unwrap_or(&self.display);
+        &name[..name.len() - 3]
+    }
+}
+
+/// Whether a file name is Markdown: a non-empty stem and the extension `.md` in any case.
+pub fn is_markdown(name: &str) -> bool {
+    name.len() > 3 && name.as_bytes()[name.len() - 3..].eq_ignore_ascii_case(b".md")
+}
+
+/// The record key of the note whose page `html_key` (lower-case) would be, if it is a page.
+fn note_key_of_page(html_key: &str) -> Option<String> {
+    let stem = html_key.strip_suffix(".html")?;
+    let name = stem.rsplit('/').next()?;
+    (!name.is_empty()).then(|| format!("{stem}.md"))
+}
+
+/// What the pass knows of a page before reading anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sibling {
+    /// No page, or markdrop's unchanged page: write freely.
+    Free,
+    /// The listing shows a page the record does not know as markdrop's, with this
+    /// `content_hash` (empty when Dropbox gave none): read its seal before writing.
+    Unknown { hash: String },
+    /// Nothing says whether a page exists: look it up before writing.
+    Unlisted,
+}
+
+/// A note to download and render, and maybe to upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    pub note: NotePath,
+    /// Display path of the page to write.
+    pub html: String,
+    /// The `content_hash` converted last time: a download with this hash needs no new page.
+    /// `None` when the page must be written whatever the note's content (it was deleted, may be
+    /// one of markdrop's older pages, or a retry is due).
+    pub last_hash: Option<String>,
+    pub sibling: Sibling,
+    /// The note's size as listed (0 when not listed), for the memory budget.
+    pub size: u64,
+}
+
+/// One thing to do, in listing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Convert(Conversion),
+    /// The page is the person's and stays as it is; `report` says so on the account page (the
+    /// note changed, so a person may wonder why its page did not).
+    Keep {
+        note: NotePath,
+        html: String,
+        hash: String,
+        report: bool,
+    },
+    /// A note left alone for good (until it changes): too large, or not downloadable.
+    Skip {
+        note: NotePath,
+        reason: String,
+    },
+    /// The note is gone: forget it, and remove its page if it is still markdrop's. `record` is
+    /// `None` when there is nothing to remove (never converted, or the page went first).
+    Remove {
+        note: NotePath,
+        record: Option<FileRecord>,
+    },
+}
+
+/// What a pass does about a listing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Folders (lower-case, with a trailing `/`) whose records are dropped: anything deleted may
+    /// have been a folder, and its files went with it.
+    pub forget: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// What the listing says of a note, as its last entry left it.
+#[derive(Debug, Clone)]
+enum NoteSeen {
+    File { display: String, hash: Option<String>, size: u64, downloadable: bool },
+    Deleted,
+}
+
+/// What the listing says of a page, as its last entry left it.
+#[derive(Debug, Clone)]
+enum PageSeen {
+    /// With its `content_hash`, if Dropbox gave one.
+    File(Option<String>),
+    Deleted,
+}
+
+/// The lower-case paths whose records the plan needs: every note in the listing, every note
+/// whose page is in it, and `also` (notes due for a retry).
+pub fn record_keys<'a>(entries: &[Metadata], also: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut keys: Vec<String> = entries
+        .iter()
+        .filter_map(|entry| {
+            let (name, key) = match entry {
+                Metadata::File(file) => (&file.name, file.path_lower.as_deref()?),
+                Metadata::Deleted(deleted) => (&deleted.name, deleted.path_lower.as_deref()?),
+                _ => return None,
+            };
+            if is_markdown(name) { Some(key.to_owned()) } else { note_key_of_page(key) }
+        })
+        .chain(also.map(str::to_owned))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Plans a pass over `entries` (a whole listing; `from_start` when it lists every file rather
+/// than the changes since a cursor), given the records of [`record_keys`] and the notes whose
+/// retry is due (lower-case path → display path).
+pub fn plan(
+    entries: &[Metadata],
+    from_start: bool,
+    records: &HashMap<String, FileRecord>,
+    retries_due: &HashMap<String, String>,
+    max_markdown_bytes: u64,
+) -> Plan {
+    let mut notes: HashMap<&str, NoteSeen> = HashMap::new();
+    let mut pages: HashMap<String, PageSeen> = HashMap::new();
+    // Keys in the order the listing first names them (a note or its page), for stable steps.
+    let mut order: Vec<String> = Vec::new();
+    let mut named: HashSet<String> = HashSet::new();
+    let mut name = |key: &str, order: &mut Vec<String>| {
+        if named.insert(key.to_owned()) {
+            order.push(key.to_owned());
+        }
+    };
+    let mut forget: Vec<String> = Vec::new();
+    for entry in entries {
+        match entry {
+            Metadata::File(file) => {
+                let Some(key) = file.path_lower.as_deref() else { continue };
+                if is_markdown(&file.name) {
+                    let display = file.path_display.clone().unwrap_or_else(|| key.to_owned());
+                    let seen = NoteSeen::File {
+                        display,
+                        hash: file.content_hash.clone(),
+                        size: file.size,
+                        downloadable: file.is_downloadable,
+                    };
+                    notes.insert(key, seen);
+                    name(key, &mut order);
+                } else if let Some(note) = note_key_of_page(key) {
+                    name(&note, &mut order);
+                    pages.insert(note, PageSeen::File(file.content_hash.clone()));
+                }
+            }
+            Metadata::Deleted(deleted) => {
+                let Some(key) = deleted.path_lower.as_deref() else { continue };
+                if is_markdown(&deleted.name) {
+                    notes.insert(key, NoteSeen::Deleted);
+                    name(key, &mut order);
+                } else if let Some(note) = note_key_of_page(key) {
+                    name(&note, &mut order);
+                    pages.insert(note, PageSeen::Deleted);
+                }
+                // Dropbox does not say whether a file or a folder went; if a folder did,
+                // everything seen under it so far went with it.
+                let folder = format!("{key}/");
+                for (_, seen) in notes.iter_mut().filter(|(path, _)| path.starts_with(&folder)) {
+                    *seen = NoteSeen::Deleted;
+                }
+                for (_, seen) in pages.iter_mut().filter(|(path, _)| path.starts_with(&folder)) {
+                    *seen = PageSeen::Deleted;
+                }
+                forget.push(folder);
+            }
+            Metadata::Folder(_) | Metadata::Other => {}
+        }
+    }
+    // A record under a deleted folder is gone with it, whatever came after in the listing.
+    let record = |key: &str| {
+        records.get(key).filter(|_| !forget.iter().any(|folder| key.starts_with(folder.as_str())))
+    };
+    let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
+    due.sort_unstable();
+    let mut steps = Vec::new();
+    for key in order.iter().chain(due) {
+        let page = pages.get(key);
+        let retry = retries_due.contains_key(key);
+        let step = match notes.get(key.as_str()) {
+            Some(NoteSeen::File { display, hash, size, downloadable }) => {
+                let note = NotePath { display: display.clone(), key: key.clone() };
+                if !downloadable {
+                    Some(Step::Skip { note, reason: "Dropbox cannot download it".to_owned() })
+                } else if *size > max_markdown_bytes {
+                    let reason = format!(
+                        "it is {}, over the {} limit",
+                        human_bytes(*size),
+                        human_bytes(max_markdown_bytes)
+                    );
+                    Some(Step::Skip { note, reason })
+                } else {
+                    let changed = hash.is_none()
+                        || record(key)
+                            .is_none_or(|record| Some(&record.source_hash) != hash.as_ref());
+                    let unlisted = if from_start { Sibling::Free } else { Sibling::Unlisted };
+                    judge(note, record(key), page, changed || retry, *size, unlisted)
+                }
+            }
+            // Gone: its record and what the account page says of it go too, and its page if that
+            // is still there and still markdrop's.
+            Some(NoteSeen::Deleted) => {
+                let note = match record(key) {
+                    Some(record) => NotePath::from_record(key, record),
+                    None => NotePath { display: key.clone(), key: key.clone() },
+                };
+                let page_left = !matches!(page, Some(PageSeen::Deleted));
+                let record = record(key).filter(|_| page_left).cloned();
+                Some(Step::Remove { note, record })
+            }
+            // The note is not listed: its page changed, or its retry is due.
+            None => match (record(key), retries_due.get(key)) {
+                (Some(record), _) => judge(
+                    NotePath::from_record(key, record),
+                    Some(record),
+                    page,
+                    retry,
+                    0,
+                    Sibling::Unlisted,
+                ),
+                (None, Some(display)) => {
+                    let note = NotePath { display: display.clone(), key: key.clone() };
+                    judge(note, None, page, true, 0, Sibling::Unlisted)
+                }
+                // A page whose note markdrop never converted: not its business.
+                (None, None) => None,
+            },
+        };
+        steps.extend(step);
+    }
+    Plan { forget, steps }
+}
+
+/// What to do about an existing note, given its record, what the listing says of its page, and
+/// whether it needs converting anyway (`changed`: its content changed, or a retry is due).
+/// `unlisted` is what a page the listing does not show means here.
+fn judge(
+    note: NotePath,
+    record: Option<&FileRecord>,
+    page: Option<&PageSeen>,
+    changed: bool,
+    size: u64,
+    unlisted: Sibling,
+) -> Option<Step> {
+    let html = record.map_or_else(|| note.html(), |record| record.html_path.clone());
+    let kept = record.and_then(|record| record.kept_html_hash.clone());
+    let keep = |note, html, hash| changed.then_some(Step::Keep { note, html, hash, report: true });
+    let (sibling, rewrite) = match (record, page) {
+        (_, Some(PageSeen::Deleted)) => (Sibling::Free, true),
+        // markdrop's latest page: free to write; if the person had kept the page, putting
+        // markdrop's back ends that, and the page is brought up to date.
+        (Some(record), Some(PageSeen::File(Some(hash)))) if record.is_ours(hash) => {
+            (Sibling::Free, kept.is_some())
+        }
+        (_, Some(PageSeen::File(Some(hash)))) if Some(hash) == kept.as_ref() => {
+            return keep(note, html, hash.clone());
+        }
+        (_, Some(PageSeen::File(hash))) => {
+            (Sibling::Unknown { hash: hash.clone().unwrap_or_default() }, true)
+        }
+        (Some(_), None) => match kept {
+            Some(hash) => return keep(note, html, hash),
+            None => (Sibling::Free, false),
+        },
+        (None, None) => (unlisted, false),
+    };
+    if !changed && !rewrite {
+        return None;
+    }
+    let last_hash = if rewrite { None } else { record.map(|record| record.source_hash.clone()) };
+    Some(Step::Convert(Conversion { note, html, last_hash, sibling, size }))
+}
+
+pub(super) fn human_bytes(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= MIB {
+        format!("{:.1} MiB", bytes as f64 / MIB as f64)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dropbox::{DeletedMetadata, FileMetadata, FolderMetadata};
+
+    const CAP: u64 = 10 * 1024 * 1024;
+
+    fn file(display: &str, hash: &str) -> Metadata {
+        Metadata::File(FileMetadata {
+            name: display.rsplit('/').next().unwrap().to_owned(),
+            id: format!("id:{display}"),
+            path_lower: Some(display.to_lowercase()),
+            path_display: Some(display.to_owned()),
+            rev: "0123456789".to_owned(),
+            size: 10,
+            server_modified: "2026-11-27T10:00:00Z".to_owned(),
+            content_hash: Some(hash.to_owned()),
+            is_downloadable: true,
+        })
+    }
+
+    fn deleted(display: &str) -> Metadata {
+        Metadata::Deleted(DeletedMetadata {
+            name: display.rsplit('/').next().unwrap().to_owned(),
+            path_lower: Some(display.to_lowercase()),
+            path_display: Some(display.to_owned()),
+        })
+    }
+
+    fn record(source_hash: &str) -> FileRecord {
+        FileRecord {
+            source_hash: source_hash.to_owned(),
+            html_path: "/a.html".to_owned(),
+            html_hash: "ours".to_owned(),
+            pending_html_hash: None,
+            kept_html_hash: None,
+        }
+    }
+
+    fn note(display: &str) -> NotePath {
+        NotePath { display: display.to_owned(), key: display.to_lowercase() }
+    }
+
+    fn convert(display: &str, last_hash: Option<&str>, sibling: Sibling) -> Step {
+        let note = note(display);
+        Step::Convert(Conversion {
+            html: note.html(),
+            note,
+            last_hash: last_hash.map(str::to_owned),
+            sibling,
+            size: 10,
+        })
+    }
+
+    /// An incremental listing (from a cursor), no retries due.
+    fn plan_of(entries: &[Metadata], records: &[(&str, FileRecord)]) -> Plan {
+        let records = records.iter().map(|(k, r)| ((*k).to_owned(), r.clone())).collect();
+        plan(entries, false, &records, &HashMap::new(), CAP)
+    }
+
+    #[test]
+    fn markdown_is_any_case_of_dot_md_with_a_name_before_it() {
+        for name in ["a.md", "ReadMe.MD", "x.Md", "📝.md", "a.b.md"] {
+            assert!(is_markdown(name), "{name}");
+        }
+        for name in [".md", "md", "a.markdown", "a.html", "a.mdx", "a.md.txt", "é"] {
+            assert!(!is_markdown(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_page_keeps_the_display_casing_of_folder_and_stem() {
+        assert_eq!(note("/Notes/ReadMe.md").html(), "/Notes/ReadMe.html");
+        assert_eq!(note("/Notes/ReadMe.MD").html(), "/Notes/ReadMe.html");
+        assert_eq!(note("/📝 Journal/Café.md").html(), "/📝 Journal/Café.html");
+        assert_eq!(note("/📝 Journal/Café.md").stem(), "Café");
+        assert_eq!(note_key_of_page("/notes/readme.html").as_deref(), Some("/notes/readme.md"));
+        assert_eq!(note_key_of_page("/notes/.html"), None);
+        assert_eq!(note_key_of_page("/notes/readme.htm"), None);
+    }
+
+    #[test]
+    fn changed_notes_are_converted_and_everything_else_is_left_alone() {
+        let entries = [
+            file("/Notes/ReadMe.md", "new"),
+            file("/same.md", "old"),
+            file("/cat.jpg", "c"),
+            Metadata::Folder(FolderMetadata {
+                name: "Notes".into(),
+                id: "id:n".into(),
+                path_lower: Some("/notes".into()),
+                path_display: Some("/Notes".into()),
+            }),
+            Metadata::Other,
+        ];
+        let records = [("/notes/readme.md", record("older")), ("/same.md", record("old"))];
+        let steps = plan_of(&entries, &records).steps;
+        let Step::Convert(conversion) = &steps[0] else { panic!("{steps:?}") };
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert_eq!(conversion.note, note("/Notes/ReadMe.md"));
+        assert_eq!(conversion.html, "/a.html", "the page the record knows");
+        assert_eq!(conversion.last_hash.as_deref(), Some("older"));
+        assert_eq!(conversion.sibling, Sibling::Free);
+    }
+
+    #[test]
+    fn a_note_without_a_content_hash_is_converted_since_nothing_says_it_is_unchanged() {
+        let Metadata::File(mut unhashed) = file("/a.md", "x") else { unreachable!() };
+        unhashed.content_hash = None;
+        let steps = plan_of(&[Metadata::File(unhashed)], &[("/a.md", record("x"))]).steps;
+        assert!(matches!(&steps[..], [Step::Convert(c)] if c.last_hash.as_deref() == Some("x")));
+    }
+
+    #[test]
+    fn a_new_note_s_page_is_looked_up_unless_the_listing_shows_every_file() {
+        let entries = [file("/new.md", "n")];
+        assert_eq!(plan_of(&entries, &[]).steps, vec![convert("/new.md", None, Sibling::Unlisted)]);
+        let from_start = plan(&entries, true, &HashMap::new(), &HashMap::new(), CAP);
+        assert_eq!(from_start.steps, vec![convert("/new.md", None, Sibling::Free)]);
+    }
+
+    #[test]
+    fn a_page_the_record_does_not_know_is_read_before_it_is_written_wherever_it_is_listed() {
+        // A folder linked for the first time: the page may be listed before or after its note,
+        // on another page of the listing even.
+        for entries in [
+            vec![file("/q3.html", "hers"), file("/q3.md", "n")],
+            vec![file("/q3.md", "n"), file("/other.md", "o"), file("/Q3.HTML", "hers")],
+        ] {
+            let steps = plan(&entries, true, &HashMap::new(), &HashMap::new(), CAP).steps;
+            assert_eq!(
+                steps[0],
+                convert("/q3.md", None, Sibling::Unknown { hash: "hers".into() }),
+                "{entries:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn markdrops_own_page_in_the_listing_changes_nothing() {
+        let mut pending = record("1");
+        pending.pending_html_hash = Some("landed".into());
+        let entries = [file("/a.html", "ours"), file("/b.html", "landed")];
+        let records = [("/a.md", record("1")), ("/b.md", pending)];
+        assert_eq!(plan_of(&entries, &records).steps, vec![]);
+    }
+
+    #[test]
+    fn a_page_changed_behind_markdrops_back_is_read_even_if_its_note_did_not_change() {
+        // A person's edit, or one of markdrop's older pages landing late: the seal tells.
+        let steps = plan_of(&[file("/a.html", "edited")], &[("/a.md", record("1"))]).steps;
+        assert_eq!(
+            steps,
+            vec![Step::Convert(Conversion {
+                note: note("/a.md"),
+                html: "/a.html".into(),
+                last_hash: None,
+                sibling: Sibling::Unknown { hash: "edited".into() },
+                size: 0,
+            })]
+        );
+    }
+
+    #[test]
+    fn a_kept_page_is_never_written_and_its_note_s_changes_are_reported() {
+        let mut kept = record("1");
+        kept.kept_html_hash = Some("hers".into());
+        let records = [("/a.md", kept.clone())];
+        assert_eq!(plan_of(&[file("/a.md", "1")], &records).steps, vec![], "nothing new");
+        let keep = Step::Keep {
+            note: note("/a.md"),
+            html: "/a.html".into(),
+            hash: "hers".into(),
+            report: true,
+        };
+        assert_eq!(plan_of(&[file("/a.md", "2")], &records).steps, vec![keep.clone()]);
+        // Listed again unchanged (after a reset, say): still hers.
+        let entries = [file("/a.md", "2"), file("/a.html", "hers")];
+        assert_eq!(plan_of(&entries, &records).steps, vec![keep]);
+    }
+
+    #[test]
+    fn a_kept_page_deleted_renamed_or_put_back_is_written_again() {
+        let mut kept = record("1");
+        kept.kept_html_hash = Some("hers".into());
+        let records = [("/a.md", kept)];
+        for entries in [
+            vec![deleted("/a.html")],
+            vec![deleted("/a.html"), file("/a (mine).html", "hers")],
+            vec![file("/a.html", "ours")],
+        ] {
+            let steps = plan_of(&entries, &records).steps;
+            assert!(
+                matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none() && c.sibling == Sibling::Free),
+                "{entries:?}: {steps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_deleted_page_of_a_note_that_stays_is_written_again() {
+        let steps = plan_of(&[deleted("/a.html")], &[("/a.md", record("1"))]).steps;
+        assert!(matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none()), "{steps:?}");
+    }
+
+    #[test]
+    fn oversized_and_undownloadable_notes_are_skipped_with_a_reason() {
+        let Metadata::File(mut big) = file("/big.md", "b") else { unreachable!() };
+        big.size = 23 * 512 * 1024;
+        let Metadata::File(mut doc) = file("/doc.md", "d") else { unreachable!() };
+        doc.is_downloadable = false;
+        let steps = plan_of(&[Metadata::File(big), Metadata::File(doc)], &[]).steps;
+        assert_eq!(
+            steps,
+            vec![
+                Step::Skip {
+                    note: note("/big.md"),
+                    reason: "it is 11.5 MiB, over the 10 MiB limit".into()
+                },
+                Step::Skip { note: note("/doc.md"), reason: "Dropbox cannot download it".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_note_removes_its_page_only_when_there_is_one_to_remove() {
+        let b = FileRecord { html_path: "/b.html".into(), ..record("y") };
+        let records = [("/a.md", record("x")), ("/b.md", b)];
+        let entries =
+            [deleted("/A.md"), deleted("/b.md"), deleted("/b.html"), deleted("/never.md")];
+        let plan = plan_of(&entries, &records);
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::Remove { note: note("/a.md"), record: Some(record("x")) },
+                // Its page went first: nothing to remove, only the record to forget.
+                Step::Remove { note: note("/b.md"), record: None },
+                Step::Remove { note: note("/never.md"), record: None },
+            ]
+        );
+        // Either might have been a folder named like a note.
+        assert_eq!(plan.forget, ["/a.md/", "/b.md/", "/b.html/", "/never.md/"]);
+    }
+
+    #[test]
+    fn a_deleted_folder_takes_the_notes_and_records_under_it_along() {
+        let records = [("/old/a.md", record("1")), ("/old/deep/b.md", record("2"))];
+        let entries = [file("/old/deep/b.md", "3"), deleted("/Old"), file("/old/c.md", "4")];
+        let plan = plan_of(&entries, &records);
+        assert_eq!(plan.forget, ["/old/"]);
+        // b went with its folder (its page too); c is a new note in a folder made again.
+        assert_eq!(
+            plan.steps,
+            vec![
+                Step::Remove { note: note("/old/deep/b.md"), record: None },
+                convert("/old/c.md", None, Sibling::Unlisted),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_note_edited_deleted_and_made_again_in_one_listing_is_judged_as_it_ends() {
+        let entries = [file("/a.md", "1"), deleted("/a.md"), file("/a.md", "2")];
+        let steps = plan_of(&entries, &[("/a.md", record("0"))]).steps;
+        assert!(
+            matches!(&steps[..], [Step::Convert(c)] if c.last_hash.as_deref() == Some("0")),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn a_due_retry_converts_its_note_without_a_listing_entry() {
+        let retries = HashMap::from([
+            ("/stuck.md".to_owned(), "/Stuck.md".to_owned()),
+            ("/known.md".to_owned(), "/Known.md".to_owned()),
+        ]);
+        let records = HashMap::from([(
+            "/known.md".to_owned(),
+            FileRecord { html_path: "/Known.html".into(), ..record("1") },
+        )]);
+        let steps = plan(&[], false, &records, &retries, CAP).steps;
+        assert_eq!(
+            steps,
+            vec![
+                Step::Convert(Conversion {
+                    note: note("/Known.md"),
+                    html: "/Known.html".into(),
+                    last_hash: Some("1".into()),
+                    sibling: Sibling::Free,
+                    size: 0,
+                }),
+                Step::Convert(Conversion {
+                    note: note("/Stuck.md"),
+                    html: "/Stuck.html".into(),
+                    last_hash: None,
+                    sibling: Sibling::Unlisted,
+                    size: 0,
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_records_asked_for_are_the_listed_notes_the_listed_pages_notes_and_the_retries() {
+        let entries =
+            [file("/a.md", "1"), file("/B.html", "2"), deleted("/c.md"), file("/d.txt", "3")];
+        assert_eq!(
+            record_keys(&entries, ["/e.md"].into_iter()),
+            ["/a.md", "/b.md", "/c.md", "/e.md"]
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! Whose page is it: markdrop writes a note's `.html` only where there is none or where the page
+//! is still the one markdrop wrote. A page a person made or changed is theirs: it is kept, and
+//! listed on the account page with the way out. End to end, on both store backends.
+
+use markdrop::dropbox::AccountId;
+use markdrop::store::{Outcome, SyncState};
+
+use crate::support::Backend;
+use crate::sync_world::{SyncWorld, eventually};
+
+fn render(markdown: &str, stem: &str) -> Vec<u8> {
+    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
+}
+
+/// Waits until the account page lists `html` as the person's.
+async fn kept(world: &SyncWorld, account: &str, html: &str) {
+    eventually(&format!("{html} to be listed as the person's"), || async {
+        world.status(account).await.kept.values().any(|page| page.html == html)
+    })
+    .await;
+}
+
+async fn a_page_the_person_wrote_before_linking_is_kept_until_they_rename_it(backend: Backend) {
+    let world = SyncWorld::start(backend, "own-before-link").await;
+    let mine = "<!DOCTYPE html><p>My Q3 report, laid out by hand.</p>";
+    let account = world.emulator().create_account("Ada").account_id;
+    world.emulator().put_file(&account, "/q3.md", "# Q3\n\nNumbers.").expect("put");
+    world.emulator().put_file(&account, "/q3.html", mine).expect("put");
+    world.emulator().put_file(&account, "/plain.md", "plain").expect("put");
+    world.connect(&account).await;
+    world.html_matching(&account, "/plain.html", "plain", "plain").await;
+    kept(&world, &account, "/q3.html").await;
+    world.quiet().await;
+    assert_eq!(world.emulator().read_file(&account, "/q3.html").as_deref(), Some(mine.as_bytes()));
+    assert_eq!(world.uploads(&account), 1, "only plain.html was written");
+    let recent = world.status(&account).await.recent;
+    assert!(
+        recent
+            .iter()
+            .any(|c| c.path == "/q3.md" && c.outcome == Outcome::Kept { html: "/q3.html".into() }),
+        "{recent:?}"
+    );
+
+    // The note changes: the page is still theirs.
+    world.emulator().put_file(&account, "/q3.md", "# Q3\n\nMore numbers.").expect("edit");
+    world.quiet().await;
+    assert_eq!(world.emulator().read_file(&account, "/q3.html").as_deref(), Some(mine.as_bytes()));
+    assert_eq!(world.uploads(&account), 1);
+
+    // Renamed out of the way: markdrop writes the page, and the account page lets go of it.
+    world.emulator().move_path(&account, "/q3.html", "/q3 (mine).html").expect("rename");
+    world.html_matching(&account, "/q3.html", "# Q3\n\nMore numbers.", "q3").await;
+    world.quiet().await;
+    assert!(world.status(&account).await.kept.is_empty());
+    assert_eq!(
+        world.emulator().read_file(&account, "/q3 (mine).html").as_deref(),
+        Some(mine.as_bytes())
+    );
+}
+
+async fn a_page_edited_by_hand_is_never_replaced_when_its_note_changes(backend: Backend) {
+    let world = SyncWorld::start(backend, "own-edited").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "# A\n")]).await;
+    world.html_matching(&account, "/a.html", "# A\n", "a").await;
+    world.quiet().await;
+    let mine = "<p>fixed a typo, added a paragraph</p>";
+    world.emulator().put_file(&account, "/a.html", mine).expect("hand edit");
+    kept(&world, &account, "/a.html").await;
+    world.quiet().await;
+    let uploads = world.uploads(&account);
+
+    world.emulator().put_file(&account, "/a.md", "# A\n\nversion 2").expect("edit the note");
+    world.quiet().await;
+    assert_eq!(world.emulator().read_file(&account, "/a.html").as_deref(), Some(mine.as_bytes()));
+    assert_eq!(world.uploads(&account), uploads, "nothing written over the edit");
+    let recent = world.status(&account).await.recent;
+    assert!(
+        matches!(&recent[0].outcome, Outcome::Kept { html } if html == "/a.html"),
+        "{recent:?}"
+    );
+
+    // Deleted: markdrop writes the page again, from the latest note.
+    world.emulator().delete_path(&account, "/a.html").expect("delete the page");
+    world.html_matching(&account, "/a.html", "# A\n\nversion 2", "a").await;
+    world.quiet().await;
+    assert!(world.status(&account).await.kept.is_empty());
+}
+
+async fn linking_again_recognizes_markdrops_pages_and_keeps_the_edited_ones(backend: Backend) {
+    let world = SyncWorld::start(backend, "own-relink").await;
+    let files = [("/a.md", "a"), ("/b.md", "b"), ("/c.md", "c")];
+    let account = world.link_with_files("Ada", &files).await;
+    for (path, content) in files {
+        let stem = &path[1..2];
+        world.html_matching(&account, &format!("/{stem}.html"), content, stem).await;
+    }
+    world.quiet().await;
+    // Disconnected: markdrop forgets every record and the cursor.
+    let id = AccountId::parse(&account).expect("id");
+    world.store.forget_account(&id).await.expect("forget the account");
+    // Meanwhile b's page is edited by hand and c's note changes.
+    world.emulator().put_file(&account, "/b.html", "<p>mine</p>").expect("hand edit");
+    world.emulator().put_file(&account, "/c.md", "c, version 2").expect("edit");
+    world.quiet().await;
+    let uploads = world.uploads(&account);
+
+    world.connect(&account).await;
+    world.html_matching(&account, "/c.html", "c, version 2", "c").await;
+    kept(&world, &account, "/b.html").await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), uploads + 1, "a.html was recognized as current");
+    assert_eq!(world.emulator().read_file(&account, "/a.html"), Some(render("a", "a")));
+    assert_eq!(
+        world.emulator().read_file(&account, "/b.html").as_deref(),
+        Some(&b"<p>mine</p>"[..])
+    );
+}
+
+async fn an_older_page_of_markdrops_that_lands_late_is_rewritten_with_the_latest(backend: Backend) {
+    let world = SyncWorld::start(backend, "own-late").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "version 1")]).await;
+    world.html_matching(&account, "/a.html", "version 1", "a").await;
+    world.quiet().await;
+    let version_1 = world.emulator().read_file(&account, "/a.html").expect("page");
+    world.emulator().put_file(&account, "/a.md", "version 2").expect("edit");
+    world.html_matching(&account, "/a.html", "version 2", "a").await;
+    world.quiet().await;
+    // An upload of version 1 that was held on the wire lands now, over version 2.
+    world.emulator().put_file(&account, "/a.html", version_1).expect("the late upload");
+    world.html_matching(&account, "/a.html", "version 2", "a").await;
+    world.quiet().await;
+    let status = world.status(&account).await;
+    assert!(status.kept.is_empty(), "a sealed page is markdrop's: {:?}", status.kept);
+    assert_eq!(status.state, SyncState::Idle);
+}
+
+async fn a_deleted_note_takes_an_older_page_of_markdrops_along_but_not_an_edited_one(
+    backend: Backend,
+) {
+    let world = SyncWorld::start(backend, "own-late-delete").await;
+    let files = [("/a.md", "version 1"), ("/b.md", "b")];
+    let account = world.link_with_files("Ada", &files).await;
+    world.html_matching(&account, "/a.html", "version 1", "a").await;
+    world.html_matching(&account, "/b.html", "b", "b").await;
+    world.quiet().await;
+    let version_1 = world.emulator().read_file(&account, "/a.html").expect("page");
+    world.emulator().put_file(&account, "/a.md", "version 2").expect("edit");
+    world.html_matching(&account, "/a.html", "version 2", "a").await;
+    world.quiet().await;
+    // Both deleted in one go, a's page having become an older one of markdrop's, b's edited.
+    world.emulator().put_file(&account, "/a.html", version_1).expect("the late upload");
+    world.emulator().put_file(&account, "/b.html", "<p>mine</p>").expect("hand edit");
+    world.emulator().delete_path(&account, "/a.md").expect("delete");
+    world.emulator().delete_path(&account, "/b.md").expect("delete");
+    eventually("a.html to go with its note", || {
+        std::future::ready(world.emulator().read_file(&account, "/a.html").is_none())
+    })
+    .await;
+    world.quiet().await;
+    assert_eq!(
+        world.emulator().read_file(&account, "/b.html").as_deref(),
+        Some(&b"<p>mine</p>"[..])
+    );
+    assert!(
+        world.status(&account).await.kept.is_empty(),
+        "b's note is gone; the page is simply theirs"
+    );
+}
+
+crate::on_both_backends!(
+    a_page_the_person_wrote_before_linking_is_kept_until_they_rename_it,
+    a_page_edited_by_hand_is_never_replaced_when_its_note_changes,
+    linking_again_recognizes_markdrops_pages_and_keeps_the_edited_ones,
+    an_older_page_of_markdrops_that_lands_late_is_rewritten_with_the_latest,
+    a_deleted_note_takes_an_older_page_of_markdrops_along_but_not_an_edited_one,
+);
