@@ -110,6 +110,8 @@ async fn add_fault(body: web::Json<FaultJson>, emulator: web::Data<Emulator>) ->
         content_type: fault.content_type,
         headers: fault.headers,
         delay: fault.delay_ms.map(Duration::from_millis),
+        // A gate is opened from Rust; over HTTP, a delay stands in for it.
+        gate: None,
     });
     HttpResponse::NoContent().finish()
 }

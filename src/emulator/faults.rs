@@ -1,6 +1,7 @@
 //! Fault injection: the next N calls to a route answer with a chosen status, body and headers,
 //! or are only delayed. This is how tests make the emulator rate-limit, fail or stall.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::HttpResponse;
@@ -22,6 +23,32 @@ pub struct FaultRule {
     pub headers: Vec<(String, String)>,
     /// Waited before answering, with the fault or normally.
     pub delay: Option<Duration>,
+    /// Held here until the gate opens, then answered, with the fault or normally.
+    pub gate: Option<Gate>,
+}
+
+/// Where held calls wait until a test lets them through: a request on the wire that lands
+/// whenever the test says, not after a delay that has to be guessed long enough.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+impl Gate {
+    /// Lets every call held at the gate, and every later one, through.
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    /// Waits until the gate is open.
+    pub(super) async fn pass(&self) {
+        // No permit is ever added: acquiring ends only when the gate is closed, i.e. open.
+        let _ = self.0.acquire().await;
+    }
 }
 
 impl FaultRule {
@@ -36,12 +63,18 @@ impl FaultRule {
             content_type: "text/plain; charset=utf-8".to_owned(),
             headers: Vec::new(),
             delay: None,
+            gate: None,
         }
     }
 
     /// The next `times` calls to `route` are answered normally after `delay`.
     pub fn delay(route: &str, times: u32, delay: Duration) -> FaultRule {
         FaultRule { delay: Some(delay), ..FaultRule::status(route, times, 0, "") }
+    }
+
+    /// The next `times` calls to `route` are held until `gate` opens, then answered normally.
+    pub fn held(route: &str, times: u32, gate: &Gate) -> FaultRule {
+        FaultRule { gate: Some(gate.clone()), ..FaultRule::status(route, times, 0, "") }
     }
 
     /// Dropbox's JSON 429 (`RateLimitError`, no top-level `.tag`) with a `Retry-After` header.

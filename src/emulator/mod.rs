@@ -38,7 +38,7 @@ use tokio::sync::{Barrier, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use self::content_hash::content_hash;
-pub use self::faults::FaultRule;
+pub use self::faults::{FaultRule, Gate};
 pub use self::folder::FolderMirror;
 pub use self::stats::Stats;
 pub use self::webhooks::ChallengeError;
@@ -515,6 +515,12 @@ impl Emulator {
         self.inner.stats.snapshot()
     }
 
+    /// Uploads and deletions for the account that the emulator is serving right now (held by a
+    /// fault included): a write that may still land.
+    pub fn writes_in_flight(&self, account_id: &str) -> u32 {
+        self.inner.stats.writes_in_flight(account_id)
+    }
+
     /// Adds a fault: the next `fault.times` matching calls are delayed and/or answered with the
     /// fault's response instead of normally. Rules are matched in the order they were added.
     pub fn add_fault(&self, fault: FaultRule) {
@@ -557,6 +563,9 @@ impl Emulator {
         let fault = faults::take(&mut self.lock(&self.inner.faults), route, Some(account_id))?;
         if let Some(delay) = fault.delay {
             tokio::time::sleep(delay).await;
+        }
+        if let Some(gate) = &fault.gate {
+            gate.pass().await;
         }
         let response = fault.response()?;
         tracing::debug!(route, status = fault.status, "fault injected");

@@ -135,6 +135,11 @@ impl Recorder {
         }
     }
 
+    /// Uploads and deletions for the account being served right now.
+    pub fn writes_in_flight(&self, account_id: &str) -> u32 {
+        self.live().writes.get(account_id).copied().unwrap_or(0)
+    }
+
     /// Counts a notification as pending until the returned guard drops.
     pub fn webhook_pending(&self) -> Pending {
         self.live().stats.webhooks_pending += 1;

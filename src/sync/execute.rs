@@ -385,6 +385,10 @@ async fn read(
         };
     let page_hash = match sibling {
         Sibling::Free => None,
+        Sibling::Ours { hash } if hash == html_hash => {
+            return Ok(Prepared::Current { note, html, source_hash, html_hash });
+        }
+        Sibling::Ours { .. } => None,
         Sibling::Unknown { hash } => Some(hash),
         Sibling::Unlisted => match client.get_metadata(&html).await {
             Ok(Metadata::File(page)) => Some(page.content_hash.unwrap_or_default()),

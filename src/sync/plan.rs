@@ -79,6 +79,9 @@ fn note_key_of_page(html_key: &str) -> Option<String> {
 pub enum Sibling {
     /// No page, or markdrop's unchanged page: write freely.
     Free,
+    /// markdrop's page, listed with this `content_hash`: written unless it already is the
+    /// rendering (after a crash between an upload and its commit, it often is).
+    Ours { hash: String },
     /// The listing shows a page the record does not know as markdrop's, with this
     /// `content_hash` (empty when Dropbox gave none): read its seal before writing.
     Unknown { hash: String },
@@ -316,7 +319,7 @@ fn judge(
         // markdrop's latest page: free to write; if the person had kept the page, putting
         // markdrop's back ends that, and the page is brought up to date.
         (Some(record), Some(PageSeen::File(Some(hash)))) if record.is_ours(hash) => {
-            (Sibling::Free, kept.is_some())
+            (Sibling::Ours { hash: hash.clone() }, kept.is_some())
         }
         (_, Some(PageSeen::File(Some(hash)))) if Some(hash) == kept.as_ref() => {
             return keep(note, html, hash.clone());
@@ -487,6 +490,23 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_note_whose_page_is_listed_as_markdrops_is_written_unless_it_is_current() {
+        let steps =
+            plan_of(&[file("/a.md", "2"), file("/a.html", "ours")], &[("/a.md", record("1"))])
+                .steps;
+        assert_eq!(
+            steps,
+            vec![Step::Convert(Conversion {
+                note: note("/a.md"),
+                html: "/a.html".into(),
+                last_hash: Some("1".into()),
+                sibling: Sibling::Ours { hash: "ours".into() },
+                size: 10,
+            })]
+        );
+    }
+
+    #[test]
     fn markdrops_own_page_in_the_listing_changes_nothing() {
         let mut pending = record("1");
         pending.pending_html_hash = Some("landed".into());
@@ -541,7 +561,8 @@ mod tests {
         ] {
             let steps = plan_of(&entries, &records).steps;
             assert!(
-                matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none() && c.sibling == Sibling::Free),
+                matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none()
+                    && matches!(c.sibling, Sibling::Free | Sibling::Ours { .. })),
                 "{entries:?}: {steps:?}"
             );
         }

@@ -155,6 +155,41 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     assert_eq!(claim(&store, LEASE).await.expect("claimed").failures, 0, "a success clears them");
 }
 
+async fn notes_waiting_for_a_retry_bring_the_account_back_when_due_or_sooner_when_notified(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-retries", &[ALICE]).await;
+    let in_ms = |ms: u64| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.expect("a clock after 1970").as_millis() as u64 + ms
+    };
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let first = claim(&store, LEASE).await.expect("claimed");
+    let completed_at = Instant::now();
+    let status = AccountStatus::default();
+    store.complete(&first.lease, first.generation, &status, Some(in_ms(1000))).await.expect("done");
+    assert!(store.queued().await.expect("queued").is_empty(), "no pass waiting, only a retry");
+    match store.claim(LEASE).await.expect("claim") {
+        ClaimOutcome::NothingDue { next_due_in_ms: Some(due) } => assert!(due <= 1000, "{due}"),
+        other => panic!("the retry's time is the next wake-up: {other:?}"),
+    }
+    let second = claim_when_due(&store, LEASE).await;
+    assert!(completed_at.elapsed() >= Duration::from_secs(1), "not before the retry is due");
+    // A retry a minute away; a notification brings the account back at once.
+    store
+        .complete(&second.lease, second.generation, &status, Some(in_ms(60_000)))
+        .await
+        .expect("done");
+    store.enqueue(&[account(ALICE)]).await.expect("a notification");
+    let third = claim(&store, LEASE).await.expect("due at once");
+    // Nothing left to retry: the account is gone from the queue and from the retries.
+    store.complete(&third.lease, third.generation, &status, None).await.expect("done");
+    match store.claim(LEASE).await.expect("claim") {
+        ClaimOutcome::NothingDue { next_due_in_ms: None } => {}
+        other => panic!("nothing waits any more: {other:?}"),
+    }
+}
+
 async fn an_account_that_is_not_linked_leaves_the_queue_when_claimed(backend: Backend) {
     let store = store_with(backend, "queue-unlinked", &[BOB]).await;
     store.enqueue(&[account(ALICE)]).await.expect("a webhook for an account never linked");
@@ -302,6 +337,7 @@ crate::on_both_backends!(
     a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off,
     a_notification_during_a_pass_makes_one_more_pass,
     a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_its_failures,
+    notes_waiting_for_a_retry_bring_the_account_back_when_due_or_sooner_when_notified,
     an_account_that_is_not_linked_leaves_the_queue_when_claimed,
     the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short,
     file_records_are_committed_with_the_cursor_and_forgotten_by_folder,

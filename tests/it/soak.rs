@@ -1,13 +1,14 @@
-//! The soak test: many accounts with notes edited, created and deleted continuously, while the
-//! emulated Dropbox answers with 5xx, 429s with Retry-After and random latency, resets cursors
-//! and expires tokens; worker processes are SIGKILLed and restarted every couple of seconds; and
-//! Redis (appendonly) is restarted once. Everything runs as real processes on loopback: the
-//! emulator in this process, `markdrop web` and `markdrop worker` as children, a Redis of the
-//! test's own.
+//! The soak test: many accounts with notes edited, created and deleted continuously, and pages
+//! edited by hand, while the emulated Dropbox answers with 5xx, 429s with Retry-After and random
+//! latency, resets cursors and expires tokens; worker processes are SIGKILLed and restarted
+//! every couple of seconds, and frozen (SIGSTOP) past their lease, then resumed; and Redis
+//! (appendonly) is restarted once. Everything runs as real processes on loopback: the emulator
+//! in this process, `markdrop web` and `markdrop worker` as children, a Redis of the test's own.
 //!
-//! At the end every note's `.html` is `render` of its latest content, no `.html` of a deleted
-//! note remains unless someone edited it, and Dropbox never saw two listings or two writes at
-//! once for one account. The uploads per content change are printed.
+//! At the end every note's `.html` is `render` of its latest content, unless a person edited
+//! it: a page edited by hand is exactly as they left it, whatever happened to its note after;
+//! no other `.html` of a deleted note remains; and Dropbox never saw two listings or two writes
+//! at once for one account. The uploads per content change are printed.
 //!
 //! CI runs a small form (12 accounts × 5 notes, 8 s of churn). The long form, by hand:
 //! `SOAK_ACCOUNTS=200 SOAK_FILES=20 SOAK_SECONDS=120 scripts/test soak -- --nocapture`
@@ -34,8 +35,9 @@ fn setting(var: &str, default: u64) -> u64 {
 struct Expected {
     /// Notes that exist, with their latest content.
     notes: BTreeMap<(String, String), String>,
-    /// Deleted notes whose `.html` someone edited first: that `.html` must stay, as edited.
-    kept_html: BTreeMap<(String, String), String>,
+    /// Pages a person edited by hand (by account and `.html` path): each must stay exactly as
+    /// edited, whether its note changes or goes.
+    hand_edited: BTreeMap<(String, String), String>,
     /// Content changes made, to compare the uploads with.
     changes: u64,
 }
@@ -122,13 +124,19 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
         accounts.push(linked.account_id);
     }
 
-    // Churn: edits, new and deleted notes, hand-edited pages, faults, crashes.
+    // Churn: edits, new and deleted notes, hand-edited pages, faults, crashes, frozen workers.
     let started = Instant::now();
     let mut next_kill = started + Duration::from_secs(2);
+    let mut next_freeze = started + Duration::from_secs(1);
+    // The frozen worker's pid, and when it resumes: past its 2-second lease, so another worker
+    // takes its account over while its requests may still be on the wire.
+    let mut frozen: Option<(u32, Instant)> = None;
+    let mut freezes = 0;
     let mut redis_restarted = false;
     let mut version = 0u64;
     let mut killed = 0;
     let mut rng = rand::rngs::StdRng::from_entropy();
+    let mut redis_client = redis::Client::open(redis_url.as_str()).expect("a Redis client");
     while started.elapsed() < churn {
         version += 1;
         let account = accounts.choose(&mut rng).expect("accounts").clone();
@@ -139,32 +147,32 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
             .filter(|(owner, _)| *owner == account)
             .map(|(_, path)| path.clone())
             .collect();
-        if roll < 0.7 || existing.is_empty() {
+        if roll < 0.65 || existing.is_empty() {
             // An edit, or a new note.
-            let path = if roll < 0.6 && !existing.is_empty() {
+            let path = if roll < 0.55 && !existing.is_empty() {
                 existing.choose(&mut rng).expect("a note").clone()
             } else {
                 format!("/notes/new/v{version}.md")
             };
             let content = format!("# Edit {version}\n\n- [x] changed\n");
             emulator.put_file(&account, &path, content.clone()).expect("edit");
-            expected.kept_html.remove(&(account.clone(), html_of(&path)));
             expected.notes.insert((account.clone(), path), content);
             expected.changes += 1;
-        } else if roll < 0.85 {
-            // A deleted note, its page maybe hand-edited first.
+        } else if roll < 0.75 {
+            // A page edited by hand, once markdrop is done with it.
             let path = existing.choose(&mut rng).expect("a note").clone();
             let html = html_of(&path);
-            let converted = markdrop::render::render(
-                expected.notes[&(account.clone(), path.clone())].as_bytes(),
-                stem_of(&path),
-            );
-            let current = emulator.read_file(&account, &html);
-            if rng.gen_bool(0.3) && current == Some(converted.into_bytes()) {
-                let mine = format!("<p>kept {version}</p>");
+            if !expected.hand_edited.contains_key(&(account.clone(), html.clone()))
+                && settled_page(&emulator, &mut redis_client, &prefix, &account, &path, &expected)
+                    .await
+            {
+                let mine = format!("<p>mine {version}</p>");
                 emulator.put_file(&account, &html, mine.clone()).expect("hand edit");
-                expected.kept_html.insert((account.clone(), html), mine);
+                expected.hand_edited.insert((account.clone(), html), mine);
             }
+        } else if roll < 0.85 {
+            // A deleted note.
+            let path = existing.choose(&mut rng).expect("a note").clone();
             emulator.delete_path(&account, &path).expect("delete");
             expected.notes.remove(&(account.clone(), path));
         } else {
@@ -181,12 +189,29 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
             let latency = Duration::from_millis(rng.gen_range(5..60));
             emulator.add_fault(FaultRule::delay("files/upload", 1, latency));
         }
+        if let Some((pid, until)) = frozen
+            && Instant::now() >= until
+        {
+            if let Some(worker) = workers.iter().find(|worker| worker.id() == pid) {
+                signal(worker, "CONT");
+            }
+            frozen = None;
+            next_freeze = Instant::now() + Duration::from_secs(2);
+        } else if frozen.is_none() && Instant::now() >= next_freeze {
+            let victim = workers.choose(&mut rng).expect("workers");
+            signal(victim, "STOP");
+            frozen = Some((victim.id(), Instant::now() + Duration::from_millis(2500)));
+            freezes += 1;
+        }
         if Instant::now() >= next_kill {
-            // A worker dies without warning; a new one starts.
+            // A worker dies without warning (a frozen one too); a new one starts.
             let victim = rng.gen_range(0..workers.len());
             let mut dead = workers.swap_remove(victim);
             signal(&dead, "KILL");
             let _ = exit_of(&mut dead).await;
+            if frozen.is_some_and(|(pid, _)| pid == dead.id()) {
+                frozen = None;
+            }
             workers.push(worker());
             killed += 1;
             next_kill = Instant::now() + Duration::from_secs(2);
@@ -197,6 +222,11 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
             redis_restarted = true;
         }
         tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    if let Some((pid, _)) = frozen
+        && let Some(worker) = workers.iter().find(|worker| worker.id() == pid)
+    {
+        signal(worker, "CONT");
     }
 
     // Let it settle: nothing on its way, nothing queued, nothing leased, twice in a row.
@@ -212,15 +242,26 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
         assert!(Instant::now() < settle_deadline, "markdrop never settled");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eventually("every note converted", || {
+    eventually("every note converted, unless its page was edited by hand", || {
         let all = expected.notes.iter().all(|((account, path), content)| {
-            let rendered = markdrop::render::render(content.as_bytes(), stem_of(path));
-            emulator.read_file(account, &html_of(path)) == Some(rendered.into_bytes())
+            let html = html_of(path);
+            let page = emulator.read_file(account, &html);
+            match expected.hand_edited.get(&(account.clone(), html)) {
+                Some(mine) => page.as_deref() == Some(mine.as_bytes()),
+                None => {
+                    let rendered = markdrop::render::render(content.as_bytes(), stem_of(path));
+                    page == Some(rendered.into_bytes())
+                }
+            }
         });
         std::future::ready(all)
     })
     .await;
 
+    for ((account, html), mine) in &expected.hand_edited {
+        let page = emulator.read_file(account, html);
+        assert_eq!(page.as_deref(), Some(mine.as_bytes()), "{html}, edited by hand, was replaced");
+    }
     for account in &accounts {
         for path in emulator.file_paths(account) {
             let Some(md) = path.strip_suffix(".html").map(|stem| format!("{stem}.md")) else {
@@ -230,13 +271,8 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
                 continue;
             }
             // Only a page someone edited may outlive its note, and then as they left it.
-            // (markdrop may also have removed it: a crash can make a pass upload the page again
-            // over the edit, after which it is markdrop's to remove.)
-            let kept = expected.kept_html.get(&(account.clone(), path.clone()));
-            let content = emulator.read_file(account, &path).expect("listed");
-            assert_eq!(
-                kept.map(String::as_bytes),
-                Some(content.as_slice()),
+            assert!(
+                expected.hand_edited.contains_key(&(account.clone(), path.clone())),
                 "{path} outlived its note without being edited"
             );
         }
@@ -250,11 +286,14 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
     let ideal = (accounts_wanted * files) as u64 + expected.changes;
     println!(
         "soak: {accounts_wanted} accounts × {files} notes, {:?} of churn: {} content changes, \
-         {uploads} uploads for an ideal of {ideal} ({:.2} per change), {} workers killed",
+         {uploads} uploads for an ideal of {ideal} ({:.2} per change), {} pages edited by hand, \
+         {} workers killed, {} frozen",
         churn,
         expected.changes,
         uploads as f64 / ideal as f64,
+        expected.hand_edited.len(),
         killed,
+        freezes,
     );
 
     for child in workers.iter().chain(&processes.0) {
@@ -264,4 +303,29 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
         let _ = exit_of(child).await;
     }
     processes.0.clear();
+}
+
+/// Whether a person could edit the note's page now without racing markdrop: the page is the
+/// rendering of the latest note, no pass holds or awaits the account, and no write for it is
+/// on its way to Dropbox. (A page edited while a pass that listed before the edit is about to
+/// write it is lost to the upload: uploads overwrite, and that window is the product's.)
+async fn settled_page(
+    emulator: &Emulator,
+    redis: &mut redis::Client,
+    prefix: &str,
+    account: &str,
+    path: &str,
+    expected: &Expected,
+) -> bool {
+    use redis::AsyncCommands;
+    let content = &expected.notes[&(account.to_owned(), path.to_owned())];
+    let rendered = markdrop::render::render(content.as_bytes(), stem_of(path)).into_bytes();
+    if emulator.read_file(account, &html_of(path)) != Some(rendered) {
+        return false;
+    }
+    let Ok(mut connection) = redis.get_multiplexed_async_connection().await else { return false };
+    let leased: bool = connection.exists(format!("{prefix}lease:{account}")).await.unwrap_or(true);
+    let queued: Option<f64> =
+        connection.zscore(format!("{prefix}ready"), account).await.unwrap_or(Some(0.0));
+    !leased && queued.is_none() && emulator.writes_in_flight(account) == 0
 }

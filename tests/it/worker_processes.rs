@@ -31,13 +31,21 @@ pub(crate) fn markdrop(subcommand: &str, dropbox: Option<&url::Url>) -> Command 
 
 /// A `markdrop worker` process on the world's Redis and emulator, with 2-second leases.
 fn worker_process(world: &SyncWorld) -> Child {
-    markdrop("worker", Some(world.dropbox.url()))
+    worker_process_with(world, |command| command)
+}
+
+/// [`worker_process`], its command changed by `adjust` first.
+fn worker_process_with(
+    world: &SyncWorld,
+    adjust: impl FnOnce(&mut Command) -> &mut Command,
+) -> Child {
+    let mut command = markdrop("worker", Some(world.dropbox.url()));
+    command
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &world.prefix)
         .env("WORKER_LEASE_SECONDS", "2")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start markdrop worker")
+        .env("RUST_LOG", "warn");
+    adjust(&mut command).spawn().expect("start markdrop worker")
 }
 
 pub(crate) fn signal(child: &Child, signal: &str) {
@@ -431,4 +439,92 @@ async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one() {
     for child in &mut processes.0 {
         assert!(exit_of(child).await.success(), "a clean exit on SIGTERM");
     }
+}
+
+/// A process's standard error as it comes, for a test to wait on a line.
+struct Log(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Log {
+    fn of(child: &mut Child) -> Log {
+        use std::io::BufRead;
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = text.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut text = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Log(text)
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(needle)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_resumed() {
+    use markdrop::emulator::Gate;
+    let world =
+        SyncWorld::without_workers(crate::support::Backend::Redis, "processes-frozen").await;
+    let mut first = worker_process_with(&world, |command| command.stderr(Stdio::piped()));
+    let first_log = Log::of(&mut first);
+    let mut processes = Processes(vec![first]);
+    let account = world.link_with_files("Ada", &[("/a.md", "version 1")]).await;
+    world.html_matching(&account, "/a.html", "version 1", "a").await;
+    world.quiet().await;
+
+    // The first worker's upload of version 2 reaches Dropbox and is held there, and the worker
+    // is frozen while it waits (SIGSTOP: a VM pause, a long partition).
+    let gate = Gate::default();
+    world.emulator().add_fault(FaultRule::held("files/upload", 1, &gate).for_account(&account));
+    let uploads = world.uploads(&account);
+    world.emulator().put_file(&account, "/a.md", "version 2").expect("edit");
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    eventually("the upload of version 2 to be in flight", || {
+        std::future::ready(world.uploads(&account) > uploads)
+    })
+    .await;
+    signal(&processes.0[0], "STOP");
+
+    // Its lease runs out; a second worker takes the account and converts version 3.
+    processes.0.push(worker_process(&world));
+    world.emulator().put_file(&account, "/a.md", "version 3").expect("edit");
+    world.html_matching(&account, "/a.html", "version 3", "a").await;
+    world.html_matching(&account, "/b.html", "b", "b").await;
+
+    // Now the held upload lands: the page shows version 2, older than its note ...
+    let landed = world.emulator().stats().succeeded("files/upload", &account);
+    gate.open();
+    eventually("the late upload to land", || {
+        std::future::ready(world.emulator().stats().succeeded("files/upload", &account) > landed)
+    })
+    .await;
+    // ... until the second worker, told of the change, recognizes one of markdrop's older
+    // pages by its seal and writes the latest again.
+    world.html_matching(&account, "/a.html", "version 3", "a").await;
+    world.quiet().await;
+    signal(&processes.0[1], "TERM");
+    assert!(exit_of(&mut processes.0[1]).await.success(), "the second worker stops cleanly");
+
+    // The first worker resumes. Its lease is long gone: it writes nothing more.
+    let settled = world.uploads(&account);
+    signal(&processes.0[0], "CONT");
+    eventually("the resumed worker to find its lease gone", || {
+        std::future::ready(first_log.contains("lost the lease"))
+    })
+    .await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), settled, "the resumed worker wrote nothing");
+    assert_eq!(world.emulator().read_file(&account, "/a.html"), Some(render("version 3", "a")));
+    assert_eq!(world.emulator().read_file(&account, "/b.html"), Some(render("b", "b")));
+    signal(&processes.0[0], "TERM");
+    assert!(exit_of(&mut processes.0[0]).await.success(), "the first worker stops cleanly");
+}
+
+fn render(markdown: &str, stem: &str) -> Vec<u8> {
+    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
 }
