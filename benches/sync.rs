@@ -8,6 +8,11 @@
 //! 2. Single-change latency: `SYNC_BENCH_SAMPLES` times (default 200), one note changes and a
 //!    signed webhook says so; measured from just before the webhook is sent until the new
 //!    `.html` is in the emulator. One change at a time, each after markdrop is idle again.
+//! 3. New-note latency: the same for a quarter as many notes that did not exist before, whose
+//!    page markdrop must first look up (it may be a person's).
+//!
+//! `SYNC_BENCH_LATENCY_MS` makes the emulator take that long to answer every call, as Dropbox
+//! does over the internet (loopback answers in microseconds).
 //!
 //! The worker is the real `markdrop worker` binary in a process of its own, so its peak RSS
 //! (`VmHWM`) and CPU time are its alone. The Dropbox emulator and the web app run in this
@@ -55,6 +60,8 @@ struct Config {
     accounts: usize,
     files: usize,
     samples: usize,
+    /// How long the emulator takes to answer each call.
+    latency: Duration,
     /// For convergence; generous, since a debug build runs the smoke test.
     deadline: Duration,
 }
@@ -68,6 +75,12 @@ impl Config {
             accounts: env_count("SYNC_BENCH_ACCOUNTS", accounts),
             files: env_count("SYNC_BENCH_FILES", files),
             samples: env_count("SYNC_BENCH_SAMPLES", samples),
+            latency: Duration::from_millis(match std::env::var("SYNC_BENCH_LATENCY_MS") {
+                Ok(value) if !value.is_empty() => value.parse().unwrap_or_else(|_| {
+                    panic!("SYNC_BENCH_LATENCY_MS must be a whole number, got {value:?}")
+                }),
+                _ => 0,
+            }),
             deadline: Duration::from_secs(if full { 600 } else { 60 }),
         }
     }
@@ -103,7 +116,8 @@ async fn run(config: &Config) -> String {
 
     let convergence = world.converge(config, &worker).await;
     world.check_every_note(config);
-    let latency = world.single_changes(config, &worker).await;
+    let latency = world.single_changes(config, &worker, Change::Edit).await;
+    let new_notes = world.single_changes(config, &worker, Change::NewNote).await;
     let peak_rss_kib = worker.peak_rss_kib();
     let exit = worker.stop();
     let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
@@ -115,6 +129,7 @@ async fn run(config: &Config) -> String {
         saving_tokens,
         convergence,
         latency,
+        new_notes,
         peak_rss_kib,
         exit,
         worker_accounts: &worker.accounts,
@@ -126,6 +141,24 @@ async fn run(config: &Config) -> String {
     world.dropbox.stop().await;
     assert!(exit.success(), "the worker exited with {exit}; its log: {}", worker.log.display());
     text
+}
+
+/// What a latency sample changes.
+#[derive(Clone, Copy)]
+enum Change {
+    /// A note that exists and was converted.
+    Edit,
+    /// A note made anew.
+    NewNote,
+}
+
+impl Change {
+    fn samples(self, config: &Config) -> usize {
+        match self {
+            Change::Edit => config.samples,
+            Change::NewNote => config.samples.div_ceil(4),
+        }
+    }
 }
 
 /// The emulator, the web app and the store, all in this process.
@@ -145,10 +178,9 @@ struct World {
 
 impl World {
     async fn start(config: &Config, redis_url: &str, prefix: &str) -> World {
-        let dropbox = Emulator::new(EmulatorConfig::new(APP_KEY, APP_SECRET))
-            .start(0)
-            .await
-            .expect("start the emulator");
+        let mut emulator_config = EmulatorConfig::new(APP_KEY, APP_SECRET);
+        emulator_config.latency = config.latency;
+        let dropbox = Emulator::new(emulator_config).start(0).await.expect("start the emulator");
         let store = Store::Redis(
             RedisStore::new(
                 &SecretString::from(redis_url.to_owned()),
@@ -355,23 +387,37 @@ impl World {
         }
     }
 
-    /// Phase 2: one change at a time, each announced by a signed webhook.
-    async fn single_changes(&self, config: &Config, worker: &WorkerProcess) -> Latency {
+    /// Phases 2 and 3: one change at a time, each announced by a signed webhook.
+    async fn single_changes(
+        &self,
+        config: &Config,
+        worker: &WorkerProcess,
+        change: Change,
+    ) -> Latency {
         let calls_before = Calls::from(&self.emulator().stats());
         let before = Usage::now(self, worker).await;
-        let mut samples = Vec::with_capacity(config.samples);
-        let mut answers = Vec::with_capacity(config.samples);
-        for sample in 0..config.samples {
+        let count = change.samples(config);
+        let mut samples = Vec::with_capacity(count);
+        let mut answers = Vec::with_capacity(count);
+        for sample in 0..count {
             // Spread over the accounts and their notes: 7919 is prime, so up to as many samples
             // as there are accounts each change a different one.
             let a = (sample * 7919) % self.accounts.len();
-            let f = 1 + sample % config.files;
             let account = &self.accounts[a];
-            let note = note(a, f, sample + 1);
-            let expected = markdrop::render::render(note.as_bytes(), &stem(f)).into_bytes();
-            self.emulator().put_file(account, &md_path(f), note).expect("change a note");
+            let (md, html, stem, note) = match change {
+                Change::Edit => {
+                    let f = 1 + sample % config.files;
+                    (md_path(f), html_path(f), stem(f), note(a, f, sample + 1))
+                }
+                Change::NewNote => {
+                    let stem = format!("new-{sample}");
+                    (format!("/{stem}.md"), format!("/{stem}.html"), stem, note(a, 0, 1))
+                }
+            };
+            let expected = markdrop::render::render(note.as_bytes(), &stem).into_bytes();
+            self.emulator().put_file(account, &md, note).expect("change a note");
             let emulator = self.emulator().clone();
-            let (account_id, path) = (account.clone(), html_path(f));
+            let (account_id, path) = (account.clone(), html.clone());
             let watcher = tokio::task::spawn_blocking(move || {
                 let start = Instant::now();
                 loop {
@@ -388,7 +434,7 @@ impl World {
             self.send_webhook(account).await;
             answers.push(sent.elapsed());
             let seen = watcher.await.expect("the watcher thread").unwrap_or_else(|| {
-                panic!("sample {sample}: {account}{} not updated within 10 s", html_path(f))
+                panic!("sample {sample}: {account}{html} not updated within 10 s")
             });
             samples.push(seen - sent);
             self.quiet().await;
@@ -666,6 +712,7 @@ struct Report<'a> {
     saving_tokens: Duration,
     convergence: Convergence,
     latency: Latency,
+    new_notes: Latency,
     peak_rss_kib: u64,
     exit: ExitStatus,
     worker_accounts: &'a str,
@@ -708,13 +755,15 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "{} accounts × {} notes ({} notes of {:.1} KB on average); worker `WORKER_ACCOUNTS` = {}; \
-             {} latency samples.\n",
+             {} latency samples, {} new notes; the emulator answers each call after {} ms.\n",
             config.accounts,
             config.files,
             files,
             c.note_bytes as f64 / 1000.0,
             self.worker_accounts,
-            config.samples
+            config.samples,
+            self.new_notes.samples.len(),
+            config.latency.as_millis()
         );
         let _ = writeln!(out, "| figure | measured | goal |");
         let _ = writeln!(out, "|---|---|---|");
@@ -768,6 +817,20 @@ impl Report<'_> {
             "| API calls per single change | {:.2} ({}) | |",
             l.calls.all() as f64 / config.samples as f64,
             l.calls.listing()
+        );
+        let mut new_latencies = self.new_notes.samples.clone();
+        new_latencies.sort();
+        let _ = writeln!(
+            out,
+            "| new-note latency (its page looked up first): median / p99 | {:.2} / {:.2} ms | |",
+            ms(percentile(&new_latencies, 50.0)),
+            ms(percentile(&new_latencies, 99.0))
+        );
+        let _ = writeln!(
+            out,
+            "| API calls per new note | {:.2} ({}) | |",
+            self.new_notes.calls.all() as f64 / new_latencies.len().max(1) as f64,
+            self.new_notes.calls.listing()
         );
         let _ = writeln!(
             out,

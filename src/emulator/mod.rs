@@ -69,6 +69,9 @@ pub struct EmulatorConfig {
     /// Changes within this long of the first go out as one notification (Dropbox batches
     /// several accounts); default 100 ms.
     pub webhook_batch_window: Duration,
+    /// How long every `/2/…` call waits before it is served: Dropbox's own time to answer, for
+    /// benchmarks at a realistic speed (loopback answers in microseconds). Default none.
+    pub latency: Duration,
 }
 
 impl EmulatorConfig {
@@ -85,6 +88,7 @@ impl EmulatorConfig {
             access_token_lifetime: Duration::from_secs(4 * 3600),
             webhook_retry_base: Duration::from_secs(1),
             webhook_batch_window: Duration::from_millis(100),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -103,6 +107,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("access_token_lifetime", &self.access_token_lifetime)
             .field("webhook_retry_base", &self.webhook_retry_base)
             .field("webhook_batch_window", &self.webhook_batch_window)
+            .field("latency", &self.latency)
             .finish()
     }
 }
@@ -544,6 +549,9 @@ impl Emulator {
     /// What every call goes through before it is served: a hold, then a fault. Returns the
     /// fault's response, or `None` to serve the call normally.
     async fn intercept(&self, route: &str, account_id: &str) -> Option<actix_web::HttpResponse> {
+        if !self.inner.config.latency.is_zero() {
+            tokio::time::sleep(self.inner.config.latency).await;
+        }
         let barrier = {
             let mut holds = self.lock(&self.inner.holds);
             let index = holds.iter().position(|hold| hold.route == route);

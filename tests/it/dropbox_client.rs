@@ -266,15 +266,31 @@ async fn a_token_about_to_expire_is_refreshed_before_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_link_is_an_invalid_token_and_its_refresh_is_refused() {
+async fn a_revoked_link_is_tried_with_a_fresh_token_once_and_its_refresh_is_refused() {
     let dropbox = TestDropbox::start().await;
     dropbox.emulator().revoke_tokens(dropbox.id());
-    match dropbox.session().get_current_account().await {
-        Err(DropboxError::InvalidToken { reason }) => assert_eq!(reason, "invalid_access_token"),
-        other => panic!("expected an invalid token, got {other:?}"),
-    }
-    let expiring = dropbox.session_expiring(Some(SystemTime::now()));
-    assert!(matches!(expiring.get_current_account().await, Err(DropboxError::RefreshRefused(_))));
+    // `invalid_access_token` alone does not say the grant is gone; the refused refresh does.
+    assert!(matches!(
+        dropbox.session().get_current_account().await,
+        Err(DropboxError::RefreshRefused(_))
+    ));
+    assert_eq!(dropbox.emulator().stats().total_calls("oauth2/token"), 1, "one refresh");
+    assert_eq!(dropbox.calls("users/get_current_account"), 1, "not called again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_that_died_early_is_refreshed_once_and_the_call_made_again() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().add_fault(FaultRule::auth_error(
+        "users/get_current_account",
+        2,
+        "invalid_access_token",
+    ));
+    let session = dropbox.session();
+    session.get_current_account().await.expect_err("dead again after the refresh");
+    assert_eq!(dropbox.emulator().stats().total_calls("oauth2/token"), 1, "refreshed once");
+    assert_eq!(dropbox.calls("users/get_current_account"), 2);
+    session.get_current_account().await.expect("the refreshed token works");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +298,7 @@ async fn revoking_ends_the_link() {
     let dropbox = TestDropbox::start().await;
     let session = dropbox.session();
     session.revoke().await.expect("revoke");
-    assert!(matches!(session.get_current_account().await, Err(DropboxError::InvalidToken { .. })));
+    assert!(matches!(session.get_current_account().await, Err(DropboxError::RefreshRefused(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
