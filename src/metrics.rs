@@ -74,7 +74,8 @@ impl Metrics {
         }
     }
 
-    /// A file's outcome: `converted`, `removed`, `skipped` or `failed`.
+    /// A file's outcome: `converted`, `removed`, `kept` (its page is the person's), `skipped`
+    /// or `failed`.
     pub fn file(&self, outcome: &str) {
         self.add(format!("markdrop_files_total{{outcome=\"{outcome}\"}}"), 1);
     }

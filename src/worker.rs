@@ -334,6 +334,8 @@ impl Pass {
             }
             Err(PassError::Unlinked { reason }) => {
                 status.state = SyncState::Unlinked;
+                // Nothing is retried for a link that is gone; a new one lists from the start.
+                status.retrying.clear();
                 if self.store.unlink(lease, &sealed_tokens, &status).await? {
                     Ok(format!("Dropbox refused the account's tokens ({reason}); unlinked it"))
                 } else {
