@@ -345,7 +345,16 @@ async fn read(
         }
         FileError::Passing(reason) => Ok(Prepared::Retry { note, reason }),
     };
-    let download = match client.download(&note.key, limit).await {
+    // A page nothing said anything about is looked up while the note downloads: one more
+    // call, but no more time.
+    let look_up_page = async {
+        match sibling {
+            Sibling::Unlisted => Some(client.get_metadata(&html).await),
+            _ => None,
+        }
+    };
+    let (download, page) = tokio::join!(client.download(&note.key, limit), look_up_page);
+    let download = match download {
         Ok(download) => download,
         Err(DropboxError::TooLarge { size, limit }) => {
             let reason =
@@ -383,14 +392,8 @@ async fn read(
                 return Ok(Prepared::Retry { note, reason });
             }
         };
-    let page_hash = match sibling {
-        Sibling::Free => None,
-        Sibling::Ours { hash } if hash == html_hash => {
-            return Ok(Prepared::Current { note, html, source_hash, html_hash });
-        }
-        Sibling::Ours { .. } => None,
-        Sibling::Unknown { hash } => Some(hash),
-        Sibling::Unlisted => match client.get_metadata(&html).await {
+    let page_hash = match (sibling, page) {
+        (_, Some(looked_up)) => match looked_up {
             Ok(Metadata::File(page)) => Some(page.content_hash.unwrap_or_default()),
             Ok(Metadata::Folder(_)) => {
                 let reason = format!("a folder named {} is in the way", file_name(&html));
@@ -403,6 +406,12 @@ async fn read(
             Err(DropboxError::Route(route)) if route.is_not_found() => None,
             Err(error) => return failed(note, classify(error)),
         },
+        (Sibling::Free | Sibling::Unlisted, None) => None,
+        (Sibling::Ours { hash }, None) if hash == html_hash => {
+            return Ok(Prepared::Current { note, html, source_hash, html_hash });
+        }
+        (Sibling::Ours { .. }, None) => None,
+        (Sibling::Unknown { hash }, None) => Some(hash),
     };
     if let Some(page_hash) = page_hash {
         if page_hash == html_hash {
