@@ -275,21 +275,7 @@ impl AccountClient {
     /// `files/download`, refusing a file over `limit` bytes before reading its body (a huge
     /// file named `.md` must not exhaust the worker's memory).
     pub async fn download(&self, path: &str, limit: u64) -> Result<Download, DropboxError> {
-        let arg = header_arg(&json!({ "path": path }))?;
-        let url = self.client.route_url(&self.client.inner.content_url, "files/download");
-        let mut response =
-            self.authorized(|token| self.post(&url, token).header(API_ARG, &arg)).await?;
-        let metadata = response
-            .headers()
-            .get(API_RESULT)
-            .ok_or_else(|| {
-                DropboxError::unexpected_success("a download without a Dropbox-API-Result header")
-            })
-            .and_then(|value| {
-                serde_json::from_slice::<FileMetadata>(value.as_bytes()).map_err(|error| {
-                    DropboxError::unexpected_success(format!("Dropbox-API-Result: {error}"))
-                })
-            })?;
+        let (metadata, mut response) = self.start_download(path).await?;
         if metadata.size > limit {
             return Err(DropboxError::TooLarge { size: metadata.size, limit });
         }
@@ -303,6 +289,40 @@ impl AccountClient {
             }
         }
         Ok(Download { metadata, content: content.freeze() })
+    }
+
+    /// `files/download`, handing the content to `each` piece by piece as it arrives instead of
+    /// holding it: for reading a file of any size in bounded memory.
+    pub async fn download_each(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<FileMetadata, DropboxError> {
+        let (metadata, mut response) = self.start_download(path).await?;
+        while let Some(chunk) = response.chunk().await.map_err(DropboxError::Transport)? {
+            each(&chunk);
+        }
+        Ok(metadata)
+    }
+
+    /// A download's metadata, with its body not read yet.
+    async fn start_download(&self, path: &str) -> Result<(FileMetadata, Response), DropboxError> {
+        let arg = header_arg(&json!({ "path": path }))?;
+        let url = self.client.route_url(&self.client.inner.content_url, "files/download");
+        let response =
+            self.authorized(|token| self.post(&url, token).header(API_ARG, &arg)).await?;
+        let metadata = response
+            .headers()
+            .get(API_RESULT)
+            .ok_or_else(|| {
+                DropboxError::unexpected_success("a download without a Dropbox-API-Result header")
+            })
+            .and_then(|value| {
+                serde_json::from_slice::<FileMetadata>(value.as_bytes()).map_err(|error| {
+                    DropboxError::unexpected_success(format!("Dropbox-API-Result: {error}"))
+                })
+            })?;
+        Ok((metadata, response))
     }
 
     /// `files/upload` in overwrite mode with `mute` (no desktop notification for a generated

@@ -24,7 +24,7 @@ use pulldown_cmark::{Options, Parser, html};
 use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
-pub use seal::is_sealed;
+pub use seal::{SealCheck, is_sealed};
 
 /// The stylesheet every document carries inline, so a rendered file is self-contained: it looks
 /// the same opened from Dropbox, a disk or an e-mail attachment, and makes no external requests.

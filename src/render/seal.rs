@@ -35,13 +35,62 @@ pub(super) fn seal(document: &mut String) {
 
 /// Whether `document` carries an intact seal: markdrop wrote it, and not a byte has changed.
 pub fn is_sealed(document: &[u8]) -> bool {
-    let Some(at) = digest_offset(document) else { return false };
-    let Ok(claimed) = std::str::from_utf8(&document[at..at + DIGITS]) else { return false };
-    let mut hasher = Xxh3::new();
-    hasher.update(&document[..at]);
-    hasher.update(PLACEHOLDER.as_bytes());
-    hasher.update(&document[at + DIGITS..]);
-    format!("{:032x}", hasher.digest128()) == claimed
+    let mut check = SealCheck::default();
+    check.update(document);
+    check.is_sealed()
+}
+
+/// [`is_sealed`] for a document that arrives in pieces (a download): only its first kilobyte
+/// is held, however large it is.
+#[derive(Default)]
+pub struct SealCheck {
+    /// The document's beginning, until the seal is found or known to be missing.
+    head: Vec<u8>,
+    /// Once the seal is found: the digest it claims, and the hash of what came so far.
+    hashing: Option<([u8; DIGITS], Xxh3)>,
+    /// The beginning has been read and holds no seal.
+    unsealed: bool,
+}
+
+impl SealCheck {
+    pub fn update(&mut self, piece: &[u8]) {
+        if let Some((_, hasher)) = &mut self.hashing {
+            hasher.update(piece);
+        } else if !self.unsealed {
+            self.head.extend_from_slice(piece);
+            if self.head.len() >= SEARCH_WINDOW + DIGITS {
+                self.read_head();
+            }
+        }
+    }
+
+    pub fn is_sealed(mut self) -> bool {
+        if self.hashing.is_none() && !self.unsealed {
+            self.read_head();
+        }
+        match self.hashing {
+            Some((claimed, hasher)) => {
+                format!("{:032x}", hasher.digest128()).as_bytes() == claimed.as_slice()
+            }
+            None => false,
+        }
+    }
+
+    /// Finds the seal in the beginning held so far, and starts hashing from there.
+    fn read_head(&mut self) {
+        let head = std::mem::take(&mut self.head);
+        let Some(at) = digest_offset(&head) else {
+            self.unsealed = true;
+            return;
+        };
+        let mut claimed = [0; DIGITS];
+        claimed.copy_from_slice(&head[at..at + DIGITS]);
+        let mut hasher = Xxh3::new();
+        hasher.update(&head[..at]);
+        hasher.update(PLACEHOLDER.as_bytes());
+        hasher.update(&head[at + DIGITS..]);
+        self.hashing = Some((claimed, hasher));
+    }
 }
 
 /// Where the digest's hex digits start, if the document has a seal in its head.
@@ -90,6 +139,21 @@ mod tests {
             b"<meta name=\"markdrop-seal\" content=\"xxh3-128:zz000000000000000000000000000000\">",
         ] {
             assert!(!is_sealed(page));
+        }
+    }
+
+    #[test]
+    fn a_seal_checked_piece_by_piece_says_what_a_whole_check_says() {
+        let note = "# Big\n\n".to_owned() + &"A line of text.\n\n".repeat(5000);
+        let document = crate::render::render(note.as_bytes(), "Big");
+        let edited = document.replace("</main>", "<p>Mine.</p>\n</main>");
+        assert_ne!(edited, document);
+        for (page, sealed) in [(&document, true), (&edited, false)] {
+            for piece in [1, 7, 1000, 1056, 65536] {
+                let mut check = SealCheck::default();
+                page.as_bytes().chunks(piece).for_each(|chunk| check.update(chunk));
+                assert_eq!(check.is_sealed(), sealed, "pieces of {piece}");
+            }
         }
     }
 

@@ -48,6 +48,9 @@ pub struct RetryingNote {
     pub attempts: u32,
     /// When the next try is due, in milliseconds since the Unix epoch.
     pub next_at_ms: u64,
+    /// What failed was removing the page of the deleted note, not converting it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removal: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +186,7 @@ mod tests {
                 reason: "Dropbox had a server error".into(),
                 attempts: 1,
                 next_at_ms: at,
+                removal: false,
             };
             status.retrying.insert(key.into(), note);
             status

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,26 +33,38 @@ impl fmt::Debug for Lease {
 }
 
 /// How long the holder of a lease can count on it: moved on by each renewal, read before each
-/// write. It runs out a `margin` before the lease could expire, counted from when the claim or
-/// renewal was sent, so a write bounded by [`LeaseWindow::left`] ends while the lease is surely
-/// held. It is read from the clock, not from a flag another task sets: a process frozen and
-/// then resumed finds its window gone at once.
+/// write and watched while it runs. It runs out a margin before the lease could expire, counted
+/// from when the claim or renewal was sent, so a write bounded by it ends while the lease is
+/// surely held. It is read from the clocks, not from a flag another task sets, so a process
+/// frozen and resumed finds it gone at once; and from both the monotonic clock and the wall
+/// clock, since a paused virtual machine's monotonic clock may not count the pause while Redis's
+/// does.
 #[derive(Clone, Debug)]
 pub struct LeaseWindow {
-    until: Arc<Mutex<Option<Instant>>>,
+    until: Arc<Mutex<Option<(Instant, SystemTime)>>>,
 }
 
 impl LeaseWindow {
     /// A window that closes at `until`.
     pub fn new(until: Instant) -> LeaseWindow {
-        LeaseWindow { until: Arc::new(Mutex::new(Some(until))) }
+        LeaseWindow { until: Arc::new(Mutex::new(Some(Self::both(until)))) }
+    }
+
+    /// `until` on both clocks.
+    fn both(until: Instant) -> (Instant, SystemTime) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        match until.checked_duration_since(now) {
+            Some(ahead) => (until, wall + ahead),
+            None => (until, wall - now.duration_since(until)),
+        }
     }
 
     /// Moves the end of the window (a renewal went through).
     pub fn extend_to(&self, until: Instant) {
         let mut current = self.until.lock().unwrap_or_else(PoisonError::into_inner);
         if current.is_some() {
-            *current = Some(until);
+            *current = Some(Self::both(until));
         }
     }
 
@@ -63,9 +75,20 @@ impl LeaseWindow {
 
     /// How long a write may still take; `None` once the lease may have run out.
     pub fn left(&self) -> Option<Duration> {
-        let until = (*self.until.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let (until, wall) = (*self.until.lock().unwrap_or_else(PoisonError::into_inner))?;
         let left = until.checked_duration_since(Instant::now())?;
+        let wall_left = wall.duration_since(SystemTime::now()).ok()?;
+        let left = left.min(wall_left);
         (!left.is_zero()).then_some(left)
+    }
+
+    /// Resolves once the window closes; renewals meanwhile keep it open.
+    pub async fn closed(&self) {
+        // Looked at again at least every second, so a wall clock that jumps (a resumed virtual
+        // machine catching up) is noticed within one.
+        while let Some(left) = self.left() {
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
     }
 }
 
@@ -254,6 +277,27 @@ mod tests {
         window.close();
         window.extend_to(Instant::now() + Duration::from_secs(60));
         assert_eq!(window.left(), None, "a closed window stays closed");
+    }
+
+    #[tokio::test]
+    async fn a_window_renewed_while_a_write_runs_stays_open_and_closes_when_renewals_stop() {
+        let ttl = Duration::from_millis(300);
+        let window = LeaseWindow::new(Instant::now() + ttl);
+        let watched = tokio::spawn({
+            let window = window.clone();
+            async move { window.closed().await }
+        });
+        // Renewed twice per lifetime, as a heartbeat does: open well past the first end.
+        for _ in 0..4 {
+            tokio::time::sleep(ttl / 2).await;
+            window.extend_to(Instant::now() + ttl);
+            assert!(!watched.is_finished(), "open while renewed");
+        }
+        tokio::time::timeout(ttl * 4, watched)
+            .await
+            .expect("closed once the renewals stop")
+            .expect("the watcher");
+        assert_eq!(window.left(), None);
     }
 
     #[test]

@@ -25,6 +25,9 @@ use crate::store::{
 /// listing that dies keeps most of what it did.
 const COMMIT_EVERY: usize = 500;
 
+/// Renders over the time limit, in a row, before a note is reported as one that does not render.
+const RENDER_TRIES: u32 = 4;
+
 /// What a Dropbox error about one note means for that note.
 enum FileError {
     /// The file went before it could be read: the listing says what happened to it.
@@ -78,15 +81,45 @@ enum Prepared {
         _memory: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// The page already is this rendering: it is recorded as markdrop's, nothing is written.
-    Current { note: NotePath, html: String, source_hash: String, html_hash: String },
+    Current {
+        note: NotePath,
+        html: String,
+        source_hash: String,
+        html_hash: String,
+    },
     /// The page is the person's: it stays as it is.
-    Kept { note: NotePath, html: String, source_hash: String, page_hash: String },
+    Kept {
+        note: NotePath,
+        html: String,
+        source_hash: String,
+        page_hash: String,
+    },
     /// Nothing to write; report this (or nothing) for the note.
-    Done { note: NotePath, outcome: Option<Outcome> },
-    /// Failed for a reason that may pass: tried again later.
-    Retry { note: NotePath, reason: String },
-    /// A step with no reading part.
-    Write(Step),
+    Done {
+        note: NotePath,
+        outcome: Option<Outcome>,
+    },
+    /// Failed for a reason that may pass: tried again later, and after `give_up_after` tries
+    /// in a row (when set) reported as lasting instead.
+    Retry {
+        note: NotePath,
+        reason: String,
+        give_up_after: Option<u32>,
+    },
+    /// Steps with no reading part.
+    Keep {
+        note: NotePath,
+        html: String,
+        report: bool,
+    },
+    Skip {
+        note: NotePath,
+        reason: String,
+    },
+    Remove {
+        note: NotePath,
+        record: Option<FileRecord>,
+    },
 }
 
 type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
@@ -115,8 +148,9 @@ pub(super) async fn steps(
         // The step this pass waits for never waits for the memory budget: every pass can always
         // make progress, whatever the read-ahead of the others holds.
         let _ = head.send(true);
-        let record = |key: &str| match changes.get(key) {
-            Some(record) => record.cloned(),
+        // Each note comes up once in a pass; `records` leaves out those under deleted folders.
+        let record = |key: &str| match changes.files.get(key) {
+            Some(record) => record.clone(),
             None => records.get(key).cloned(),
         };
         match preparation.await? {
@@ -138,7 +172,7 @@ pub(super) async fn steps(
                         settle(status, &note.key);
                         report(context, status, &note, Some(Outcome::Converted));
                     }
-                    Err(error) => fail(context, status, &note, classify(error))?,
+                    Err(error) => fail(context, status, &note, classify(error), false)?,
                 }
             }
             Prepared::Current { note, html, source_hash, html_hash } => {
@@ -168,35 +202,54 @@ pub(super) async fn steps(
                 status.retrying.remove(&note.key);
                 report(context, status, &note, outcome);
             }
-            Prepared::Retry { note, reason } => {
-                fail(context, status, &note, FileError::Passing(reason))?
+            Prepared::Retry { note, reason, give_up_after } => {
+                let attempts = status.retrying.get(&note.key).map_or(0, |note| note.attempts);
+                let error = match give_up_after {
+                    Some(limit) if attempts + 1 >= limit => FileError::Lasting(format!(
+                        "{reason}, {} times in a row; markdrop tries again when the note changes",
+                        attempts + 1
+                    )),
+                    _ => FileError::Passing(reason),
+                };
+                fail(context, status, &note, error, false)?;
             }
-            Prepared::Write(Step::Keep { note, html, hash: _, report }) => {
-                keep(context, status, &note, html, report);
-            }
-            Prepared::Write(Step::Skip { note, reason }) => {
+            Prepared::Keep { note, html, report } => keep(context, status, &note, html, report),
+            Prepared::Skip { note, reason } => {
                 status.retrying.remove(&note.key);
                 report(context, status, &note, Some(Outcome::Skipped { reason }));
             }
-            Prepared::Write(Step::Remove { note, record }) => {
-                changes.files.insert(note.key.clone(), None);
-                settle(status, &note.key);
-                if let Some(record) = record {
-                    match remove_page(context, &record).await? {
-                        Ok(outcome) => report(context, status, &note, outcome),
-                        Err(error) => match classify(error) {
-                            FileError::Pass(error) => return Err(error),
+            Prepared::Remove { note, record } => {
+                let removed = match &record {
+                    Some(record) => remove_page(context, record).await,
+                    None => Ok(None),
+                };
+                // The record goes only once its page is dealt with: a pass that ends before
+                // leaves it, so the next one removes the page.
+                let error = match removed {
+                    Ok(outcome) => {
+                        report(context, status, &note, outcome);
+                        None
+                    }
+                    Err(FileError::Gone) => None,
+                    Err(error) => Some(error),
+                };
+                match error {
+                    Some(FileError::Passing(reason)) => {
+                        let reason = format!("its page could not be removed: {reason}");
+                        fail(context, status, &note, FileError::Passing(reason), true)?;
+                    }
+                    Some(FileError::Pass(error)) => return Err(error),
+                    error => {
+                        changes.files.insert(note.key.clone(), None);
+                        settle(status, &note.key);
+                        if let Some(FileError::Lasting(reason)) = error {
                             // The note is gone; its page stays, and the account page says why.
-                            FileError::Gone => {}
-                            FileError::Lasting(reason) | FileError::Passing(reason) => {
-                                let message = format!("its page could not be removed: {reason}");
-                                report(context, status, &note, Some(Outcome::Failed { message }));
-                            }
-                        },
+                            let message = format!("its page could not be removed: {reason}");
+                            report(context, status, &note, Some(Outcome::Failed { message }));
+                        }
                     }
                 }
             }
-            Prepared::Write(Step::Convert(_)) => unreachable!("conversions are prepared"),
         }
         if changes.files.len() >= COMMIT_EVERY {
             context.store.commit(&context.lease, changes, None, Some(status)).await?;
@@ -259,12 +312,14 @@ fn keep(
     }
 }
 
-/// A note that failed: reported, and retried later if the reason may pass.
+/// A note that failed: reported, and retried later if the reason may pass (`removal`: what
+/// failed was removing the page of the deleted note).
 fn fail(
     context: &PassContext,
     status: &mut AccountStatus,
     note: &NotePath,
     error: FileError,
+    removal: bool,
 ) -> Result<(), PassError> {
     match error {
         FileError::Pass(error) => return Err(error),
@@ -283,6 +338,7 @@ fn fail(
                 reason: reason.clone(),
                 attempts: attempts.saturating_add(1),
                 next_at_ms: now_millis() + delay.as_millis() as u64,
+                removal,
             };
             status.retrying.insert(note.key.clone(), waiting);
             report(context, status, note, Some(Outcome::Failed { message: reason }));
@@ -294,8 +350,14 @@ fn fail(
 /// Starts a step's reading part. Downloads and renders run as tasks of their own, so they go on
 /// while the pass waits for an upload. `is_head` turns `true` once the pass waits for this step.
 fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>) -> Preparation {
-    let Step::Convert(conversion) = step else {
-        return Box::pin(std::future::ready(Ok(Prepared::Write(step))));
+    let direct = |prepared| -> Preparation { Box::pin(std::future::ready(Ok(prepared))) };
+    let conversion = match step {
+        Step::Convert(conversion) => conversion,
+        Step::Keep { note, html, hash: _, report } => {
+            return direct(Prepared::Keep { note, html, report });
+        }
+        Step::Skip { note, reason } => return direct(Prepared::Skip { note, reason }),
+        Step::Remove { note, record } => return direct(Prepared::Remove { note, record }),
     };
     let client = context.client.clone();
     let memory = context.memory.clone();
@@ -336,14 +398,14 @@ async fn read(
     render_limit: Duration,
     memory: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Prepared, PassError> {
-    let Conversion { note, html, last_hash, sibling, size: _ } = conversion;
+    let Conversion { note, html, last_hash, sibling, ours, size: _ } = conversion;
     let failed = |note: NotePath, error: FileError| match error {
         FileError::Pass(error) => Err(error),
         FileError::Gone => Ok(Prepared::Done { note, outcome: None }),
         FileError::Lasting(reason) => {
             Ok(Prepared::Done { note, outcome: Some(Outcome::Failed { message: reason }) })
         }
-        FileError::Passing(reason) => Ok(Prepared::Retry { note, reason }),
+        FileError::Passing(reason) => Ok(Prepared::Retry { note, reason, give_up_after: None }),
     };
     // A page nothing said anything about is looked up while the note downloads: one more
     // call, but no more time.
@@ -382,14 +444,17 @@ async fn read(
         match tokio::time::timeout(render_limit, rendering).await {
             Ok(Ok(Some(rendered))) => rendered,
             Ok(Ok(None)) => return Ok(Prepared::Done { note, outcome: None }),
+            // The same bytes would panic again: reported once, tried again when they change.
             Ok(Err(panic)) => {
                 tracing::error!(markdown = %note.display, error = %panic, "rendering panicked");
-                let reason = "markdrop could not render it (a bug; it has been logged)".to_owned();
-                return Ok(Prepared::Retry { note, reason });
+                let message = "markdrop could not render it (a bug; it has been logged)".to_owned();
+                return Ok(Prepared::Done { note, outcome: Some(Outcome::Failed { message }) });
             }
+            // A busy machine may render it in time later, but a render that hits the limit keeps
+            // its thread until it ends: a few tries, not one every few minutes for ever.
             Err(_) => {
                 let reason = format!("rendering took longer than {render_limit:?}");
-                return Ok(Prepared::Retry { note, reason });
+                return Ok(Prepared::Retry { note, reason, give_up_after: Some(RENDER_TRIES) });
             }
         };
     let page_hash = match (sibling, page) {
@@ -417,27 +482,29 @@ async fn read(
         if page_hash == html_hash {
             return Ok(Prepared::Current { note, html, source_hash, html_hash });
         }
-        match is_markdrops_page(client, &html, limit).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(Prepared::Kept { note, html, source_hash, page_hash }),
-            Err(error) => return failed(note, error),
+        // A page the record knows as markdrop's needs no reading.
+        if !ours.contains(&page_hash) {
+            match is_markdrops_page(client, &html).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Prepared::Kept { note, html, source_hash, page_hash }),
+                // Whose it is cannot be told for good: it is kept, as a person's would be.
+                Err(FileError::Lasting(_)) => {
+                    return Ok(Prepared::Kept { note, html, source_hash, page_hash });
+                }
+                Err(error) => return failed(note, error),
+            }
         }
     }
     Ok(Prepared::Upload { note, html, source_hash, document, html_hash, _memory: memory })
 }
 
 /// Whether the page at `html` is one markdrop wrote and nobody changed: its seal is intact.
-/// A page that is gone by now counts as markdrop's (there is nothing of the person's to keep).
-async fn is_markdrops_page(
-    client: &AccountClient,
-    html: &str,
-    limit: u64,
-) -> Result<bool, FileError> {
-    // Larger than any page markdrop writes for a note within the limit: not markdrop's.
-    let page_limit = limit.saturating_mul(4).saturating_add(1024 * 1024);
-    match client.download(html, page_limit).await {
-        Ok(page) => Ok(render::is_sealed(&page.content)),
-        Err(DropboxError::TooLarge { .. }) => Ok(false),
+/// It is read as it streams, so a page of any size costs a kilobyte of memory. A page that is
+/// gone by now counts as markdrop's (there is nothing of the person's to keep).
+async fn is_markdrops_page(client: &AccountClient, html: &str) -> Result<bool, FileError> {
+    let mut check = render::SealCheck::default();
+    match client.download_each(html, |piece| check.update(piece)).await {
+        Ok(_) => Ok(check.is_sealed()),
         Err(error) => match classify(error) {
             FileError::Gone => Ok(true),
             other => Err(other),
@@ -450,40 +517,34 @@ async fn is_markdrops_page(
 async fn remove_page(
     context: &PassContext,
     record: &FileRecord,
-) -> Result<Result<Option<Outcome>, DropboxError>, PassError> {
+) -> Result<Option<Outcome>, FileError> {
     let current = match context.client.get_metadata(&record.html_path).await {
         Ok(Metadata::File(file)) => file,
-        Ok(_) => return Ok(Ok(None)),
-        Err(DropboxError::Route(error)) if error.is_not_found() => return Ok(Ok(None)),
-        Err(error) => return Ok(Err(error)),
+        Ok(_) => return Ok(None),
+        Err(error) => return Err(classify(error)),
     };
     let hash = current.content_hash.as_deref().unwrap_or_default();
-    let kept = Ok(Ok(Some(Outcome::Kept { html: record.html_path.clone() })));
+    let kept = Ok(Some(Outcome::Kept { html: record.html_path.clone() }));
     if !record.is_ours(hash) {
         if record.kept_html_hash.as_deref() == Some(hash) {
             return kept;
         }
-        let limit = context.settings.max_markdown_bytes;
-        match is_markdrops_page(&context.client, &record.html_path, limit).await {
+        match is_markdrops_page(&context.client, &record.html_path).await {
             Ok(true) => {}
-            Ok(false) => return kept,
-            Err(FileError::Pass(error)) => return Err(error),
-            Err(FileError::Gone) => return Ok(Ok(None)),
-            Err(FileError::Lasting(reason) | FileError::Passing(reason)) => {
-                return Ok(Ok(Some(Outcome::Failed {
-                    message: format!("its page could not be read: {reason}"),
-                })));
-            }
+            // Whose it is cannot be told for good: it is kept, as a person's would be.
+            Ok(false) | Err(FileError::Lasting(_)) => return kept,
+            Err(error) => return Err(error),
         }
     }
     let path = current.path_display.as_deref().unwrap_or(&record.html_path);
-    match context.write(context.client.delete_revision(path, &current.rev)).await? {
-        Ok(_) => Ok(Ok(Some(Outcome::Removed))),
+    let deleted = context.write(context.client.delete_revision(path, &current.rev)).await;
+    match deleted.map_err(FileError::Pass)? {
+        Ok(_) => Ok(Some(Outcome::Removed)),
         // Someone removed it first: nothing left to do or to report.
-        Err(DropboxError::Route(error)) if error.is_not_found() => Ok(Ok(None)),
+        Err(DropboxError::Route(error)) if error.is_not_found() => Ok(None),
         // Changed between the look and the delete: someone's edit, which is kept.
         Err(DropboxError::Route(_)) => kept,
-        Err(error) => Ok(Err(error)),
+        Err(error) => Err(classify(error)),
     }
 }
 

@@ -129,14 +129,18 @@ impl PassContext {
         self.window.left().ok_or(PassError::LeaseLost)
     }
 
-    /// Runs a Dropbox write within the time the lease has left; one that would outlast the
-    /// lease is abandoned (and, if it lands anyway, repaired by a later pass).
+    /// Runs a Dropbox write while the lease is held: none starts without it, and one still
+    /// running when the lease may run out (renewals stopped) is abandoned; if it lands anyway, a
+    /// later pass repairs the page.
     async fn write<T>(
         &self,
         call: impl Future<Output = Result<T, DropboxError>>,
     ) -> Result<Result<T, DropboxError>, PassError> {
-        let left = self.lease_left()?;
-        tokio::time::timeout(left, call).await.map_err(|_| PassError::LeaseLost)
+        self.lease_left()?;
+        tokio::select! {
+            written = call => Ok(written),
+            () = self.window.closed() => Err(PassError::LeaseLost),
+        }
     }
 
     /// Called before each file: a stopping worker finishes the file in hand, starts no other.
@@ -186,14 +190,17 @@ pub async fn run(
         listing.entries.extend(gone);
     }
     let now_ms = now_millis();
-    let retries_due: HashMap<String, String> = status
+    let retries_due: HashMap<String, plan::RetryDue> = status
         .retrying
         .iter()
         .filter(|(_, note)| note.next_at_ms <= now_ms)
-        .map(|(key, note)| (key.clone(), note.markdown.clone()))
+        .map(|(key, note)| {
+            let due = plan::RetryDue { display: note.markdown.clone(), removal: note.removal };
+            (key.clone(), due)
+        })
         .collect();
     let keys = plan::record_keys(&listing.entries, retries_due.keys().map(String::as_str));
-    let records: HashMap<String, FileRecord> = context
+    let mut records: HashMap<String, FileRecord> = context
         .store
         .file_records(context.lease.account(), &keys)
         .await
@@ -215,6 +222,11 @@ pub async fn run(
         changes.forget_under(folder.trim_end_matches('/'));
         status.forget_under(folder);
     }
+    // Records under a deleted folder are gone for the rest of the pass too, even once the
+    // forgetting has been committed.
+    let forgotten: std::collections::HashSet<&str> =
+        plan.forget.iter().map(String::as_str).collect();
+    records.retain(|key, _| !plan::folders_above(key).any(|folder| forgotten.contains(folder)));
     let outcome = execute::steps(context, plan.steps, &records, &mut changes, status).await;
     // Whatever was written is recorded even when the pass did not finish, so a retry does not
     // upload it again; the cursor moves only past a listing that was carried out whole.

@@ -100,6 +100,9 @@ pub struct Conversion {
     /// one of markdrop's older pages, or a retry is due).
     pub last_hash: Option<String>,
     pub sibling: Sibling,
+    /// The hashes of markdrop's pages for this note as its record knows them: a page looked up
+    /// with one of these is markdrop's without reading it.
+    pub ours: Vec<String>,
     /// The note's size as listed (0 when not listed), for the memory budget.
     pub size: u64,
 }
@@ -173,18 +176,28 @@ pub fn record_keys<'a>(entries: &[Metadata], also: impl Iterator<Item = &'a str>
     keys
 }
 
+/// A note whose retry is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryDue {
+    /// Display path of the note.
+    pub display: String,
+    /// What failed was removing the page of the deleted note, not converting it.
+    pub removal: bool,
+}
+
 /// Plans a pass over `entries` (a whole listing; `from_start` when it lists every file rather
 /// than the changes since a cursor), given the records of [`record_keys`] and the notes whose
-/// retry is due (lower-case path → display path).
+/// retry is due, by lower-case path.
 pub fn plan(
     entries: &[Metadata],
     from_start: bool,
     records: &HashMap<String, FileRecord>,
-    retries_due: &HashMap<String, String>,
+    retries_due: &HashMap<String, RetryDue>,
     max_markdown_bytes: u64,
 ) -> Plan {
-    let mut notes: HashMap<&str, NoteSeen> = HashMap::new();
-    let mut pages: HashMap<String, PageSeen> = HashMap::new();
+    // The last entry for each note and each page, with its place in the listing.
+    let mut notes: HashMap<&str, (NoteSeen, usize)> = HashMap::new();
+    let mut pages: HashMap<String, (PageSeen, usize)> = HashMap::new();
     // Keys in the order the listing first names them (a note or its page), for stable steps.
     let mut order: Vec<String> = Vec::new();
     let mut named: HashSet<String> = HashSet::new();
@@ -193,8 +206,11 @@ pub fn plan(
             order.push(key.to_owned());
         }
     };
+    // Anything deleted may have been a folder (Dropbox does not say): its path with a trailing
+    // `/`, and the place in the listing of its last deletion.
+    let mut deleted_folders: HashMap<String, usize> = HashMap::new();
     let mut forget: Vec<String> = Vec::new();
-    for entry in entries {
+    for (at, entry) in entries.iter().enumerate() {
         match entry {
             Metadata::File(file) => {
                 let Some(key) = file.path_lower.as_deref() else { continue };
@@ -206,47 +222,61 @@ pub fn plan(
                         size: file.size,
                         downloadable: file.is_downloadable,
                     };
-                    notes.insert(key, seen);
+                    notes.insert(key, (seen, at));
                     name(key, &mut order);
                 } else if let Some(note) = note_key_of_page(key) {
                     name(&note, &mut order);
-                    pages.insert(note, PageSeen::File(file.content_hash.clone()));
+                    pages.insert(note, (PageSeen::File(file.content_hash.clone()), at));
                 }
             }
             Metadata::Deleted(deleted) => {
                 let Some(key) = deleted.path_lower.as_deref() else { continue };
                 if is_markdown(&deleted.name) {
-                    notes.insert(key, NoteSeen::Deleted);
+                    notes.insert(key, (NoteSeen::Deleted, at));
                     name(key, &mut order);
                 } else if let Some(note) = note_key_of_page(key) {
                     name(&note, &mut order);
-                    pages.insert(note, PageSeen::Deleted);
+                    pages.insert(note, (PageSeen::Deleted, at));
                 }
-                // Dropbox does not say whether a file or a folder went; if a folder did,
-                // everything seen under it so far went with it.
                 let folder = format!("{key}/");
-                for (_, seen) in notes.iter_mut().filter(|(path, _)| path.starts_with(&folder)) {
-                    *seen = NoteSeen::Deleted;
+                if deleted_folders.insert(folder.clone(), at).is_none() {
+                    forget.push(folder);
                 }
-                for (_, seen) in pages.iter_mut().filter(|(path, _)| path.starts_with(&folder)) {
-                    *seen = PageSeen::Deleted;
-                }
-                forget.push(folder);
             }
             Metadata::Folder(_) | Metadata::Other => {}
         }
     }
-    // A record under a deleted folder is gone with it, whatever came after in the listing.
+    // What was listed under a folder deleted later in the listing went with it; a record under
+    // a deleted folder is gone with it, whatever came after. (Each looks up its own ancestors:
+    // the cost grows with the entries and their depth, never with entries times deletions.)
+    let deleted_after = |key: &str, at: usize| {
+        folders_above(key).any(|folder| deleted_folders.get(folder).is_some_and(|&gone| gone > at))
+    };
     let record = |key: &str| {
-        records.get(key).filter(|_| !forget.iter().any(|folder| key.starts_with(folder.as_str())))
+        records.get(key).filter(|_| !folders_above(key).any(|f| deleted_folders.contains_key(f)))
     };
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
     let mut steps = Vec::new();
     for key in order.iter().chain(due) {
-        let page = pages.get(key);
-        let retry = retries_due.contains_key(key);
-        let step = match notes.get(key.as_str()) {
+        let page = pages.get(key).map(|(page, at)| match page {
+            PageSeen::File(_) if deleted_after(key, *at) => &PageSeen::Deleted,
+            page => page,
+        });
+        let retry = retries_due.get(key);
+        let listed = notes.get(key.as_str()).map(|(note, at)| match note {
+            NoteSeen::File { .. } if deleted_after(key, *at) => &NoteSeen::Deleted,
+            note => note,
+        });
+        let judged = |note, changed| Judged {
+            note,
+            record: record(key),
+            page,
+            changed,
+            retry: retry.is_some(),
+            from_start,
+        };
+        let step = match listed {
             Some(NoteSeen::File { display, hash, size, downloadable }) => {
                 let note = NotePath { display: display.clone(), key: key.clone() };
                 if !downloadable {
@@ -262,34 +292,17 @@ pub fn plan(
                     let changed = hash.is_none()
                         || record(key)
                             .is_none_or(|record| Some(&record.source_hash) != hash.as_ref());
-                    let unlisted = if from_start { Sibling::Free } else { Sibling::Unlisted };
-                    judge(note, record(key), page, changed || retry, *size, unlisted)
+                    judge(judged(note, changed), *size)
                 }
             }
-            // Gone: its record and what the account page says of it go too, and its page if that
-            // is still there and still markdrop's.
-            Some(NoteSeen::Deleted) => {
-                let note = match record(key) {
-                    Some(record) => NotePath::from_record(key, record),
-                    None => NotePath { display: key.clone(), key: key.clone() },
-                };
-                let page_left = !matches!(page, Some(PageSeen::Deleted));
-                let record = record(key).filter(|_| page_left).cloned();
-                Some(Step::Remove { note, record })
-            }
+            Some(NoteSeen::Deleted) => Some(remove(key, record(key), page)),
             // The note is not listed: its page changed, or its retry is due.
-            None => match (record(key), retries_due.get(key)) {
-                (Some(record), _) => judge(
-                    NotePath::from_record(key, record),
-                    Some(record),
-                    page,
-                    retry,
-                    0,
-                    Sibling::Unlisted,
-                ),
-                (None, Some(display)) => {
+            None => match (record(key), retry) {
+                (record, Some(RetryDue { removal: true, .. })) => Some(remove(key, record, page)),
+                (Some(known), _) => judge(judged(NotePath::from_record(key, known), false), 0),
+                (None, Some(RetryDue { display, .. })) => {
                     let note = NotePath { display: display.clone(), key: key.clone() };
-                    judge(note, None, page, true, 0, Sibling::Unlisted)
+                    judge(judged(note, true), 0)
                 }
                 // A page whose note markdrop never converted: not its business.
                 (None, None) => None,
@@ -300,17 +313,40 @@ pub fn plan(
     Plan { forget, steps }
 }
 
-/// What to do about an existing note, given its record, what the listing says of its page, and
-/// whether it needs converting anyway (`changed`: its content changed, or a retry is due).
-/// `unlisted` is what a page the listing does not show means here.
-fn judge(
+/// The folders above `path`, each with its trailing slash: `/a/b/c.md` → `/a/`, `/a/b/`.
+pub(super) fn folders_above(path: &str) -> impl Iterator<Item = &str> {
+    path.char_indices().skip(1).filter(|&(_, c)| c == '/').map(move |(at, _)| &path[..=at])
+}
+
+/// The note is gone: its record and what the account page says of it go too, and its page if
+/// that is still there and still markdrop's.
+fn remove(key: &str, record: Option<&FileRecord>, page: Option<&PageSeen>) -> Step {
+    let note = match record {
+        Some(record) => NotePath::from_record(key, record),
+        None => NotePath { display: key.to_owned(), key: key.to_owned() },
+    };
+    let page_left = !matches!(page, Some(PageSeen::Deleted));
+    Step::Remove { note, record: record.filter(|_| page_left).cloned() }
+}
+
+/// What [`judge`] looks at for a note that exists.
+struct Judged<'a> {
     note: NotePath,
-    record: Option<&FileRecord>,
-    page: Option<&PageSeen>,
+    record: Option<&'a FileRecord>,
+    /// What the listing says of its page.
+    page: Option<&'a PageSeen>,
+    /// Its content changed since it was last converted.
     changed: bool,
-    size: u64,
-    unlisted: Sibling,
-) -> Option<Step> {
+    /// A retry is due: an earlier try failed, maybe before it could tell whose the page is.
+    retry: bool,
+    /// The listing shows every file, so a page it does not show is not there.
+    from_start: bool,
+}
+
+/// What to do about a note that exists.
+fn judge(judged: Judged<'_>, size: u64) -> Option<Step> {
+    let Judged { note, record, page, changed, retry, from_start } = judged;
+    let changed = changed || retry;
     let html = record.map_or_else(|| note.html(), |record| record.html_path.clone());
     let kept = record.and_then(|record| record.kept_html_hash.clone());
     let keep = |note, html, hash| changed.then_some(Step::Keep { note, html, hash, report: true });
@@ -327,17 +363,29 @@ fn judge(
         (_, Some(PageSeen::File(hash))) => {
             (Sibling::Unknown { hash: hash.clone().unwrap_or_default() }, true)
         }
+        // Not listed in a listing of every file: there is no page.
+        (_, None) if from_start => (Sibling::Free, true),
         (Some(_), None) => match kept {
             Some(hash) => return keep(note, html, hash),
+            // An earlier try may have failed before it could tell whose the page is: look.
+            None if retry => (Sibling::Unlisted, true),
             None => (Sibling::Free, false),
         },
-        (None, None) => (unlisted, false),
+        (None, None) => (Sibling::Unlisted, false),
     };
     if !changed && !rewrite {
         return None;
     }
     let last_hash = if rewrite { None } else { record.map(|record| record.source_hash.clone()) };
-    Some(Step::Convert(Conversion { note, html, last_hash, sibling, size }))
+    let ours = record.map_or_else(Vec::new, |record| {
+        [Some(&record.html_hash), record.pending_html_hash.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|hash| !hash.is_empty())
+            .cloned()
+            .collect()
+    });
+    Some(Step::Convert(Conversion { note, html, last_hash, sibling, ours, size }))
 }
 
 pub(super) fn human_bytes(bytes: u64) -> String {
@@ -394,6 +442,7 @@ mod tests {
         NotePath { display: display.to_owned(), key: display.to_lowercase() }
     }
 
+    /// A conversion of a note without a record.
     fn convert(display: &str, last_hash: Option<&str>, sibling: Sibling) -> Step {
         let note = note(display);
         Step::Convert(Conversion {
@@ -401,8 +450,13 @@ mod tests {
             note,
             last_hash: last_hash.map(str::to_owned),
             sibling,
+            ours: vec![],
             size: 10,
         })
+    }
+
+    fn retry(display: &str, removal: bool) -> (String, RetryDue) {
+        (display.to_lowercase(), RetryDue { display: display.to_owned(), removal })
     }
 
     /// An incremental listing (from a cursor), no retries due.
@@ -501,6 +555,7 @@ mod tests {
                 html: "/a.html".into(),
                 last_hash: Some("1".into()),
                 sibling: Sibling::Ours { hash: "ours".into() },
+                ours: vec!["ours".into()],
                 size: 10,
             })]
         );
@@ -526,6 +581,7 @@ mod tests {
                 html: "/a.html".into(),
                 last_hash: None,
                 sibling: Sibling::Unknown { hash: "edited".into() },
+                ours: vec!["ours".into()],
                 size: 0,
             })]
         );
@@ -640,15 +696,10 @@ mod tests {
     }
 
     #[test]
-    fn a_due_retry_converts_its_note_without_a_listing_entry() {
-        let retries = HashMap::from([
-            ("/stuck.md".to_owned(), "/Stuck.md".to_owned()),
-            ("/known.md".to_owned(), "/Known.md".to_owned()),
-        ]);
-        let records = HashMap::from([(
-            "/known.md".to_owned(),
-            FileRecord { html_path: "/Known.html".into(), ..record("1") },
-        )]);
+    fn a_due_retry_looks_at_the_page_again_since_the_failed_try_may_not_have() {
+        let retries = HashMap::from([retry("/Stuck.md", false), retry("/Known.md", false)]);
+        let known = FileRecord { html_path: "/Known.html".into(), ..record("1") };
+        let records = HashMap::from([("/known.md".to_owned(), known)]);
         let steps = plan(&[], false, &records, &retries, CAP).steps;
         assert_eq!(
             steps,
@@ -656,8 +707,9 @@ mod tests {
                 Step::Convert(Conversion {
                     note: note("/Known.md"),
                     html: "/Known.html".into(),
-                    last_hash: Some("1".into()),
-                    sibling: Sibling::Free,
+                    last_hash: None,
+                    sibling: Sibling::Unlisted,
+                    ours: vec!["ours".into()],
                     size: 0,
                 }),
                 Step::Convert(Conversion {
@@ -665,8 +717,46 @@ mod tests {
                     html: "/Stuck.html".into(),
                     last_hash: None,
                     sibling: Sibling::Unlisted,
+                    ours: vec![],
                     size: 0,
                 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_due_retry_of_a_removal_removes_again() {
+        let b = FileRecord { html_path: "/b.html".into(), ..record("1") };
+        let retries = HashMap::from([retry("/b.md", true)]);
+        let records = HashMap::from([("/b.md".to_owned(), b.clone())]);
+        let steps = plan(&[], false, &records, &retries, CAP).steps;
+        assert_eq!(steps, vec![Step::Remove { note: note("/b.md"), record: Some(b) }]);
+    }
+
+    #[test]
+    fn in_a_listing_from_the_start_a_page_not_listed_is_not_there_and_is_written() {
+        let mut kept = record("1");
+        kept.kept_html_hash = Some("hers".into());
+        for record in [record("1"), kept] {
+            let records = HashMap::from([("/a.md".to_owned(), record)]);
+            let steps = plan(&[file("/a.md", "1")], true, &records, &HashMap::new(), CAP).steps;
+            assert!(
+                matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none() && c.sibling == Sibling::Free),
+                "{steps:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_folder_deleted_after_a_note_in_it_was_listed_takes_the_note_along_but_not_one_made_after()
+    {
+        let entries = [file("/f/a.md", "1"), deleted("/f"), file("/f/b.md", "2")];
+        let steps = plan_of(&entries, &[]).steps;
+        assert_eq!(
+            steps,
+            vec![
+                Step::Remove { note: note("/f/a.md"), record: None },
+                convert("/f/b.md", None, Sibling::Unlisted),
             ]
         );
     }

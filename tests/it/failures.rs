@@ -176,7 +176,45 @@ async fn a_missing_permission_stops_the_account_until_the_person_connects_again(
     );
 }
 
+async fn a_page_that_could_not_be_removed_is_removed_on_a_later_try(backend: Backend) {
+    let world = SyncWorld::start(backend, "fail-remove").await;
+    let account = settled(&world).await;
+    // Looking at the page fails past the client's retries: the note's record stays, and the
+    // removal waits for a retry.
+    world
+        .emulator()
+        .add_fault(FaultRule::status("files/get_metadata", 3, 503, "busy").for_account(&account));
+    world.emulator().delete_path(&account, "/a.md").expect("delete the note");
+    eventually("the removal to wait for a retry", || async {
+        world.status(&account).await.retrying.get("/a.md").is_some_and(|note| note.removal)
+    })
+    .await;
+    eventually("the page to go with its note", || {
+        std::future::ready(world.emulator().read_file(&account, "/a.html").is_none())
+    })
+    .await;
+    world.quiet().await;
+    assert!(world.status(&account).await.retrying.is_empty());
+}
+
+async fn an_upload_slower_than_a_lease_goes_through_while_the_lease_is_renewed(backend: Backend) {
+    let world = SyncWorld::start(backend, "fail-slow-upload").await;
+    let account = settled(&world).await;
+    // Tests lease for 2 s; this upload takes 3.
+    world.emulator().add_fault(
+        FaultRule::delay("files/upload", 1, std::time::Duration::from_secs(3))
+            .for_account(&account),
+    );
+    let uploads = world.uploads(&account);
+    world.emulator().put_file(&account, "/b.md", "b").expect("put");
+    world.html_matching(&account, "/b.html", "b", "b").await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), uploads + 1, "not abandoned and tried again");
+}
+
 crate::on_both_backends!(
+    a_page_that_could_not_be_removed_is_removed_on_a_later_try,
+    an_upload_slower_than_a_lease_goes_through_while_the_lease_is_renewed,
     a_note_whose_upload_keeps_failing_is_retried_by_itself_until_it_converts,
     a_full_dropbox_holds_the_account_says_so_and_catches_up,
     a_note_dropbox_refuses_for_good_is_reported_once_and_tried_again_when_it_changes,

@@ -413,6 +413,7 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
             reason: "Dropbox had a server error (503)".into(),
             attempts: 2,
             next_at_ms: 1_795_775_520_000,
+            removal: false,
         },
     );
     status.record(Conversion {

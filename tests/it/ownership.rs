@@ -2,7 +2,10 @@
 //! is still the one markdrop wrote. A page a person made or changed is theirs: it is kept, and
 //! listed on the account page with the way out. End to end, on both store backends.
 
+use std::time::Duration;
+
 use markdrop::dropbox::AccountId;
+use markdrop::emulator::FaultRule;
 use markdrop::store::{Outcome, SyncState};
 
 use crate::support::Backend;
@@ -167,7 +170,47 @@ async fn a_deleted_note_takes_an_older_page_of_markdrops_along_but_not_an_edited
     );
 }
 
+async fn a_page_whose_owner_could_not_be_told_is_looked_at_again_not_overwritten(backend: Backend) {
+    let world = SyncWorld::start(backend, "own-retry-doubt").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "# A\n")]).await;
+    world.html_matching(&account, "/a.html", "# A\n", "a").await;
+    world.quiet().await;
+    // The person edits the page and the note; reading the page (the second download of the
+    // pass, after the note's) fails past the client's retries, so the pass cannot tell whose it
+    // is, and the note waits for a retry.
+    world.emulator().add_fault(
+        FaultRule::delay("files/download", 1, Duration::from_millis(1)).for_account(&account),
+    );
+    world
+        .emulator()
+        .add_fault(FaultRule::status("files/download", 3, 503, "busy").for_account(&account));
+    let mine = "<p>mine</p>";
+    world.emulator().put_file(&account, "/a.html", mine).expect("hand edit");
+    world.emulator().put_file(&account, "/a.md", "# A\n\nversion 2").expect("edit the note");
+    kept(&world, &account, "/a.html").await;
+    world.quiet().await;
+    assert_eq!(world.emulator().read_file(&account, "/a.html").as_deref(), Some(mine.as_bytes()));
+    assert!(world.status(&account).await.retrying.is_empty());
+}
+
+async fn a_page_deleted_while_the_cursor_was_reset_is_written_again(backend: Backend) {
+    let mut world = SyncWorld::start(backend, "own-reset-page").await;
+    let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/b.md", "b")]).await;
+    world.html_matching(&account, "/a.html", "a", "a").await;
+    world.html_matching(&account, "/b.html", "b", "b").await;
+    world.quiet().await;
+    // No worker runs while a's page goes and the cursor dies: the deletion is never listed.
+    world.workers.pop().expect("the worker").stop().await;
+    world.emulator().delete_path(&account, "/a.html").expect("delete the page");
+    world.emulator().reset_cursors(&account);
+    world.spawn_worker(crate::sync_world::test_worker_settings());
+    world.html_matching(&account, "/a.html", "a", "a").await;
+    world.quiet().await;
+}
+
 crate::on_both_backends!(
+    a_page_whose_owner_could_not_be_told_is_looked_at_again_not_overwritten,
+    a_page_deleted_while_the_cursor_was_reset_is_written_again,
     a_page_the_person_wrote_before_linking_is_kept_until_they_rename_it,
     a_page_edited_by_hand_is_never_replaced_when_its_note_changes,
     linking_again_recognizes_markdrops_pages_and_keeps_the_edited_ones,
