@@ -289,6 +289,13 @@ fn describe_sync(status: &AccountStatus, queued: bool, linked: bool) -> String {
         SyncState::Idle if queued => {
             "Changes are waiting and will be converted shortly.".to_owned()
         }
+        SyncState::Idle if !status.retrying.is_empty() => format!(
+            "Up to date, except {} waiting to be tried again (below).",
+            match status.retrying.len() {
+                1 => "one note".to_owned(),
+                notes => format!("{notes} notes"),
+            }
+        ),
         SyncState::Idle => "Up to date.".to_owned(),
     }
 }

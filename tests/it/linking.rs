@@ -450,6 +450,17 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
     let big = page.find("/Big.md").expect("the newest row");
     assert!(big < page.find("Café").expect("the older row"), "newest first");
 
+    // A completed pass with a note waiting: nothing else to do, but not quite up to date.
+    let idle = AccountStatus { state: SyncState::Idle, ..status.clone() };
+    app.store.complete(&claim.lease, claim.generation, &idle, Some(u64::MAX)).await.expect("done");
+    let page = browser.get(&app.url("/account")).await.text().await.expect("page");
+    assert!(
+        page.contains("Up to date, except one note waiting to be tried again (below)."),
+        "{page}"
+    );
+
+    app.store.enqueue(std::slice::from_ref(claim.lease.account())).await.expect("queue");
+    let claim = crate::support::claim(&app.store).await;
     let unlinked = AccountStatus { state: SyncState::Unlinked, ..status };
     assert!(app.store.unlink(&claim.lease, &claim.sealed_tokens, &unlinked).await.expect("unlink"));
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
