@@ -5,12 +5,10 @@
 //! HMAC-SHA256 tag under a key only this emulator knows): serving a cursor stores nothing, and a
 //! garbled, truncated or foreign-made cursor fails the tag check and gets Dropbox's 400.
 //!
-//! Only a listing cut into pages (`has_more`) needs server-side state: the entries still to hand
-//! out, a snapshot taken when the listing ran. Those are [`Listings`], held per account and
-//! bounded; a cursor whose listing was pushed out is unknown, like any other bad cursor.
-
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+//! A cursor in the middle of a paged answer says where the next page starts (the last path
+//! handed out, or the last journal index), not which entries are left, so nothing is held for
+//! it either. Dropbox's cursors stay valid until a reset, however many a client keeps; so do
+//! these, for as long as the emulator runs, and its memory does not grow with them.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,21 +16,20 @@ use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::state::{Entry, ListScope};
+use super::state::{ListScope, ListingPosition};
 
 /// Dropbox's cursors start like this; keeping it makes the emulator's look familiar in logs.
 const PREFIX: &str = "AAE";
 /// Bytes of the HMAC kept in a cursor: plenty against guessing, short enough for a header.
 const TAG_LENGTH: usize = 16;
-/// Paged listings kept per account; a client paging through more listings at once than this is
-/// not one markdrop will be, and the oldest are the ones least likely to be continued.
-pub const MAX_LISTINGS_PER_ACCOUNT: usize = 32;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const RECURSIVE: u8 = 1;
 const INCLUDE_DELETED: u8 = 1 << 1;
 const INCLUDE_NON_DOWNLOADABLE: u8 = 1 << 2;
-const PAGED: u8 = 1 << 3;
+const LISTING_PAGE: u8 = 1 << 3;
+const CHANGES_PAGE: u8 = 1 << 4;
+const IN_DELETED: u8 = 1 << 5;
 
 /// What a cursor says: whose journal, from where, covering what, in pages of what size.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,27 +39,24 @@ pub struct Cursor {
     pub epoch: u64,
     pub scope: ListScope,
     pub limit: usize,
-    /// The journal position after the listing this cursor continues.
+    /// The journal position the changes after this cursor's answers start from.
     pub position: usize,
-    /// Set while a paged listing has entries left: which listing, and where the next page starts.
-    pub page: Option<Page>,
+    /// Set while an answer has entries left: where its next page starts.
+    pub page: Option<Resume>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub listing: u64,
-    pub offset: usize,
+/// Where the next page of a paged answer starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Inside a fresh listing, after this path.
+    Listing(ListingPosition),
+    /// Inside the changes journaled in `position..until`, after the one at index `after`.
+    Changes { until: usize, after: usize },
 }
 
-/// A paged listing's entries, by listing id.
-type Held = (u64, Arc<[Entry]>);
-
-/// Signs and reads cursors, and holds the entries of paged listings.
+/// Signs and reads cursors.
 pub struct Listings {
     key: [u8; 64],
-    /// Per account, oldest first.
-    held: HashMap<String, VecDeque<Held>>,
-    next_id: u64,
 }
 
 impl Default for Listings {
@@ -70,7 +64,7 @@ impl Default for Listings {
         use rand::RngCore;
         let mut key = [0; 64];
         rand::thread_rng().fill_bytes(&mut key);
-        Listings { key, held: HashMap::new(), next_id: 0 }
+        Listings { key }
     }
 }
 
@@ -87,20 +81,27 @@ impl Listings {
         bytes.extend_from_slice(&(cursor.position as u64).to_le_bytes());
         bytes.extend_from_slice(&(cursor.limit as u64).to_le_bytes());
         let scope = &cursor.scope;
+        let in_deleted = matches!(&cursor.page, Some(Resume::Listing(at)) if at.in_deleted);
         let flags = [
             (scope.recursive, RECURSIVE),
             (scope.include_deleted, INCLUDE_DELETED),
             (scope.include_non_downloadable, INCLUDE_NON_DOWNLOADABLE),
-            (cursor.page.is_some(), PAGED),
+            (matches!(cursor.page, Some(Resume::Listing(_))), LISTING_PAGE),
+            (matches!(cursor.page, Some(Resume::Changes { .. })), CHANGES_PAGE),
+            (in_deleted, IN_DELETED),
         ]
         .iter()
         .filter(|(set, _)| *set)
         .fold(0, |flags, (_, flag)| flags | flag);
         bytes.push(flags);
         put_text(&mut bytes, &scope.root);
-        if let Some(page) = cursor.page {
-            bytes.extend_from_slice(&page.listing.to_le_bytes());
-            bytes.extend_from_slice(&(page.offset as u64).to_le_bytes());
+        match &cursor.page {
+            None => {}
+            Some(Resume::Listing(at)) => put_text(&mut bytes, &at.after),
+            Some(Resume::Changes { until, after }) => {
+                bytes.extend_from_slice(&(*until as u64).to_le_bytes());
+                bytes.extend_from_slice(&(*after as u64).to_le_bytes());
+            }
         }
         let mut mac = self.mac();
         mac.update(&bytes);
@@ -125,11 +126,17 @@ impl Listings {
         let limit = usize::try_from(reader.number()?).ok()?;
         let flags = reader.byte()?;
         let root = reader.text()?;
-        let page = if flags & PAGED == 0 {
-            None
-        } else {
-            let listing = reader.number()?;
-            Some(Page { listing, offset: usize::try_from(reader.number()?).ok()? })
+        let page = match (flags & LISTING_PAGE != 0, flags & CHANGES_PAGE != 0) {
+            (false, false) => None,
+            (true, false) => Some(Resume::Listing(ListingPosition {
+                in_deleted: flags & IN_DELETED != 0,
+                after: reader.text()?,
+            })),
+            (false, true) => Some(Resume::Changes {
+                until: usize::try_from(reader.number()?).ok()?,
+                after: usize::try_from(reader.number()?).ok()?,
+            }),
+            (true, true) => return None,
         };
         let scope = ListScope {
             root,
@@ -138,25 +145,6 @@ impl Listings {
             include_non_downloadable: flags & INCLUDE_NON_DOWNLOADABLE != 0,
         };
         reader.0.is_empty().then_some(Cursor { account_id, epoch, scope, limit, position, page })
-    }
-
-    /// Keeps a listing's entries for the cursors that page through it; the account's oldest
-    /// listing goes once it holds more than [`MAX_LISTINGS_PER_ACCOUNT`].
-    pub fn hold(&mut self, account_id: &str, entries: Arc<[Entry]>) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let held = self.held.entry(account_id.to_owned()).or_default();
-        held.push_back((id, entries));
-        if held.len() > MAX_LISTINGS_PER_ACCOUNT {
-            held.pop_front();
-        }
-        id
-    }
-
-    /// A held listing's entries, if it is still held.
-    pub fn held(&self, account_id: &str, listing: u64) -> Option<Arc<[Entry]>> {
-        let held = self.held.get(account_id)?;
-        held.iter().find(|(id, _)| *id == listing).map(|(_, entries)| entries.clone())
     }
 }
 
@@ -198,7 +186,7 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    fn cursor(page: Option<Page>) -> Cursor {
+    fn cursor(page: Option<Resume>) -> Cursor {
         Cursor {
             account_id: "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc".to_owned(),
             epoch: 3,
@@ -217,8 +205,17 @@ mod tests {
     #[test]
     fn a_cursor_reads_back_as_it_was_made_with_or_without_a_page() {
         let listings = Listings::default();
-        for page in [None, Some(Page { listing: 7, offset: 4000 })] {
-            let text = listings.encode(&cursor(page));
+        let pages = [
+            None,
+            Some(Resume::Listing(ListingPosition {
+                in_deleted: true,
+                after: "/notes/straße/ä.md".to_owned(),
+            })),
+            Some(Resume::Listing(ListingPosition { in_deleted: false, after: "/b".to_owned() })),
+            Some(Resume::Changes { until: 4000, after: 3999 }),
+        ];
+        for page in pages {
+            let text = listings.encode(&cursor(page.clone()));
             assert!(text.starts_with(PREFIX), "{text}");
             assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)));
             assert_eq!(listings.decode(&text), Some(cursor(page)));
@@ -237,19 +234,5 @@ mod tests {
             assert_eq!(listings.decode(bad), None, "{bad}");
         }
         assert_eq!(Listings::default().decode(&text), None, "another emulator's cursor");
-    }
-
-    #[test]
-    fn an_account_holds_only_its_newest_paged_listings() {
-        let mut listings = Listings::default();
-        let first = listings.hold("a", Arc::from(Vec::new()));
-        let other = listings.hold("b", Arc::from(Vec::new()));
-        let ids: Vec<u64> = (0..MAX_LISTINGS_PER_ACCOUNT)
-            .map(|_| listings.hold("a", Arc::from(Vec::new())))
-            .collect();
-        assert!(listings.held("a", first).is_none());
-        assert!(ids.iter().all(|id| listings.held("a", *id).is_some()));
-        assert!(listings.held("b", other).is_some());
-        assert!(listings.held("b", ids[0]).is_none(), "a listing is only its account's");
     }
 }

@@ -72,6 +72,10 @@ pub struct EmulatorConfig {
     /// How long every `/2/…` call waits before it is served: Dropbox's own time to answer, for
     /// benchmarks at a realistic speed (loopback answers in microseconds). Default none.
     pub latency: Duration,
+    /// A write (upload, delete) to an account while another of its writes is in progress gets
+    /// 429 `too_many_write_operations`, as on Dropbox. On by default; off only for a test that
+    /// must have writes to one account overlap.
+    pub refuse_overlapping_writes: bool,
 }
 
 impl EmulatorConfig {
@@ -89,6 +93,7 @@ impl EmulatorConfig {
             webhook_retry_base: Duration::from_secs(1),
             webhook_batch_window: Duration::from_millis(100),
             latency: Duration::ZERO,
+            refuse_overlapping_writes: true,
         }
     }
 }
@@ -108,6 +113,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("webhook_retry_base", &self.webhook_retry_base)
             .field("webhook_batch_window", &self.webhook_batch_window)
             .field("latency", &self.latency)
+            .field("refuse_overlapping_writes", &self.refuse_overlapping_writes)
             .finish()
     }
 }
@@ -174,6 +180,7 @@ struct Hold {
 struct World {
     accounts: BTreeMap<String, Account>,
     listings: cursor::Listings,
+    writes: routes::NamespaceWrites,
     tokens: Tokens,
     signed_in: Option<String>,
     mint: Mint,

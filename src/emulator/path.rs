@@ -32,17 +32,79 @@ pub enum PathProblem {
     Malformed,
 }
 
+/// The path patterns of `files.stone`, one per alias a route's argument uses. Dropbox refuses a
+/// path outside its route's pattern with a 400 before looking anything up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathPattern {
+    /// `PathROrId` (`list_folder`): the root `""`, a path, an id or a namespace.
+    PathROrId,
+    /// `ReadPath` (`get_metadata`, `download`): a path, an id, a rev or a namespace; no root.
+    ReadPath,
+    /// `WritePathOrId` (`upload`, `delete_v2`): a path, a namespace or an id; no root, no rev.
+    WritePathOrId,
+}
+
+impl PathPattern {
+    /// The pattern as the spec writes it, which is how Dropbox quotes it in its 400s.
+    pub fn source(self) -> &'static str {
+        match self {
+            PathPattern::PathROrId => "(/(.|[\\r\\n])*)?|id:.*|(ns:[0-9]+(/.*)?)",
+            PathPattern::ReadPath => "(/(.|[\\r\\n])*|id:.*)|(rev:[0-9a-f]{9,})|(ns:[0-9]+(/.*)?)",
+            PathPattern::WritePathOrId => "(/(.|[\\r\\n])*)|(ns:[0-9]+(/.*)?)|(id:.*)",
+        }
+    }
+
+    /// Whether `raw` matches the pattern as a whole. `.` in the spec's regexes is any character
+    /// but a newline; only the `/…` branch allows newlines.
+    pub fn matches(self, raw: &str) -> bool {
+        let no_newline = |text: &str| !text.contains('\n');
+        let namespace = |raw: &str| {
+            raw.strip_prefix("ns:").is_some_and(|rest| {
+                let (digits, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && no_newline(tail)
+            })
+        };
+        let id = |raw: &str| raw.strip_prefix("id:").is_some_and(no_newline);
+        let rev =
+            |raw: &str| raw.strip_prefix("rev:").is_some_and(|rev| rev_problem(rev).is_none());
+        let path = raw.starts_with('/');
+        match self {
+            PathPattern::PathROrId => raw.is_empty() || path || id(raw) || namespace(raw),
+            PathPattern::ReadPath => path || id(raw) || rev(raw) || namespace(raw),
+            PathPattern::WritePathOrId => path || namespace(raw) || id(raw),
+        }
+    }
+
+    /// The detail of Dropbox's 400 for a `path` field this pattern refuses, if it does.
+    pub fn check(self, raw: &str) -> Result<(), String> {
+        if raw == "/" {
+            return Err(PathProblem::SlashRoot.message(raw, self));
+        }
+        if self.matches(raw) { Ok(()) } else { Err(PathProblem::Pattern.message(raw, self)) }
+    }
+}
+
+/// `Rev` is `String(min_length=9, pattern="[0-9a-f]+")`: why `rev` is not one, in Dropbox's
+/// words, or `None` if it is.
+pub fn rev_problem(rev: &str) -> Option<String> {
+    if !rev.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) || rev.is_empty() {
+        return Some(format!("'{rev}' did not match pattern '[0-9a-f]+'"));
+    }
+    let length = rev.chars().count();
+    (length < 9).then(|| format!("'{rev}' must be at least 9 characters, got {length}"))
+}
+
 impl PathProblem {
-    /// Dropbox's 400 text for the problems it reports as bad input.
-    pub fn message(self, raw: &str) -> String {
+    /// Dropbox's 400 detail (after `request body: ` or the header's name) for the problems it
+    /// reports as bad input.
+    pub fn message(self, raw: &str, pattern: PathPattern) -> String {
         match self {
             PathProblem::SlashRoot => {
-                "request body: path: Specify the root folder as an empty string rather than as \"/\"."
-                    .to_owned()
+                "path: Specify the root folder as an empty string rather than as \"/\".".to_owned()
             }
-            PathProblem::Pattern | PathProblem::Malformed => format!(
-                "request body: path: '{raw}' did not match pattern '(/(.|[\\r\\n])*)?|id:.*|(ns:[0-9]+(/.*)?)'"
-            ),
+            PathProblem::Pattern | PathProblem::Malformed => {
+                format!("path: '{raw}' did not match pattern '{}'", pattern.source())
+            }
         }
     }
 }
@@ -144,5 +206,35 @@ mod tests {
         assert!(is_within("/a/b", "/a"));
         assert!(is_within("/a", "/a"));
         assert!(!is_within("/ab", "/a"));
+    }
+
+    #[test]
+    fn each_route_pattern_takes_only_its_own_forms_of_path() {
+        use PathPattern::*;
+        let cases = [
+            ("", [true, false, false]),
+            ("/a.md", [true, true, true]),
+            ("/a\nb", [true, true, true]),
+            ("id:abc", [true, true, true]),
+            ("id:a\nb", [false, false, false]),
+            ("rev:0123456789abcdef", [false, true, false]),
+            ("rev:0123", [false, false, false]),
+            ("rev:0123456789ABCDEF", [false, false, false]),
+            ("ns:123/a.md", [true, true, true]),
+            ("ns:/a.md", [false, false, false]),
+            ("a.md", [false, false, false]),
+        ];
+        for (raw, expected) in cases {
+            let got = [PathROrId, ReadPath, WritePathOrId].map(|pattern| pattern.matches(raw));
+            assert_eq!(got, expected, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_rev_is_nine_or_more_lowercase_hex_digits() {
+        assert_eq!(rev_problem("0123456789abcdef"), None);
+        assert!(rev_problem("0123456789ABCDEF").unwrap().contains("did not match pattern"));
+        assert!(rev_problem("abc").unwrap().contains("must be at least 9 characters, got 3"));
+        assert!(rev_problem("").is_some());
     }
 }

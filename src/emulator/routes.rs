@@ -4,9 +4,14 @@
 //! Every call goes through [`call`]: count it, hold it or apply a fault if a test asked for one,
 //! then check the request in the order Dropbox reports problems (Content-Type, token, scope,
 //! argument) and run the route. An upload's body is read only once those checks have passed.
+//!
+//! As strict as Dropbox where leniency would hide a client's bug: every argument declares all of
+//! its spec's fields and refuses any other ([`Argument`]), paths and revs must match the spec's
+//! patterns, and a write to an account while another is in progress gets 429
+//! `too_many_write_operations` ([`NamespaceWrites`]).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,8 +19,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::cursor::{Cursor, Page};
-use super::path::{DropboxPath, PathArg, PathProblem, parse_arg};
+use super::cursor::{Cursor, Resume};
+use super::path::{DropboxPath, PathArg, PathPattern, PathProblem, parse_arg, rev_problem};
 use super::state::{Entry, ListScope, NodeKind, WriteMode, WriteRequest};
 use super::stats::Concurrency;
 use super::tokens::{Caller, random_token};
@@ -178,6 +183,8 @@ async fn serve(
         check_content_type(Style::Upload, headers, false)?;
         let caller = authenticate_for(route, emulator, headers)?;
         let arg = header_arg(headers)?;
+        // Held while the body streams in: Dropbox's write is in progress from here.
+        let _writing = begin_write(emulator, &caller)?;
         let content = match payload.to_bytes_limited(MAX_UPLOAD).await {
             Ok(Ok(content)) => content,
             Ok(Err(_)) => return Err(unreadable_body()),
@@ -207,7 +214,11 @@ async fn serve(
         Route::ListFolder => list_folder(emulator, &caller, rpc_arg(&body)?),
         Route::ListFolderContinue => list_folder_continue(emulator, &caller, rpc_arg(&body)?),
         Route::GetMetadata => get_metadata(emulator, &caller, rpc_arg(&body)?),
-        Route::DeleteV2 => delete(emulator, &caller, rpc_arg(&body)?),
+        Route::DeleteV2 => {
+            let arg = rpc_arg(&body)?;
+            let _writing = begin_write(emulator, &caller)?;
+            delete(emulator, &caller, arg)
+        }
         Route::Download => download(emulator, &caller, header_arg(headers)?),
         // Served above, before its body was read; never reached.
         Route::Upload => Err(unreadable_body()),
@@ -281,30 +292,96 @@ fn void_arg(headers: &HeaderMap, body: &[u8]) -> Result<(), CallError> {
     }
 }
 
-fn rpc_arg<T: DeserializeOwned>(body: &[u8]) -> Result<T, CallError> {
+/// Where a route's argument travels, which is how Dropbox names it in a 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ArgPlace {
+    Body,
+    Header,
+}
+
+impl ArgPlace {
+    /// A 400 for the argument: `request body: <detail>` or `HTTP header "Dropbox-API-Arg": …`.
+    fn refuse(self, detail: impl std::fmt::Display) -> CallError {
+        CallError::BadInput(match self {
+            ArgPlace::Body => format!("request body: {detail}"),
+            ArgPlace::Header => format!("HTTP header \"Dropbox-API-Arg\": {detail}"),
+        })
+    }
+}
+
+/// A route's argument as `files.stone` declares it. Every field of the spec is declared and
+/// unknown ones are refused (`deny_unknown_fields`), as Dropbox refuses them: a misspelled
+/// optional field must not pass as if it were absent (a `parent_revv` would make a guarded
+/// delete unconditional). [`Argument::check`] then applies the spec's patterns and ranges.
+trait Argument: DeserializeOwned {
+    /// The detail of the 400 for a value the spec's patterns or ranges refuse.
+    fn check(&self) -> Result<(), String>;
+}
+
+fn argument<T: Argument>(value: Value, place: ArgPlace) -> Result<T, CallError> {
+    let arg: T =
+        serde_json::from_value(value).map_err(|error| place.refuse(serde_detail(&error)))?;
+    arg.check().map_err(|detail| place.refuse(detail))?;
+    Ok(arg)
+}
+
+/// serde's message in Dropbox's words where they differ: for an unknown field Dropbox says
+/// `unknown field 'parent_revv'` where serde says ``unknown field `parent_revv`, expected …``,
+/// and a union's unknown member is an unknown tag.
+fn serde_detail(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let named = |prefix: &str| {
+        let rest = message.strip_prefix(prefix)?;
+        let end = rest.rfind("`, expected").or_else(|| rest.rfind("`, there are no "))?;
+        Some(rest[..end].to_owned())
+    };
+    if let Some(field) = named("unknown field `") {
+        format!("unknown field '{field}'")
+    } else if let Some(tag) = named("unknown variant `") {
+        format!("unknown tag '{tag}'")
+    } else {
+        message
+    }
+}
+
+fn rpc_arg<T: Argument>(body: &[u8]) -> Result<T, CallError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|_| CallError::BadInput(UNDECODABLE_BODY.to_owned()))?;
-    serde_json::from_value(value)
-        .map_err(|error| CallError::BadInput(format!("request body: {error}")))
+    argument(value, ArgPlace::Body)
 }
 
 /// The `Dropbox-API-Arg` header: JSON that must be pure ASCII, non-ASCII written as `\u`
 /// escapes (dropbox-api.md §3.3). Raw UTF-8 is refused to catch a client that forgets to escape.
-fn header_arg<T: DeserializeOwned>(headers: &HeaderMap) -> Result<T, CallError> {
-    const UNDECODABLE: &str = "HTTP header \"Dropbox-API-Arg\": could not decode input as JSON";
+fn header_arg<T: Argument>(headers: &HeaderMap) -> Result<T, CallError> {
     let raw = headers.get("Dropbox-API-Arg").ok_or_else(|| {
         CallError::BadInput(
             "Must provide HTTP header \"Dropbox-API-Arg\" or URL parameter \"arg\".".to_owned(),
         )
     })?;
     let bytes = raw.as_bytes();
+    let undecodable = || ArgPlace::Header.refuse("could not decode input as JSON");
     if bytes.iter().any(|byte| *byte >= 0x7f) {
-        return Err(CallError::BadInput(UNDECODABLE.to_owned()));
+        return Err(undecodable());
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|_| CallError::BadInput(UNDECODABLE.to_owned()))?;
-    serde_json::from_value(value)
-        .map_err(|error| CallError::BadInput(format!("HTTP header \"Dropbox-API-Arg\": {error}")))
+    let value: Value = serde_json::from_slice(bytes).map_err(|_| undecodable())?;
+    argument(value, ArgPlace::Header)
+}
+
+/// A string field's `min_length`, in Dropbox's words.
+fn check_min_length(field: &str, value: &str, min: usize) -> Result<(), String> {
+    let length = value.chars().count();
+    if length < min {
+        return Err(format!("{field}: '{value}' must be at least {min} characters, got {length}"));
+    }
+    Ok(())
+}
+
+/// An optional `Rev` field.
+fn check_rev(field: &str, rev: Option<&str>) -> Result<(), String> {
+    match rev.and_then(rev_problem) {
+        Some(problem) => Err(format!("{field}: {problem}")),
+        None => Ok(()),
+    }
 }
 
 fn json_response(value: &Value) -> HttpResponse {
@@ -367,12 +444,14 @@ enum Target {
     Path(DropboxPath),
 }
 
-/// Resolves a path argument; ids are looked up, `/` and pattern mismatches are 400s, and a
+/// Resolves a path argument its [`Argument::check`] let through: ids are looked up, and a
 /// malformed path is the route's 409 `malformed_path`.
 fn resolve(
     world: &World,
     account_id: &str,
     raw: &str,
+    pattern: PathPattern,
+    place: ArgPlace,
     malformed: impl Fn(LookupError) -> RouteError,
 ) -> Result<Target, CallError> {
     match parse_arg(raw) {
@@ -388,7 +467,7 @@ fn resolve(
             })
             .ok_or_else(|| CallError::Route(malformed(LookupError::NotFound))),
         Err(PathProblem::Malformed) => Err(CallError::Route(malformed(LookupError::MalformedPath))),
-        Err(problem) => Err(CallError::BadInput(problem.message(raw))),
+        Err(problem) => Err(place.refuse(problem.message(raw, pattern))),
     }
 }
 
@@ -400,16 +479,65 @@ fn yes() -> bool {
     true
 }
 
+/// `SharedLink`: a link's URL and its password.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedLink {
+    #[allow(dead_code, reason = "declared so a valid argument is accepted; no links exist here")]
+    url: String,
+    #[allow(dead_code, reason = "declared so a valid argument is accepted; no links exist here")]
+    password: Option<String>,
+}
+
+/// `TemplateFilterBase`: which property templates to include.
+#[derive(Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case", deny_unknown_fields)]
+enum TemplateFilter {
+    FilterSome { filter_some: Vec<String> },
+}
+
+impl TemplateFilter {
+    /// The first template named; the emulator keeps no templates, so it is not found.
+    fn first_template(&self) -> Option<&str> {
+        let TemplateFilter::FilterSome { filter_some } = self;
+        filter_some.first().map(String::as_str)
+    }
+}
+
+/// `ListFolderArg`. The fields the emulator has nothing to show for (media info, shared
+/// members, mounted folders, restorable info) change nothing in its answers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "every spec field is declared; some change nothing here")]
 struct ListFolderArg {
     path: String,
     #[serde(default)]
     recursive: bool,
     #[serde(default)]
+    include_media_info: bool,
+    #[serde(default)]
     include_deleted: bool,
+    #[serde(default)]
+    include_has_explicit_shared_members: bool,
+    #[serde(default = "yes")]
+    include_mounted_folders: bool,
+    limit: Option<u64>,
+    shared_link: Option<SharedLink>,
+    include_property_groups: Option<TemplateFilter>,
     #[serde(default = "yes")]
     include_non_downloadable_files: bool,
-    limit: Option<u64>,
+    #[serde(default)]
+    include_restorable_info: bool,
+}
+
+impl Argument for ListFolderArg {
+    fn check(&self) -> Result<(), String> {
+        PathPattern::PathROrId.check(&self.path)?;
+        match self.limit {
+            None | Some(1..=2000) => Ok(()),
+            Some(limit) => Err(format!("limit: {limit} is not within range [1, 2000]")),
+        }
+    }
 }
 
 fn list_folder(
@@ -417,17 +545,24 @@ fn list_folder(
     caller: &Caller,
     arg: ListFolderArg,
 ) -> Result<HttpResponse, CallError> {
-    let limit = match arg.limit {
-        None => DEFAULT_PAGE,
-        Some(limit @ 1..=2000) => usize::try_from(limit).unwrap_or(DEFAULT_PAGE),
-        Some(limit) => {
-            return Err(CallError::BadInput(format!(
-                "request body: limit: {limit} is not within range [1, 2000]"
-            )));
-        }
-    };
-    let mut world = emulator.world();
-    let root = match resolve(&world, &caller.account_id, &arg.path, path_error)? {
+    let limit = arg.limit.and_then(|limit| usize::try_from(limit).ok()).unwrap_or(DEFAULT_PAGE);
+    if arg.shared_link.is_some() {
+        // The emulator has no shared links, so no link names anything.
+        return Err(CallError::Route(path_error(LookupError::NotFound)));
+    }
+    if let Some(template) = arg.include_property_groups.as_ref().and_then(|f| f.first_template()) {
+        return Err(CallError::Route(RouteError::template_not_found("template_error", template)));
+    }
+    let world = emulator.world();
+    let target = resolve(
+        &world,
+        &caller.account_id,
+        &arg.path,
+        PathPattern::PathROrId,
+        ArgPlace::Body,
+        path_error,
+    )?;
+    let root = match target {
         Target::Root => String::new(),
         Target::Path(path) => path.lower,
     };
@@ -447,54 +582,38 @@ fn list_folder(
         include_deleted: arg.include_deleted,
         include_non_downloadable: arg.include_non_downloadable_files,
     };
+    let (entries, next) = account.files.list_page(&scope, None, limit);
     let cursor = Cursor {
         account_id: caller.account_id.clone(),
         epoch: account.files.epoch,
         position: account.files.journal_len(),
-        scope: scope.clone(),
+        scope,
         limit,
-        page: None,
+        page: next.map(Resume::Listing),
     };
-    let entries = account.files.list(&scope);
-    Ok(page(&mut world, cursor, Pending::Fresh(entries)))
+    Ok(listing_page(&world, &cursor, &entries))
 }
 
-/// The entries a page is cut from.
-enum Pending {
-    /// Just computed: held for later pages only if they do not fit in this one.
-    Fresh(Vec<Entry>),
-    /// A listing already held, from the offset in the cursor's page on.
-    Held(Arc<[Entry]>),
-}
-
-/// Hands out the next page and the cursor that follows it. Only a listing with entries left
-/// over is kept here; every other cursor carries all it needs in its string.
-fn page(world: &mut World, mut cursor: Cursor, pending: Pending) -> HttpResponse {
-    let offset = cursor.page.map_or(0, |page| page.offset);
-    let entries: Arc<[Entry]> = match pending {
-        Pending::Fresh(entries) => Arc::from(entries),
-        Pending::Held(entries) => entries,
-    };
-    let end = entries.len().min(offset.saturating_add(cursor.limit));
-    let shown: Vec<Value> =
-        entries.get(offset..end).unwrap_or_default().iter().map(|e| e.to_json(true)).collect();
-    let has_more = end < entries.len();
-    cursor.page = if has_more {
-        let listing = match cursor.page {
-            Some(page) => page.listing,
-            None => world.listings.hold(&cursor.account_id, entries),
-        };
-        Some(Page { listing, offset: end })
-    } else {
-        None
-    };
-    let text = world.listings.encode(&cursor);
-    json_response(&json!({"entries": shown, "cursor": text, "has_more": has_more}))
+/// A `ListFolderResult`: the entries and the cursor that follows them.
+fn listing_page(world: &World, cursor: &Cursor, entries: &[Entry]) -> HttpResponse {
+    let shown: Vec<Value> = entries.iter().map(|entry| entry.to_json(true)).collect();
+    json_response(&json!({
+        "entries": shown,
+        "cursor": world.listings.encode(cursor),
+        "has_more": cursor.page.is_some(),
+    }))
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ContinueArg {
     cursor: String,
+}
+
+impl Argument for ContinueArg {
+    fn check(&self) -> Result<(), String> {
+        check_min_length("cursor", &self.cursor, 1)
+    }
 }
 
 fn list_folder_continue(
@@ -502,9 +621,9 @@ fn list_folder_continue(
     caller: &Caller,
     arg: ContinueArg,
 ) -> Result<HttpResponse, CallError> {
-    // Unknown, foreign and forgotten cursors are a 400 (observed; the exact text is unconfirmed).
+    // Unknown and foreign cursors are a 400 (observed; the exact text is unconfirmed).
     let invalid = || CallError::BadInput("request body: cursor: invalid cursor".to_owned());
-    let mut world = emulator.world();
+    let world = emulator.world();
     let cursor = world
         .listings
         .decode(&arg.cursor)
@@ -514,25 +633,59 @@ fn list_folder_continue(
     if cursor.epoch != files.epoch {
         return Err(CallError::Route(RouteError::void("reset")));
     }
-    // A cursor inside a paged listing hands out its rest first; any other reads the journal.
-    let (cursor, pending) = match cursor.page {
-        Some(page) => {
-            let held = world.listings.held(&cursor.account_id, page.listing).ok_or_else(invalid)?;
-            (cursor, Pending::Held(held))
+    let (scope, limit) = (&cursor.scope, cursor.limit);
+    // A paged listing hands out its rest first; after it, the journal from the listing's start.
+    let (entries, next) = match &cursor.page {
+        Some(Resume::Listing(at)) => {
+            let (entries, next) = files.list_page(scope, Some(at), limit);
+            (entries, Cursor { page: next.map(Resume::Listing), ..cursor.clone() })
+        }
+        Some(Resume::Changes { until, after }) => {
+            let (until, after) = (*until, *after);
+            let (entries, last) =
+                files.changes_page(cursor.position, until, Some(after), scope, limit);
+            (entries, changes_cursor(&cursor, until, last))
         }
         None => {
-            let changes = files.changes_since(cursor.position, &cursor.scope);
-            (Cursor { position: files.journal_len(), ..cursor }, Pending::Fresh(changes))
+            let until = files.journal_len();
+            let (entries, last) = files.changes_page(cursor.position, until, None, scope, limit);
+            (entries, changes_cursor(&cursor, until, last))
         }
     };
-    Ok(page(&mut world, cursor, pending))
+    Ok(listing_page(&world, &next, &entries))
+}
+
+/// The cursor after a page of changes up to `until`: the same window while `last` says more
+/// are left, else the position `until`.
+fn changes_cursor(cursor: &Cursor, until: usize, last: Option<usize>) -> Cursor {
+    match last {
+        Some(after) => Cursor { page: Some(Resume::Changes { until, after }), ..cursor.clone() },
+        None => Cursor { position: until, page: None, ..cursor.clone() },
+    }
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "every spec field is declared; some change nothing here")]
 struct GetMetadataArg {
     path: String,
     #[serde(default)]
+    include_media_info: bool,
+    #[serde(default)]
     include_deleted: bool,
+    #[serde(default)]
+    include_has_explicit_shared_members: bool,
+    include_property_groups: Option<TemplateFilter>,
+}
+
+impl Argument for GetMetadataArg {
+    fn check(&self) -> Result<(), String> {
+        if self.path.is_empty() {
+            // Observed: metadata for the root itself is not supported.
+            return Err("path: The root folder is unsupported.".to_owned());
+        }
+        PathPattern::ReadPath.check(&self.path)
+    }
 }
 
 fn get_metadata(
@@ -541,11 +694,16 @@ fn get_metadata(
     arg: GetMetadataArg,
 ) -> Result<HttpResponse, CallError> {
     let world = emulator.world();
-    let Target::Path(path) = resolve(&world, &caller.account_id, &arg.path, path_error)? else {
-        // Observed: metadata for the root itself is not supported.
-        return Err(CallError::BadInput(
-            "request body: path: The root folder is unsupported.".to_owned(),
-        ));
+    let target = resolve(
+        &world,
+        &caller.account_id,
+        &arg.path,
+        PathPattern::ReadPath,
+        ArgPlace::Body,
+        path_error,
+    )?;
+    let Target::Path(path) = target else {
+        return Err(CallError::Route(path_error(LookupError::NotFound)));
     };
     let files = &account(&world.accounts, caller)?.files;
     let entry = files
@@ -556,16 +714,32 @@ fn get_metadata(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DeleteArg {
     path: String,
     parent_rev: Option<String>,
+}
+
+impl Argument for DeleteArg {
+    fn check(&self) -> Result<(), String> {
+        PathPattern::WritePathOrId.check(&self.path)?;
+        check_rev("parent_rev", self.parent_rev.as_deref())
+    }
 }
 
 fn delete(emulator: &Emulator, caller: &Caller, arg: DeleteArg) -> Result<HttpResponse, CallError> {
     let lookup = |error| RouteError::lookup("path_lookup", error);
     let entry = {
         let mut world = emulator.world();
-        let path = match resolve(&world, &caller.account_id, &arg.path, lookup)? {
+        let target = resolve(
+            &world,
+            &caller.account_id,
+            &arg.path,
+            PathPattern::WritePathOrId,
+            ArgPlace::Body,
+            lookup,
+        )?;
+        let path = match target {
             Target::Path(path) => path,
             Target::Root => {
                 return Err(CallError::Route(RouteError::delete_write(WriteError::MalformedPath)));
@@ -588,8 +762,19 @@ fn delete(emulator: &Emulator, caller: &Caller, arg: DeleteArg) -> Result<HttpRe
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DownloadArg {
     path: String,
+    /// Deprecated in the spec, still honoured: the revision to download. The emulator keeps
+    /// only each file's latest, so any other is not found.
+    rev: Option<String>,
+}
+
+impl Argument for DownloadArg {
+    fn check(&self) -> Result<(), String> {
+        PathPattern::ReadPath.check(&self.path)?;
+        check_rev("rev", self.rev.as_deref())
+    }
 }
 
 fn download(
@@ -598,7 +783,15 @@ fn download(
     arg: DownloadArg,
 ) -> Result<HttpResponse, CallError> {
     let world = emulator.world();
-    let Target::Path(path) = resolve(&world, &caller.account_id, &arg.path, path_error)? else {
+    let target = resolve(
+        &world,
+        &caller.account_id,
+        &arg.path,
+        PathPattern::ReadPath,
+        ArgPlace::Header,
+        path_error,
+    )?;
+    let Target::Path(path) = target else {
         return Err(CallError::Route(path_error(LookupError::NotFile)));
     };
     let files = &account(&world.accounts, caller)?.files;
@@ -606,6 +799,9 @@ fn download(
     let NodeKind::File(file) = &node.kind else {
         return Err(CallError::Route(path_error(LookupError::NotFile)));
     };
+    if arg.rev.as_ref().is_some_and(|rev| *rev != file.rev) {
+        return Err(CallError::Route(path_error(LookupError::NotFound)));
+    }
     if !file.downloadable {
         return Err(CallError::Route(RouteError::void("unsupported_file")));
     }
@@ -620,41 +816,94 @@ fn download(
         .body(content))
 }
 
+/// `PropertyGroup`: a template's fields attached to a file.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PropertyGroup {
+    template_id: String,
+    #[allow(dead_code, reason = "declared so a valid argument is accepted")]
+    fields: Vec<PropertyField>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "declared so a valid argument is accepted")]
+struct PropertyField {
+    name: String,
+    value: String,
+}
+
+/// `UploadArg` (`CommitInfo`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UploadArg {
     path: String,
     mode: Option<Value>,
     #[serde(default)]
     autorename: bool,
     client_modified: Option<String>,
-    // `mute` only spares the user a desktop notification; webhooks fire regardless.
+    /// Only spares the user a desktop notification; webhooks fire regardless.
+    #[serde(default)]
+    #[allow(dead_code, reason = "nothing here notifies a desktop")]
+    mute: bool,
+    property_groups: Option<Vec<PropertyGroup>>,
     #[serde(default)]
     strict_conflict: bool,
     content_hash: Option<String>,
 }
 
+impl Argument for UploadArg {
+    fn check(&self) -> Result<(), String> {
+        PathPattern::WritePathOrId.check(&self.path)?;
+        write_mode(self.mode.as_ref())?;
+        if let Some(text) = &self.client_modified
+            && clock::parse_timestamp(text).is_none()
+        {
+            return Err(format!("client_modified: bad timestamp {text:?}"));
+        }
+        // `Sha256HexHash`: `String(min_length=64, max_length=64)`.
+        match &self.content_hash {
+            Some(hash) if hash.chars().count() > 64 => Err(format!(
+                "content_hash: '{hash}' must be at most 64 characters, got {}",
+                hash.chars().count()
+            )),
+            Some(hash) => check_min_length("content_hash", hash, 64),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `WriteMode` in any of its forms: `"add"`, `{".tag": "overwrite"}`,
 /// `{".tag": "update", "update": "<rev>"}` (the bare-string form is for void members only).
 fn write_mode(mode: Option<&Value>) -> Result<WriteMode, String> {
-    let tag = match mode {
+    let (tag, object) = match mode {
         None | Some(Value::Null) => return Ok(WriteMode::Add),
-        Some(Value::String(tag)) => tag.as_str(),
-        Some(Value::Object(object)) => object.get(".tag").and_then(Value::as_str).unwrap_or(""),
-        Some(_) => "",
+        Some(Value::String(tag)) => (tag.as_str(), None),
+        Some(Value::Object(object)) => {
+            let tag = object.get(".tag").and_then(Value::as_str);
+            (tag.ok_or("mode: missing '.tag' key")?, Some(object))
+        }
+        Some(_) => return Err("mode: expected a union".to_owned()),
     };
+    let fields: &[&str] = match tag {
+        "add" | "overwrite" => &[".tag"],
+        "update" => &[".tag", "update"],
+        _ => return Err(format!("mode: unknown tag '{tag}'")),
+    };
+    if let Some(field) = object.and_then(|o| o.keys().find(|key| !fields.contains(&key.as_str()))) {
+        return Err(format!("mode: unknown field '{field}'"));
+    }
     match tag {
         "add" => Ok(WriteMode::Add),
         "overwrite" => Ok(WriteMode::Overwrite),
-        "update" => {
-            let rev = mode.and_then(|mode| mode.get("update")).and_then(Value::as_str);
-            match rev {
-                Some(rev) if rev.len() >= 9 && rev.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                    Ok(WriteMode::Update(rev.to_owned()))
-                }
-                _ => Err("mode: update: expected a rev".to_owned()),
+        _ => {
+            let rev = object.and_then(|o| o.get("update")).and_then(Value::as_str);
+            let rev = rev.ok_or("mode: update: expected a rev")?;
+            match rev_problem(rev) {
+                Some(problem) => Err(format!("mode: update: {problem}")),
+                None => Ok(WriteMode::Update(rev.to_owned())),
             }
         }
-        _ => Err("mode: unknown tag".to_owned()),
     }
 }
 
@@ -664,37 +913,33 @@ fn upload(
     arg: UploadArg,
     content: Vec<u8>,
 ) -> Result<HttpResponse, CallError> {
-    let in_header = |message: String| {
-        CallError::BadInput(format!("HTTP header \"Dropbox-API-Arg\": {message}"))
-    };
-    let mode = write_mode(arg.mode.as_ref()).map_err(in_header)?;
-    let client_modified = match &arg.client_modified {
-        None => None,
-        Some(text) => Some(
-            clock::parse_timestamp(text)
-                .ok_or_else(|| in_header(format!("client_modified: bad timestamp {text:?}")))?,
-        ),
-    };
+    // Checked with the argument already; the spec's default is `add`.
+    let mode = write_mode(arg.mode.as_ref()).map_err(|detail| ArgPlace::Header.refuse(detail))?;
+    let client_modified = arg.client_modified.as_deref().and_then(clock::parse_timestamp);
     let session = random_token(20);
-    if let Some(expected) = &arg.content_hash {
-        if expected.len() != 64 {
-            return Err(in_header("content_hash: must be 64 characters".to_owned()));
-        }
-        if !expected.eq_ignore_ascii_case(&super::content_hash(&content)) {
-            return Err(CallError::Route(RouteError::void("content_hash_mismatch")));
-        }
+    if let Some(group) = arg.property_groups.as_ref().and_then(|groups| groups.first()) {
+        // The emulator keeps no property templates, so none a group names exists.
+        return Err(CallError::Route(RouteError::template_not_found(
+            "properties_error",
+            &group.template_id,
+        )));
+    }
+    if let Some(expected) = &arg.content_hash
+        && !expected.eq_ignore_ascii_case(&super::content_hash(&content))
+    {
+        return Err(CallError::Route(RouteError::void("content_hash_mismatch")));
     }
     let written = {
         let mut world = emulator.world();
         let malformed = || RouteError::upload_write(WriteError::MalformedPath, &session);
-        let target =
-            resolve(&world, &caller.account_id, &arg.path, |_| malformed()).map_err(|error| {
-                match error {
-                    // Upload's argument is a header, and its problems are reported as such.
-                    CallError::BadInput(message) => in_header(message),
-                    error => error,
-                }
-            })?;
+        let target = resolve(
+            &world,
+            &caller.account_id,
+            &arg.path,
+            PathPattern::WritePathOrId,
+            ArgPlace::Header,
+            |_| malformed(),
+        )?;
         let Target::Path(path) = target else {
             return Err(CallError::Route(malformed()));
         };
@@ -718,4 +963,43 @@ fn upload(
     }
     tracing::debug!(account_id = %caller.account_id, changed = written.changed, "uploaded");
     Ok(json_response(&written.entry.to_json(false)))
+}
+
+/// The namespaces with a write in progress. Dropbox takes a namespace's lock for each write, and
+/// a write that finds it taken is refused with 429 `too_many_write_operations` (dropbox-api.md
+/// §4): a client that writes to one account in parallel must see that here too.
+#[derive(Default, Clone)]
+pub struct NamespaceWrites(Arc<Mutex<HashSet<String>>>);
+
+/// A namespace's write lock, held from a write's checks to its answer.
+pub struct WriteInProgress {
+    writes: NamespaceWrites,
+    account_id: String,
+}
+
+impl NamespaceWrites {
+    fn busy(&self) -> MutexGuard<'_, HashSet<String>> {
+        // Only inserts and removals happen under it; a poisoned set is still right.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for WriteInProgress {
+    fn drop(&mut self) {
+        self.writes.busy().remove(&self.account_id);
+    }
+}
+
+/// Takes the caller's namespace for one write, or refuses the write as Dropbox does while
+/// another is in progress. `None` when the emulator was told to let writes overlap.
+fn begin_write(emulator: &Emulator, caller: &Caller) -> Result<Option<WriteInProgress>, CallError> {
+    if !emulator.config().refuse_overlapping_writes {
+        return Ok(None);
+    }
+    let writes = emulator.world().writes.clone();
+    if !writes.busy().insert(caller.account_id.clone()) {
+        tracing::debug!(account_id = %caller.account_id, "overlapping write refused");
+        return Err(CallError::TooManyWriteOperations);
+    }
+    Ok(Some(WriteInProgress { writes, account_id: caller.account_id.clone() }))
 }

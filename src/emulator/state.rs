@@ -6,7 +6,8 @@
 //! only backing today; a folder backing (for `markdrop demo`) can mirror these three operations to
 //! disk and feed edits made in the folder back through them, keeping the journal logic here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -343,13 +344,33 @@ impl Namespace {
             .unwrap_or_else(|| path.clone())
     }
 
-    /// Deletes a file or a folder with everything in it. Only the path itself is journaled: a
-    /// `deleted` entry means "remove the path and its children" (dropbox-api.md §2.1).
+    /// Deletes a file or a folder with everything in it.
     pub fn delete(&mut self, lower: &str) -> Option<Entry> {
         let entry = self.entry(lower)?;
-        self.tree.retain(|path, _| !is_within(path, lower));
-        self.record(lower);
+        self.remove_subtree(lower);
         Some(entry)
+    }
+
+    /// Removes a path and everything below it, journaling each removed path, children first.
+    ///
+    /// A `deleted` entry for the folder alone tells a client to drop its children too
+    /// (dropbox-api.md §2.1), and [`Namespace::changes_page`] reports only that while the folder
+    /// stays gone. But if the path is a folder again by the next `continue`, the folder's entry
+    /// says "keep its children": only the children's own deletions tell the client they went.
+    fn remove_subtree(&mut self, lower: &str) {
+        let mut removed: Vec<String> = self
+            .tree
+            .keys()
+            .filter(|path| path.as_str() != lower && is_within(path, lower))
+            .cloned()
+            .collect();
+        self.tree.retain(|path, _| !is_within(path, lower));
+        // Deepest first, so no removal is journaled before one below it.
+        removed.sort_by_key(|path| std::cmp::Reverse(path.matches('/').count()));
+        for path in removed {
+            self.record(&path);
+        }
+        self.record(lower);
     }
 
     /// Moves a file or folder; the source is journaled as deleted and everything at the
@@ -387,8 +408,7 @@ impl Namespace {
             .filter(|(path, _)| is_within(path, &from.lower))
             .map(|(path, node)| (path.clone(), node.clone()))
             .collect();
-        self.tree.retain(|path, _| !is_within(path, &from.lower));
-        self.record(&from.lower);
+        self.remove_subtree(&from.lower);
         self.create_parents(to, minter);
         let to_display = self.display_under_existing(to);
         let depth = from.display.split('/').count();
@@ -402,47 +422,146 @@ impl Namespace {
     }
 
     /// Everything a fresh `list_folder` returns, parents before children.
+    #[cfg(test)]
     pub fn list(&self, scope: &ListScope) -> Vec<Entry> {
-        let mut entries = Vec::new();
-        if scope.include_deleted {
-            let mut gone: Vec<&String> = self
+        self.list_page(scope, None, usize::MAX).0
+    }
+
+    /// One page of a fresh listing: up to `limit` entries after `from`, and where the next page
+    /// starts if there is one.
+    ///
+    /// A listing is two sections, each in lowercase path order: the deleted paths (with
+    /// `include_deleted`), then the present ones. Path order puts parents before children (a
+    /// parent's path is a prefix of its children's), and resuming after a path needs nothing
+    /// but that path, so a paged listing holds no state here. Like Dropbox's, a later page shows
+    /// the tree as it is then; a change to a part already handed out is in the journal, which the
+    /// cursor after the last page reads from the listing's start.
+    pub fn list_page(
+        &self,
+        scope: &ListScope,
+        from: Option<&ListingPosition>,
+        limit: usize,
+    ) -> (Vec<Entry>, Option<ListingPosition>) {
+        let mut deleted: Vec<&String> = Vec::new();
+        if scope.include_deleted && from.is_none_or(|from| from.in_deleted) {
+            deleted = self
                 .last_display
                 .keys()
                 .filter(|lower| !self.tree.contains_key(*lower) && scope.covers(lower))
+                .filter(|lower| from.is_none_or(|from| lower.as_str() > from.after.as_str()))
                 .collect();
-            gone.sort();
-            entries.extend(gone.into_iter().filter_map(|lower| self.deleted_entry(lower)));
+            deleted.sort();
         }
-        entries.extend(
-            self.tree
-                .iter()
-                .map(|(lower, node)| Entry::of(lower, node))
-                .filter(|entry| scope.shows(entry)),
-        );
-        entries
+        let deleted = deleted.into_iter().filter_map(|lower| {
+            let entry = self.deleted_entry(lower)?;
+            Some((ListingPosition { in_deleted: true, after: lower.clone() }, entry))
+        });
+        let present_from = match from {
+            Some(from) if !from.in_deleted => Bound::Excluded(from.after.clone()),
+            _ => Bound::Unbounded,
+        };
+        let present = self
+            .tree
+            .range((present_from, Bound::Unbounded))
+            .map(|(lower, node)| {
+                (
+                    ListingPosition { in_deleted: false, after: lower.clone() },
+                    Entry::of(lower, node),
+                )
+            })
+            .filter(|(_, entry)| scope.shows(entry));
+        let mut shown = deleted.chain(present).take(limit.saturating_add(1));
+        let mut entries = Vec::new();
+        let mut last = None;
+        for (position, entry) in shown.by_ref().take(limit) {
+            entries.push(entry);
+            last = Some(position);
+        }
+        let more = shown.next().is_some();
+        (entries, if more { last } else { None })
     }
 
-    /// The latest state of every path changed since `position`, ordered by each path's last
-    /// change. That order is safe to apply: a present path's last change always comes after its
-    /// parent's (the parent had to exist), and a `deleted` entry for an absent path removes
-    /// nothing a later entry needs.
+    /// The latest state of every path changed since `position`.
+    #[cfg(test)]
     pub fn changes_since(&self, position: usize, scope: &ListScope) -> Vec<Entry> {
+        self.changes_page(position, self.journal.len(), None, scope, usize::MAX).0
+    }
+
+    /// One page of the changes journaled in `position..until`: the latest state of every path
+    /// changed there, ordered by each path's last change, up to `limit` of them after the one
+    /// last changed at `after`; and the journal index to resume after if more remain.
+    ///
+    /// That order is safe to apply: a present path's last change always comes after its
+    /// parent's (the parent had to exist), and a `deleted` entry for an absent path removes
+    /// nothing a later entry needs. A child's deletion is left out while a deletion of one of its
+    /// folders is reported: that one already says the child went.
+    pub fn changes_page(
+        &self,
+        position: usize,
+        until: usize,
+        after: Option<usize>,
+        scope: &ListScope,
+        limit: usize,
+    ) -> (Vec<Entry>, Option<usize>) {
+        let until = until.min(self.journal.len());
         let mut last_change: HashMap<&str, usize> = HashMap::new();
-        for (index, lower) in self.journal.iter().enumerate().skip(position) {
+        for (index, lower) in self.journal.iter().enumerate().take(until).skip(position) {
             last_change.insert(lower, index);
         }
-        let mut changed: Vec<(&str, usize)> = last_change.into_iter().collect();
-        changed.sort_by_key(|(_, index)| *index);
-        changed
+        let mut changed: Vec<(usize, Entry)> = last_change
             .into_iter()
-            .filter_map(|(lower, _)| self.entry(lower).or_else(|| self.deleted_entry(lower)))
-            .filter(|entry| {
+            .filter_map(|(lower, index)| {
+                let entry = self.entry(lower).or_else(|| self.deleted_entry(lower))?;
+                Some((index, entry))
+            })
+            .filter(|(_, entry)| {
                 // Deletions are reported whatever `include_deleted` said: a sync must see them.
                 scope.shows(entry)
                     || (matches!(entry, Entry::Deleted { .. }) && scope.covers(entry.lower()))
             })
-            .collect()
+            .collect();
+        let gone: HashSet<String> = changed
+            .iter()
+            .filter(|(_, entry)| matches!(entry, Entry::Deleted { .. }))
+            .map(|(_, entry)| entry.lower().to_owned())
+            .collect();
+        changed.retain(|(_, entry)| {
+            !matches!(entry, Entry::Deleted { .. })
+                || !proper_ancestors(entry.lower()).any(|ancestor| gone.contains(ancestor))
+        });
+        changed.sort_by_key(|(index, _)| *index);
+        let mut rest = changed
+            .into_iter()
+            .filter(|(index, _)| after.is_none_or(|after| *index > after))
+            .take(limit.saturating_add(1));
+        let mut entries = Vec::new();
+        let mut last = None;
+        for (index, entry) in rest.by_ref().take(limit) {
+            entries.push(entry);
+            last = Some(index);
+        }
+        let more = rest.next().is_some();
+        (entries, if more { last } else { None })
     }
+}
+
+/// Where a paged listing resumes: after the path `after` in its section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingPosition {
+    /// In the deleted paths listed first with `include_deleted`, or in the present ones.
+    pub in_deleted: bool,
+    /// Lowercase path of the last entry handed out.
+    pub after: String,
+}
+
+/// `/a/b/c` → `/a/b`, `/a`.
+fn proper_ancestors(lower: &str) -> impl Iterator<Item = &str> {
+    let mut current = lower;
+    std::iter::from_fn(move || {
+        let cut = current.rfind('/').filter(|cut| *cut > 0)?;
+        current = &current[..cut];
+        Some(current)
+    })
 }
 
 /// `display` with its first `depth` components (the moved path's own) replaced by `onto`.
@@ -579,5 +698,39 @@ mod tests {
         let scope = ListScope { include_deleted: true, ..everything() };
         assert_eq!(summary(&files.list(&scope)), ["deleted /gone.md", "file /kept.md"]);
         assert_eq!(summary(&files.list(&everything())), ["file /kept.md"]);
+    }
+
+    #[test]
+    fn a_folder_deleted_and_recreated_in_one_window_reports_each_child_gone() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        put(&mut files, &mut mint, "/Old/a.md", "a");
+        put(&mut files, &mut mint, "/Old/sub/b.md", "b");
+        let position = files.journal_len();
+        files.delete("/old").unwrap();
+        put(&mut files, &mut mint, "/Old/c.md", "c");
+        assert_eq!(
+            summary(&files.changes_since(position, &everything())),
+            // `/Old/sub` stays gone, and its deletion says its children went with it.
+            ["deleted /Old/a.md", "deleted /Old/sub", "folder /Old", "file /Old/c.md"]
+        );
+    }
+
+    #[test]
+    fn a_listing_pages_by_path_and_resumes_after_the_last_one_handed_out() {
+        let (mut files, mut mint) = (Namespace::default(), Counter::default());
+        for name in ["/b.md", "/a/x.md", "/c.md"] {
+            put(&mut files, &mut mint, name, "x");
+        }
+        files.delete("/c.md").unwrap();
+        let scope = ListScope { include_deleted: true, ..everything() };
+        let (first, next) = files.list_page(&scope, None, 2);
+        assert_eq!(summary(&first), ["deleted /c.md", "folder /a"]);
+        let next = next.expect("more");
+        // A path added behind the resume point is left to the journal; one ahead of it shows.
+        put(&mut files, &mut mint, "/0.md", "x");
+        put(&mut files, &mut mint, "/d.md", "x");
+        let (rest, end) = files.list_page(&scope, Some(&next), 10);
+        assert_eq!(summary(&rest), ["file /a/x.md", "file /b.md", "file /d.md"]);
+        assert_eq!(end, None);
     }
 }

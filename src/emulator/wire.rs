@@ -9,6 +9,8 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::faults::FaultRule;
+
 /// `Content-Type` of Dropbox's 400 bodies.
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
@@ -21,6 +23,8 @@ pub enum CallError {
     Unauthorized(AuthFailure),
     /// 409, JSON envelope with the route's error.
     Route(RouteError),
+    /// 429 `too_many_write_operations`: another write holds the namespace.
+    TooManyWriteOperations,
 }
 
 /// The `AuthError` members the emulator gives (§1.4).
@@ -53,6 +57,12 @@ impl CallError {
             }
             CallError::Route(error) => {
                 envelope(StatusCode::CONFLICT, &format!("{}/..", error.summary), error.error)
+            }
+            // The very body the fault of that name gives, so the two cannot drift apart.
+            CallError::TooManyWriteOperations => {
+                FaultRule::too_many_write_operations(route, 1).response().unwrap_or_else(|| {
+                    HttpResponse::TooManyRequests().content_type(TEXT_PLAIN).finish()
+                })
             }
         }
     }
@@ -173,6 +183,18 @@ impl RouteError {
                 ".tag": "path",
                 "reason": error.value(),
                 "upload_session_id": upload_session_id,
+            }),
+        }
+    }
+
+    /// `template_not_found` (a `TemplateError` member carrying the template id) nested under
+    /// `member`: `template_error` for list_folder, `properties_error` for upload.
+    pub fn template_not_found(member: &'static str, template_id: &str) -> RouteError {
+        RouteError {
+            summary: format!("{member}/template_not_found"),
+            error: json!({
+                ".tag": member,
+                member: {".tag": "template_not_found", "template_not_found": template_id},
             }),
         }
     }

@@ -558,3 +558,49 @@ async fn an_rpc_answer_with_a_download_result_header_is_unexpected() {
         Err(DropboxError::Unexpected { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guarded_delete_spares_a_file_changed_since_its_rev_and_deletes_an_unchanged_one() {
+    let dropbox = TestDropbox::start().await;
+    let session = dropbox.session();
+    dropbox.emulator().put_file(dropbox.id(), "/a.html", "seen").expect("put");
+    let Metadata::File(seen) = session.get_metadata("/a.html").await.expect("metadata") else {
+        panic!("a file");
+    };
+    dropbox.emulator().put_file(dropbox.id(), "/a.html", "edited").expect("edit");
+    match session.delete_revision("/a.html", &seen.rev).await {
+        Err(DropboxError::Route(route)) => assert!(route.is_lasting_write_refusal(), "{route}"),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(dropbox.emulator().read_file(dropbox.id(), "/a.html"), Some(b"edited".to_vec()));
+    let Metadata::File(current) = session.get_metadata("/a.html").await.expect("metadata") else {
+        panic!("a file");
+    };
+    session.delete_revision("/a.html", &current.rev).await.expect("delete");
+    assert_eq!(dropbox.emulator().read_file(dropbox.id(), "/a.html"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_while_another_write_holds_the_account_is_a_rate_limit() {
+    let dropbox = TestDropbox::start().await;
+    let session = dropbox.session();
+    let url = dropbox.running.url().clone();
+    let slow =
+        crate::emulator_strict::SlowUpload::start(&url, &dropbox.account.access_token, "/slow.md")
+            .await;
+    // Until the slow upload holds the account, an upload simply lands; once it does, the next
+    // is refused, and the client must say so as a rate limit the worker reschedules on.
+    let started = std::time::Instant::now();
+    let reason = loop {
+        if let Err(DropboxError::RateLimited { reason, .. }) =
+            session.upload("/x.html", Bytes::from_static(b"x")).await
+        {
+            break reason;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no upload was refused");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(reason, RateLimitReason::TooManyWriteOperations);
+    assert_eq!(slow.finish().await, "HTTP/1.1 200 OK");
+    session.upload("/x.html", Bytes::from_static(b"x")).await.expect("the account is free again");
+}

@@ -557,7 +557,7 @@ async fn a_token_without_a_routes_scope_gets_missing_scope_with_the_scope_it_nee
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn void_routes_accept_no_body_or_null_and_unknown_argument_fields_are_ignored() {
+async fn void_routes_accept_no_body_or_null() {
     let dropbox = TestDropbox::start().await;
     let bare = dropbox
         .http
@@ -575,9 +575,6 @@ async fn void_routes_accept_no_body_or_null_and_unknown_argument_fields_are_igno
     assert_eq!(account["root_info"][".tag"], "user");
     let with_null = dropbox.rpc("users/get_current_account", dropbox.token(), Value::Null).await;
     assert_eq!(with_null.status(), StatusCode::OK);
-    let listing =
-        dropbox.rpc_json("files/list_folder", json!({"path": "", "future_field": 1})).await;
-    assert_eq!(listing["entries"], json!([]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1427,7 +1424,9 @@ async fn a_fault_answers_the_next_calls_for_its_account_and_then_is_used_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_record_the_peak_of_concurrent_listings_and_writes_per_account() {
-    let dropbox = TestDropbox::start().await;
+    // Overlapping uploads to one account are what is measured here, so Dropbox's refusal of
+    // them (emulator_strict) is turned off.
+    let dropbox = TestDropbox::start_with(|config| config.refuse_overlapping_writes = false).await;
     // Each call waits at the gate until all of its group have arrived, so they are certainly
     // in flight together however the machine schedules them.
     dropbox.emulator().hold_calls("files/list_folder", 2);

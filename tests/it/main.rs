@@ -8,6 +8,7 @@ mod demo;
 mod dropbox_client;
 mod emulator;
 mod emulator_folder;
+mod emulator_strict;
 mod failures;
 mod gfm_spec;
 mod linking;
