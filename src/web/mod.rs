@@ -45,6 +45,8 @@ pub struct AppState {
     pub redirect_uri: Url,
     /// This process's counts, added to the store's every second.
     pub metrics: Metrics,
+    /// `METRICS_TOKEN`: when set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The web app, bound and ready to run.
@@ -84,6 +86,7 @@ impl Application {
                 settings.base_url.scheme() == "https",
             ),
             redirect_uri: settings.redirect_uri(),
+            metrics_token: settings.metrics_token.clone(),
         });
         let https = settings.base_url.scheme() == "https";
         let server = HttpServer::new(move || {
