@@ -9,7 +9,7 @@ mod pages;
 mod session;
 mod webhook;
 
-pub use self::webhook::{MAX_BODY as MAX_WEBHOOK_BODY, parse_notification};
+pub use self::webhook::{MAX_BODY as MAX_WEBHOOK_BODY, Notified, parse_notification};
 
 use std::io;
 use std::net::TcpListener;

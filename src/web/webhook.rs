@@ -79,7 +79,8 @@ impl ResponseError for WebhookError {
     }
 }
 
-/// The part of a notification markdrop reads; `delta.users` (v1 user ids) is ignored.
+/// The part of a notification markdrop reads; `delta.users` (v1 user ids) is ignored. Each
+/// entry of `accounts` is kept raw so that one malformed id does not refuse the others.
 #[derive(Deserialize)]
 struct Notification {
     list_folder: Option<ListFolder>,
@@ -88,17 +89,37 @@ struct Notification {
 #[derive(Deserialize)]
 struct ListFolder {
     #[serde(default)]
-    accounts: Vec<AccountId>,
+    accounts: Vec<serde_json::Value>,
 }
 
-/// The accounts a notification body names, each once, in order. Only `list_folder.accounts` is
-/// read; a body without it names none.
-pub fn parse_notification(body: &[u8]) -> Result<Vec<AccountId>, serde_json::Error> {
+/// What a notification names: its valid account ids, each once and sorted, and how many of its
+/// entries were not account ids at all.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Notified {
+    pub accounts: Vec<AccountId>,
+    /// Entries of `list_folder.accounts` that are not account ids (not strings, or strings of
+    /// another shape), skipped.
+    pub malformed: Vec<String>,
+}
+
+/// The accounts a notification body names. Only `list_folder.accounts` is read; a body without
+/// it names none. A body that is not such an object is an error; an entry that is not an account
+/// id is reported in [`Notified::malformed`], so that Dropbox's notification for every valid
+/// account still counts (Dropbox retries a refused notification, all of it, for ten minutes,
+/// and disables a webhook that keeps failing).
+pub fn parse_notification(body: &[u8]) -> Result<Notified, serde_json::Error> {
     let notification: Notification = serde_json::from_slice(body)?;
-    let mut accounts = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
-    accounts.sort();
-    accounts.dedup();
-    Ok(accounts)
+    let entries = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
+    let mut notified = Notified::default();
+    for entry in entries {
+        match entry.as_str().map(AccountId::parse) {
+            Some(Ok(account)) => notified.accounts.push(account),
+            _ => notified.malformed.push(entry.to_string()),
+        }
+    }
+    notified.accounts.sort();
+    notified.accounts.dedup();
+    Ok(notified)
 }
 
 /// `POST /webhook`.
@@ -131,9 +152,19 @@ async fn accept_notification(
     let signature = request.headers().get(SIGNATURE).ok_or(WebhookError::MissingSignature)?;
     let body = read_limited(request, payload).await?;
     verify_signature(state.app_secret.expose_secret().as_bytes(), signature.as_bytes(), &body)?;
-    let accounts = parse_notification(&body).map_err(WebhookError::Malformed)?;
-    state.store.enqueue(&accounts).await.map_err(WebhookError::StoreUnavailable)?;
-    Ok(accounts.len())
+    let notified = parse_notification(&body).map_err(WebhookError::Malformed)?;
+    if !notified.malformed.is_empty() {
+        // Signed by Dropbox, so worth a look, but never fatal for the valid ids beside them.
+        let first: String = notified.malformed[0].chars().take(120).collect();
+        tracing::warn!(
+            count = notified.malformed.len(),
+            first = %first,
+            "a signed notification names entries that are not account ids; skipped"
+        );
+        state.metrics.webhook_malformed_accounts(notified.malformed.len());
+    }
+    state.store.enqueue(&notified.accounts).await.map_err(WebhookError::StoreUnavailable)?;
+    Ok(notified.accounts.len())
 }
 
 /// The raw body, refused as soon as it is known to be over [`MAX_BODY`].
