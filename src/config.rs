@@ -65,6 +65,10 @@ pub struct Settings {
     pub store: StoreSettings,
     /// How the sync worker runs.
     pub worker: WorkerSettings,
+    /// `METRICS_TOKEN`: when set, `GET /metrics` answers only a request carrying
+    /// `Authorization: Bearer <token>` (401 otherwise); unset, `/metrics` is open to whoever
+    /// reaches the web process. Default unset.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// How the sync worker runs. The variables are for tuning; the defaults suit a small dyno.
@@ -229,7 +233,17 @@ impl Settings {
             ),
             ..defaults
         };
-        Ok(Settings { host, port, base_url, dropbox, secret_key: secret_key.into(), store, worker })
+        let metrics_token = env.get("METRICS_TOKEN").map(|token| SecretString::from(token.trim()));
+        Ok(Settings {
+            host,
+            port,
+            base_url,
+            dropbox,
+            secret_key: secret_key.into(),
+            store,
+            worker,
+            metrics_token,
+        })
     }
 
     /// The Redis that `web` and `worker` share; they cannot run on an embedded store, which
@@ -425,6 +439,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_token_is_optional_and_trimmed() {
+        use secrecy::ExposeSecret;
+        assert!(settings(&required()).expect("valid").metrics_token.is_none());
+        let mut vars = required();
+        vars.push(("METRICS_TOKEN", " scrape-token "));
+        let token = settings(&vars).expect("valid").metrics_token.expect("set");
+        assert_eq!(token.expose_secret(), "scrape-token");
+        let mut vars = required();
+        vars.push(("METRICS_TOKEN", "  "));
+        assert!(settings(&vars).expect("valid").metrics_token.is_none(), "empty counts as unset");
+    }
+
+    #[test]
     fn the_default_base_url_follows_port() {
         let mut vars = required();
         vars.push(("PORT", "8080"));
@@ -479,8 +506,9 @@ mod tests {
     fn secrets_never_appear_in_debug_output_or_errors() {
         let mut vars = required();
         vars.push(("REDIS_URL", "rediss://:hunter2-redis-password@cache.example:6380"));
+        vars.push(("METRICS_TOKEN", "scrape-token-value"));
         let debug = format!("{:?}", settings(&vars).expect("valid"));
-        for secret in ["app-secret-value", KEY, "hunter2-redis-password"] {
+        for secret in ["app-secret-value", KEY, "hunter2-redis-password", "scrape-token-value"] {
             assert!(!debug.contains(secret), "{secret} leaked into {debug}");
         }
         let mut vars = required();

@@ -24,8 +24,13 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
 /// The families `/metrics` describes, with their help text and type.
-const FAMILIES: [(&str, &str, &str); 9] = [
+const FAMILIES: [(&str, &str, &str); 10] = [
     ("markdrop_webhooks_total", "counter", "Webhook notifications received, by outcome."),
+    (
+        "markdrop_webhook_malformed_accounts_total",
+        "counter",
+        "Account ids in signed notifications that are not Dropbox account ids (skipped).",
+    ),
     ("markdrop_passes_total", "counter", "Sync passes run, by how they ended."),
     ("markdrop_files_total", "counter", "Markdown files handled, by outcome."),
     ("markdrop_dropbox_calls_total", "counter", "Dropbox API calls, by route and HTTP status."),
@@ -60,9 +65,19 @@ impl Metrics {
         *pending.entry(series).or_default() += by;
     }
 
-    /// A webhook answered: `accepted`, `forged`, `malformed`, `too_large` or `store_unavailable`.
+    /// A webhook answered: `accepted`, `forged`, `malformed`, `too_large`, `too_slow` or
+    /// `store_unavailable`.
     pub fn webhook(&self, outcome: &str) {
         self.add(format!("markdrop_webhooks_total{{outcome=\"{outcome}\"}}"), 1);
+    }
+
+    /// A signed notification named `count` account ids that are not account ids; the valid
+    /// ones it named were queued.
+    pub fn webhook_malformed_accounts(&self, count: usize) {
+        self.add(
+            "markdrop_webhook_malformed_accounts_total".to_owned(),
+            u64::try_from(count).unwrap_or(u64::MAX),
+        );
     }
 
     /// A pass ended: `complete`, `rate_limited`, `failed`, `unlinked`, `lease_lost` or

@@ -9,14 +9,22 @@ mod pages;
 mod session;
 mod webhook;
 
-pub use self::webhook::{MAX_BODY as MAX_WEBHOOK_BODY, parse_notification};
+pub use self::webhook::{
+    BODY_BUDGET as WEBHOOK_BODY_BUDGET, BODY_DEADLINE as WEBHOOK_BODY_DEADLINE,
+    MAX_BODY as MAX_WEBHOOK_BODY, Notified, parse_notification,
+};
 
 use std::io;
 use std::net::TcpListener;
+use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_http::body::BoxBody;
+use actix_http::{HttpService, Request, Response, StatusCode};
+use actix_service::map_config;
+use actix_web::dev::{AppConfig, Server, fn_service};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use secrecy::SecretString;
 use url::Url;
 
@@ -29,6 +37,33 @@ use crate::sync::AbortOnDrop;
 
 /// Heroku gives a process 30 s between SIGTERM and SIGKILL; in-flight requests get most of it.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
+
+// The server's limits. A stranger can open connections to the web process at will, so each
+// thing a connection can hold has a bound: how long (the head, the body, an idle keep-alive,
+// the drain after a refusal) and how many at once (connections), which bounds memory too.
+
+/// The request head (request line and headers) must arrive within this, counted from the
+/// connection's first byte. Browsers, proxies and Dropbox send it in one packet.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An idle connection is kept this long for the next request. Longer than the idle timeout of
+/// the proxies usually in front (60 s for most load balancers), so the proxy closes first and
+/// never sends a request onto a connection markdrop is closing; an idle connection costs a few
+/// KiB, bounded by [`MAX_CONNECTIONS`].
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+
+/// After answering a request whose body it did not read (a 413, or a webhook refused before its
+/// body), the server reads and discards what the client still sends for this long and then
+/// half-closes, so the client reads the answer instead of a connection reset.
+pub const REFUSED_BODY_DRAIN: Duration = Duration::from_secs(1);
+
+/// Connections served at once by one web process, all worker threads together; beyond it new
+/// connections wait in the listen backlog. Far above what Dropbox and people need of one
+/// process (each request takes a millisecond), well below a dyno's file descriptor limit
+/// (10 000), and it bounds the memory connections hold: a connection whose client sent a nearly
+/// full webhook body and stalled was measured at about 290 KiB in actix's buffers and
+/// markdrop's, so 512 of them hold about 150 MiB, for at most the body deadline plus the drain.
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// Pages load only their own stylesheet and icon, post only to markdrop, and are never framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -45,6 +80,10 @@ pub struct AppState {
     pub redirect_uri: Url,
     /// This process's counts, added to the store's every second.
     pub metrics: Metrics,
+    /// `METRICS_TOKEN`: when set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// The memory all webhook bodies may take at once.
+    pub body_budget: webhook::BodyBudget,
 }
 
 /// The web app, bound and ready to run.
@@ -84,9 +123,24 @@ impl Application {
                 settings.base_url.scheme() == "https",
             ),
             redirect_uri: settings.redirect_uri(),
+            metrics_token: settings.metrics_token.clone(),
+            body_budget: webhook::BodyBudget::new(),
         });
         let https = settings.base_url.scheme() == "https";
-        let server = HttpServer::new(move || {
+        let address = listener.local_addr()?;
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let refusals = metrics.clone();
+        // actix-web's `HttpServer` is this same assembly, minus one thing markdrop needs: a
+        // say in answering `Expect: 100-continue`, so an oversized body is refused before the
+        // client sends it (the `expect` service below).
+        let mut builder = actix_server::Server::build()
+            .workers(workers)
+            .max_concurrent_connections(MAX_CONNECTIONS.div_ceil(workers))
+            .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+            // The caller decides when to stop (`run_until`): `serve` stops the worker too.
+            .disable_signals();
+        let graceful = builder.graceful_shutdown_signal();
+        builder = builder.listen("markdrop-web", listener, move || {
             let mut headers = DefaultHeaders::new()
                 .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
                 .add(("X-Content-Type-Options", "nosniff"))
@@ -98,19 +152,36 @@ impl Application {
             if https {
                 headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
             }
-            App::new()
+            let app = App::new()
                 .wrap(headers)
                 .wrap(actix_web::middleware::from_fn(log_request))
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().error_handler(pages::refuse_bad_request))
                 .app_data(web::QueryConfig::default().error_handler(pages::refuse_bad_request))
-                .configure(configure)
-        })
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        // The caller decides when to stop (`run_until`): `serve` stops the worker too.
-        .disable_signals()
-        .listen(listener)?
-        .run();
+                .configure(configure);
+            let graceful = graceful.clone();
+            let refusals = refusals.clone();
+            HttpService::build()
+                .client_request_timeout(REQUEST_HEAD_TIMEOUT)
+                .keep_alive(KEEP_ALIVE)
+                .client_disconnect_timeout(REFUSED_BODY_DRAIN)
+                .local_addr(address)
+                // Lets a graceful stop close idle keep-alive connections at once, as
+                // `HttpServer` does, instead of waiting out their keep-alive.
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                .expect(fn_service(move |request: Request| {
+                    let refused = refuse_before_continue(&request, &refusals);
+                    async move { refused.map_or(Ok(request), Err) }
+                }))
+                // markdrop builds every URL from BASE_URL, never from the app's own idea of
+                // its host, so the default app config serves.
+                .h1(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+        let server = builder.run();
         Ok(Application { port, server, metrics, store })
     }
 
@@ -148,6 +219,36 @@ impl Application {
         let _ = flusher.await;
         result
     }
+}
+
+/// The answer to a request with `Expect: 100-continue` that must not send its body: one whose
+/// declared length is over what any route reads ([`MAX_WEBHOOK_BODY`]). Answered before
+/// `100 Continue`, so the client learns it without sending a byte of the body (actix answers
+/// `100 Continue` before the app sees the request, so the app's own check comes too late).
+fn refuse_before_continue(request: &Request, metrics: &Metrics) -> Option<Response<BoxBody>> {
+    let declared = webhook::declared_length(request.head())?;
+    if declared <= MAX_WEBHOOK_BODY {
+        return None;
+    }
+    if request.path() == "/webhook" {
+        metrics.webhook("too_large");
+    }
+    tracing::info!(path = %request.path(), declared, "a declared body over the cap refused before 100 Continue");
+    let mut response = Response::with_body(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        BoxBody::new(format!("the body is over {MAX_WEBHOOK_BODY} bytes\n")),
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        actix_web::http::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(
+        X_CONTENT_TYPE_OPTIONS,
+        actix_web::http::header::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
+    Some(response)
 }
 
 /// One log line per request: method, path, status and time taken. Never the query string, which

@@ -4,6 +4,13 @@
 //! notification: verified over the raw bytes, then every account in it queued with one store
 //! call, then 200 at once. Dropbox allows 10 seconds and disables a webhook that fails too
 //! often, for every user at once, so nothing here calls Dropbox or waits for a sync.
+//!
+//! The body is the one thing on this public route a stranger can make markdrop hold, so it is
+//! bounded three ways: its size ([`MAX_BODY`], refused from `Content-Length` before any
+//! `100 Continue`, see `super::refuse_before_continue`), the time it may take to arrive
+//! ([`BODY_DEADLINE`]), and the memory all bodies of the process take at once ([`BodyBudget`]).
+
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_LENGTH;
@@ -14,6 +21,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::Sha256;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AppState;
 use crate::dropbox::AccountId;
@@ -23,7 +31,38 @@ use crate::telemetry::error_chain;
 /// Far above any real notification (a batch of a few hundred account ids), far below memory.
 pub const MAX_BODY: usize = 256 * 1024;
 
+/// How long a body may take to arrive once its head has. Dropbox sends a few hundred bytes at
+/// once; a body still coming after this is a client holding a connection and its buffer open.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(5);
+
+/// What one request may hold without drawing on the [`BodyBudget`]: a notification naming a few
+/// hundred accounts, so Dropbox's own notifications never wait for the budget, whoever holds it.
+/// Bounded in total by the server's connection limit.
+const UNBUDGETED_BODY: usize = 16 * 1024;
+
+/// Body bytes beyond [`UNBUDGETED_BODY`] that all requests of one process may hold at once:
+/// sixteen bodies at [`MAX_BODY`].
+pub const BODY_BUDGET: usize = 4 * 1024 * 1024;
+
 const SIGNATURE: &str = "X-Dropbox-Signature";
+
+/// The memory all webhook bodies of one process may take beyond [`UNBUDGETED_BODY`] each, in
+/// bytes. A request reserves its share as its bytes arrive and waits (within
+/// [`BODY_DEADLINE`]) when there is none left, so however many connections send large bodies,
+/// markdrop holds at most this much of them.
+pub struct BodyBudget(Semaphore);
+
+impl BodyBudget {
+    pub fn new() -> BodyBudget {
+        BodyBudget(Semaphore::new(BODY_BUDGET))
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        BodyBudget::new()
+    }
+}
 
 #[derive(Deserialize)]
 pub struct Challenge {
@@ -53,6 +92,8 @@ pub enum WebhookError {
     BadSignature,
     #[error("the body is over {MAX_BODY} bytes")]
     TooLarge,
+    #[error("the body did not arrive within {} seconds", BODY_DEADLINE.as_secs())]
+    TooSlow,
     #[error("the body could not be read")]
     Unreadable(#[source] actix_web::error::PayloadError),
     #[error("the body is not a Dropbox notification")]
@@ -66,6 +107,7 @@ impl ResponseError for WebhookError {
         match self {
             WebhookError::MissingSignature | WebhookError::BadSignature => StatusCode::FORBIDDEN,
             WebhookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             WebhookError::Unreadable(_) | WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
             // Dropbox retries a failed notification, so nothing is lost while the store is down.
             WebhookError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,7 +121,8 @@ impl ResponseError for WebhookError {
     }
 }
 
-/// The part of a notification markdrop reads; `delta.users` (v1 user ids) is ignored.
+/// The part of a notification markdrop reads; `delta.users` (v1 user ids) is ignored. Each
+/// entry of `accounts` is kept raw so that one malformed id does not refuse the others.
 #[derive(Deserialize)]
 struct Notification {
     list_folder: Option<ListFolder>,
@@ -88,17 +131,37 @@ struct Notification {
 #[derive(Deserialize)]
 struct ListFolder {
     #[serde(default)]
-    accounts: Vec<AccountId>,
+    accounts: Vec<serde_json::Value>,
 }
 
-/// The accounts a notification body names, each once, in order. Only `list_folder.accounts` is
-/// read; a body without it names none.
-pub fn parse_notification(body: &[u8]) -> Result<Vec<AccountId>, serde_json::Error> {
+/// What a notification names: its valid account ids, each once and sorted, and how many of its
+/// entries were not account ids at all.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Notified {
+    pub accounts: Vec<AccountId>,
+    /// Entries of `list_folder.accounts` that are not account ids (not strings, or strings of
+    /// another shape), skipped.
+    pub malformed: Vec<String>,
+}
+
+/// The accounts a notification body names. Only `list_folder.accounts` is read; a body without
+/// it names none. A body that is not such an object is an error; an entry that is not an account
+/// id is reported in [`Notified::malformed`], so that Dropbox's notification for every valid
+/// account still counts (Dropbox retries a refused notification, all of it, for ten minutes,
+/// and disables a webhook that keeps failing).
+pub fn parse_notification(body: &[u8]) -> Result<Notified, serde_json::Error> {
     let notification: Notification = serde_json::from_slice(body)?;
-    let mut accounts = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
-    accounts.sort();
-    accounts.dedup();
-    Ok(accounts)
+    let entries = notification.list_folder.map(|list| list.accounts).unwrap_or_default();
+    let mut notified = Notified::default();
+    for entry in entries {
+        match entry.as_str().map(AccountId::parse) {
+            Some(Ok(account)) => notified.accounts.push(account),
+            _ => notified.malformed.push(entry.to_string()),
+        }
+    }
+    notified.accounts.sort();
+    notified.accounts.dedup();
+    Ok(notified)
 }
 
 /// `POST /webhook`.
@@ -116,6 +179,7 @@ pub async fn receive_webhook(
         Ok(_) => "accepted",
         Err(WebhookError::MissingSignature | WebhookError::BadSignature) => "forged",
         Err(WebhookError::TooLarge) => "too_large",
+        Err(WebhookError::TooSlow) => "too_slow",
         Err(WebhookError::Unreadable(_) | WebhookError::Malformed(_)) => "malformed",
         Err(WebhookError::StoreUnavailable(_)) => "store_unavailable",
     });
@@ -129,35 +193,87 @@ async fn accept_notification(
     state: &AppState,
 ) -> Result<usize, WebhookError> {
     let signature = request.headers().get(SIGNATURE).ok_or(WebhookError::MissingSignature)?;
-    let body = read_limited(request, payload).await?;
+    let (body, _reserved) =
+        tokio::time::timeout(BODY_DEADLINE, read_limited(request, payload, &state.body_budget))
+            .await
+            .map_err(|_| WebhookError::TooSlow)??;
     verify_signature(state.app_secret.expose_secret().as_bytes(), signature.as_bytes(), &body)?;
-    let accounts = parse_notification(&body).map_err(WebhookError::Malformed)?;
-    state.store.enqueue(&accounts).await.map_err(WebhookError::StoreUnavailable)?;
-    Ok(accounts.len())
+    let notified = parse_notification(&body).map_err(WebhookError::Malformed)?;
+    if !notified.malformed.is_empty() {
+        // Signed by Dropbox, so worth a look, but never fatal for the valid ids beside them.
+        let first: String = notified.malformed[0].chars().take(120).collect();
+        tracing::warn!(
+            count = notified.malformed.len(),
+            first = %first,
+            "a signed notification names entries that are not account ids; skipped"
+        );
+        state.metrics.webhook_malformed_accounts(notified.malformed.len());
+    }
+    state.store.enqueue(&notified.accounts).await.map_err(WebhookError::StoreUnavailable)?;
+    Ok(notified.accounts.len())
 }
 
-/// The raw body, refused as soon as it is known to be over [`MAX_BODY`].
-async fn read_limited(
+/// The raw body, refused as soon as it is known to be over [`MAX_BODY`], with its reservation
+/// on the [`BodyBudget`] (held until the body is dropped).
+async fn read_limited<'a>(
     request: &HttpRequest,
     mut payload: web::Payload,
-) -> Result<BytesMut, WebhookError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
+    budget: &'a BodyBudget,
+) -> Result<(BytesMut, Option<SemaphorePermit<'a>>), WebhookError> {
+    let declared = declared_length(request.head());
     if declared.is_some_and(|length| length > MAX_BODY) {
         return Err(WebhookError::TooLarge);
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024));
+    // Grown as bytes arrive, never to the declared length up front: a declared length costs the
+    // sender nothing.
+    let mut body = BytesMut::new();
+    // A declared length's share is reserved before a byte is read: while a request waits for
+    // the budget, actix reads no more of its body than its own buffers hold.
+    let mut reserved = match declared {
+        Some(length) => reserve(budget, length.saturating_sub(UNBUDGETED_BODY)).await?,
+        None => None,
+    };
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(WebhookError::Unreadable)?;
-        if body.len() + chunk.len() > MAX_BODY {
+        let length = body.len() + chunk.len();
+        if length > MAX_BODY {
             return Err(WebhookError::TooLarge);
+        }
+        let held = reserved.as_ref().map_or(0, |permit| permit.num_permits());
+        if let Some(more) =
+            reserve(budget, length.saturating_sub(UNBUDGETED_BODY).saturating_sub(held)).await?
+        {
+            match reserved.as_mut() {
+                Some(permit) => permit.merge(more),
+                None => reserved = Some(more),
+            }
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok((body, reserved))
+}
+
+/// `bytes` of the budget (none for 0), waiting for them to be free.
+async fn reserve(
+    budget: &BodyBudget,
+    bytes: usize,
+) -> Result<Option<SemaphorePermit<'_>>, WebhookError> {
+    if bytes == 0 {
+        return Ok(None);
+    }
+    // At most MAX_BODY, so it fits; the budget is never closed, so acquiring cannot fail, and
+    // were it to, the body could not be read in time either.
+    let permits = u32::try_from(bytes).map_err(|_| WebhookError::TooLarge)?;
+    budget.0.acquire_many(permits).await.map(Some).map_err(|_| WebhookError::TooSlow)
+}
+
+/// `Content-Length` as a number, when the request has a readable one.
+pub(super) fn declared_length(request: &actix_web::dev::RequestHead) -> Option<usize> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
 }
 
 /// Checks the hex HMAC-SHA256 of the raw body, keyed with the app secret, in constant time.

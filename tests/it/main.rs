@@ -21,5 +21,6 @@ mod store;
 mod support;
 mod sync;
 mod sync_world;
+mod web_edge;
 mod webhook;
 mod worker_processes;

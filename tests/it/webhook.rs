@@ -6,9 +6,9 @@ use sha2::Sha256;
 
 use crate::support::{redis_url, spawn_app, unique_prefix, web_settings};
 
-const APP_SECRET: &str = "webhook-test-app-secret";
-const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
-const BOB: &str = "dbid:AABob000000000000000000000000000000000";
+pub(crate) const APP_SECRET: &str = "webhook-test-app-secret";
+pub(crate) const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
+pub(crate) const BOB: &str = "dbid:AABob000000000000000000000000000000000";
 
 struct TestApp {
     address: String,
@@ -48,14 +48,14 @@ impl TestApp {
     }
 }
 
-fn sign(body: &[u8]) -> String {
+pub(crate) fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// Dropbox's own formatting (Python's json.dumps separators).
-fn notification(accounts: &[&str]) -> Vec<u8> {
+pub(crate) fn notification(accounts: &[&str]) -> Vec<u8> {
     let accounts: Vec<String> = accounts.iter().map(|a| format!("\"{a}\"")).collect();
     format!(
         "{{\"list_folder\": {{\"accounts\": [{}]}}, \"delta\": {{\"users\": [12345678]}}}}",
@@ -119,12 +119,7 @@ async fn an_unsigned_or_forged_notification_is_forbidden_and_queues_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_body_that_is_no_notification_is_a_bad_request() {
     let app = TestApp::spawn("malformed").await;
-    for body in [
-        &b"not json"[..],
-        b"[1, 2]",
-        br#"{"list_folder": {"accounts": ["12345"]}}"#,
-        br#"{"list_folder": {"accounts": "dbid:x"}}"#,
-    ] {
+    for body in [&b"not json"[..], b"[1, 2]", br#"{"list_folder": {"accounts": "dbid:x"}}"#] {
         let response = app.post_webhook(body, Some(&sign(body))).await;
         assert_eq!(response.status(), 400, "{}", String::from_utf8_lossy(body));
     }

@@ -314,7 +314,7 @@ fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<serde_json::Value> 
 
 /// The port a process started with `LOG_FORMAT=json` and a piped stderr says it listens on;
 /// the rest of its log is drained so the pipe never fills.
-fn listening_port(child: &mut Child) -> u16 {
+pub(crate) fn listening_port(child: &mut Child) -> u16 {
     let log = log_lines(child);
     let port = first_event(&log, |event| event["port"].is_u64())
         .and_then(|event| event["port"].as_u64())
