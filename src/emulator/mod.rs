@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 pub use self::content_hash::content_hash;
 pub use self::faults::{FaultRule, Gate};
-pub use self::folder::FolderMirror;
+pub use self::folder::{FolderMirror, FolderProblem, SymlinkProblem};
 pub use self::guard::{WeakSecret, parse_control_secret};
 pub use self::stats::Stats;
 pub use self::webhooks::ChallengeError;
