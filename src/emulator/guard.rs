@@ -33,10 +33,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::tokens::random_token;
@@ -97,8 +98,11 @@ impl Guard {
     /// A MAC of `purpose` keyed with the secret: values the emulator can check without storing
     /// them, and that reveal nothing of the secret.
     fn mac(&self, purpose: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose_secret().as_bytes())
-            .expect("HMAC takes a key of any length");
+        // Keyed with the secret's SHA-256 through the fixed-size constructor, which cannot fail
+        // (HMAC pads a key shorter than its block with zeros, as the array does).
+        let mut key = [0u8; 64];
+        key[..32].copy_from_slice(&Sha256::digest(self.secret.expose_secret().as_bytes()));
+        let mut mac = <Hmac<Sha256> as KeyInit>::new(&key.into());
         mac.update(purpose.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
