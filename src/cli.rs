@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::config::StoreSettings;
@@ -161,9 +162,18 @@ fn dropbox_client(settings: &Settings) -> anyhow::Result<DropboxClient> {
 }
 
 /// `markdrop emulator`: serves the Dropbox emulator until Ctrl-C or SIGTERM, with `dir` as one
-/// account's Dropbox when given.
+/// account's Dropbox when given. Prints the control secret when it made one up (on standard
+/// output, for the person who started it; never in a log line), and a one-time owner link for
+/// the browser that is to click "Allow".
 pub fn run_emulator(config: EmulatorConfig, port: u16, dir: Option<&Path>) -> anyhow::Result<()> {
     block_on(async {
+        let secret_given = config.control_secret.is_some();
+        if config.auto_approve {
+            tracing::warn!(
+                "--auto-approve: anyone who can reach the emulator gets a code for the signed-in \
+                 account; use it for tests only"
+            );
+        }
         let emulator = Emulator::new(config);
         let mirror = match dir {
             Some(dir) => {
@@ -182,6 +192,16 @@ pub fn run_emulator(config: EmulatorConfig, port: u16, dir: Option<&Path>) -> an
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
         println!("Dropbox emulator listening on {}", running.url());
+        if !secret_given {
+            println!(
+                "Control secret (Authorization: Bearer …, for /_emulator/): {}",
+                running.emulator.control_secret().expose_secret()
+            );
+        }
+        println!(
+            "Owner link (open once in the browser that is to Allow): {}",
+            running.owner_link(None)
+        );
         shutdown_signal().await;
         running.stop().await;
         if let Some(mirror) = mirror {

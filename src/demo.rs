@@ -5,6 +5,10 @@
 //! made up for the run. Both listen on 127.0.0.1 only. Saving a `.md` in the folder is a change
 //! in "Dropbox": the emulator sends markdrop a signed webhook, the worker converts the note, and
 //! the emulator writes the uploaded `.html` back into the folder.
+//!
+//! Another user of the machine can reach both ports too. The emulator's control routes need its
+//! secret, which stays in this process; its consent page lets only the owner's browser "Allow":
+//! the one that opened the one-time link printed here, which goes on to markdrop's site.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -70,17 +74,26 @@ pub fn run(dir: &Path, port: u16, link: bool) -> anyhow::Result<()> {
             store.save_display_name(&account, "You").await?;
             store.enqueue(&[account]).await?;
         }
+        let site: url::Url = format!("{address}/").parse()?;
+        let owner_link = dropbox.owner_link(Some(&site));
         println!("markdrop demo is running.");
         println!("  Your \"Dropbox\" is the folder {}", dir.display());
+        println!(
+            "  Open this link in your browser; it works once, and makes that browser the only"
+        );
+        println!(
+            "  one that may approve on the emulated Dropbox, then takes you to markdrop's site:"
+        );
+        println!("    {owner_link}");
         if link {
             println!(
                 "  It is connected already: save a .md file there and its .html appears beside it."
             );
-            println!("  markdrop's site: {address}/");
         } else {
-            println!("  Open {address}/ and click \"Connect Dropbox\", then Allow.");
+            println!("  There, click \"Connect Dropbox\", then Allow.");
             println!("  Then save a .md file in the folder and its .html appears beside it.");
         }
+        println!("  markdrop's site: {site}");
         println!("  Ctrl-C stops.");
         let served = serve_on(listener, &settings, store, shutdown_signal()).await;
         dropbox.stop().await;

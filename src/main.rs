@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use markdrop::config::{self, ConfigError, Settings, TelemetrySettings};
-use markdrop::emulator::EmulatorConfig;
+use markdrop::emulator::{EmulatorConfig, parse_control_secret};
 use markdrop::{cli, telemetry};
 
 /// Exit status for a configuration problem (a missing or malformed variable).
@@ -69,7 +69,8 @@ enum Command {
     /// Run the local Dropbox emulator on its own, for scripts and manual testing.
     ///
     /// It answers as Dropbox's api, content and www hosts at once, on 127.0.0.1:PORT, and has a
-    /// control surface under /_emulator/ (create accounts, write files, inject faults).
+    /// control surface under /_emulator/ (create accounts, write files, inject faults) that
+    /// needs the control secret as `Authorization: Bearer <secret>`.
     Emulator {
         /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 8710)]
@@ -84,9 +85,15 @@ enum Command {
         /// Where to POST signed webhook notifications after every change.
         #[arg(long)]
         webhook_url: Option<url::Url>,
-        /// Approve every authorization at once instead of showing the consent page.
+        /// Approve every authorization at once instead of showing the consent page. For tests
+        /// only: anyone who can reach the port then gets a code for the signed-in account.
         #[arg(long)]
         auto_approve: bool,
+        /// The control secret (32+ characters): it opens the /_emulator/ routes and mints the
+        /// owner links a browser needs to "Allow" on the consent page. Made up and printed at
+        /// start when not given. Prefer the variable: a command line shows in `ps`.
+        #[arg(long, env = "EMULATOR_CONTROL_SECRET", hide_env_values = true)]
+        control_secret: Option<String>,
         /// A folder that is the Dropbox of one account, signed in for the consent page: its
         /// files are imported, and edits on either side show on the other.
         #[arg(long)]
@@ -114,10 +121,26 @@ fn main() -> ExitCode {
         },
         Command::Web => with_redis("web", cli::run_web),
         Command::Worker => with_redis("worker", cli::run_worker),
-        Command::Emulator { port, app_key, app_secret, webhook_url, auto_approve, dir } => {
+        Command::Emulator {
+            port,
+            app_key,
+            app_secret,
+            webhook_url,
+            auto_approve,
+            control_secret,
+            dir,
+        } => {
             let mut config = EmulatorConfig::new(app_key, app_secret);
             config.webhook_url = webhook_url;
             config.auto_approve = auto_approve;
+            // Checked here, not by clap, whose message would repeat the refused value.
+            config.control_secret = match control_secret.map(parse_control_secret).transpose() {
+                Ok(secret) => secret,
+                Err(error) => {
+                    eprintln!("markdrop: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             report(cli::run_emulator(config, port, dir.as_deref()))
         }
         Command::Demo { dir, port, link } => report(markdrop::demo::run(&dir, port, link)),

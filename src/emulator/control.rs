@@ -1,8 +1,9 @@
 //! The HTTP control surface under `/_emulator/`: the Rust test controls, for scripts in any
 //! language (`markdrop emulator` runs the emulator alone).
 //!
-//! THIS IS A TEST SURFACE. It is unauthenticated and lets anyone read and write every account's
-//! files and tokens; real Dropbox has nothing like it. Never expose an emulator beyond localhost.
+//! It lets its caller read and write every account's files and tokens, and real Dropbox has
+//! nothing like it, so every route but the owner link needs the run's control secret as
+//! `Authorization: Bearer <secret>` ([`super::guard`] says why and how).
 //!
 //! - `POST /_emulator/accounts` `{"name": …}` → `{"account_id", "access_token", "refresh_token"}`
 //! - `PUT`/`GET`/`DELETE /_emulator/files/{account_id}/{path…}`: write, read, delete as the user
@@ -11,33 +12,52 @@
 //! - `POST /_emulator/accounts/{account_id}/move` `{"from", "to"}`
 //! - `POST /_emulator/accounts/{account_id}/non_downloadable` `{"path"}`
 //! - `GET /_emulator/stats`, `POST /_emulator/faults` (a [`FaultRule`] as JSON, `delay_ms`)
+//! - `POST /_emulator/owner_links` `{"then"?}` → `{"link"}`: a one-time owner link for a browser
+//! - `GET /_emulator/owner?ticket=…`: that link (no secret: the ticket is the credential)
 
 use std::time::Duration;
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::wire::{TEXT_PLAIN, percent_decode};
-use super::{Emulator, EmulatorError, FaultRule};
+use super::{Emulator, EmulatorError, FaultRule, guard};
 
 /// Control writes are files of any size a test may want, up to Dropbox's own upload limit.
 const MAX_FILE: usize = 150 * 1024 * 1024;
 
 pub fn configure(config: &mut web::ServiceConfig) {
+    // Before the scope, which would otherwise take this path and ask it for the secret.
+    config.route(guard::OWNER_LINK_PATH, web::get().to(guard::open_owner_link));
+    config.service(
+        web::scope("/_emulator")
+            .wrap(from_fn(guard::require_secret))
+            .configure(secret_routes)
+            .default_service(web::to(unknown_control)),
+    );
+}
+
+/// The routes behind the secret, relative to `/_emulator`.
+fn secret_routes(config: &mut web::ServiceConfig) {
     config
-        .route("/_emulator/accounts", web::post().to(create_account))
-        .route("/_emulator/stats", web::get().to(stats))
-        .route("/_emulator/faults", web::post().to(add_fault))
-        .route("/_emulator/accounts/{account_id}/files", web::get().to(list_files))
-        .route("/_emulator/accounts/{account_id}/move", web::post().to(move_path))
-        .route(
-            "/_emulator/accounts/{account_id}/non_downloadable",
-            web::post().to(non_downloadable),
-        )
-        .route("/_emulator/accounts/{account_id}/{action}", web::post().to(account_action))
-        .route("/_emulator/files/{rest:.+}", web::route().to(file));
+        .route("/owner_links", web::post().to(guard::mint_owner_link))
+        .route("/accounts", web::post().to(create_account))
+        .route("/stats", web::get().to(stats))
+        .route("/faults", web::post().to(add_fault))
+        .route("/accounts/{account_id}/files", web::get().to(list_files))
+        .route("/accounts/{account_id}/move", web::post().to(move_path))
+        .route("/accounts/{account_id}/non_downloadable", web::post().to(non_downloadable))
+        .route("/accounts/{account_id}/{action}", web::post().to(account_action))
+        .route("/files/{rest:.+}", web::route().to(file));
+}
+
+async fn unknown_control(request: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type(TEXT_PLAIN)
+        .body(format!("No emulator control at {:?}", request.path()))
 }
 
 fn problem(error: &EmulatorError) -> HttpResponse {

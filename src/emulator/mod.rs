@@ -17,6 +17,7 @@ mod control;
 mod cursor;
 mod faults;
 mod folder;
+mod guard;
 mod oauth;
 mod path;
 mod routes;
@@ -39,7 +40,8 @@ use tokio::task::JoinHandle;
 
 pub use self::content_hash::content_hash;
 pub use self::faults::{FaultRule, Gate};
-pub use self::folder::FolderMirror;
+pub use self::folder::{FolderMirror, FolderProblem, SymlinkProblem};
+pub use self::guard::{WeakSecret, parse_control_secret};
 pub use self::stats::Stats;
 pub use self::webhooks::ChallengeError;
 
@@ -76,6 +78,10 @@ pub struct EmulatorConfig {
     /// 429 `too_many_write_operations`, as on Dropbox. On by default; off only for a test that
     /// must have writes to one account overlap.
     pub refuse_overlapping_writes: bool,
+    /// Opens the `/_emulator/` control routes (as a bearer token) and mints the owner links
+    /// that let a browser "Allow" on the consent page ([`guard`]); `None` = made up for the
+    /// run, read back with [`Emulator::control_secret`].
+    pub control_secret: Option<secrecy::SecretString>,
 }
 
 impl EmulatorConfig {
@@ -94,6 +100,7 @@ impl EmulatorConfig {
             webhook_batch_window: Duration::from_millis(100),
             latency: Duration::ZERO,
             refuse_overlapping_writes: true,
+            control_secret: None,
         }
     }
 }
@@ -114,6 +121,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("webhook_batch_window", &self.webhook_batch_window)
             .field("latency", &self.latency)
             .field("refuse_overlapping_writes", &self.refuse_overlapping_writes)
+            .field("control_secret", &self.control_secret.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }
@@ -157,6 +165,7 @@ pub struct Emulator {
 
 struct Inner {
     config: EmulatorConfig,
+    guard: guard::Guard,
     world: Mutex<World>,
     stats: stats::Recorder,
     faults: Mutex<Vec<FaultRule>>,
@@ -259,7 +268,8 @@ impl Drop for RunningEmulator {
 impl Emulator {
     /// An emulator for the app `config` describes, with no accounts yet. Nothing is served until
     /// [`Emulator::start`]; the test controls work at once.
-    pub fn new(config: EmulatorConfig) -> Emulator {
+    pub fn new(mut config: EmulatorConfig) -> Emulator {
+        let guard = guard::Guard::new(config.control_secret.take());
         let (changes, receiver) = match config.webhook_url {
             Some(_) => {
                 let (sender, receiver) = mpsc::unbounded_channel();
@@ -270,6 +280,7 @@ impl Emulator {
         Emulator {
             inner: Arc::new(Inner {
                 config,
+                guard,
                 world: Mutex::default(),
                 stats: stats::Recorder::default(),
                 faults: Mutex::default(),
@@ -288,9 +299,12 @@ impl Emulator {
         let url = url::Url::parse(&format!("http://{address}/"))
             .map_err(|error| std::io::Error::other(error.to_string()))?;
         let data = web::Data::new(self.clone());
+        let own = web::Data::new(guard::OwnAddress(address.to_string()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(own.clone())
+                .wrap(actix_web::middleware::from_fn(guard::only_own_address))
                 .configure(routes::configure)
                 .configure(oauth::configure)
                 .configure(control::configure)

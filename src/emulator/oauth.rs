@@ -4,10 +4,14 @@
 //! Strict where Dropbox is: one-time codes, `redirect_uri` equal to the authorize call's, PKCE
 //! S256 checked, the secret required again to refresh a grant made with the secret, and OAuth
 //! errors as 400 JSON `{"error", "error_description"}`.
+//!
+//! Unlike Dropbox, "Allow" answers only to the owner's browser with the page it was shown
+//! ([`super::guard`]): on a shared machine anyone can reach the emulator's port, and its consent
+//! page signs whoever clicks in as the account signed in here.
 
 use std::collections::HashMap;
 
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine;
@@ -17,6 +21,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::Emulator;
+use super::guard::refused_page;
 use super::tokens::{
     ClientAuth, Code, PendingConsent, Tokens, all_scopes, join_scopes, parse_scopes, random_token,
 };
@@ -67,6 +72,8 @@ struct ConsentPage<'a> {
     scopes: Vec<String>,
     action: &'a str,
     request_id: &'a str,
+    /// The per-page token of the owner's browser; `None` elsewhere, where Allow is not offered.
+    page_token: Option<String>,
 }
 
 async fn authorize(request: HttpRequest, emulator: web::Data<Emulator>) -> HttpResponse {
@@ -82,6 +89,8 @@ async fn authorize(request: HttpRequest, emulator: web::Data<Emulator>) -> HttpR
         return approve(&emulator, consent);
     }
     let request_id = random_token(32);
+    let guard = &emulator.inner.guard;
+    let page_token = guard.is_owner_browser(&request).then(|| guard.page_token(&request_id));
     let account_name = emulator
         .world()
         .accounts
@@ -94,6 +103,7 @@ async fn authorize(request: HttpRequest, emulator: web::Data<Emulator>) -> HttpR
         scopes: consent.scopes.iter().cloned().collect(),
         action: DECISION_PATH,
         request_id: &request_id,
+        page_token,
     };
     match page.render() {
         Ok(html) => {
@@ -203,9 +213,28 @@ fn redirect_back(
 struct Decision {
     request: String,
     decision: String,
+    page_token: Option<String>,
 }
 
-async fn decide(form: web::Form<Decision>, emulator: web::Data<Emulator>) -> HttpResponse {
+async fn decide(
+    request: HttpRequest,
+    form: web::Form<Decision>,
+    emulator: web::Data<Emulator>,
+) -> HttpResponse {
+    // Checked before the request is taken: a refused Allow must not spend the owner's page.
+    // Deny needs nothing: it grants nothing.
+    if form.decision == "allow" {
+        let guard = &emulator.inner.guard;
+        let owner = guard.is_owner_browser(&request)
+            && form
+                .page_token
+                .as_deref()
+                .is_some_and(|token| guard.is_page_token(&form.request, token));
+        if !owner {
+            tracing::info!("consent refused: Allow from a browser that is not the owner's");
+            return refuse_allow();
+        }
+    }
     let consent = emulator.world().tokens.take_consent(&form.request);
     let Some(consent) = consent else {
         return refuse_page("This authorization request is unknown or was already answered.");
@@ -223,6 +252,19 @@ async fn decide(form: web::Form<Decision>, emulator: web::Data<Emulator>) -> Htt
     ];
     redirect_back(consent.redirect_uri.as_deref(), consent.state.as_deref(), &denied)
         .unwrap_or_else(|| refuse_page("Access denied."))
+}
+
+/// "Allow" from a browser that did not open the owner link, or from a page not shown to it.
+fn refuse_allow() -> HttpResponse {
+    refused_page(
+        StatusCode::FORBIDDEN,
+        "Only the owner of this emulator can allow access",
+        "This browser has not opened the owner link of this run of the Dropbox emulator, so it \
+         cannot give an app access to the Dropbox signed in here.",
+        "If you started `markdrop demo`, open the link it printed in its terminal (it works \
+         once), then click \"Connect Dropbox\" again. A script holding the control secret gets \
+         a new link from POST /_emulator/owner_links.",
+    )
 }
 
 /// An RFC 6749 error as Dropbox sends it: 400 JSON.

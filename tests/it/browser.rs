@@ -1,5 +1,5 @@
-//! A real headless Chromium drives the product as a person would: the landing page, "Connect
-//! Dropbox", the emulator's consent page, the account page, a note's conversion showing up on
+//! A real headless Chromium drives the product as a person would: the emulator's one-time owner
+//! link, the landing page, "Connect Dropbox", the emulator's consent page, the account page, a note's conversion showing up on
 //! it, and disconnecting. Chromium is driven through chromedriver's WebDriver HTTP API, and a
 //! screenshot of every page lands in `target/browser/` for a human to look at.
 //!
@@ -33,7 +33,11 @@ async fn a_person_connects_dropbox_in_chromium_sees_a_note_converted_and_disconn
     let dropbox = world.dropbox.url().to_string();
     let mut browser = Browser::launch().await;
 
-    browser.open(&format!("{app}/")).await;
+    // As `markdrop demo` has the person do: the one-time owner link first, which makes this
+    // browser the one that may "Allow" on the emulated Dropbox and goes on to markdrop's site.
+    let site = format!("{app}/").parse().expect("the app's URL");
+    browser.open(world.dropbox.owner_link(Some(&site)).as_str()).await;
+    browser.wait_for_url("markdrop's site", |url| url == format!("{app}/")).await;
     browser.screenshot("landing").await;
     assert!(browser.text().await.contains("Connect Dropbox"));
 

@@ -196,7 +196,9 @@ async fn the_emulator_runs_alone_on_a_folder_and_stops_on_sigterm() {
     let dropbox = dir.join("Dropbox");
     std::fs::create_dir_all(&dropbox).expect("create the folder");
     std::fs::write(dropbox.join("hello.md"), "# Hello\n").expect("write");
+    let secret = "a-control-secret-of-32-characters-or-more";
     let mut child = markdrop(&dir)
+        .env("EMULATOR_CONTROL_SECRET", secret)
         .args(["emulator", "--port", "0", "--app-key", "k", "--app-secret", "s", "--dir"])
         .arg(&dropbox)
         .stdout(Stdio::piped())
@@ -218,7 +220,10 @@ async fn the_emulator_runs_alone_on_a_folder_and_stops_on_sigterm() {
     let url = url_line.rsplit(' ').next().expect("a URL").to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url_line}");
 
-    let files: Vec<String> = reqwest::get(format!("{url}_emulator/accounts/{account}/files"))
+    let files: Vec<String> = reqwest::Client::new()
+        .get(format!("{url}_emulator/accounts/{account}/files"))
+        .bearer_auth(secret)
+        .send()
         .await
         .expect("ask the control surface")
         .json()

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{COOKIE, LOCATION};
 
+use crate::emulator_control::{cookie_of, form_field};
 use crate::support::{DEADLINE, scratch_dir};
 
 /// A running demo, killed if the test ends without stopping it.
@@ -22,8 +23,15 @@ impl Drop for Demo {
     }
 }
 
-/// `markdrop demo DIR --port 0 [--link]`, with the site's address from what it prints.
-fn demo(dir: &Path, link: bool) -> (Demo, String) {
+/// What `demo` prints for the person: markdrop's site, and the one-time owner link that makes a
+/// browser the one allowed to approve on the emulated Dropbox.
+struct Printed {
+    site: String,
+    owner_link: String,
+}
+
+/// `markdrop demo DIR --port 0 [--link]`, with what it prints.
+fn demo(dir: &Path, link: bool) -> (Demo, Printed) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
     command.arg("demo").arg(dir).args(["--port", "0"]);
     if link {
@@ -40,18 +48,25 @@ fn demo(dir: &Path, link: bool) -> (Demo, String) {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut owner_link = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split_whitespace().find(|word| word.starts_with("http://")) {
-                let _ = tx.send(url.trim_end_matches('/').to_owned());
+            let url = line.split_whitespace().find(|word| word.starts_with("http://"));
+            let Some(url) = url.map(str::to_owned) else { continue };
+            if line.contains("markdrop's site:") {
+                let site = url.trim_end_matches('/').to_owned();
+                let owner_link = owner_link.take().expect("the owner link, printed first");
+                let _ = tx.send(Printed { site, owner_link });
+            } else if url.contains("/_emulator/owner?ticket=") {
+                owner_link = Some(url);
             }
         }
     });
     let mut child = Demo(Some(child));
-    let Ok(address) = rx.recv_timeout(DEADLINE) else {
+    let Ok(printed) = rx.recv_timeout(DEADLINE) else {
         drop(child.0.take().map(|mut child| child.kill()));
-        panic!("the demo did not print its address");
+        panic!("the demo did not print its addresses");
     };
-    (child, address)
+    (child, printed)
 }
 
 fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
@@ -100,7 +115,8 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_in_the_demo_goes_through_the_emulators_consent_page_to_the_account_page() {
     let dir = scratch_dir("demo-connect");
-    let (child, address) = demo(&dir, false);
+    let (child, printed) = demo(&dir, false);
+    let address = printed.site;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -109,29 +125,42 @@ async fn connecting_in_the_demo_goes_through_the_emulators_consent_page_to_the_a
         http.get(format!("{address}/")).send().await.expect("home").text().await.expect("page");
     assert!(home.contains("Connect Dropbox"), "{home}");
     let login = http.get(format!("{address}/login")).send().await.expect("login");
-    let cookie = login.headers()[SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let cookie = cookie_of(login.headers());
     let authorize = login.headers()[LOCATION].to_str().expect("ascii").to_owned();
-    let consent = http.get(&authorize).send().await.expect("consent").text().await.expect("page");
+
+    // Another local user reaching the consent page cannot allow: Allow is not offered, and
+    // posted anyway it is a 403 page that says what to do.
+    let strangers = http.get(&authorize).send().await.expect("consent").text().await.expect("page");
+    assert!(strangers.contains("This browser cannot allow access"), "{strangers}");
+    let decision =
+        url::Url::parse(&authorize).expect("url").join(&action(&strangers)).expect("url");
+    let refused = http
+        .post(decision.clone())
+        .form(&[("request", form_field(&strangers, "request").as_str()), ("decision", "allow")])
+        .send()
+        .await
+        .expect("allow");
+    assert_eq!(refused.status(), 403);
+    let page = refused.text().await.expect("page");
+    assert!(page.contains("open the link it printed"), "{page}");
+
+    // The person opens the link the demo printed: it goes on to markdrop's site, and the
+    // emulator's consent page lets this browser Allow.
+    let opened = http.get(&printed.owner_link).send().await.expect("the owner link");
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()[LOCATION].to_str().expect("ascii"), format!("{address}/"));
+    let owner = cookie_of(opened.headers());
+    let consent = http.get(&authorize).header(COOKIE, &owner).send().await.expect("consent");
+    let consent = consent.text().await.expect("page");
     assert!(consent.contains("You"), "the emulator's consent page names the account: {consent}");
-    let form = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = consent.find(&marker).expect("a form field") + marker.len();
-        consent[start..start + consent[start..].find('"').expect("quote")].to_owned()
-    };
-    let action_start = consent.find("action=\"").expect("a form") + "action=\"".len();
-    let action =
-        &consent[action_start..action_start + consent[action_start..].find('"').expect("quote")];
-    let action =
-        url::Url::parse(&authorize).expect("url").join(&action.replace("&amp;", "&")).expect("url");
     let allowed = http
-        .post(action)
-        .form(&[("request", form("request").as_str()), ("decision", "allow")])
+        .post(decision)
+        .header(COOKIE, &owner)
+        .form(&[
+            ("request", form_field(&consent, "request").as_str()),
+            ("page_token", form_field(&consent, "page_token").as_str()),
+            ("decision", "allow"),
+        ])
         .send()
         .await
         .expect("allow");
@@ -139,13 +168,7 @@ async fn connecting_in_the_demo_goes_through_the_emulators_consent_page_to_the_a
     assert!(callback.starts_with(&address), "back to markdrop: {callback}");
     let linked = http.get(&callback).header(COOKIE, &cookie).send().await.expect("callback");
     assert_eq!(linked.status(), 303);
-    let session = linked.headers()[SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    let session = cookie_of(linked.headers());
     let account = http.get(format!("{address}/account")).header(COOKIE, session).send();
     let account = account.await.expect("account");
     assert_eq!(account.status(), 200, "signed in");
@@ -154,4 +177,10 @@ async fn connecting_in_the_demo_goes_through_the_emulators_consent_page_to_the_a
     assert!(page.contains("Disconnect Dropbox"), "{page}");
     wait_for("the welcome note's html", || dir.join("welcome.html").exists());
     stop(child);
+}
+
+/// The `action` of the first form on a page.
+fn action(page: &str) -> String {
+    let start = page.find("action=\"").expect("a form") + "action=\"".len();
+    page[start..start + page[start..].find('"').expect("quote")].replace("&amp;", "&")
 }

@@ -807,10 +807,12 @@ async fn codes_are_one_time_and_bound_to_their_redirect_uri_and_verifier() {
 async fn the_consent_page_offers_allow_and_deny_and_each_redirects_with_the_state() {
     let dropbox = TestDropbox::start_with(|config| config.auto_approve = false).await;
     dropbox.emulator().sign_in(dropbox.id());
+    let owner = crate::emulator_control::owner_cookie(&dropbox.running).await;
     let consent = |state: &'static str| {
         dropbox
             .http
             .get(dropbox.url("oauth2/authorize"))
+            .header(reqwest::header::COOKIE, &owner)
             .query(&[
                 ("client_id", APP_KEY),
                 ("response_type", "code"),
@@ -847,7 +849,12 @@ async fn the_consent_page_offers_allow_and_deny_and_each_redirects_with_the_stat
     let allowed = dropbox
         .http
         .post(dropbox.url("oauth2/authorize/decision"))
-        .form(&[("request", hidden_request_id(&html).as_str()), ("decision", "allow")])
+        .header(reqwest::header::COOKIE, &owner)
+        .form(&[
+            ("request", hidden_request_id(&html).as_str()),
+            ("page_token", &crate::emulator_control::form_field(&html, "page_token")),
+            ("decision", "allow"),
+        ])
         .send()
         .await
         .expect("an answer");
@@ -1460,7 +1467,7 @@ async fn stats_record_the_peak_of_concurrent_listings_and_writes_per_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_surface_creates_accounts_writes_reads_deletes_and_reports() {
     let dropbox = TestDropbox::start().await;
-    let http = &dropbox.http;
+    let http = &crate::emulator_control::control_client(dropbox.emulator());
     let created: Value = http
         .post(dropbox.url("_emulator/accounts"))
         .json(&json!({"name": "Script User"}))

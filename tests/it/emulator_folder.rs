@@ -1,8 +1,9 @@
-//! The emulator's folder backing: a directory that is an account's Dropbox.
+//! The emulator's folder backing: a directory that is an account's Dropbox, which never reads
+//! or writes through a symlink out of it and reports what Dropbox could not hold.
 
 use std::path::Path;
 
-use markdrop::emulator::{Emulator, EmulatorConfig};
+use markdrop::emulator::{Emulator, EmulatorConfig, FolderMirror};
 
 use crate::support::{scratch_dir, wait_until};
 
@@ -72,4 +73,127 @@ fn changes_in_the_account_appear_in_the_folder() {
     });
     emulator.delete_path(&account, "/notes/readme.html").expect("delete");
     wait_until("the deletion reaches the folder", || !on_disk.exists());
+}
+
+/// Polls until the mirror reports exactly `expected` (as its lines).
+fn wait_for_problems(mirror: &FolderMirror, expected: &[String]) {
+    wait_until("the mirror's problems", || {
+        let reported: Vec<String> = mirror.problems().iter().map(ToString::to_string).collect();
+        reported == expected
+    });
+}
+
+#[test]
+fn a_symlink_is_followed_to_a_file_inside_the_folder_and_never_out_of_it() {
+    use std::os::unix::fs::symlink;
+    let scratch = scratch_dir("folder-symlinks");
+    let (dir, outside) = (scratch.join("Dropbox"), scratch.join("Elsewhere"));
+    write(&dir, "Notes/real.md", "inside\n");
+    write(&outside, "secret.md", "not in the Dropbox\n");
+    write(&outside, "Folder/other.md", "nor this\n");
+    symlink(dir.join("Notes/real.md"), dir.join("alias.md")).expect("a link inside");
+    symlink(outside.join("secret.md"), dir.join("secret.md")).expect("a link out");
+    symlink(&outside, dir.join("Away")).expect("a folder link out");
+    symlink(dir.join("Notes"), dir.join("Loop")).expect("a folder link inside");
+    let (emulator, account) = emulator_with_account();
+    let mirror = emulator.mirror_folder(&account, &dir).expect("mirror");
+
+    assert_eq!(emulator.file_paths(&account), ["/Notes/real.md", "/alias.md"]);
+    assert_eq!(emulator.read_file(&account, "/alias.md"), Some(b"inside\n".to_vec()));
+    let problems: Vec<String> = mirror.problems().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "/Away is a symlink that points outside the folder; it is not followed",
+            "/Loop is a symlink that points to a folder; it is not followed",
+            "/secret.md is a symlink that points outside the folder; it is not followed",
+        ]
+    );
+
+    // Writes from the account never go through them: not into the linked folder, not over the
+    // linked file's target. The account keeps them; the folder is left as it was.
+    emulator.put_file(&account, "/Away/planted.html", "x").expect("put");
+    emulator.put_file(&account, "/Away/Folder/other.md", "overwritten").expect("put");
+    emulator.put_file(&account, "/secret.md", "overwritten").expect("put");
+    emulator.put_file(&account, "/Notes/fresh.html", "<p>fresh</p>").expect("put");
+    wait_until("an ordinary write reaches the folder", || {
+        std::fs::read_to_string(dir.join("Notes/fresh.html"))
+            .is_ok_and(|text| text == "<p>fresh</p>")
+    });
+    assert!(!outside.join("planted.html").exists(), "nothing written out of the folder");
+    assert_eq!(std::fs::read_to_string(outside.join("Folder/other.md")).unwrap(), "nor this\n");
+    assert_eq!(std::fs::read_to_string(outside.join("secret.md")).unwrap(), "not in the Dropbox\n");
+    emulator.delete_path(&account, "/Away").expect("delete");
+    emulator.delete_path(&account, "/secret.md").expect("delete");
+    emulator.delete_path(&account, "/Notes/fresh.html").expect("delete");
+    wait_until("an ordinary deletion reaches the folder", || {
+        !dir.join("Notes/fresh.html").exists()
+    });
+    assert!(outside.join("Folder/other.md").exists(), "nothing deleted out of the folder");
+    assert!(outside.join("secret.md").exists());
+    assert!(dir.join("Away").is_symlink() && dir.join("secret.md").is_symlink());
+    mirror.stop();
+}
+
+#[test]
+fn names_with_a_backslash_or_a_colon_are_reported_and_not_mirrored_either_way() {
+    let dir = scratch_dir("folder-names");
+    write(&dir, "ok.md", "fine\n");
+    write(&dir, "C:notes.md", "drive\n");
+    write(&dir, "back\\slash.md", "backslash\n");
+    write(&dir, "Bad:Folder/inner.md", "inside a bad name\n");
+    let (emulator, account) = emulator_with_account();
+    emulator.put_file(&account, "/From:Dropbox.html", "<p>x</p>").expect("put");
+    let mirror = emulator.mirror_folder(&account, &dir).expect("mirror");
+    assert_eq!(emulator.file_paths(&account), ["/From:Dropbox.html", "/ok.md"]);
+    assert!(!dir.join("From:Dropbox.html").exists(), "not written to the folder");
+    let problems: Vec<String> = mirror.problems().iter().map(ToString::to_string).collect();
+    let unusable = |path: &str| {
+        format!(
+            "{path} has `\\` or `:` in a name, which Dropbox refuses on Windows; it is not mirrored"
+        )
+    };
+    assert_eq!(
+        problems,
+        [
+            unusable("/Bad:Folder"),
+            unusable("/C:notes.md"),
+            unusable("/From:Dropbox.html"),
+            unusable("/back\\slash.md")
+        ]
+    );
+    mirror.stop();
+}
+
+#[test]
+fn names_that_differ_only_in_case_are_reported_and_neither_is_mirrored_until_one_goes() {
+    let dir = scratch_dir("folder-case");
+    write(&dir, "Plan.md", "capital\n");
+    write(&dir, "plan.md", "lower\n");
+    write(&dir, "Trip/a.md", "a\n");
+    write(&dir, "trip/b.md", "b\n");
+    write(&dir, "other.md", "other\n");
+    let (emulator, account) = emulator_with_account();
+    let mirror = emulator.mirror_folder(&account, &dir).expect("mirror");
+    assert_eq!(emulator.file_paths(&account), ["/other.md"]);
+    let collisions = [
+        "/Plan.md and /plan.md differ only in case; Dropbox can hold only one of them, so none \
+         is mirrored until all but one are renamed"
+            .to_owned(),
+        "/Trip and /trip differ only in case; Dropbox can hold only one of them, so none is \
+         mirrored until all but one are renamed"
+            .to_owned(),
+    ];
+    assert_eq!(mirror.problems().iter().map(ToString::to_string).collect::<Vec<_>>(), collisions);
+
+    // A change in the account at a held path is not written over either of them.
+    emulator.put_file(&account, "/PLAN.md", "from the account\n").expect("put");
+    std::fs::remove_file(dir.join("plan.md")).expect("resolve one collision");
+    wait_for_problems(&mirror, &collisions[1..]);
+    wait_until("the survivor is mirrored", || {
+        emulator.read_file(&account, "/plan.md") == Some(b"capital\n".to_vec())
+    });
+    assert_eq!(std::fs::read_to_string(dir.join("Plan.md")).unwrap(), "capital\n");
+    assert!(emulator.read_file(&account, "/trip/a.md").is_none());
+    mirror.stop();
 }

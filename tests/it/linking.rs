@@ -129,17 +129,28 @@ impl TestApp {
         assert_eq!(login.status(), 303);
         let authorize = location(&login);
         assert!(authorize.starts_with(self.dropbox.url().as_str()), "{authorize}");
-        let consent = browser.get(&authorize).await;
+        // The person's browser opened the emulator's owner link, as `markdrop demo` has them do:
+        // only it may Allow. Its cookie is the emulator's, so it goes to the emulator alone.
+        let owner = crate::emulator_control::owner_cookie(&self.dropbox).await;
+        let consent = browser.http.get(&authorize).header(COOKIE, &owner).send().await;
+        let consent = consent.expect("GET");
         assert_eq!(consent.status(), 200);
         let page = consent.text().await.expect("consent page");
         let action = attribute_after(&page, "<form", "action");
         let request = attribute_after(&page, "name=\"request\"", "value");
+        let page_token = attribute_after(&page, "name=\"page_token\"", "value");
         let decided = browser
-            .post_form(
-                self.dropbox.url().join(&action).expect("url").as_str(),
-                &[("request", &request), ("decision", decision)],
-            )
-            .await;
+            .http
+            .post(self.dropbox.url().join(&action).expect("url"))
+            .header(COOKIE, &owner)
+            .form(&[
+                ("request", request.as_str()),
+                ("page_token", &page_token),
+                ("decision", decision),
+            ])
+            .send()
+            .await
+            .expect("POST");
         assert!(decided.status().is_redirection(), "{}", decided.status());
         let back: Url = location(&decided).parse().expect("a callback URL");
         assert_eq!(back.path(), "/oauth/callback");

@@ -7,6 +7,7 @@ mod commonmark_spec;
 mod demo;
 mod dropbox_client;
 mod emulator;
+mod emulator_control;
 mod emulator_folder;
 mod emulator_strict;
 mod failures;
