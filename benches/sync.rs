@@ -231,6 +231,7 @@ impl World {
                 access_token: SecretString::from(account.access_token),
                 refresh_token: SecretString::from(account.refresh_token),
                 expires_at: None,
+                path_root: None,
             };
             let id = AccountId::parse(&account.account_id).expect("an emulator account id");
             self.store.save_tokens(&id, &tokens).await.expect("save tokens");

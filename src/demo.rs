@@ -68,6 +68,7 @@ pub fn run(dir: &Path, port: u16, link: bool) -> anyhow::Result<()> {
                 access_token: person.access_token.clone().into(),
                 refresh_token: person.refresh_token.clone().into(),
                 expires_at: None,
+                path_root: None,
             };
             // What the OAuth callback does once Dropbox approves.
             store.save_tokens(&account, &tokens).await?;

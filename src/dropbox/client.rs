@@ -34,6 +34,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const USER_AGENT: &str = concat!("markdrop/", env!("CARGO_PKG_VERSION"));
 const API_ARG: &str = "Dropbox-API-Arg";
+const PATH_ROOT: &str = "Dropbox-API-Path-Root";
 const API_RESULT: &str = "Dropbox-API-Result";
 
 /// How often and how patiently transient failures are retried.
@@ -62,13 +63,16 @@ impl RetryPolicy {
     }
 }
 
-/// A linked account's tokens.
+/// A linked account's tokens, and where its Dropbox starts.
 #[derive(Debug, Clone)]
 pub struct AccountTokens {
     pub access_token: SecretString,
     pub refresh_token: SecretString,
     /// When the access token dies; `None` when Dropbox did not say.
     pub expires_at: Option<SystemTime>,
+    /// The team root namespace every files call is made from (`Dropbox-API-Path-Root`), when
+    /// the person's Dropbox is a team space; `None`: their home namespace, as by default.
+    pub path_root: Option<String>,
 }
 
 impl AccountTokens {
@@ -133,10 +137,15 @@ impl DropboxClient {
 
     /// A handle that calls Dropbox as one account.
     pub fn account(&self, tokens: AccountTokens) -> AccountClient {
+        let path_root = tokens.path_root.as_deref().and_then(|root| {
+            // Pure ASCII JSON (a namespace id is digits), so always a valid header value.
+            HeaderValue::from_str(&json!({".tag": "root", "root": root}).to_string()).ok()
+        });
         AccountClient {
             client: self.clone(),
             tokens: RwLock::new(tokens),
             refreshing: Mutex::new(()),
+            path_root,
         }
     }
 
@@ -202,6 +211,8 @@ pub struct AccountClient {
     /// Held while refreshing, so concurrent callers that all find the token expired refresh it
     /// once (the official SDK's `TokenCache::update_token` does the same).
     refreshing: Mutex<()>,
+    /// `Dropbox-API-Path-Root` for files calls, when the Dropbox is a team space.
+    path_root: Option<HeaderValue>,
 }
 
 /// What `download` brings back.
@@ -387,8 +398,13 @@ impl AccountClient {
     }
 
     /// A POST to `url` carrying the bearer token; every route is a POST.
+    /// Files calls of a team space are made from its root, so team folders are in reach.
     fn post(&self, url: &Url, token: HeaderValue) -> RequestBuilder {
-        self.client.http().post(url.clone()).header(AUTHORIZATION, token)
+        let request = self.client.http().post(url.clone()).header(AUTHORIZATION, token);
+        match &self.path_root {
+            Some(root) if url.path().contains("/2/files/") => request.header(PATH_ROOT, root),
+            _ => request,
+        }
     }
 
     /// Sends with the account's access token: refreshes first when it is about to expire, and
@@ -428,6 +444,7 @@ impl AccountClient {
             access_token: fresh.access_token,
             refresh_token: current.refresh_token,
             expires_at: fresh.expires_at,
+            path_root: current.path_root,
         };
         *self.tokens.write().await = tokens.clone();
         tracing::debug!("refreshed a Dropbox access token");
@@ -494,6 +511,7 @@ mod tests {
             access_token: "a".to_owned().into(),
             refresh_token: "r".to_owned().into(),
             expires_at,
+            path_root: None,
         };
         assert!(tokens(Some(SystemTime::now() + Duration::from_secs(60))).expires_soon());
         assert!(!tokens(Some(SystemTime::now() + Duration::from_secs(3600))).expires_soon());
@@ -506,6 +524,7 @@ mod tests {
             access_token: "sl.secret-access".to_owned().into(),
             refresh_token: "secret-refresh".to_owned().into(),
             expires_at: None,
+            path_root: None,
         };
         let debug = format!("{tokens:?}");
         assert!(!debug.contains("secret-access") && !debug.contains("secret-refresh"), "{debug}");

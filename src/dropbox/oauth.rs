@@ -135,6 +135,7 @@ impl DropboxClient {
                 access_token: response.access_token().secret().to_owned().into(),
                 refresh_token: refresh_token.secret().to_owned().into(),
                 expires_at: response.expires_in().map(|lifetime| SystemTime::now() + lifetime),
+                path_root: None,
             },
         })
     }

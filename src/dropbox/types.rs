@@ -112,6 +112,25 @@ pub struct Account {
     pub account_id: AccountId,
     pub name: AccountName,
     pub email: Option<String>,
+    /// Where the person's Dropbox starts; absent in answers from before team spaces.
+    pub root_info: Option<RootInfo>,
+}
+
+impl Account {
+    /// The namespace to list from when it is not the person's home one: a Dropbox Business
+    /// member in a team space sees team folders beside their home folder only from the team's
+    /// root, reached by sending `Dropbox-API-Path-Root` with every files call.
+    pub fn path_root(&self) -> Option<String> {
+        let root = self.root_info.as_ref()?;
+        (root.root_namespace_id != root.home_namespace_id).then(|| root.root_namespace_id.clone())
+    }
+}
+
+/// `RootInfo` (`user` or `team`): the namespace a Dropbox starts at, and the person's own.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RootInfo {
+    pub root_namespace_id: String,
+    pub home_namespace_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -122,6 +141,26 @@ pub struct AccountName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_team_space_lists_from_its_root_and_a_personal_dropbox_from_home() {
+        let account = |root: &str| -> Account {
+            serde_json::from_str(&format!(
+                r#"{{"account_id": "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc",
+                    "name": {{"display_name": "Ada"}}, "email": "ada@example.com",
+                    "root_info": {root}}}"#
+            ))
+            .unwrap()
+        };
+        let team = account(
+            r#"{".tag": "team", "root_namespace_id": "3235641", "home_namespace_id": "3235642", "home_path": "/Ada"}"#,
+        );
+        assert_eq!(team.path_root().as_deref(), Some("3235641"));
+        let user =
+            account(r#"{".tag": "user", "root_namespace_id": "7", "home_namespace_id": "7"}"#);
+        assert_eq!(user.path_root(), None);
+        assert_eq!(account("null").path_root(), None);
+    }
 
     #[test]
     fn account_ids_are_checked_at_the_edge() {

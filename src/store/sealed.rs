@@ -35,6 +35,9 @@ struct Record {
     refresh_token: String,
     /// Seconds since the Unix epoch.
     expires_at: Option<u64>,
+    /// A team space's root namespace (records sealed before team spaces have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_root: Option<String>,
 }
 
 impl TokenSealer {
@@ -50,6 +53,7 @@ impl TokenSealer {
             expires_at: tokens
                 .expires_at
                 .and_then(|at| at.duration_since(UNIX_EPOCH).ok().map(|elapsed| elapsed.as_secs())),
+            path_root: tokens.path_root.clone(),
         };
         let plaintext = serde_json::to_vec(&record).expect("a struct of strings always serializes");
         format!("{VERSION}{}", self.sealer.seal(&plaintext, account.as_str().as_bytes()))
@@ -77,6 +81,7 @@ impl TokenSealer {
             access_token: record.access_token.into(),
             refresh_token: record.refresh_token.into(),
             expires_at: record.expires_at.map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
+            path_root: record.path_root,
         })
     }
 }
@@ -97,6 +102,7 @@ mod tests {
             access_token: "sl.access-token-plaintext".to_owned().into(),
             refresh_token: "refresh-token-plaintext".to_owned().into(),
             expires_at: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            path_root: None,
         }
     }
 

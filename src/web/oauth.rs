@@ -122,8 +122,10 @@ async fn link_account(
                 }
             };
             let account = grant.account_id;
+            let tokens =
+                crate::dropbox::AccountTokens { path_root: profile.path_root(), ..grant.tokens };
             let store = &state.store;
-            store.save_tokens(&account, &grant.tokens).await.map_err(CallbackError::Store)?;
+            store.save_tokens(&account, &tokens).await.map_err(CallbackError::Store)?;
             store
                 .save_display_name(&account, &profile.name.display_name)
                 .await

@@ -54,6 +54,7 @@ impl TestDropbox {
             access_token: self.account.access_token.clone().into(),
             refresh_token: self.account.refresh_token.clone().into(),
             expires_at,
+            path_root: None,
         })
     }
 
@@ -385,6 +386,7 @@ async fn an_unreachable_dropbox_is_a_transport_error() {
         access_token: "sl.x".to_owned().into(),
         refresh_token: "r".to_owned().into(),
         expires_at: None,
+        path_root: None,
     });
     assert!(matches!(session.get_current_account().await, Err(DropboxError::Transport(_))));
 }

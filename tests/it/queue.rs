@@ -27,6 +27,7 @@ fn tokens(tag: &str) -> AccountTokens {
         access_token: format!("sl.access-{tag}").into(),
         refresh_token: format!("refresh-{tag}").into(),
         expires_at: None,
+        path_root: None,
     }
 }
 

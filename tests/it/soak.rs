@@ -118,6 +118,7 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
             access_token: linked.access_token.into(),
             refresh_token: linked.refresh_token.into(),
             expires_at: None,
+            path_root: None,
         };
         store.save_tokens(&id, &tokens).await.expect("link");
         store.enqueue(&[id]).await.expect("queue");

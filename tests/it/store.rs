@@ -23,6 +23,7 @@ fn tokens(tag: &str) -> AccountTokens {
         access_token: format!("sl.access-{tag}").into(),
         refresh_token: format!("refresh-{tag}").into(),
         expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000)),
+        path_root: None,
     }
 }
 

@@ -172,6 +172,7 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
         access_token: account.access_token.clone().into(),
         refresh_token: account.refresh_token.clone().into(),
         expires_at: None,
+        path_root: None,
     };
     world.store.save_tokens(&id, &tokens).await.expect("link");
     let body = format!(
