@@ -55,6 +55,10 @@ pub enum DropboxError {
     /// 403 `AccessError`.
     #[error("Dropbox denied access ({0})")]
     AccessDenied(String),
+    /// 422 `PathRootError`: the `Dropbox-API-Path-Root` sent is not the account's (it joined or
+    /// left a team space since it was linked).
+    #[error("Dropbox refused the path root ({0})")]
+    PathRoot(String),
     /// 5xx, after the client's own retries.
     #[error("Dropbox had a server error ({status})")]
     Server { status: u16 },
@@ -188,6 +192,10 @@ impl DropboxError {
                         DropboxError::Route(route)
                     }
                 }
+                None => unexpected(status, body),
+            },
+            422 => match json() {
+                Some(v) => DropboxError::PathRoot(tag_chain(&v["error"]).join("/")),
                 None => unexpected(status, body),
             },
             429 => rate_limited(headers, body),
@@ -370,6 +378,10 @@ mod tests {
             parse(503, "text/html", None, "<html>"),
             DropboxError::Server { status: 503 }
         ));
+        assert!(
+            matches!(parse(422, JSON, None, r#"{"error_summary":"invalid_root/..","error":{".tag":"invalid_root","invalid_root":{".tag":"user","root_namespace_id":"1","home_namespace_id":"1"}}}"#),
+            DropboxError::PathRoot(tag) if tag == "invalid_root")
+        );
         assert!(matches!(parse(403, JSON, None, r#"{"error":{".tag":"no_permission"}}"#),
             DropboxError::AccessDenied(tag) if tag == "no_permission"));
         assert!(matches!(parse(418, "text/plain", None, &"x".repeat(1000)),

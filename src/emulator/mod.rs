@@ -196,10 +196,22 @@ struct World {
 }
 
 struct Account {
+    /// The legacy numeric id, and the home namespace's id.
     uid: u64,
     display_name: String,
     email: String,
+    /// The account's tree: for a team member, the team space's, with their home folder in it.
     files: Namespace,
+    /// Set for a Dropbox Business member in a team space.
+    team: Option<TeamSpace>,
+}
+
+/// A team space as one member sees it: the team's root namespace, and the member's home folder
+/// in it. Calls without `Dropbox-API-Path-Root` see only the home folder (its paths start
+/// there); calls rooted at the team's namespace see the whole tree, team folders included.
+struct TeamSpace {
+    root_namespace: u64,
+    home: DropboxPath,
 }
 
 #[derive(Default)]
@@ -384,6 +396,18 @@ impl Emulator {
     /// A new account with tokens already linked to the configured app: all four scopes, a
     /// refresh token, and the secret flow (refreshing needs the app secret, like markdrop's).
     pub fn create_account(&self, display_name: &str) -> LinkedAccount {
+        self.create(display_name, false)
+    }
+
+    /// [`Emulator::create_account`] for a Dropbox Business member in a team space: the team's
+    /// tree has the member's home folder `/<display_name>` (holding what they see without
+    /// `Dropbox-API-Path-Root`) beside whatever team folders a test puts there. The test
+    /// controls (`put_file`, `read_file`, …) take paths from the team's root.
+    pub fn create_team_member(&self, display_name: &str) -> LinkedAccount {
+        self.create(display_name, true)
+    }
+
+    fn create(&self, display_name: &str, in_team: bool) -> LinkedAccount {
         use rand::Rng;
         let mut world = self.world();
         // Real account ids are always 40 characters (dropbox-api.md §2.6).
@@ -401,7 +425,16 @@ impl Emulator {
                 if email_user.is_empty() { "user" } else { &email_user }
             ),
             files: Namespace::default(),
+            team: None,
         };
+        let mut account = account;
+        if in_team {
+            let home = DropboxPath::parse(&format!("/{}", display_name.replace('/', " ")))
+                .unwrap_or_else(|_| DropboxPath { display: "/Home".into(), lower: "/home".into() });
+            account.files.create_folder(&home, &mut world.mint);
+            let root_namespace = rand::thread_rng().gen_range(10_000_000..100_000_000);
+            account.team = Some(TeamSpace { root_namespace, home });
+        }
         world.accounts.insert(account_id.clone(), account);
         let lifetime = self.config().access_token_lifetime;
         let issued =

@@ -128,6 +128,14 @@ impl DropboxPath {
         Ok(DropboxPath { display: raw.to_owned(), lower: raw.to_lowercase() })
     }
 
+    /// `path` taken as relative to this folder: `/Ada` and `/notes/a.md` → `/Ada/notes/a.md`.
+    pub fn join(&self, path: &DropboxPath) -> DropboxPath {
+        DropboxPath {
+            display: format!("{}{}", self.display, path.display),
+            lower: format!("{}{}", self.lower, path.lower),
+        }
+    }
+
     /// The last component.
     pub fn name(&self) -> &str {
         name_of(&self.display)

@@ -104,6 +104,19 @@ impl Route {
         }
     }
 
+    /// A `files/…` route, whose paths a path root changes.
+    fn is_files(self) -> bool {
+        matches!(
+            self,
+            Route::ListFolder
+                | Route::ListFolderContinue
+                | Route::GetMetadata
+                | Route::DeleteV2
+                | Route::Download
+                | Route::Upload
+        )
+    }
+
     fn concurrency(self) -> Concurrency {
         match self {
             Route::ListFolder | Route::ListFolderContinue => Concurrency::Listing,
@@ -229,18 +242,107 @@ fn unreadable_body() -> CallError {
     CallError::BadInput("could not read request body".to_owned())
 }
 
-/// The caller behind the bearer token, if it may call `route`.
+/// The caller behind the bearer token, if it may call `route`, with where its paths start.
 fn authenticate_for(
     route: Route,
     emulator: &Emulator,
     headers: &HeaderMap,
 ) -> Result<Caller, CallError> {
-    let caller = authenticate(emulator, headers)?;
-    match route.scope() {
-        Some(scope) if !caller.scopes.contains(scope) => {
-            Err(CallError::Unauthorized(AuthFailure::MissingScope(scope)))
+    let mut caller = authenticate(emulator, headers)?;
+    if let Some(scope) = route.scope().filter(|scope| !caller.scopes.contains(*scope)) {
+        return Err(CallError::Unauthorized(AuthFailure::MissingScope(scope)));
+    }
+    if route.is_files() {
+        caller.home = home_of(emulator, &caller, headers)?;
+    }
+    Ok(caller)
+}
+
+/// Where a files call's paths start (`Dropbox-API-Path-Root`): the root of the account's tree,
+/// or a team member's home folder in it, which is where they start without the header.
+fn home_of(
+    emulator: &Emulator,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<DropboxPath>, CallError> {
+    let world = emulator.world();
+    let account = account(&world.accounts, caller)?;
+    let home_namespace = account.uid.to_string();
+    let (root_namespace, home) = match &account.team {
+        Some(team) => (team.root_namespace.to_string(), Some(team.home.clone())),
+        None => (home_namespace.clone(), None),
+    };
+    let Some(value) = headers.get(PATH_ROOT) else { return Ok(home) };
+    let undecodable = || {
+        CallError::BadInput(format!("HTTP header \"{PATH_ROOT}\": could not decode input as JSON"))
+    };
+    let root: PathRoot = value
+        .to_str()
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or_else(undecodable)?;
+    let root_info = || {
+        json!({
+            ".tag": if account.team.is_some() { "team" } else { "user" },
+            "root_namespace_id": root_namespace,
+            "home_namespace_id": home_namespace,
+        })
+    };
+    match root {
+        PathRoot::Home => Ok(home),
+        PathRoot::Root { root } if root == root_namespace => Ok(None),
+        // The root the app asked for is not the account's: Dropbox says which it is.
+        PathRoot::Root { .. } => Err(CallError::PathRoot(json!({
+            ".tag": "invalid_root",
+            "invalid_root": root_info(),
+        }))),
+        PathRoot::NamespaceId { namespace_id } if namespace_id == root_namespace => Ok(None),
+        PathRoot::NamespaceId { namespace_id } if namespace_id == home_namespace => Ok(home),
+        PathRoot::NamespaceId { .. } => Err(CallError::PathRoot(json!({".tag": "no_permission"}))),
+    }
+}
+
+const PATH_ROOT: &str = "Dropbox-API-Path-Root";
+
+/// `PathRoot`, the value of `Dropbox-API-Path-Root`.
+#[derive(Deserialize)]
+#[serde(tag = ".tag", rename_all = "snake_case", deny_unknown_fields)]
+enum PathRoot {
+    Home,
+    Root { root: String },
+    NamespaceId { namespace_id: String },
+}
+
+/// A files call's metadata as the caller sees it: a team member calling without a path root
+/// sees paths from their home folder.
+fn present(caller: &Caller, mut value: Value) -> Value {
+    if let Some(home) = &caller.home {
+        within(&mut value, home);
+    }
+    value
+}
+
+fn within(value: &mut Value, home: &DropboxPath) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                let prefix = match key.as_str() {
+                    "path_lower" => &home.lower,
+                    "path_display" => &home.display,
+                    _ => {
+                        within(field, home);
+                        continue;
+                    }
+                };
+                if let Some(rest) =
+                    field.as_str().and_then(|path| path.strip_prefix(prefix.as_str()))
+                {
+                    *field = Value::String(rest.to_owned());
+                }
+            }
         }
-        _ => Ok(caller),
+        Value::Array(items) => items.iter_mut().for_each(|item| within(item, home)),
+        _ => {}
     }
 }
 
@@ -415,7 +517,20 @@ fn get_current_account(emulator: &Emulator, caller: &Caller) -> Result<HttpRespo
     let (given, surname) = name.split_once(' ').unwrap_or((name, ""));
     let abbreviated: String =
         name.split_whitespace().filter_map(|word| word.chars().next()).collect();
-    let namespace = account.uid.to_string();
+    let home_namespace = account.uid.to_string();
+    let root_info = match &account.team {
+        Some(team) => json!({
+            ".tag": "team",
+            "root_namespace_id": team.root_namespace.to_string(),
+            "home_namespace_id": home_namespace,
+            "home_path": team.home.display,
+        }),
+        None => json!({
+            ".tag": "user",
+            "root_namespace_id": home_namespace,
+            "home_namespace_id": home_namespace,
+        }),
+    };
     Ok(json_response(&json!({
         "account_id": caller.account_id,
         "name": {
@@ -433,7 +548,7 @@ fn get_current_account(emulator: &Emulator, caller: &Caller) -> Result<HttpRespo
         "referral_link": "https://db.tt/emulator",
         "is_paired": false,
         "account_type": {".tag": "basic"},
-        "root_info": {".tag": "user", "root_namespace_id": namespace, "home_namespace_id": namespace},
+        "root_info": root_info,
     })))
 }
 
@@ -448,18 +563,24 @@ enum Target {
 /// malformed path is the route's 409 `malformed_path`.
 fn resolve(
     world: &World,
-    account_id: &str,
+    caller: &Caller,
     raw: &str,
     pattern: PathPattern,
     place: ArgPlace,
     malformed: impl Fn(LookupError) -> RouteError,
 ) -> Result<Target, CallError> {
+    // A team member's paths without a path root start at their home folder.
+    let within_home = |target| match (&caller.home, target) {
+        (Some(home), Target::Root) => Target::Path(home.clone()),
+        (Some(home), Target::Path(path)) => Target::Path(home.join(&path)),
+        (None, target) => target,
+    };
     match parse_arg(raw) {
-        Ok(PathArg::Root) => Ok(Target::Root),
-        Ok(PathArg::Path(path)) => Ok(Target::Path(path)),
+        Ok(PathArg::Root) => Ok(within_home(Target::Root)),
+        Ok(PathArg::Path(path)) => Ok(within_home(Target::Path(path))),
         Ok(PathArg::Id(id)) => world
             .accounts
-            .get(account_id)
+            .get(&caller.account_id)
             .and_then(|account| {
                 let lower = account.files.find_id(&id)?;
                 let display = account.files.get(&lower)?.display.clone();
@@ -554,14 +675,8 @@ fn list_folder(
         return Err(CallError::Route(RouteError::template_not_found("template_error", template)));
     }
     let world = emulator.world();
-    let target = resolve(
-        &world,
-        &caller.account_id,
-        &arg.path,
-        PathPattern::PathROrId,
-        ArgPlace::Body,
-        path_error,
-    )?;
+    let target =
+        resolve(&world, caller, &arg.path, PathPattern::PathROrId, ArgPlace::Body, path_error)?;
     let root = match target {
         Target::Root => String::new(),
         Target::Path(path) => path.lower,
@@ -591,12 +706,18 @@ fn list_folder(
         limit,
         page: next.map(Resume::Listing),
     };
-    Ok(listing_page(&world, &cursor, &entries))
+    Ok(listing_page(&world, caller, &cursor, &entries))
 }
 
 /// A `ListFolderResult`: the entries and the cursor that follows them.
-fn listing_page(world: &World, cursor: &Cursor, entries: &[Entry]) -> HttpResponse {
-    let shown: Vec<Value> = entries.iter().map(|entry| entry.to_json(true)).collect();
+fn listing_page(
+    world: &World,
+    caller: &Caller,
+    cursor: &Cursor,
+    entries: &[Entry],
+) -> HttpResponse {
+    let shown: Vec<Value> =
+        entries.iter().map(|entry| present(caller, entry.to_json(true))).collect();
     json_response(&json!({
         "entries": shown,
         "cursor": world.listings.encode(cursor),
@@ -652,7 +773,7 @@ fn list_folder_continue(
             (entries, changes_cursor(&cursor, until, last))
         }
     };
-    Ok(listing_page(&world, &next, &entries))
+    Ok(listing_page(&world, caller, &next, &entries))
 }
 
 /// The cursor after a page of changes up to `until`: the same window while `last` says more
@@ -694,14 +815,8 @@ fn get_metadata(
     arg: GetMetadataArg,
 ) -> Result<HttpResponse, CallError> {
     let world = emulator.world();
-    let target = resolve(
-        &world,
-        &caller.account_id,
-        &arg.path,
-        PathPattern::ReadPath,
-        ArgPlace::Body,
-        path_error,
-    )?;
+    let target =
+        resolve(&world, caller, &arg.path, PathPattern::ReadPath, ArgPlace::Body, path_error)?;
     let Target::Path(path) = target else {
         return Err(CallError::Route(path_error(LookupError::NotFound)));
     };
@@ -710,7 +825,7 @@ fn get_metadata(
         .entry(&path.lower)
         .or_else(|| arg.include_deleted.then(|| files.deleted_entry(&path.lower)).flatten())
         .ok_or(CallError::Route(path_error(LookupError::NotFound)))?;
-    Ok(json_response(&entry.to_json(true)))
+    Ok(json_response(&present(caller, entry.to_json(true))))
 }
 
 #[derive(Deserialize)]
@@ -731,14 +846,8 @@ fn delete(emulator: &Emulator, caller: &Caller, arg: DeleteArg) -> Result<HttpRe
     let lookup = |error| RouteError::lookup("path_lookup", error);
     let entry = {
         let mut world = emulator.world();
-        let target = resolve(
-            &world,
-            &caller.account_id,
-            &arg.path,
-            PathPattern::WritePathOrId,
-            ArgPlace::Body,
-            lookup,
-        )?;
+        let target =
+            resolve(&world, caller, &arg.path, PathPattern::WritePathOrId, ArgPlace::Body, lookup)?;
         let path = match target {
             Target::Path(path) => path,
             Target::Root => {
@@ -758,7 +867,7 @@ fn delete(emulator: &Emulator, caller: &Caller, arg: DeleteArg) -> Result<HttpRe
     };
     emulator.notify(&caller.account_id);
     tracing::debug!(account_id = %caller.account_id, "deleted by the app");
-    Ok(json_response(&json!({"metadata": entry.to_json(true)})))
+    Ok(json_response(&json!({"metadata": present(caller, entry.to_json(true))})))
 }
 
 #[derive(Deserialize)]
@@ -783,14 +892,8 @@ fn download(
     arg: DownloadArg,
 ) -> Result<HttpResponse, CallError> {
     let world = emulator.world();
-    let target = resolve(
-        &world,
-        &caller.account_id,
-        &arg.path,
-        PathPattern::ReadPath,
-        ArgPlace::Header,
-        path_error,
-    )?;
+    let target =
+        resolve(&world, caller, &arg.path, PathPattern::ReadPath, ArgPlace::Header, path_error)?;
     let Target::Path(path) = target else {
         return Err(CallError::Route(path_error(LookupError::NotFile)));
     };
@@ -808,7 +911,7 @@ fn download(
     let content = file.content.to_vec();
     let metadata = files
         .entry(&path.lower)
-        .map(|entry| header_safe_json(&entry.to_json(false)))
+        .map(|entry| header_safe_json(&present(caller, entry.to_json(false))))
         .unwrap_or_default();
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
@@ -934,7 +1037,7 @@ fn upload(
         let malformed = || RouteError::upload_write(WriteError::MalformedPath, &session);
         let target = resolve(
             &world,
-            &caller.account_id,
+            caller,
             &arg.path,
             PathPattern::WritePathOrId,
             ArgPlace::Header,
@@ -962,7 +1065,7 @@ fn upload(
         emulator.notify(&caller.account_id);
     }
     tracing::debug!(account_id = %caller.account_id, changed = written.changed, "uploaded");
-    Ok(json_response(&written.entry.to_json(false)))
+    Ok(json_response(&present(caller, written.entry.to_json(false))))
 }
 
 /// The namespaces with a write in progress. Dropbox takes a namespace's lock for each write, and

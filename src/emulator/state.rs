@@ -253,6 +253,17 @@ impl Namespace {
         if blocked { Err(WriteError::Conflict(Conflict::FileAncestor)) } else { Ok(()) }
     }
 
+    /// Creates the folder at `path` and its missing parents, each journaled as a folder entry.
+    pub fn create_folder(&mut self, path: &DropboxPath, minter: &mut dyn Minter) {
+        self.create_parents(path, minter);
+        if !self.tree.contains_key(&path.lower) {
+            let node =
+                Node { display: path.display.clone(), id: minter.id(), kind: NodeKind::Folder };
+            self.tree.insert(path.lower.clone(), node);
+            self.record(&path.lower);
+        }
+    }
+
     /// Creates missing parent folders, each journaled as a folder entry.
     fn create_parents(&mut self, path: &DropboxPath, minter: &mut dyn Minter) {
         for ancestor in path.ancestors() {

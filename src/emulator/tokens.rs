@@ -97,6 +97,9 @@ pub struct Caller {
     pub account_id: String,
     pub scopes: Scopes,
     pub grant: GrantId,
+    /// The folder the caller's paths start from, for a team member calling without
+    /// `Dropbox-API-Path-Root` (their home folder in the team's tree); `None`: the root.
+    pub home: Option<super::path::DropboxPath>,
 }
 
 /// A fresh token pair as the token endpoint reports it.
@@ -221,6 +224,7 @@ impl Tokens {
             account_id: grant.account_id.clone(),
             scopes: token.scopes.clone(),
             grant: token.grant,
+            home: None,
         })
     }
 

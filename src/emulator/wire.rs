@@ -25,6 +25,9 @@ pub enum CallError {
     Route(RouteError),
     /// 429 `too_many_write_operations`: another write holds the namespace.
     TooManyWriteOperations,
+    /// 422, JSON `PathRootError`: `Dropbox-API-Path-Root` names a namespace the account cannot
+    /// start from.
+    PathRoot(Value),
 }
 
 /// The `AuthError` members the emulator gives (§1.4).
@@ -57,6 +60,10 @@ impl CallError {
             }
             CallError::Route(error) => {
                 envelope(StatusCode::CONFLICT, &format!("{}/..", error.summary), error.error)
+            }
+            CallError::PathRoot(error) => {
+                let summary = format!("{}/..", error[".tag"].as_str().unwrap_or("path_root"));
+                envelope(StatusCode::UNPROCESSABLE_ENTITY, &summary, error)
             }
             // The very body the fault of that name gives, so the two cannot drift apart.
             CallError::TooManyWriteOperations => {

@@ -99,6 +99,11 @@ fn pass_error(error: DropboxError) -> PassError {
         DropboxError::Route(route) if route.is_insufficient_space() => {
             PassError::failed(DROPBOX_FULL, DropboxError::Route(route))
         }
+        error @ DropboxError::PathRoot(_) => PassError::failed(
+            "your Dropbox joined or left a team space since it was connected: connect Dropbox \
+             again so markdrop lists the right folders",
+            error,
+        ),
         other => PassError::failed(other.to_string(), other),
     }
 }

@@ -22,6 +22,7 @@ mod store;
 mod support;
 mod sync;
 mod sync_world;
+mod team_space;
 mod web_edge;
 mod webhook;
 mod worker_processes;
