@@ -69,6 +69,10 @@ pub struct Settings {
     /// `Authorization: Bearer <token>` (401 otherwise); unset, `/metrics` is open to whoever
     /// reaches the web process. Default unset.
     pub metrics_token: Option<SecretString>,
+    /// `REQUEST_DEADLINE_SECONDS`: a web request not answered within this, its body included,
+    /// is cut off with a 408, so a body trickled a byte at a time cannot hold a connection.
+    /// Default 30 (long enough for the OAuth callback's calls to Dropbox).
+    pub request_deadline: Duration,
 }
 
 /// How the sync worker runs. The variables are for tuning; the defaults suit a small dyno.
@@ -234,6 +238,8 @@ impl Settings {
             ..defaults
         };
         let metrics_token = env.get("METRICS_TOKEN").map(|token| SecretString::from(token.trim()));
+        let request_deadline =
+            Duration::from_secs(env.positive_or("REQUEST_DEADLINE_SECONDS", 30)? as u64);
         Ok(Settings {
             host,
             port,
@@ -243,6 +249,7 @@ impl Settings {
             store,
             worker,
             metrics_token,
+            request_deadline,
         })
     }
 

@@ -195,7 +195,12 @@ impl DropboxError {
                 None => unexpected(status, body),
             },
             422 => match json() {
-                Some(v) => DropboxError::PathRoot(tag_chain(&v["error"]).join("/")),
+                // Only the outer tag: `invalid_root` carries the account's `RootInfo`, whose own
+                // tag (`user`, `team`) is not part of the reason.
+                Some(v) => match tag_chain(&v["error"]).into_iter().next() {
+                    Some(tag) => DropboxError::PathRoot(tag),
+                    None => unexpected(status, body),
+                },
                 None => unexpected(status, body),
             },
             429 => rate_limited(headers, body),

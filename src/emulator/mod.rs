@@ -317,6 +317,13 @@ impl Emulator {
                 .app_data(data.clone())
                 .app_data(own.clone())
                 .wrap(actix_web::middleware::from_fn(guard::only_own_address))
+                // No page of the emulator may be framed: a page on another local port must not
+                // lay the consent page under its own and have the owner click Allow.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Content-Security-Policy", "frame-ancestors 'none'")),
+                )
                 .configure(routes::configure)
                 .configure(oauth::configure)
                 .configure(control::configure)

@@ -334,9 +334,10 @@ fn within(value: &mut Value, home: &DropboxPath) {
                         continue;
                     }
                 };
-                if let Some(rest) =
-                    field.as_str().and_then(|path| path.strip_prefix(prefix.as_str()))
-                {
+                // Only the home folder itself and what is under it: `/Team Folder` is not
+                // under `/Team`.
+                let under = field.as_str().and_then(|path| path.strip_prefix(prefix.as_str()));
+                if let Some(rest) = under.filter(|rest| rest.is_empty() || rest.starts_with('/')) {
                     *field = Value::String(rest.to_owned());
                 }
             }

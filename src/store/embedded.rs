@@ -293,6 +293,26 @@ impl EmbeddedStore {
         .await
     }
 
+    pub(super) async fn restart_sync(
+        &self,
+        account: &AccountId,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let account = account.clone();
+        self.blocking(move |inner| {
+            inner.write(|txn| {
+                // Inside the transaction, as in `forget_account`.
+                inner.leases().remove(&account);
+                remove(txn, CURSORS, &account)?;
+                set_due(txn, &account, now_ms)?;
+                forget_files(txn, &account, |_| true)
+            })
+        })
+        .await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
     pub(super) async fn add_metrics(
         &self,
         counts: &std::collections::BTreeMap<String, u64>,

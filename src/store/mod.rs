@@ -143,6 +143,14 @@ impl Store {
         on_backend!(self, store => within_deadline(store.forget_account(account)).await)
     }
 
+    /// Makes the account's next pass start afresh, due now: forgets its cursor and file
+    /// records, and takes the lease from a worker still on it (its writes are refused from then
+    /// on). For a link whose Dropbox now starts elsewhere (a team space joined or left), where
+    /// the old cursor and paths mean nothing.
+    pub async fn restart_sync(&self, account: &AccountId) -> Result<(), StoreError> {
+        on_backend!(self, store => within_deadline(store.restart_sync(account, now_millis())).await)
+    }
+
     /// Takes the first due account whose lease is free, leasing it for `lease_ttl`. An entry
     /// for an account that is not linked is dropped on the way.
     pub async fn claim(&self, lease_ttl: Duration) -> Result<ClaimOutcome, StoreError> {

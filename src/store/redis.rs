@@ -322,6 +322,25 @@ impl RedisStore {
         Ok(())
     }
 
+    pub(super) async fn restart_sync(
+        &self,
+        account: &AccountId,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        redis::pipe()
+            .atomic()
+            .del(self.keys.lease(account))
+            .hdel(self.keys.cursors(), account.as_str())
+            .del(self.keys.files(account))
+            // Due now, wherever a claim had pushed it; the wake-up tells idle workers.
+            .zadd(self.keys.ready(), account.as_str(), now_ms)
+            .publish(self.keys.wake(), 1)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(StoreError::new)
+    }
+
     pub(super) async fn claim(
         &self,
         lease_ttl_ms: u64,

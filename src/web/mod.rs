@@ -46,11 +46,12 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
 /// connection's first byte. Browsers, proxies and Dropbox send it in one packet.
 pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An idle connection is kept this long for the next request. Longer than the idle timeout of
-/// the proxies usually in front (60 s for most load balancers), so the proxy closes first and
-/// never sends a request onto a connection markdrop is closing; an idle connection costs a few
-/// KiB, bounded by [`MAX_CONNECTIONS`].
-pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+/// An idle connection is kept this long for the next request. Short, because idle connections
+/// count toward [`MAX_CONNECTIONS`]: at 15 s, holding every slot open with idle connections takes
+/// a stranger a steady stream of requests, not one request per slot a minute. (Behind a proxy
+/// with a longer idle timeout, the proxy may find a connection closed under it and retries on
+/// a new one; Heroku's router does.)
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// After answering a request whose body it did not read (a 413, or a webhook refused before its
 /// body), the server reads and discards what the client still sends for this long and then
@@ -62,8 +63,10 @@ pub const REFUSED_BODY_DRAIN: Duration = Duration::from_secs(1);
 /// process (each request takes a millisecond), well below a dyno's file descriptor limit
 /// (10 000), and it bounds the memory connections hold: a connection whose client sent a nearly
 /// full webhook body and stalled was measured at about 290 KiB in actix's buffers and
-/// markdrop's, so 512 of them hold about 150 MiB, for at most the body deadline plus the drain.
-pub const MAX_CONNECTIONS: usize = 512;
+/// markdrop's, so 1,024 of them hold about 300 MiB, for at most the body deadline plus the
+/// drain. A stranger with enough connections can still fill it; per-client limits are a proxy's
+/// job.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Pages load only their own stylesheet and icon, post only to markdrop, and are never framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -84,6 +87,8 @@ pub struct AppState {
     pub metrics_token: Option<SecretString>,
     /// The memory all webhook bodies may take at once.
     pub body_budget: webhook::BodyBudget,
+    /// `REQUEST_DEADLINE_SECONDS`.
+    pub request_deadline: Duration,
 }
 
 /// The web app, bound and ready to run.
@@ -125,6 +130,7 @@ impl Application {
             redirect_uri: settings.redirect_uri(),
             metrics_token: settings.metrics_token.clone(),
             body_budget: webhook::BodyBudget::new(),
+            request_deadline: settings.request_deadline,
         });
         let https = settings.base_url.scheme() == "https";
         let address = listener.local_addr()?;
@@ -252,14 +258,24 @@ fn refuse_before_continue(request: &Request, metrics: &Metrics) -> Option<Respon
 }
 
 /// One log line per request: method, path, status and time taken. Never the query string, which
-/// carries OAuth codes and state, nor any header.
+/// carries OAuth codes and state, nor any header. A request not answered within
+/// `REQUEST_DEADLINE_SECONDS` is cut off with a 408.
 async fn log_request(
     request: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let started = std::time::Instant::now();
     let (method, path) = (request.method().clone(), request.path().to_owned());
-    let response = next.call(request).await?;
+    let deadline = request
+        .app_data::<web::Data<AppState>>()
+        .map_or(Duration::from_secs(30), |state| state.request_deadline);
+    let response = match tokio::time::timeout(deadline, next.call(request)).await {
+        Ok(response) => response?,
+        Err(_) => {
+            tracing::info!(%method, %path, status = 408, "request cut off at its deadline");
+            return Err(actix_web::error::ErrorRequestTimeout("the request took too long\n"));
+        }
+    };
     tracing::info!(
         %method,
         %path,

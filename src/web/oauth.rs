@@ -125,6 +125,13 @@ async fn link_account(
             let tokens =
                 crate::dropbox::AccountTokens { path_root: profile.path_root(), ..grant.tokens };
             let store = &state.store;
+            let before = store.tokens(&account).await.map_err(CallbackError::Store)?;
+            if before.is_some_and(|before| before.path_root != tokens.path_root) {
+                // The Dropbox starts elsewhere now (a team space joined or left): the cursor and
+                // the records' paths were made from the other root.
+                tracing::info!(%account, "the Dropbox's root changed; syncing it afresh");
+                store.restart_sync(&account).await.map_err(CallbackError::Store)?;
+            }
             store.save_tokens(&account, &tokens).await.map_err(CallbackError::Store)?;
             store
                 .save_display_name(&account, &profile.name.display_name)

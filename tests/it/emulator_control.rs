@@ -312,3 +312,22 @@ fn a_weak_control_secret_stops_markdrop_emulator_with_one_line_naming_the_variab
     assert!(stderr.contains("EMULATOR_CONTROL_SECRET"), "{stderr}");
     assert!(!stderr.contains("tooweak123"), "the refused secret is not repeated: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_page_of_the_emulator_can_be_framed_by_another_page() {
+    let (running, _) = start().await;
+    let consent = plain_client()
+        .get(url(&running, "oauth2/authorize"))
+        .query(&[
+            ("client_id", "control-key"),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT_URI),
+            ("state", "s-1"),
+        ])
+        .send()
+        .await
+        .expect("the consent page");
+    assert_eq!(consent.status(), StatusCode::OK);
+    assert_eq!(consent.headers()["x-frame-options"], "DENY");
+    assert_eq!(consent.headers()["content-security-policy"], "frame-ancestors 'none'");
+}

@@ -293,6 +293,33 @@ async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhi
     assert_eq!(store.status(&account(ALICE)).await.expect("status"), Some(unlinked));
 }
 
+async fn restarting_a_sync_forgets_the_cursor_and_records_and_fences_off_the_worker_on_it(
+    backend: Backend,
+) {
+    let store = store_with(backend, "queue-restart", &[ALICE]).await;
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let first = claim(&store, LEASE).await.expect("claimed");
+    let mut changes = RecordChanges::default();
+    let record = FileRecord {
+        source_hash: "s".to_owned(),
+        html_path: "/a.html".to_owned(),
+        html_hash: "h".to_owned(),
+        pending_html_hash: None,
+        kept_html_hash: None,
+    };
+    changes.files.insert("/a.md".to_owned(), Some(record));
+    store.commit(&first.lease, &changes, Some("home-view"), None).await.expect("commit");
+    store.restart_sync(&account(ALICE)).await.expect("restart");
+    let late = store.commit(&first.lease, &changes, Some("stale"), None).await;
+    assert!(matches!(late, Err(LeaseError::Lost)), "the worker on it is fenced off: {late:?}");
+    assert_eq!(store.leases_held().await.expect("leases"), 0);
+    assert!(store.recorded_paths(&account(ALICE)).await.expect("records").is_empty());
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let again = claim_when_due(&store, LEASE).await;
+    assert_eq!(again.cursor, None, "listed from the start");
+    assert!(again.tokens.is_some(), "still linked");
+}
+
 async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_starts_afresh(
     backend: Backend,
 ) {
@@ -333,6 +360,7 @@ async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_sta
 }
 
 crate::on_both_backends!(
+    restarting_a_sync_forgets_the_cursor_and_records_and_fences_off_the_worker_on_it,
     forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_starts_afresh,
     any_number_of_notifications_make_one_pending_pass,
     a_held_account_waits_for_its_lease_to_expire_and_the_old_holder_is_fenced_off,

@@ -233,3 +233,19 @@ async fn without_a_metrics_token_metrics_stays_open() {
     assert_eq!(answer.status(), 200);
     assert!(answer.text().await.expect("body").contains("# TYPE markdrop_webhooks_total counter"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_body_that_never_finishes_is_cut_off_with_a_408_at_the_request_deadline() {
+    let mut settings = web_settings(APP_SECRET, None);
+    settings.request_deadline = Duration::from_secs(1);
+    let (address, _store) = spawn_app(&settings, &redis_url(), &unique_prefix("form-deadline"));
+    let address = address.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.expect("connect");
+    let head = "POST /account/unlink HTTP/1.1\r\nHost: markdrop.test\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ncsrf=";
+    stream.write_all(head.as_bytes()).await.expect("write the head and a little");
+    let sent = Instant::now();
+    let answer = read_head(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(sent.elapsed() < DEADLINE, "cut off at its deadline, not held");
+}
