@@ -1,4 +1,4 @@
-//! The sync worker end to end, with the figures the README reports.
+//! The sync worker end to end, with the figures BENCHMARKS.md reports.
 //!
 //! 1. Convergence: `SYNC_BENCH_ACCOUNTS` accounts (default 1,000), each with
 //!    `SYNC_BENCH_FILES` notes (default 5), are linked at once as the OAuth callback links
@@ -899,7 +899,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Cores, memory, CPU, date, commit and compiler, for the README.
+/// Cores, memory, CPU, date, commit and compiler, for BENCHMARKS.md.
 fn machine(cores: usize) -> String {
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()

@@ -15,7 +15,7 @@ const EXIT_CONFIG: u8 = 2;
 /// Keeps an HTML copy next to every Markdown file in a Dropbox, updated seconds after it changes.
 ///
 /// Configuration comes from environment variables (and a `.env` file in the working directory);
-/// see the README for the full table.
+/// see docs/OPERATIONS.md for the full table.
 #[derive(Debug, Parser)]
 #[command(name = "markdrop", version, propagate_version = true)]
 struct Cli {

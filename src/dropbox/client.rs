@@ -472,7 +472,7 @@ fn header_arg(arg: &serde_json::Value) -> Result<String, DropboxError> {
 }
 
 /// The JSON result of an RPC or upload route. Such a response never carries
-/// `Dropbox-API-Result` (dropbox-api.md §8.5): one that does is not the answer we asked for.
+/// `Dropbox-API-Result` (docs/dropbox.md §1): one that does is not the answer we asked for.
 async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T, DropboxError> {
     if response.headers().contains_key(API_RESULT) {
         return Err(DropboxError::unexpected_success(

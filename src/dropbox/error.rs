@@ -1,6 +1,6 @@
 //! Everything a Dropbox call can answer besides success, as a caller needs to tell it apart.
 //!
-//! The dispatch follows the SDKs' `parse_response` (dropbox-api.md §4, §8.4) and goes beyond it
+//! The dispatch follows the SDKs' `parse_response` (docs/dropbox.md §6) and goes beyond it
 //! where Dropbox does: a 429 may be plain text, its wait may be in the body or only in the
 //! `Retry-After` header, and `too_many_write_operations` also arrives as a 409 route error.
 

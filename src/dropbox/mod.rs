@@ -1,8 +1,8 @@
 //! The only code that speaks Dropbox HTTP: a typed client for the routes markdrop uses, OAuth,
 //! the `Dropbox-API-Arg` encoding and the content hash.
 //!
-//! Everything here follows `shared/docs/dropbox-api.md`, which records how Dropbox behaves on
-//! the wire. The emulator (`crate::emulator`) implements the other side and shares none of this
+//! Everything here follows `docs/dropbox.md`, which records how Dropbox behaves on the wire,
+//! with pointers to Dropbox's own documentation. The emulator (`crate::emulator`) implements the other side and shares none of this
 //! code, so a misreading of the wire format cannot hide by living on both sides.
 
 mod arg;

@@ -1,7 +1,7 @@
 //! OAuth 2 with Dropbox, through the `oauth2` crate: the authorize URL a person is sent to, the
 //! code exchange when they come back, and refreshing short-lived access tokens.
 //!
-//! Dropbox specifics (dropbox-api.md §1): `token_access_type=offline` to get a refresh token,
+//! Dropbox specifics (docs/dropbox.md §2): `token_access_type=offline` to get a refresh token,
 //! PKCE S256 on top of the app secret, the secret again on every refresh (a secret-flow token
 //! cannot be refreshed with the client id alone), and `account_id` beside the standard fields.
 

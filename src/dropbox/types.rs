@@ -1,4 +1,4 @@
-//! Dropbox's JSON shapes, as markdrop reads and writes them (Stone encoding, dropbox-api.md §0).
+//! Dropbox's JSON shapes, as markdrop reads and writes them (Stone encoding, docs/dropbox.md §1).
 //!
 //! Reading is forgiving: unknown fields are ignored and an unknown `.tag` becomes `Other`, so a
 //! Dropbox that grows new fields or entry types never breaks a sync pass.

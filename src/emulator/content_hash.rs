@@ -1,4 +1,4 @@
-//! Dropbox's content hash (dropbox-api.md §5), the emulator's own copy.
+//! Dropbox's content hash (docs/dropbox.md §5), the emulator's own copy.
 //!
 //! The client in `src/dropbox/` has its own implementation on purpose: a misreading of the
 //! algorithm must not hide by living on both sides, so each is tested against Dropbox's vectors.

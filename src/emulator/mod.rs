@@ -3,7 +3,7 @@
 //! One HTTP server answers as Dropbox's api, content and www hosts at once: the files and users
 //! routes markdrop uses ([`routes`]), OAuth with a consent page ([`oauth`]), signed webhooks with
 //! retries ([`webhooks`]), and a test-only control surface under `/_emulator/` ([`control`]).
-//! dropbox-api.md §9 is the checklist it follows: same paths, JSON shapes, headers, status codes
+//! docs/dropbox.md §12 is the checklist it follows: same paths, JSON shapes, headers, status codes
 //! and strictness as Dropbox on the wire.
 //!
 //! It shares no code with the client in `src/dropbox/` on purpose: a misreading of the wire
@@ -227,7 +227,7 @@ impl Minter for Mint {
     fn rev(&mut self) -> String {
         use rand::Rng;
         self.revs += 1;
-        // Lowercase hex, at least 9 characters (dropbox-api.md §2.3); the counter keeps it unique.
+        // Lowercase hex, at least 9 characters (docs/dropbox.md §3.2); the counter keeps it unique.
         format!("{:09x}{:06x}", self.revs, rand::thread_rng().gen_range(0..0x100_0000))
     }
 }
@@ -417,7 +417,7 @@ impl Emulator {
     fn create(&self, display_name: &str, in_team: bool) -> LinkedAccount {
         use rand::Rng;
         let mut world = self.world();
-        // Real account ids are always 40 characters (dropbox-api.md §2.6).
+        // Real account ids are always 40 characters (docs/dropbox.md §3.1).
         let account_id = format!("dbid:AA{}", random_token(33));
         let email_user: String = display_name
             .chars()

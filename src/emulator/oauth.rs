@@ -1,5 +1,5 @@
 //! OAuth 2 as Dropbox does it: the browser-facing `/oauth2/authorize` with a consent page, and
-//! the token endpoint `/oauth2/token` (dropbox-api.md §1, checklist §9).
+//! the token endpoint `/oauth2/token` (docs/dropbox.md §2, checklist §12).
 //!
 //! Strict where Dropbox is: one-time codes, `redirect_uri` equal to the authorize call's, PKCE
 //! S256 checked, the secret required again to refresh a grant made with the secret, and OAuth
@@ -37,7 +37,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/oauth2/token", web::post().to(issue_token));
 }
 
-/// Parameters, first occurrence winning (the Rust SDK sends some twice, dropbox-api.md §8.6).
+/// Parameters, first occurrence winning (the Rust SDK sends some twice, docs/dropbox.md §2).
 fn parameters(encoded: &[u8], into: &mut HashMap<String, String>) {
     for (name, value) in url::form_urlencoded::parse(encoded) {
         into.entry(name.into_owned()).or_insert_with(|| value.into_owned());
@@ -310,7 +310,7 @@ async fn issue_token(
     body: web::Bytes,
     emulator: web::Data<Emulator>,
 ) -> HttpResponse {
-    // The JS SDK sends the parameters in the query string of the POST (dropbox-api.md §1.2).
+    // The JS SDK sends the parameters in the query string of the POST (docs/dropbox.md §2).
     let mut params = HashMap::new();
     parameters(request.query_string().as_bytes(), &mut params);
     let form = request

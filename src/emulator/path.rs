@@ -23,7 +23,7 @@ pub struct DropboxPath {
 /// Why a path argument is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathProblem {
-    /// `"/"`: a 400 telling the caller to use `""` (observed on list_folder, dropbox-api.md §0).
+    /// `"/"`: a 400 telling the caller to use `""` (observed on list_folder, docs/dropbox.md §1).
     SlashRoot,
     /// Does not match the argument's pattern at all: a 400.
     Pattern,

@@ -91,7 +91,7 @@ impl Route {
         }
     }
 
-    /// The scope the route needs (dropbox-api.md §7); revoke needs none.
+    /// The scope the route needs (docs/dropbox.md §9); revoke needs none.
     fn scope(self) -> Option<&'static str> {
         match self {
             Route::GetCurrentAccount => Some("account_info.read"),
@@ -358,13 +358,13 @@ fn check_content_type(
 ) -> Result<(), CallError> {
     let content_type = headers.get(header::CONTENT_TYPE).map(|value| value.as_bytes());
     let accepted = match (style, content_type) {
-        // Void routes: no body and no Content-Type is how the JS SDK calls them (§0).
+        // Void routes: no body and no Content-Type is how the JS SDK calls them (docs/dropbox.md §1).
         (Style::RpcVoid, None) => empty_body,
         (Style::Rpc | Style::RpcVoid, Some(value)) => {
             value == b"application/json" || value == b"application/json; charset=utf-8"
         }
         (Style::Rpc, None) => false,
-        // Exactly this; even `; charset=utf8` appended is refused (observed, §3.2).
+        // Exactly this; even `; charset=utf8` appended is refused (observed, docs/dropbox.md §3.5).
         (Style::Upload, Some(value)) => value == b"application/octet-stream",
         (Style::Upload, None) => false,
         (Style::Download, None) => true,
@@ -383,7 +383,7 @@ fn check_content_type(
 
 const UNDECODABLE_BODY: &str = "request body: could not decode input as JSON";
 
-/// A Void argument: no body at all, or exactly `null` (dropbox-api.md §0).
+/// A Void argument: no body at all, or exactly `null` (docs/dropbox.md §1).
 fn void_arg(headers: &HeaderMap, body: &[u8]) -> Result<(), CallError> {
     if headers.get(header::CONTENT_TYPE).is_none() && body.is_empty() {
         return Ok(());
@@ -454,7 +454,7 @@ fn rpc_arg<T: Argument>(body: &[u8]) -> Result<T, CallError> {
 }
 
 /// The `Dropbox-API-Arg` header: JSON that must be pure ASCII, non-ASCII written as `\u`
-/// escapes (dropbox-api.md §3.3). Raw UTF-8 is refused to catch a client that forgets to escape.
+/// escapes (docs/dropbox.md §4). Raw UTF-8 is refused to catch a client that forgets to escape.
 fn header_arg<T: Argument>(headers: &HeaderMap) -> Result<T, CallError> {
     let raw = headers.get("Dropbox-API-Arg").ok_or_else(|| {
         CallError::BadInput(
@@ -1070,8 +1070,8 @@ fn upload(
 }
 
 /// The namespaces with a write in progress. Dropbox takes a namespace's lock for each write, and
-/// a write that finds it taken is refused with 429 `too_many_write_operations` (dropbox-api.md
-/// §4): a client that writes to one account in parallel must see that here too.
+/// a write that finds it taken is refused with 429 `too_many_write_operations` (docs/dropbox.md
+/// §11): a client that writes to one account in parallel must see that here too.
 #[derive(Default, Clone)]
 pub struct NamespaceWrites(Arc<Mutex<HashSet<String>>>);
 

@@ -276,7 +276,7 @@ impl Namespace {
         }
     }
 
-    /// Writes a file following `WriteMode` (dropbox-api.md §3.2).
+    /// Writes a file following `WriteMode` (docs/dropbox.md §3.5).
     pub fn write(
         &mut self,
         request: WriteRequest,
@@ -365,7 +365,7 @@ impl Namespace {
     /// Removes a path and everything below it, journaling each removed path, children first.
     ///
     /// A `deleted` entry for the folder alone tells a client to drop its children too
-    /// (dropbox-api.md §2.1), and [`Namespace::changes_page`] reports only that while the folder
+    /// (docs/dropbox.md §3.2), and [`Namespace::changes_page`] reports only that while the folder
     /// stays gone. But if the path is a folder again by the next `continue`, the folder's entry
     /// says "keep its children": only the children's own deletions tell the client they went.
     fn remove_subtree(&mut self, lower: &str) {
@@ -386,7 +386,7 @@ impl Namespace {
 
     /// Moves a file or folder; the source is journaled as deleted and everything at the
     /// destination as new. A case-only rename changes `path_display` and is not reported,
-    /// like Dropbox (§2.2).
+    /// like Dropbox (docs/dropbox.md §7).
     pub fn move_path(
         &mut self,
         from: &DropboxPath,

@@ -2,7 +2,7 @@
 //! authorization codes and consent requests waiting for a decision.
 //!
 //! A grant is what `/2/auth/token/revoke` and [`super::Emulator::revoke_tokens`] kill: its refresh
-//! token and every access token minted from it (dropbox-api.md §1.3). Tokens are secrets even
+//! token and every access token minted from it (docs/dropbox.md §2). Tokens are secrets even
 //! here, so nothing in this module derives `Debug`.
 //!
 //! A long-running emulator keeps only what can still be used: a revoked grant is forgotten with
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::wire::AuthFailure;
 
-/// Every scope the emulated app has enabled (the set markdrop asks for, dropbox-api.md §7).
+/// Every scope the emulated app has enabled (the set markdrop asks for, docs/dropbox.md §9).
 pub const ALL_SCOPES: [&str; 4] =
     ["account_info.read", "files.content.read", "files.content.write", "files.metadata.read"];
 

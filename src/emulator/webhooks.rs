@@ -1,4 +1,4 @@
-//! Signed webhook notifications, sent like Dropbox sends them (dropbox-api.md §6).
+//! Signed webhook notifications, sent like Dropbox sends them (docs/dropbox.md §8).
 //!
 //! Changed accounts arrive on a channel, so no request ever waits on delivery. Accounts changed
 //! within the batch window go out in one notification. Each notification is POSTed with

@@ -1,9 +1,9 @@
 //! How the emulator answers on the wire: Dropbox's status codes, bodies and `.tag` layouts.
 //!
-//! Every error a route can give is built here, so the layout rules of dropbox-api.md §0 live in
+//! Every error a route can give is built here, so the layout rules of docs/dropbox.md §1 live in
 //! one place: a union member carrying a union or primitive is *nested* under a key named like its
 //! tag, one carrying an ordinary struct is *flattened* next to `.tag`, and a void member is the tag
-//! alone. The 409 envelope is `{"error_summary": "<tags>/..", "error": ...}` (§2.5).
+//! alone. The 409 envelope is `{"error_summary": "<tags>/..", "error": ...}` (docs/dropbox.md §6).
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -30,7 +30,7 @@ pub enum CallError {
     PathRoot(Value),
 }
 
-/// The `AuthError` members the emulator gives (§1.4).
+/// The `AuthError` members the emulator gives (docs/dropbox.md §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthFailure {
     InvalidAccessToken,
@@ -95,7 +95,7 @@ pub struct RouteError {
     error: Value,
 }
 
-/// `LookupError` (§2.4), the members the emulator can produce.
+/// `LookupError` (docs/dropbox.md §6), the members the emulator can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupError {
     MalformedPath,
@@ -213,7 +213,7 @@ impl RouteError {
 }
 
 /// JSON fit for an HTTP header: every character from U+007F up as a `\uXXXX` escape, characters
-/// above U+FFFF as a UTF-16 surrogate pair (dropbox-api.md §3.3).
+/// above U+FFFF as a UTF-16 surrogate pair (docs/dropbox.md §4).
 ///
 /// serde_json leaves non-ASCII only inside strings, where an escape means the same character, so
 /// escaping after serialising is safe.

@@ -7,7 +7,7 @@
 //! worker's side ([`work`]) claims an account under a lease, and every write it makes is fenced
 //! by that lease.
 //!
-//! The queue's guarantees (design.md, "The queue"): any number of notifications for an account
+//! The queue's guarantees (docs/ARCHITECTURE.md §3): any number of notifications for an account
 //! make one pending pass; at most one worker holds an account; a notification during a pass
 //! makes one more pass; a worker that dies loses nothing, since another claims the account once
 //! the lease expires and resumes from the last committed cursor.

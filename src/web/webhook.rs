@@ -1,4 +1,4 @@
-//! `/webhook`: Dropbox's side of markdrop (dropbox-api.md §6).
+//! `/webhook`: Dropbox's side of markdrop (docs/dropbox.md §8).
 //!
 //! `GET ?challenge=` proves to the App Console that we own the URL. `POST` is a change
 //! notification: verified over the raw bytes, then every account in it queued with one store
@@ -288,7 +288,7 @@ fn verify_signature(secret: &[u8], signature: &[u8], body: &[u8]) -> Result<(), 
 mod tests {
     use super::*;
 
-    /// dropbox-api.md §6's vector: secret `test_app_secret`, the 107-byte example body.
+    /// docs/dropbox.md §8's vector: secret `test_app_secret`, the 107-byte example body.
     const BODY: &[u8] = br#"{"list_folder": {"accounts": ["dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"]}, "delta": {"users": [12345678]}}"#;
     const SIGNATURE: &[u8] = b"d28161ccd83ba2d4d73925cdcc121b8491c4adfbe974ba32ac96038e3eca58ce";
 

@@ -10,7 +10,7 @@
 --
 -- The per-account keys (gen:, lease:) are built here from the prefix, so they cannot be declared
 -- in KEYS: fine on one Redis; on Redis Cluster, a hash-tagged prefix such as `{markdrop}:` keeps
--- every key in one slot (README, "Deploy").
+-- every key in one slot (docs/OPERATIONS.md §2).
 local now = tonumber(ARGV[1])
 local visible_at = now + tonumber(ARGV[2])
 -- A due retry joins the queue due now; an account queued already keeps its place and due time

@@ -3,8 +3,8 @@
 -- ARGV[1] = wake channel, ARGV[2] = now (ms), ARGV[i + 1] = account i
 --
 -- `INCR gen` tells a pass already running that it missed a change. `ZADD NX` makes a new member
--- due now and leaves a queued one alone: design.md has `LT`, which would let any notification
--- (the one our own upload triggers included) cut a 429's Retry-After or a backoff short.
+-- due now and leaves a queued one alone; `LT` would let any notification (the one our own
+-- upload triggers included) cut a 429's Retry-After or a backoff short (docs/ARCHITECTURE.md §3).
 local added = 0
 for i = 2, #KEYS do
   redis.call('INCR', KEYS[i])
