@@ -99,7 +99,9 @@ async fn hundreds_of_stalled_webhook_bodies_hold_bounded_memory_and_are_cut_off_
     let started = Instant::now();
     let answer = post(notification(&[ALICE])).await.expect("a signed notification");
     assert_eq!(answer.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "answered in {:?}", started.elapsed());
+    // Before any stalled body is even cut off: they do not stand in its way.
+    let before_any_cut = markdrop::web::WEBHOOK_BODY_DEADLINE;
+    assert!(started.elapsed() < before_any_cut, "answered in {:?}", started.elapsed());
 
     // Memory held per stalled connection stays far below the body it declared.
     let held = rss_kib(pid).saturating_sub(before);
