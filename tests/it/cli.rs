@@ -206,13 +206,7 @@ async fn the_emulator_runs_alone_on_a_folder_and_stops_on_sigterm() {
         .spawn()
         .expect("run markdrop");
     let stdout = child.stdout.take().expect("stdout");
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
+    let received = crate::support::lines_of(stdout);
     let next_line = || received.recv_timeout(crate::support::DEADLINE).expect("a line on stdout");
     let account_line = next_line();
     let account = account_line.split_whitespace().nth(1).expect("an account id").to_owned();

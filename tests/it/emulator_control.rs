@@ -3,7 +3,6 @@
 //! the one-time owner link) and the page it was shown, and every request must name the emulator
 //! as `127.0.0.1:<port>`. Also `markdrop emulator`'s side of it: the secret printed or given.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use markdrop::emulator::{Emulator, EmulatorConfig, RunningEmulator};
@@ -273,12 +272,7 @@ async fn markdrop_emulator_prints_a_secret_made_for_the_run_that_opens_the_contr
         .spawn()
         .expect("run markdrop");
     let stdout = child.stdout.take().expect("stdout");
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
+    let received = crate::support::lines_of(stdout);
     let next_line = || received.recv_timeout(DEADLINE).expect("a line on stdout");
     let url = next_line().rsplit(' ').next().expect("a URL").to_owned();
     let secret_line = next_line();

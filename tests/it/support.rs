@@ -14,6 +14,19 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The lines a child process writes to `output`, as they come, for a test to wait on one
+/// (`recv_timeout(DEADLINE)`).
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    received
+}
+
 /// Polls `condition` until it holds, failing the test with `what` after [`DEADLINE`].
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();

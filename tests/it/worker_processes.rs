@@ -443,26 +443,20 @@ async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one() {
 }
 
 /// A process's standard error as it comes, for a test to wait on a line.
-struct Log(std::sync::Arc<std::sync::Mutex<String>>);
+struct Log {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
 
 impl Log {
     fn of(child: &mut Child) -> Log {
-        use std::io::BufRead;
-        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr piped");
-        let sink = text.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Log(text)
+        Log { lines: crate::support::lines_of(stderr), seen: String::new() }
     }
 
-    fn contains(&self, needle: &str) -> bool {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(needle)
+    fn contains(&mut self, needle: &str) -> bool {
+        self.seen.extend(self.lines.try_iter().map(|line| line + "\n"));
+        self.seen.contains(needle)
     }
 }
 
@@ -472,7 +466,7 @@ async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_re
     let world =
         SyncWorld::without_workers(crate::support::Backend::Redis, "processes-frozen").await;
     let mut first = worker_process_with(&world, |command| command.stderr(Stdio::piped()));
-    let first_log = Log::of(&mut first);
+    let mut first_log = Log::of(&mut first);
     let mut processes = Processes(vec![first]);
     let account = world.link_with_files("Ada", &[("/a.md", "version 1")]).await;
     world.html_matching(&account, "/a.html", "version 1", "a").await;
