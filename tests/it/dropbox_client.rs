@@ -590,8 +590,15 @@ async fn an_upload_refused_while_another_write_holds_the_account_is_a_rate_limit
     let slow =
         crate::emulator_strict::SlowUpload::start(&url, &dropbox.account.access_token, "/slow.md")
             .await;
-    // Until the slow upload holds the account, an upload simply lands; once it does, the next
-    // is refused, and the client must say so as a rate limit the worker reschedules on.
+    // No other write may start before the slow one is in: arriving while another holds the
+    // account, the slow one would be refused itself.
+    let emulator = dropbox.emulator();
+    crate::sync_world::eventually("the slow upload to reach the emulator", || {
+        std::future::ready(emulator.writes_in_flight(dropbox.id()) == 1)
+    })
+    .await;
+    // Once it holds the account (a moment after it is in), the next upload is refused, and the
+    // client must say so as a rate limit the worker reschedules on.
     let started = std::time::Instant::now();
     let reason = loop {
         if let Err(DropboxError::RateLimited { reason, .. }) =

@@ -365,6 +365,13 @@ async fn a_write_overlapping_another_to_the_same_account_gets_429_too_many_write
     let other = dropbox.emulator().create_account("Grace Hopper");
     let slow =
         SlowUpload::start(dropbox.running.url(), &dropbox.account.access_token, "/slow.md").await;
+    // No other write may start before the slow one is in: arriving while another holds the
+    // account, the slow one would be refused itself.
+    let emulator = dropbox.emulator();
+    eventually("the slow upload to reach the emulator", || {
+        std::future::ready(emulator.writes_in_flight(dropbox.id()) == 1)
+    })
+    .await;
     let held = &dropbox;
     eventually("the slow upload to hold the account", || async move {
         harmless_write(held).await.0 == StatusCode::TOO_MANY_REQUESTS
