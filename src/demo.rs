@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::account::{AccountId, AccountTokens};
 use crate::cli::{block_on, serve_on, shutdown_signal};
 use crate::config::Settings;
 use crate::crypto::random_token;
-use crate::dropbox::{AccountId, AccountTokens};
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::store::{EmbeddedStore, Store, TokenSealer};
 

@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses the command line and calls in here; everything a test
 //! can exercise lives in this library.
 
+pub mod account;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod render;
 pub mod store;
 pub mod sync;
+pub mod task;
 pub mod telemetry;
 pub mod web;
 pub mod worker;

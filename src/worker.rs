@@ -20,14 +20,16 @@ use secrecy::ExposeSecret;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::account::AccountId;
 use crate::config::WorkerSettings;
-use crate::dropbox::{AccountId, DropboxClient};
+use crate::dropbox::DropboxClient;
 use crate::metrics::Metrics;
 use crate::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, LeaseWindow, Store,
     SyncState,
 };
-use crate::sync::{self, AbortOnDrop, PassContext, PassError, now_seconds};
+use crate::sync::{self, PassContext, PassError, now_seconds};
+use crate::task::AbortOnDrop;
 
 /// After the store fails, wait this long before asking again.
 const STORE_RETRY: Duration = Duration::from_secs(1);

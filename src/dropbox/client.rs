@@ -6,7 +6,7 @@
 //! `retry_after`, so the worker can reschedule the account instead of holding a slot asleep.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
@@ -24,6 +24,7 @@ use super::content_hash::content_hash;
 use super::error::DropboxError;
 use super::oauth::{self, OAuthClient};
 use super::types::{Account, FileMetadata, ListFolderPage, Metadata};
+use crate::account::AccountTokens;
 use crate::config::DropboxSettings;
 
 /// Refresh an access token this long before it expires, as the Python and JS SDKs do, so a call
@@ -60,24 +61,6 @@ impl RetryPolicy {
     pub(super) fn backoff(&self, attempt: u32) -> Duration {
         let bound = self.base.saturating_mul(2u32.saturating_pow(attempt)).min(self.cap);
         bound.mul_f64(rand::thread_rng().r#gen::<f64>())
-    }
-}
-
-/// A linked account's tokens, and where its Dropbox starts.
-#[derive(Debug, Clone)]
-pub struct AccountTokens {
-    pub access_token: SecretString,
-    pub refresh_token: SecretString,
-    /// When the access token dies; `None` when Dropbox did not say.
-    pub expires_at: Option<SystemTime>,
-    /// The team root namespace every files call is made from (`Dropbox-API-Path-Root`), when
-    /// the person's Dropbox is a team space; `None`: their home namespace, as by default.
-    pub path_root: Option<String>,
-}
-
-impl AccountTokens {
-    fn expires_soon(&self) -> bool {
-        self.expires_at.is_some_and(|at| at <= SystemTime::now() + REFRESH_MARGIN)
     }
 }
 
@@ -416,7 +399,7 @@ impl AccountClient {
         request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
     ) -> Result<Response, DropboxError> {
         let mut tokens = self.tokens.read().await.clone();
-        if tokens.expires_soon() {
+        if tokens.expires_within(REFRESH_MARGIN) {
             tokens = self.refresh_replacing(&tokens.access_token).await?;
         }
         let mut refreshed = false;
@@ -503,30 +486,5 @@ mod tests {
         }
         let waits: Vec<Duration> = (0..50).map(|_| policy.backoff(3)).collect();
         assert!(waits.iter().any(|w| *w != waits[0]), "full jitter varies the wait");
-    }
-
-    #[test]
-    fn a_token_expiring_within_the_margin_counts_as_expiring() {
-        let tokens = |expires_at| AccountTokens {
-            access_token: "a".to_owned().into(),
-            refresh_token: "r".to_owned().into(),
-            expires_at,
-            path_root: None,
-        };
-        assert!(tokens(Some(SystemTime::now() + Duration::from_secs(60))).expires_soon());
-        assert!(!tokens(Some(SystemTime::now() + Duration::from_secs(3600))).expires_soon());
-        assert!(!tokens(None).expires_soon());
-    }
-
-    #[test]
-    fn tokens_never_appear_in_debug_output() {
-        let tokens = AccountTokens {
-            access_token: "sl.secret-access".to_owned().into(),
-            refresh_token: "secret-refresh".to_owned().into(),
-            expires_at: None,
-            path_root: None,
-        };
-        let debug = format!("{tokens:?}");
-        assert!(!debug.contains("secret-access") && !debug.contains("secret-refresh"), "{debug}");
     }
 }

@@ -13,12 +13,14 @@ mod oauth;
 mod types;
 
 pub use arg::{escape_non_ascii, header_json};
-pub use client::{AccountClient, AccountTokens, Download, DropboxClient, RetryPolicy};
+pub use client::{AccountClient, Download, DropboxClient, RetryPolicy};
 pub use content_hash::{ContentHasher, content_hash};
 pub use error::{DropboxError, RateLimitReason, RouteError};
 pub use oauth::{Grant, SCOPES, new_pkce};
 pub use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 pub use types::{
-    Account, AccountId, AccountName, DeletedMetadata, FileMetadata, FolderMetadata,
-    InvalidAccountId, ListFolderPage, Metadata,
+    Account, AccountName, DeletedMetadata, FileMetadata, FolderMetadata, ListFolderPage, Metadata,
 };
+
+// The client takes and gives these; they belong to every layer (`crate::account`).
+pub use crate::account::{AccountId, AccountTokens, InvalidAccountId};

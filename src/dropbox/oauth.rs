@@ -24,9 +24,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::client::{AccountTokens, DropboxClient};
+use super::client::DropboxClient;
 use super::error::DropboxError;
-use super::types::AccountId;
+use crate::account::{AccountId, AccountTokens};
 use crate::config::DropboxSettings;
 
 /// What markdrop asks for: who the person is, and to read their files and write the `.html`.

@@ -3,52 +3,9 @@
 //! Reading is forgiving: unknown fields are ignored and an unknown `.tag` becomes `Other`, so a
 //! Dropbox that grows new fields or entry types never breaks a sync pass.
 
-use std::fmt;
+use serde::Deserialize;
 
-use serde::{Deserialize, Serialize};
-
-/// A Dropbox account id (`dbid:…`), checked once where it enters markdrop.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct AccountId(String);
-
-/// Why a string is not an account id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a Dropbox account id (expected `dbid:` and up to 100 letters, digits, `-` or `_`)")]
-pub struct InvalidAccountId;
-
-impl AccountId {
-    pub fn parse(raw: &str) -> Result<AccountId, InvalidAccountId> {
-        let rest = raw.strip_prefix("dbid:").ok_or(InvalidAccountId)?;
-        let valid = !rest.is_empty()
-            && rest.len() <= 100
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        valid.then(|| AccountId(raw.to_owned())).ok_or(InvalidAccountId)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for AccountId {
-    type Error = InvalidAccountId;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        AccountId::parse(&raw)
-    }
-}
-
-impl From<AccountId> for String {
-    fn from(id: AccountId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::account::AccountId;
 
 /// One entry of a folder listing (`Metadata`, a struct with enumerated subtypes).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -160,15 +117,6 @@ mod tests {
             account(r#"{".tag": "user", "root_namespace_id": "7", "home_namespace_id": "7"}"#);
         assert_eq!(user.path_root(), None);
         assert_eq!(account("null").path_root(), None);
-    }
-
-    #[test]
-    fn account_ids_are_checked_at_the_edge() {
-        assert!(AccountId::parse("dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc").is_ok());
-        for bad in ["", "dbid:", "AAH4f99T0", "dbid:a b", "dbid:é", "dbid:x\"y"] {
-            assert_eq!(AccountId::parse(bad), Err(InvalidAccountId), "{bad:?}");
-        }
-        assert!(serde_json::from_str::<AccountId>("\"12345\"").is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 
 use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
 use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
-use crate::dropbox::{AccountId, AccountTokens};
+use crate::account::{AccountId, AccountTokens};
 
 /// account → when it is due (ms since the epoch).
 const READY: TableDefinition<&str, u64> = TableDefinition::new("ready");

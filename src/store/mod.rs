@@ -32,7 +32,7 @@ pub use self::wake::Wakeups;
 pub use self::work::{
     Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges,
 };
-use crate::dropbox::{AccountId, AccountTokens};
+use crate::account::{AccountId, AccountTokens};
 
 /// The queue's size, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

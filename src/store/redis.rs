@@ -31,7 +31,7 @@ use tokio::sync::OnceCell;
 
 use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
 use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
-use crate::dropbox::{AccountId, AccountTokens};
+use crate::account::{AccountId, AccountTokens};
 
 /// A reply may take this long before the call counts as failed. Enqueueing is one short
 /// script; a Redis slower than this is better reported (503, and Dropbox retries) than waited on.

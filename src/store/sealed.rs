@@ -9,8 +9,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::account::{AccountId, AccountTokens};
 use crate::crypto::Sealer;
-use crate::dropbox::{AccountId, AccountTokens};
 
 /// Marks the format, so a later one can be told apart (and old records still opened).
 const VERSION: &str = "v1.";

@@ -109,7 +109,7 @@ impl AccountStatus {
 
     /// A stored status; one that does not parse (written by another version, say) is no
     /// outage: the page shows none until the next pass writes one.
-    pub(super) fn from_stored(account: &crate::dropbox::AccountId, json: &str) -> Option<Self> {
+    pub(super) fn from_stored(account: &crate::account::AccountId, json: &str) -> Option<Self> {
         match serde_json::from_str(json) {
             Ok(status) => Some(status),
             Err(error) => {

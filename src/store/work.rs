@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::{AccountStatus, StoreError};
-use crate::dropbox::{AccountId, AccountTokens};
+use crate::account::{AccountId, AccountTokens};
 
 /// A worker's hold on one account. Every write the worker makes for the account names it, and
 /// the store refuses the write once the lease is gone (expired, or the account forgotten).

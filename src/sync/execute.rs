@@ -14,12 +14,13 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::plan::{Conversion, NotePath, Sibling, Step, human_bytes};
-use super::{AbortOnDrop, PassContext, PassError, now_millis, now_seconds, pass_error};
+use super::{PassContext, PassError, now_millis, now_seconds, pass_error};
 use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
 use crate::render;
 use crate::store::{
     AccountStatus, Conversion as Recent, FileRecord, KeptPage, Outcome, RecordChanges, RetryingNote,
 };
+use crate::task::AbortOnDrop;
 
 /// Record changes are committed whenever this many have gathered, so a pass over a large
 /// listing that dies keeps most of what it did.

@@ -33,7 +33,7 @@ use crate::config::Settings;
 use crate::dropbox::{DropboxClient, DropboxError};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::sync::AbortOnDrop;
+use crate::task::AbortOnDrop;
 
 /// Heroku gives a process 30 s between SIGTERM and SIGKILL; in-flight requests get most of it.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;

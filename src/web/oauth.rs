@@ -11,8 +11,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::pages::{MessagePage, render, see_other, with_session};
 use super::session::{PendingLogin, Session};
+use crate::account::AccountId;
 use crate::crypto::{constant_time_eq, random_token};
-use crate::dropbox::{AccountId, DropboxError, PkceCodeVerifier, new_pkce};
+use crate::dropbox::{DropboxError, PkceCodeVerifier, new_pkce};
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
@@ -123,7 +124,7 @@ async fn link_account(
             };
             let account = grant.account_id;
             let tokens =
-                crate::dropbox::AccountTokens { path_root: profile.path_root(), ..grant.tokens };
+                crate::account::AccountTokens { path_root: profile.path_root(), ..grant.tokens };
             let store = &state.store;
             let before = store.tokens(&account).await.map_err(CallbackError::Store)?;
             if before.is_some_and(|before| before.path_root != tokens.path_root) {

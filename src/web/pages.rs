@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::session::Session;
+use crate::account::{AccountId, AccountTokens};
 use crate::crypto::constant_time_eq;
-use crate::dropbox::{AccountId, AccountTokens, DropboxError};
+use crate::dropbox::DropboxError;
 use crate::store::{AccountStatus, Outcome, StoreError, SyncState};
 use crate::telemetry::error_chain;
 

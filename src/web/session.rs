@@ -10,8 +10,8 @@ use actix_web::cookie::{Cookie, SameSite, time};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::account::AccountId;
 use crate::crypto::{Sealer, constant_time_eq, random_token};
-use crate::dropbox::AccountId;
 
 const COOKIE: &str = "markdrop_session";
 /// Over https the `__Host-` prefix makes browsers refuse the cookie from any other origin (a

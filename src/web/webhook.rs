@@ -24,7 +24,7 @@ use sha2::Sha256;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AppState;
-use crate::dropbox::AccountId;
+use crate::account::AccountId;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 
