@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::store::{QueueDepth, Store};
+use crate::task::AbortOnDrop;
 
 /// How often a process adds its counts to the store.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -132,8 +133,16 @@ impl Metrics {
         }
     }
 
+    /// Starts flushing to `store` every [`FLUSH_EVERY`] in a task of its own, until
+    /// [`Flusher::stop`].
+    pub fn start_flushing(&self, store: Store) -> Flusher {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = AbortOnDrop(tokio::spawn(self.clone().flush_until(store, stopped)));
+        Flusher { stop, task }
+    }
+
     /// Flushes to `store` every [`FLUSH_EVERY`], and once more when `stop` turns true.
-    pub async fn flush_until(self, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn flush_until(self, store: Store, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let stopping = tokio::select! {
                 () = tokio::time::sleep(FLUSH_EVERY) => false,
@@ -144,6 +153,21 @@ impl Metrics {
                 return;
             }
         }
+    }
+}
+
+/// A process's metrics flushing to the store, started by [`Metrics::start_flushing`].
+pub struct Flusher {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: AbortOnDrop<()>,
+}
+
+impl Flusher {
+    /// Flushes once more and stops: what was counted since the last flush is not lost with the
+    /// process.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
     }
 }
 

@@ -25,8 +25,8 @@ use crate::config::WorkerSettings;
 use crate::dropbox::DropboxClient;
 use crate::metrics::Metrics;
 use crate::store::{
-    AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, LeaseWindow, Store,
-    SyncState,
+    AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, LeaseWindow, Reschedule,
+    Store, SyncState,
 };
 use crate::sync::{self, PassContext, PassError, now_seconds};
 use crate::task::AbortOnDrop;
@@ -65,10 +65,7 @@ impl Worker {
             shutdown.await;
             let _ = stop.send(true);
         };
-        let (stop_flushing, flushing) = watch::channel(false);
-        let flusher = AbortOnDrop(tokio::spawn(
-            self.metrics.clone().flush_until(self.store.clone(), flushing),
-        ));
+        let flusher = self.metrics.start_flushing(self.store.clone());
         tokio::join!(signal, self.claim_loop(&mut passes, &held, stopping));
         let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
             while passes.join_next().await.is_some() {}
@@ -86,14 +83,12 @@ impl Worker {
             held.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, l)| l).collect();
         for lease in abandoned {
             if let Err(error) =
-                self.store.reschedule(&lease, Duration::ZERO, false, None, true).await
+                self.store.reschedule(&lease, Duration::ZERO, Reschedule::HandedBack, None).await
             {
                 tracing::warn!(account = %lease.account(), %error, "cannot hand an account back; it is resumed when its lease expires");
             }
         }
-        // The flusher's last flush: what was counted since is not lost with the process.
-        let _ = stop_flushing.send(true);
-        let _ = flusher.await;
+        flusher.stop().await;
         tracing::info!("worker stopped");
     }
 
@@ -139,7 +134,7 @@ impl Worker {
                             tracing::error!(account = %lease.account(), error = %panic, "a pass panicked; the account is retried later");
                             forget_held(&held, lease.account());
                             let delay = backoff(&settings, failures);
-                            let _ = store.reschedule(&lease, delay, true, None, false).await;
+                            let _ = store.reschedule(&lease, delay, Reschedule::Failed, None).await;
                         }
                         drop(slot);
                     });
@@ -331,7 +326,7 @@ impl Pass {
                 // A little extra, so accounts limited together do not all return at once.
                 let delay = retry_after + jitter(retry_after / 10 + Duration::from_millis(100));
                 status.state = SyncState::RateLimited { until: now_seconds() + delay.as_secs() };
-                self.store.reschedule(lease, delay, false, Some(&status), false).await?;
+                self.store.reschedule(lease, delay, Reschedule::RateLimited, Some(&status)).await?;
                 Ok(format!("rate limited by Dropbox; trying again in {delay:?}"))
             }
             Err(PassError::Unlinked { reason }) => {
@@ -357,14 +352,16 @@ impl Pass {
             }
             Err(PassError::LeaseLost) => Err(LeaseError::Lost),
             Err(PassError::Stopped) => {
-                self.store.reschedule(lease, Duration::ZERO, false, Some(&status), true).await?;
+                self.store
+                    .reschedule(lease, Duration::ZERO, Reschedule::HandedBack, Some(&status))
+                    .await?;
                 Ok("stopped for shutdown; handed the account back".to_owned())
             }
             Err(PassError::Failed { message, source }) => {
                 let delay = backoff(&self.settings, claim.failures);
                 tracing::warn!(account = %lease.account(), error = %format!("{source:#}"), failures = claim.failures + 1, "pass failed");
                 status.state = SyncState::Failing { message };
-                self.store.reschedule(lease, delay, true, Some(&status), false).await?;
+                self.store.reschedule(lease, delay, Reschedule::Failed, Some(&status)).await?;
                 Ok(format!("pass failed; trying again in {delay:?}"))
             }
         }

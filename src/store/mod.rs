@@ -34,6 +34,17 @@ pub use self::work::{
 };
 use crate::account::{AccountId, AccountTokens};
 
+/// Why an account goes back to the queue ([`Store::reschedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reschedule {
+    /// The pass failed: counted towards the account's backoff.
+    Failed,
+    /// Dropbox asked to wait: no failure.
+    RateLimited,
+    /// A stopping worker hands the account back, due now: idle workers are told at once.
+    HandedBack,
+}
+
 /// The queue's size, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueDepth {
@@ -211,18 +222,19 @@ impl Store {
         })
     }
 
-    /// Gives the account back to the queue, due after `delay`, and gives up the lease. A
-    /// `failure` counts towards the backoff; `wake` tells idle workers at once (for work due
-    /// now, e.g. from a worker shutting down).
+    /// Gives the account back to the queue, due after `delay`, and gives up the lease; `why`
+    /// decides whether it counts towards the backoff and whether idle workers are told at once.
     pub async fn reschedule(
         &self,
         lease: &Lease,
         delay: Duration,
-        failure: bool,
+        why: Reschedule,
         status: Option<&AccountStatus>,
-        wake: bool,
     ) -> Result<(), LeaseError> {
         let due_at = now_millis() + millis(delay);
+        let failure = why == Reschedule::Failed;
+        // Work due now (a stopping worker's) is announced; a wait is not.
+        let wake = why == Reschedule::HandedBack;
         on_backend!(self, store => {
             within_deadline(store.reschedule(lease, due_at, failure, status, wake)).await
         })

@@ -33,7 +33,6 @@ use crate::config::Settings;
 use crate::dropbox::{DropboxClient, DropboxError};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::task::AbortOnDrop;
 
 /// Heroku gives a process 30 s between SIGTERM and SIGKILL; in-flight requests get most of it.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 25;
@@ -208,8 +207,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> io::Result<()> {
         let Application { server, metrics, store, .. } = self;
-        let (stop_flushing, flushing) = tokio::sync::watch::channel(false);
-        let flusher = AbortOnDrop(tokio::spawn(metrics.flush_until(store, flushing)));
+        let flusher = metrics.start_flushing(store);
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
         let result = tokio::select! {
@@ -220,9 +218,7 @@ impl Application {
                 result
             }
         };
-        // The flusher's last flush: what was counted since is not lost with the process.
-        let _ = stop_flushing.send(true);
-        let _ = flusher.await;
+        flusher.stop().await;
         result
     }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use markdrop::dropbox::{AccountId, AccountTokens};
 use markdrop::store::{
-    AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges, Store,
+    AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges,
+    Reschedule, Store,
 };
 
 use secrecy::ExposeSecret;
@@ -136,7 +137,7 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     // Taken before the call: the due time is computed inside it.
     let backed_off_at = Instant::now();
     store
-        .reschedule(&first.lease, Duration::from_secs(1), true, None, false)
+        .reschedule(&first.lease, Duration::from_secs(1), Reschedule::Failed, None)
         .await
         .expect("back off");
     assert_eq!(store.leases_held().await.expect("leases"), 0);
@@ -145,7 +146,10 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     let second = claim_when_due(&store, LEASE).await;
     assert!(backed_off_at.elapsed() >= Duration::from_secs(1));
     assert_eq!(second.failures, 1);
-    store.reschedule(&second.lease, Duration::ZERO, false, None, true).await.expect("hand back");
+    store
+        .reschedule(&second.lease, Duration::ZERO, Reschedule::HandedBack, None)
+        .await
+        .expect("hand back");
     let third = claim(&store, LEASE).await.expect("due at once");
     assert_eq!(third.failures, 1, "a hand-back is no failure");
     store
@@ -207,7 +211,7 @@ async fn the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_sh
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let alice = claim(&store, LEASE).await.expect("claimed");
     store
-        .reschedule(&alice.lease, Duration::from_secs(3600), true, None, false)
+        .reschedule(&alice.lease, Duration::from_secs(3600), Reschedule::Failed, None)
         .await
         .expect("back off");
     assert_eq!(store.sweep().await.expect("sweep"), 2);
