@@ -31,6 +31,7 @@ pub use self::status::{
 pub use self::wake::Wakeups;
 pub use self::work::{
     Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges,
+    ancestors,
 };
 use crate::account::{AccountId, AccountTokens};
 

@@ -210,24 +210,10 @@ impl RecordChanges {
         self.files.retain(|path, _| !path.starts_with(&prefix));
         self.forget_under.push(prefix);
     }
-
-    /// Whether `path` lies under a folder this batch forgets.
-    pub fn forgets(&self, path: &str) -> bool {
-        ancestors(path).any(|folder| self.forget_under.iter().any(|prefix| prefix == folder))
-    }
-
-    /// The record for `path` as this batch leaves it: `Some(None)` when the batch dropped it,
-    /// `None` when the batch does not know (ask the store).
-    pub fn get(&self, path: &str) -> Option<Option<&FileRecord>> {
-        if let Some(record) = self.files.get(path) {
-            return Some(record.as_ref());
-        }
-        self.forgets(path).then_some(None)
-    }
 }
 
 /// The folders above `path`, each with its trailing slash: `/a/b/c.md` → `/a/`, `/a/b/`.
-pub(super) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.char_indices().skip(1).filter(|&(_, c)| c == '/').map(move |(at, _)| &path[..=at])
 }
 
@@ -251,12 +237,9 @@ mod tests {
         changes.files.insert("/notes/a.md".into(), Some(record("1")));
         changes.files.insert("/notes-old/b.md".into(), Some(record("2")));
         changes.forget_under("/notes");
-        assert_eq!(changes.get("/notes/a.md"), Some(None));
-        assert_eq!(changes.get("/notes/deep/c.md"), Some(None));
-        assert_eq!(changes.get("/notes-old/b.md"), Some(Some(&record("2"))));
-        assert_eq!(changes.get("/other.md"), None);
-        changes.files.insert("/notes/a.md".into(), Some(record("3")));
-        assert_eq!(changes.get("/notes/a.md"), Some(Some(&record("3"))), "written after");
+        assert_eq!(changes.files.get("/notes/a.md"), None, "dropped from the batch");
+        assert_eq!(changes.files.get("/notes-old/b.md"), Some(&Some(record("2"))));
+        assert_eq!(changes.forget_under, ["/notes/"], "and forgotten in the store");
     }
 
     #[test]

@@ -230,7 +230,7 @@ pub async fn run(
     // forgetting has been committed.
     let forgotten: std::collections::HashSet<&str> =
         plan.forget.iter().map(String::as_str).collect();
-    records.retain(|key, _| !plan::folders_above(key).any(|folder| forgotten.contains(folder)));
+    records.retain(|key, _| !crate::store::ancestors(key).any(|folder| forgotten.contains(folder)));
     let outcome = execute::steps(context, plan.steps, &records, &mut changes, status).await;
     // Whatever was written is recorded even when the pass did not finish, so a retry does not
     // upload it again; the cursor moves only past a listing that was carried out whole.
@@ -272,9 +272,7 @@ async fn list(context: &PassContext, mut cursor: Option<String>) -> Result<Listi
         }
         .map_err(pass_error)?;
         listing.entries.extend(page.entries.into_iter().filter(|entry| match entry {
-            Metadata::File(file) => {
-                is_markdown(&file.name) || file.name.to_ascii_lowercase().ends_with(".html")
-            }
+            Metadata::File(file) => is_markdown(&file.name) || plan::is_page(&file.name),
             Metadata::Deleted(_) => true,
             Metadata::Folder(_) | Metadata::Other => false,
         }));

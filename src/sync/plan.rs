@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::dropbox::Metadata;
-use crate::store::FileRecord;
+use crate::store::{FileRecord, ancestors};
 
 /// A note's path: as Dropbox displays it, and lower-cased (the key of its record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,11 @@ impl NotePath {
 /// Whether a file name is Markdown: a non-empty stem and the extension `.md` in any case.
 pub fn is_markdown(name: &str) -> bool {
     name.len() > 3 && name.as_bytes()[name.len() - 3..].eq_ignore_ascii_case(b".md")
+}
+
+/// Whether a file name is a page's: the extension `.html` in any case.
+pub fn is_page(name: &str) -> bool {
+    name.len() > 5 && name.as_bytes()[name.len() - 5..].eq_ignore_ascii_case(b".html")
 }
 
 /// The record key of the note whose page `html_key` (lower-case) would be, if it is a page.
@@ -250,10 +255,10 @@ pub fn plan(
     // a deleted folder is gone with it, whatever came after. (Each looks up its own ancestors:
     // the cost grows with the entries and their depth, never with entries times deletions.)
     let deleted_after = |key: &str, at: usize| {
-        folders_above(key).any(|folder| deleted_folders.get(folder).is_some_and(|&gone| gone > at))
+        ancestors(key).any(|folder| deleted_folders.get(folder).is_some_and(|&gone| gone > at))
     };
     let record = |key: &str| {
-        records.get(key).filter(|_| !folders_above(key).any(|f| deleted_folders.contains_key(f)))
+        records.get(key).filter(|_| !ancestors(key).any(|f| deleted_folders.contains_key(f)))
     };
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
@@ -311,11 +316,6 @@ pub fn plan(
         steps.extend(step);
     }
     Plan { forget, steps }
-}
-
-/// The folders above `path`, each with its trailing slash: `/a/b/c.md` → `/a/`, `/a/b/`.
-pub(super) fn folders_above(path: &str) -> impl Iterator<Item = &str> {
-    path.char_indices().skip(1).filter(|&(_, c)| c == '/').map(move |(at, _)| &path[..=at])
 }
 
 /// The note is gone: its record and what the account page says of it go too, and its page if

@@ -119,15 +119,22 @@ async fn linking_again_recognizes_markdrops_pages_and_keeps_the_edited_ones(back
     );
 }
 
+/// Waits for `/a.md` ("version 1") to be converted, changes it to "version 2" and waits for that
+/// page; returns markdrop's page of version 1, an older page of its own to land late.
+async fn a_page_and_the_one_before(world: &SyncWorld, account: &str) -> Vec<u8> {
+    world.html_matching(account, "/a.html", "version 1", "a").await;
+    world.quiet().await;
+    let version_1 = world.emulator().read_file(account, "/a.html").expect("page");
+    world.emulator().put_file(account, "/a.md", "version 2").expect("edit");
+    world.html_matching(account, "/a.html", "version 2", "a").await;
+    world.quiet().await;
+    version_1
+}
+
 async fn an_older_page_of_markdrops_that_lands_late_is_rewritten_with_the_latest(backend: Backend) {
     let world = SyncWorld::start(backend, "own-late").await;
     let account = world.link_with_files("Ada", &[("/a.md", "version 1")]).await;
-    world.html_matching(&account, "/a.html", "version 1", "a").await;
-    world.quiet().await;
-    let version_1 = world.emulator().read_file(&account, "/a.html").expect("page");
-    world.emulator().put_file(&account, "/a.md", "version 2").expect("edit");
-    world.html_matching(&account, "/a.html", "version 2", "a").await;
-    world.quiet().await;
+    let version_1 = a_page_and_the_one_before(&world, &account).await;
     // An upload of version 1 that was held on the wire lands now, over version 2.
     world.emulator().put_file(&account, "/a.html", version_1).expect("the late upload");
     world.html_matching(&account, "/a.html", "version 2", "a").await;
@@ -143,13 +150,8 @@ async fn a_deleted_note_takes_an_older_page_of_markdrops_along_but_not_an_edited
     let world = SyncWorld::start(backend, "own-late-delete").await;
     let files = [("/a.md", "version 1"), ("/b.md", "b")];
     let account = world.link_with_files("Ada", &files).await;
-    world.html_matching(&account, "/a.html", "version 1", "a").await;
     world.html_matching(&account, "/b.html", "b", "b").await;
-    world.quiet().await;
-    let version_1 = world.emulator().read_file(&account, "/a.html").expect("page");
-    world.emulator().put_file(&account, "/a.md", "version 2").expect("edit");
-    world.html_matching(&account, "/a.html", "version 2", "a").await;
-    world.quiet().await;
+    let version_1 = a_page_and_the_one_before(&world, &account).await;
     // Both deleted in one go, a's page having become an older one of markdrop's, b's edited.
     world.emulator().put_file(&account, "/a.html", version_1).expect("the late upload");
     world.emulator().put_file(&account, "/b.html", "<p>mine</p>").expect("hand edit");
