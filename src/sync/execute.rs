@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::plan::{Conversion, NotePath, Sibling, Step, human_bytes};
+use super::plan::{Conversion, Direct, NotePath, Sibling, Step, human_bytes};
 use super::{PassContext, PassError, now_millis, now_seconds, pass_error};
 use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
 use crate::render;
@@ -82,45 +82,16 @@ enum Prepared {
         _memory: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// The page already is this rendering: it is recorded as markdrop's, nothing is written.
-    Current {
-        note: NotePath,
-        html: String,
-        source_hash: String,
-        html_hash: String,
-    },
+    Current { note: NotePath, html: String, source_hash: String, html_hash: String },
     /// The page is the person's: it stays as it is.
-    Kept {
-        note: NotePath,
-        html: String,
-        source_hash: String,
-        page_hash: String,
-    },
+    Kept { note: NotePath, html: String, source_hash: String, page_hash: String },
     /// Nothing to write; report this (or nothing) for the note.
-    Done {
-        note: NotePath,
-        outcome: Option<Outcome>,
-    },
+    Done { note: NotePath, outcome: Option<Outcome> },
     /// Failed for a reason that may pass: tried again later, and after `give_up_after` tries
     /// in a row (when set) reported as lasting instead.
-    Retry {
-        note: NotePath,
-        reason: String,
-        give_up_after: Option<u32>,
-    },
-    /// Steps with no reading part.
-    Keep {
-        note: NotePath,
-        html: String,
-        report: bool,
-    },
-    Skip {
-        note: NotePath,
-        reason: String,
-    },
-    Remove {
-        note: NotePath,
-        record: Option<FileRecord>,
-    },
+    Retry { note: NotePath, reason: String, give_up_after: Option<u32> },
+    /// A step with no reading part.
+    Direct(Direct),
 }
 
 type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
@@ -214,47 +185,60 @@ pub(super) async fn steps(
                 };
                 fail(context, status, &note, error, false)?;
             }
-            Prepared::Keep { note, html, report } => keep(context, status, &note, html, report),
-            Prepared::Skip { note, reason } => {
-                status.retrying.remove(&note.key);
-                report(context, status, &note, Some(Outcome::Skipped { reason }));
-            }
-            Prepared::Remove { note, record } => {
-                let removed = match &record {
-                    Some(record) => remove_page(context, record).await,
-                    None => Ok(None),
-                };
-                // The record goes only once its page is dealt with: a pass that ends before
-                // leaves it, so the next one removes the page.
-                let error = match removed {
-                    Ok(outcome) => {
-                        report(context, status, &note, outcome);
-                        None
-                    }
-                    Err(FileError::Gone) => None,
-                    Err(error) => Some(error),
-                };
-                match error {
-                    Some(FileError::Passing(reason)) => {
-                        let reason = format!("its page could not be removed: {reason}");
-                        fail(context, status, &note, FileError::Passing(reason), true)?;
-                    }
-                    Some(FileError::Pass(error)) => return Err(error),
-                    error => {
-                        changes.files.insert(note.key.clone(), None);
-                        settle(status, &note.key);
-                        if let Some(FileError::Lasting(reason)) = error {
-                            // The note is gone; its page stays, and the account page says why.
-                            let message = format!("its page could not be removed: {reason}");
-                            report(context, status, &note, Some(Outcome::Failed { message }));
-                        }
-                    }
-                }
-            }
+            Prepared::Direct(step) => carry_out(context, step, changes, status).await?,
         }
         if changes.files.len() >= COMMIT_EVERY {
             context.store.commit(&context.lease, changes, None, Some(status)).await?;
             *changes = RecordChanges::default();
+        }
+    }
+    Ok(())
+}
+
+/// Carries out a step with nothing to read.
+async fn carry_out(
+    context: &PassContext,
+    step: Direct,
+    changes: &mut RecordChanges,
+    status: &mut AccountStatus,
+) -> Result<(), PassError> {
+    match step {
+        Direct::Keep { note, html, hash: _, report } => keep(context, status, &note, html, report),
+        Direct::Skip { note, reason } => {
+            status.retrying.remove(&note.key);
+            report(context, status, &note, Some(Outcome::Skipped { reason }));
+        }
+        Direct::Remove { note, record } => {
+            let removed = match &record {
+                Some(record) => remove_page(context, record).await,
+                None => Ok(None),
+            };
+            // The record goes only once its page is dealt with: a pass that ends before
+            // leaves it, so the next one removes the page.
+            let error = match removed {
+                Ok(outcome) => {
+                    report(context, status, &note, outcome);
+                    None
+                }
+                Err(FileError::Gone) => None,
+                Err(error) => Some(error),
+            };
+            match error {
+                Some(FileError::Passing(reason)) => {
+                    let reason = format!("its page could not be removed: {reason}");
+                    fail(context, status, &note, FileError::Passing(reason), true)?;
+                }
+                Some(FileError::Pass(error)) => return Err(error),
+                error => {
+                    changes.files.insert(note.key.clone(), None);
+                    settle(status, &note.key);
+                    if let Some(FileError::Lasting(reason)) = error {
+                        // The note is gone; its page stays, and the account page says why.
+                        let message = format!("its page could not be removed: {reason}");
+                        report(context, status, &note, Some(Outcome::Failed { message }));
+                    }
+                }
+            }
         }
     }
     Ok(())
@@ -351,14 +335,9 @@ fn fail(
 /// Starts a step's reading part. Downloads and renders run as tasks of their own, so they go on
 /// while the pass waits for an upload. `is_head` turns `true` once the pass waits for this step.
 fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>) -> Preparation {
-    let direct = |prepared| -> Preparation { Box::pin(std::future::ready(Ok(prepared))) };
     let conversion = match step {
         Step::Convert(conversion) => conversion,
-        Step::Keep { note, html, hash: _, report } => {
-            return direct(Prepared::Keep { note, html, report });
-        }
-        Step::Skip { note, reason } => return direct(Prepared::Skip { note, reason }),
-        Step::Remove { note, record } => return direct(Prepared::Remove { note, record }),
+        Step::Direct(step) => return Box::pin(std::future::ready(Ok(Prepared::Direct(step)))),
     };
     let client = context.client.clone();
     let memory = context.memory.clone();

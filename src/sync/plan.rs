@@ -115,26 +115,23 @@ pub struct Conversion {
 /// One thing to do, in listing order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// Read the note, then write or record its page.
     Convert(Conversion),
+    /// Nothing to read: carried out as planned.
+    Direct(Direct),
+}
+
+/// A step with nothing to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Direct {
     /// The page is the person's and stays as it is; `report` says so on the account page (the
     /// note changed, so a person may wonder why its page did not).
-    Keep {
-        note: NotePath,
-        html: String,
-        hash: String,
-        report: bool,
-    },
+    Keep { note: NotePath, html: String, hash: String, report: bool },
     /// A note left alone for good (until it changes): too large, or not downloadable.
-    Skip {
-        note: NotePath,
-        reason: String,
-    },
+    Skip { note: NotePath, reason: String },
     /// The note is gone: forget it, and remove its page if it is still markdrop's. `record` is
     /// `None` when there is nothing to remove (never converted, or the page went first).
-    Remove {
-        note: NotePath,
-        record: Option<FileRecord>,
-    },
+    Remove { note: NotePath, record: Option<FileRecord> },
 }
 
 /// What a pass does about a listing.
@@ -285,14 +282,17 @@ pub fn plan(
             Some(NoteSeen::File { display, hash, size, downloadable }) => {
                 let note = NotePath { display: display.clone(), key: key.clone() };
                 if !downloadable {
-                    Some(Step::Skip { note, reason: "Dropbox cannot download it".to_owned() })
+                    Some(Step::Direct(Direct::Skip {
+                        note,
+                        reason: "Dropbox cannot download it".to_owned(),
+                    }))
                 } else if *size > max_markdown_bytes {
                     let reason = format!(
                         "it is {}, over the {} limit",
                         human_bytes(*size),
                         human_bytes(max_markdown_bytes)
                     );
-                    Some(Step::Skip { note, reason })
+                    Some(Step::Direct(Direct::Skip { note, reason }))
                 } else {
                     let changed = hash.is_none()
                         || record(key)
@@ -326,7 +326,7 @@ fn remove(key: &str, record: Option<&FileRecord>, page: Option<&PageSeen>) -> St
         None => NotePath { display: key.to_owned(), key: key.to_owned() },
     };
     let page_left = !matches!(page, Some(PageSeen::Deleted));
-    Step::Remove { note, record: record.filter(|_| page_left).cloned() }
+    Step::Direct(Direct::Remove { note, record: record.filter(|_| page_left).cloned() })
 }
 
 /// What [`judge`] looks at for a note that exists.
@@ -349,7 +349,9 @@ fn judge(judged: Judged<'_>, size: u64) -> Option<Step> {
     let changed = changed || retry;
     let html = record.map_or_else(|| note.html(), |record| record.html_path.clone());
     let kept = record.and_then(|record| record.kept_html_hash.clone());
-    let keep = |note, html, hash| changed.then_some(Step::Keep { note, html, hash, report: true });
+    let keep = |note, html, hash| {
+        changed.then_some(Step::Direct(Direct::Keep { note, html, hash, report: true }))
+    };
     let (sibling, rewrite) = match (record, page) {
         (_, Some(PageSeen::Deleted)) => (Sibling::Free, true),
         // markdrop's latest page: free to write; if the person had kept the page, putting
@@ -593,12 +595,12 @@ mod tests {
         kept.kept_html_hash = Some("hers".into());
         let records = [("/a.md", kept.clone())];
         assert_eq!(plan_of(&[file("/a.md", "1")], &records).steps, vec![], "nothing new");
-        let keep = Step::Keep {
+        let keep = Step::Direct(Direct::Keep {
             note: note("/a.md"),
             html: "/a.html".into(),
             hash: "hers".into(),
             report: true,
-        };
+        });
         assert_eq!(plan_of(&[file("/a.md", "2")], &records).steps, vec![keep.clone()]);
         // Listed again unchanged (after a reset, say): still hers.
         let entries = [file("/a.md", "2"), file("/a.html", "hers")];
@@ -640,11 +642,14 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                Step::Skip {
+                Step::Direct(Direct::Skip {
                     note: note("/big.md"),
                     reason: "it is 11.5 MiB, over the 10 MiB limit".into()
-                },
-                Step::Skip { note: note("/doc.md"), reason: "Dropbox cannot download it".into() },
+                }),
+                Step::Direct(Direct::Skip {
+                    note: note("/doc.md"),
+                    reason: "Dropbox cannot download it".into()
+                }),
             ]
         );
     }
@@ -659,10 +664,10 @@ mod tests {
         assert_eq!(
             plan.steps,
             vec![
-                Step::Remove { note: note("/a.md"), record: Some(record("x")) },
+                Step::Direct(Direct::Remove { note: note("/a.md"), record: Some(record("x")) }),
                 // Its page went first: nothing to remove, only the record to forget.
-                Step::Remove { note: note("/b.md"), record: None },
-                Step::Remove { note: note("/never.md"), record: None },
+                Step::Direct(Direct::Remove { note: note("/b.md"), record: None }),
+                Step::Direct(Direct::Remove { note: note("/never.md"), record: None }),
             ]
         );
         // Either might have been a folder named like a note.
@@ -679,7 +684,7 @@ mod tests {
         assert_eq!(
             plan.steps,
             vec![
-                Step::Remove { note: note("/old/deep/b.md"), record: None },
+                Step::Direct(Direct::Remove { note: note("/old/deep/b.md"), record: None }),
                 convert("/old/c.md", None, Sibling::Unlisted),
             ]
         );
@@ -730,7 +735,10 @@ mod tests {
         let retries = HashMap::from([retry("/b.md", true)]);
         let records = HashMap::from([("/b.md".to_owned(), b.clone())]);
         let steps = plan(&[], false, &records, &retries, CAP).steps;
-        assert_eq!(steps, vec![Step::Remove { note: note("/b.md"), record: Some(b) }]);
+        assert_eq!(
+            steps,
+            vec![Step::Direct(Direct::Remove { note: note("/b.md"), record: Some(b) })]
+        );
     }
 
     #[test]
@@ -755,7 +763,7 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                Step::Remove { note: note("/f/a.md"), record: None },
+                Step::Direct(Direct::Remove { note: note("/f/a.md"), record: None }),
                 convert("/f/b.md", None, Sibling::Unlisted),
             ]
         );
