@@ -125,6 +125,19 @@ impl Default for WorkerSettings {
     }
 }
 
+impl WorkerSettings {
+    /// The delay before retrying after `failures` failed tries in a row (this one not counted),
+    /// for a pass or a note: doubling from `retry_base` up to `retry_cap`, the upper half
+    /// jittered, so an account that keeps failing is tried about every `retry_cap` and never in
+    /// lockstep with others.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let bound =
+            self.retry_base.saturating_mul(2u32.saturating_pow(failures)).min(self.retry_cap);
+        let half = bound / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
 /// The Dropbox app markdrop acts as, and the three hosts of the Dropbox API.
 #[derive(Debug, Clone)]
 pub struct DropboxSettings {
@@ -604,5 +617,19 @@ mod tests {
             read(&[("RUST_LOG", "markdrop=loud")]),
             Err(ConfigError::Invalid { var: "RUST_LOG", .. })
         ));
+    }
+
+    #[test]
+    fn the_backoff_doubles_then_stays_at_the_cap() {
+        let settings = WorkerSettings {
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(300),
+            ..WorkerSettings::default()
+        };
+        for (failures, bound) in [(0, 2), (1, 4), (2, 8), (7, 256), (8, 300), (40, 300)] {
+            let delay = settings.backoff(failures);
+            let bound = Duration::from_secs(bound);
+            assert!(delay >= bound / 2 && delay <= bound, "{failures}: {delay:?} vs {bound:?}");
+        }
     }
 }

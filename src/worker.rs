@@ -15,7 +15,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use secrecy::ExposeSecret;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -133,7 +132,7 @@ impl Worker {
                         if let Err(panic) = run.await {
                             tracing::error!(account = %lease.account(), error = %panic, "a pass panicked; the account is retried later");
                             forget_held(&held, lease.account());
-                            let delay = backoff(&settings, failures);
+                            let delay = settings.backoff(failures);
                             let _ = store.reschedule(&lease, delay, Reschedule::Failed, None).await;
                         }
                         drop(slot);
@@ -358,7 +357,7 @@ impl Pass {
                 Ok("stopped for shutdown; handed the account back".to_owned())
             }
             Err(PassError::Failed { message, source }) => {
-                let delay = backoff(&self.settings, claim.failures);
+                let delay = self.settings.backoff(claim.failures);
                 tracing::warn!(account = %lease.account(), error = %format!("{source:#}"), failures = claim.failures + 1, "pass failed");
                 status.state = SyncState::Failing { message };
                 self.store.reschedule(lease, delay, Reschedule::Failed, Some(&status)).await?;
@@ -368,17 +367,9 @@ impl Pass {
     }
 }
 
-/// The delay before retrying after `failures` failed passes in a row (this one not counted):
-/// doubling from `retry_base` up to `retry_cap`, the upper half jittered, so an account that
-/// keeps failing is tried about every `retry_cap` and never in lockstep with others.
-pub fn backoff(settings: &WorkerSettings, failures: u32) -> Duration {
-    let bound =
-        settings.retry_base.saturating_mul(2u32.saturating_pow(failures)).min(settings.retry_cap);
-    bound / 2 + jitter(bound / 2)
-}
-
+/// A random part of `up_to`, so accounts told to wait alike do not come back in lockstep.
 fn jitter(up_to: Duration) -> Duration {
-    up_to.mul_f64(rand::thread_rng().r#gen::<f64>())
+    up_to.mul_f64(rand::random::<f64>())
 }
 
 /// A short fingerprint of a sealed token record: a stop for a missing permission holds for the
@@ -449,24 +440,5 @@ impl Drop for Heartbeat {
     /// a lease nobody uses.
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_backoff_doubles_then_stays_at_the_cap() {
-        let settings = WorkerSettings {
-            retry_base: Duration::from_secs(2),
-            retry_cap: Duration::from_secs(300),
-            ..WorkerSettings::default()
-        };
-        for (failures, bound) in [(0, 2), (1, 4), (2, 8), (7, 256), (8, 300), (40, 300)] {
-            let delay = backoff(&settings, failures);
-            let bound = Duration::from_secs(bound);
-            assert!(delay >= bound / 2 && delay <= bound, "{failures}: {delay:?} vs {bound:?}");
-        }
     }
 }

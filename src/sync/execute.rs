@@ -317,7 +317,7 @@ fn fail(
         }
         FileError::Passing(reason) => {
             let attempts = status.retrying.get(&note.key).map_or(0, |note| note.attempts);
-            let delay = crate::worker::backoff(&context.settings, attempts);
+            let delay = context.settings.backoff(attempts);
             let waiting = RetryingNote {
                 markdown: note.display.clone(),
                 reason: reason.clone(),
