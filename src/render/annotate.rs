@@ -10,7 +10,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::vec;
 
-use pulldown_cmark::{CowStr, Event, HeadingLevel, InlineStr, Tag, TagEnd};
+use pulldown_cmark::{CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagEnd};
+
+use super::contents::Heading;
+use super::{alerts, links};
 
 /// Footnote ids live in their own namespace, so `[^intro]` cannot collide with `# Intro`.
 const FOOTNOTE_ID_PREFIX: &str = "fn-";
@@ -46,6 +49,8 @@ pub(super) struct Annotate<'a, I> {
     referenced: HashMap<CowStr<'a>, usize>,
     /// The footnote definitions, replayed after the body through the same annotations.
     tail: Option<vec::IntoIter<Event<'a>>>,
+    /// Every heading, for a table of contents; `None` when none is wanted.
+    headings: Option<Vec<Heading>>,
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
@@ -60,7 +65,19 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             heading_text: String::new(),
             referenced: HashMap::new(),
             tail: None,
+            headings: None,
         }
+    }
+
+    /// Also keeps every heading's level, id and text, for [`Annotate::into_headings`].
+    pub(super) fn keeping_headings(mut self) -> Self {
+        self.headings = Some(Vec::new());
+        self
+    }
+
+    /// The headings kept, in order (empty unless [`Annotate::keeping_headings`]).
+    pub(super) fn headings(&mut self) -> Vec<Heading> {
+        self.headings.take().unwrap_or_default()
     }
 
     /// The plain text of the first heading among the events read so far.
@@ -145,6 +162,10 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
         if self.first_heading.is_none() && !text.trim().is_empty() {
             self.first_heading = Some(collapse_whitespace(&text));
         }
+        if let Some(headings) = &mut self.headings {
+            let text = collapse_whitespace(&text);
+            headings.push(Heading { level: level as u8, id: id.to_string(), text });
+        }
         self.heading_text = text;
         Event::Start(Tag::Heading { level, id: Some(id), classes, attrs })
     }
@@ -158,7 +179,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 _ => {}
             }
             let end = matches!(event, Event::End(TagEnd::Heading(_)));
-            let event = self.namespace_footnote(event);
+            let event = self.rewrite(event);
             self.pending.push_back(event);
             if end {
                 break;
@@ -193,6 +214,31 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 }
                 Event::FootnoteReference(id)
             }
+            other => other,
+        }
+    }
+
+    /// The events that change in place: footnote references into their namespace, links to
+    /// notes to their pages, alerts into their boxes.
+    fn rewrite(&mut self, event: Event<'a>) -> Event<'a> {
+        match event {
+            // A footnote's own references were moved into the namespace as it was set aside.
+            Event::FootnoteReference(_) if self.tail.is_some() => event,
+            Event::FootnoteReference(_) => self.namespace_footnote(event),
+            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+                let dest_url = match link_type {
+                    LinkType::Inline
+                    | LinkType::Reference
+                    | LinkType::Collapsed
+                    | LinkType::Shortcut => {
+                        links::note_page_href(&dest_url).map_or(dest_url, CowStr::from)
+                    }
+                    _ => dest_url,
+                };
+                Event::Start(Tag::Link { link_type, dest_url, title, id })
+            }
+            Event::Start(Tag::BlockQuote(Some(kind))) => Event::Html(alerts::open(kind).into()),
+            Event::End(TagEnd::BlockQuote(Some(_))) => Event::Html(alerts::CLOSE.into()),
             other => other,
         }
     }
@@ -239,7 +285,12 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for Annotate<'a, I> {
             if !matches!(
                 event,
                 None | Some(
-                    Event::Start(Tag::Heading { .. } | Tag::FootnoteDefinition(_))
+                    Event::Start(
+                        Tag::Heading { .. }
+                            | Tag::FootnoteDefinition(_)
+                            | Tag::Link { .. }
+                            | Tag::BlockQuote(Some(_))
+                    ) | Event::End(TagEnd::BlockQuote(Some(_)))
                         | Event::FootnoteReference(_)
                 )
             ) {
@@ -273,9 +324,11 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                     self.set_aside_footnote(name);
                     event = self.next_source_event();
                 }
-                Some(reference @ Event::FootnoteReference(_)) => {
-                    return Some(self.namespace_footnote(reference));
-                }
+                Some(
+                    event @ (Event::FootnoteReference(_)
+                    | Event::Start(Tag::Link { .. } | Tag::BlockQuote(Some(_)))
+                    | Event::End(TagEnd::BlockQuote(Some(_)))),
+                ) => return Some(self.rewrite(event)),
                 other => return other,
             }
         }
@@ -342,6 +395,16 @@ mod tests {
              <div class=\"footnote-definition\" id=\"fn-intro\"><sup class=\"footnote-definition-label\">1</sup>\n\
              <p>The <em>note</em>.</p>\n</div>\n</section>\n"
         );
+    }
+
+    #[test]
+    fn a_reference_inside_a_footnote_points_at_its_footnote() {
+        let body = render_body("x[^a]\n\n[^a]: see[^b]\n[^b]: B\n", Dialect::Markdrop);
+        assert!(
+            body.contains("see<sup class=\"footnote-reference\"><a href=\"#fn-b\">2</a>"),
+            "{body}"
+        );
+        assert!(body.contains("id=\"fn-b\"><sup class=\"footnote-definition-label\">2<"), "{body}");
     }
 
     #[test]

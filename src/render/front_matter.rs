@@ -1,5 +1,5 @@
 //! YAML front matter: the `---` block some editors (Obsidian, Jekyll, Hugo) put at the top of a
-//! note. It is metadata, so it is never rendered as text; `title` and `lang` are used.
+//! note. It is metadata, so it is never rendered as text; `title`, `lang` and `toc` are used.
 //!
 //! Only a block at the very top counts, and only when it reads as a YAML mapping (`key: value`
 //! lines). pulldown-cmark's own metadata option would also swallow a `---` … `---` pair in the
@@ -17,6 +17,8 @@ pub struct FrontMatter {
     pub title: Option<String>,
     /// `lang:`, the document's `<html lang>`, when it looks like a BCP 47 language tag.
     pub lang: Option<String>,
+    /// `toc: true`: the document opens with a table of contents.
+    pub toc: bool,
 }
 
 impl FrontMatter {
@@ -28,6 +30,7 @@ impl FrontMatter {
             match key {
                 "title" => front_matter.title = Some(value),
                 "lang" if is_language_tag(&value) => front_matter.lang = Some(value),
+                "toc" => front_matter.toc = value.eq_ignore_ascii_case("true"),
                 _ => {}
             }
         }

@@ -13,9 +13,12 @@
 //! 6. [`seal`] writes the document's digest into its head, so markdrop can later tell a page it
 //!    wrote, unchanged, from one a person made or edited.
 
+mod alerts;
 mod annotate;
+mod contents;
 mod decode;
 mod front_matter;
+mod links;
 mod seal;
 
 use askama::Template;
@@ -39,8 +42,9 @@ const UNTITLED: &str = "Untitled";
 /// Which Markdown a body is rendered as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// What markdrop uploads: CommonMark plus GFM tables, strikethrough, task lists and
-    /// footnotes, with an `id` on every heading so sections can be linked.
+    /// What markdrop uploads: CommonMark plus GFM tables, strikethrough, task lists, footnotes
+    /// and alerts, with an `id` on every heading so sections can be linked, and links to notes
+    /// pointing at their pages.
     Markdrop,
     /// Plain CommonMark 0.31.2 with nothing added; what the spec's examples are checked against.
     CommonMark,
@@ -54,6 +58,7 @@ impl Dialect {
                     | Options::ENABLE_STRIKETHROUGH
                     | Options::ENABLE_TASKLISTS
                     | Options::ENABLE_FOOTNOTES
+                    | Options::ENABLE_GFM
             }
             Dialect::CommonMark => Options::empty(),
         }
@@ -75,10 +80,15 @@ pub fn render(markdown: &[u8], file_stem: &str) -> String {
     let front_matter_title = front_matter.title.as_deref().filter(|title| !title.trim().is_empty());
 
     let mut body = Annotate::new(Parser::new_ext(body_source, Dialect::Markdrop.parser_options()));
+    if front_matter.toc {
+        body = body.keeping_headings();
+    }
     // The body is written straight into the document, after a `<head>` that needs the title:
     // with no front matter title, read ahead to the first heading. Rendering the body apart and
     // copying it in would cost a second large buffer and a copy, 10-15% of the whole render.
+    // A table of contents needs every heading first, so its note is always rendered apart.
     let lookahead = match front_matter_title {
+        _ if front_matter.toc => Lookahead::GaveUp,
         Some(_) => Lookahead::Found,
         None => body.read_to_first_heading(TITLE_LOOKAHEAD_EVENTS),
     };
@@ -91,6 +101,10 @@ pub fn render(markdown: &[u8], file_stem: &str) -> String {
     let mut document = String::with_capacity(body_source.len() * 2 + STYLESHEET.len() + 1024);
     let head = DocumentHead { lang, seal: seal::PLACEHOLDER, title, stylesheet: STYLESHEET };
     write_template(&mut document, &head);
+    if let Some(contents) = contents::contents(&body.headings()) {
+        write_template(&mut document, &contents);
+        document.push('\n');
+    }
     match rendered_apart {
         Some(html) => document.push_str(&html),
         None => html::push_html(&mut document, &mut body),
@@ -236,6 +250,44 @@ mod tests {
     fn rendering_is_deterministic() {
         let source = b"# T\n\nA[^n] table:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n[^n]: note\n";
         assert_eq!(render(source, "t"), render(source, "t"));
+    }
+
+    #[test]
+    fn links_to_notes_point_at_their_pages_in_text_headings_and_footnotes() {
+        let note = "See [b](b.md#setup), [ref] and [c][].\n\n\
+            # Also [d](sub/d.md)\n\nx[^n]\n\n[^n]: Read [e](../e.MD).\n\n\
+            [ref]: ./b.md\n[c]: <my notes/c.md>\n";
+        let body = render_body(note, Dialect::Markdrop);
+        for href in ["b.html#setup", "./b.html", "my%20notes/c.html", "sub/d.html", "../e.html"] {
+            assert!(body.contains(&format!("href=\"{href}\"")), "{href} in {body}");
+        }
+        assert!(!body.contains(".md\""), "{body}");
+    }
+
+    #[test]
+    fn autolinks_images_and_urls_keep_their_md_targets() {
+        let note = "<https://example.com/a.md> ![pic](b.md) [web](https://example.com/c.md)\n";
+        let body = render_body(note, Dialect::Markdrop);
+        for kept in ["https://example.com/a.md", "src=\"b.md\"", "https://example.com/c.md"] {
+            assert!(body.contains(kept), "{kept} in {body}");
+        }
+    }
+
+    #[test]
+    fn a_table_of_contents_opens_the_body_when_front_matter_asks_for_one() {
+        let note = "---\ntoc: true\n---\n# Trip\n\n## Packing *list*\n\n## Trip\n";
+        let document = render(note.as_bytes(), "trip");
+        let main = document.find("<main class=\"markdown-body\">\n").expect("a main");
+        let nav = document.find("<nav class=\"toc\" aria-label=\"Contents\">").expect("a toc");
+        let body = document.find("<h1 id=\"trip\">").expect("the body");
+        assert!(main < nav && nav < body, "{document}");
+        for (id, text) in [("trip", "Trip"), ("packing-list", "Packing list"), ("trip-1", "Trip")] {
+            assert!(document.contains(&format!("<a href=\"#{id}\">{text}</a>")), "{id}");
+            assert!(document.contains(&format!(" id=\"{id}\">")), "{id}");
+        }
+        assert_eq!(title_of(&document), "Trip");
+        let without = render(b"---\ntoc: false\n---\n# Trip\n", "trip");
+        assert!(!without.contains("<nav"), "{without}");
     }
 
     #[test]
