@@ -4,39 +4,23 @@
 
 use std::sync::OnceLock;
 
-use hmac::{Hmac, Mac};
 use proptest::prelude::*;
-use sha2::Sha256;
 
-use crate::support::{redis_url, spawn_app, unique_prefix, web_settings};
-
-const APP_SECRET: &str = "bad-input-test-app-secret";
+use crate::support::app::TestApp;
+use crate::support::webhooks::sign;
 
 /// One app for every case: a runtime of its own that outlives each case.
-fn app() -> &'static (tokio::runtime::Runtime, String, reqwest::Client) {
-    static APP: OnceLock<(tokio::runtime::Runtime, String, reqwest::Client)> = OnceLock::new();
+fn app() -> &'static (tokio::runtime::Runtime, TestApp) {
+    static APP: OnceLock<(tokio::runtime::Runtime, TestApp)> = OnceLock::new();
     APP.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
-        let address = runtime.block_on(async {
-            let settings = web_settings(APP_SECRET, None);
-            spawn_app(&settings, &redis_url(), &unique_prefix("bad-input")).0
-        });
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        (runtime, address, http)
+        let app = runtime.block_on(TestApp::start("bad-input"));
+        (runtime, app)
     })
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
 }
 
 /// A body: raw bytes, or text that looks like a notification more or less.
@@ -80,10 +64,11 @@ proptest! {
         content_type in "[ -~]{0,40}",
         extra in proptest::collection::vec(("x-[a-z]{1,10}", "[ -~]{0,40}"), 0..4),
     ) {
-        let (runtime, address, http) = app();
+        let (runtime, app) = app();
         let status = runtime.block_on(async {
-            let mut request = http
-                .post(format!("{address}/webhook"))
+            let mut request = app
+                .http
+                .post(app.url("/webhook"))
                 .header("Content-Type", content_type.trim())
                 .body(body.clone());
             let value = match &signature {
@@ -112,7 +97,7 @@ proptest! {
         raw in "[ -~&&[^#]]{0,60}",
         use_raw in any::<bool>(),
     ) {
-        let (runtime, address, http) = app();
+        let (runtime, app) = app();
         let query = if use_raw {
             raw.replace(' ', "%20")
         } else {
@@ -121,8 +106,9 @@ proptest! {
             url.query().unwrap_or_default().to_owned()
         };
         let (status, content_type) = runtime.block_on(async {
-            let response = http
-                .get(format!("{address}/oauth/callback?{query}"))
+            let response = app
+                .http
+                .get(app.url(&format!("/oauth/callback?{query}")))
                 .send()
                 .await
                 .expect("an answer");

@@ -8,15 +8,16 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use markdrop::dropbox::AccountId;
 use serde_json::{Value, json};
 
-use crate::support::{DEADLINE, scratch_dir};
-use crate::sync_world::{SyncWorld, test_worker_settings};
+use crate::support::app::{TestApp, worker_settings};
+use crate::support::scratch_dir;
+use crate::support::wait::{Patience, eventually};
 
 /// The key under which WebDriver returns an element's id (W3C WebDriver, "web element
 /// identifier").
@@ -28,7 +29,7 @@ const RELOAD_EVERY: Duration = Duration::from_millis(200);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_connects_dropbox_in_chromium_sees_a_note_converted_and_disconnects() {
     let (mut world, account) = world_with_a_consent_page("browser").await;
-    world.spawn_worker(test_worker_settings());
+    world.spawn_worker(worker_settings());
     let app = world.address.clone();
     let dropbox = world.dropbox.url().to_string();
     let mut browser = Browser::launch().await;
@@ -75,10 +76,10 @@ async fn a_person_connects_dropbox_in_chromium_sees_a_note_converted_and_disconn
     }
 }
 
-/// A [`SyncWorld`] without workers whose emulator shows its consent page, with "Ada Lovelace"
+/// A [`TestApp`] without workers whose emulator shows its consent page, with "Ada Lovelace"
 /// signed in at the emulated dropbox.com. Returns her account id.
-async fn world_with_a_consent_page(test: &str) -> (SyncWorld, String) {
-    let world = SyncWorld::with_consent_page(test).await;
+async fn world_with_a_consent_page(test: &str) -> (TestApp, String) {
+    let world = TestApp::builder(test).with_consent_page().start().await;
     let account = world.emulator().create_account("Ada Lovelace").account_id;
     world.emulator().sign_in(&account);
     (world, account)
@@ -168,19 +169,15 @@ impl Browser {
         let driver = Driver { child, url, profile: scratch_dir("browser-profile") };
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-        let started = Instant::now();
-        loop {
+        eventually("chromedriver to get ready", || async {
             let status = http.get(format!("{}/status", driver.url)).send().await;
             let ready = match status {
                 Ok(response) => response.json::<Value>().await.ok(),
                 Err(_) => None,
             };
-            if ready.is_some_and(|status| status["value"]["ready"] == true) {
-                break;
-            }
-            assert!(started.elapsed() < DEADLINE, "chromedriver did not get ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            ready.is_some_and(|status| status["value"]["ready"] == true)
+        })
+        .await;
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -252,29 +249,23 @@ impl Browser {
     }
 
     async fn wait_for_url(&self, what: &str, arrived: impl Fn(&str) -> bool) {
-        let started = Instant::now();
-        loop {
+        eventually(what, || async {
             let url = self.current_url().await;
-            if arrived(&url) {
-                return;
-            }
-            assert!(started.elapsed() < DEADLINE, "gave up waiting for {what}, at {url}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            if arrived(&url) { Ok(()) } else { Err(format!("at {url}")) }
+        })
+        .await;
     }
 
     /// Reloads the page until it shows `wanted`.
     async fn reload_until(&self, what: &str, wanted: &str) {
-        let started = Instant::now();
-        loop {
-            let text = self.text().await;
-            if text.contains(wanted) {
-                return;
-            }
-            assert!(started.elapsed() < DEADLINE, "gave up waiting for {what}: {text}");
-            tokio::time::sleep(RELOAD_EVERY).await;
-            self.reload().await;
-        }
+        let patience = Patience { every: RELOAD_EVERY, ..Patience::USUAL };
+        patience
+            .wait_for(what, || async {
+                self.reload().await;
+                let text = self.text().await;
+                if text.contains(wanted) { Ok(()) } else { Err(text) }
+            })
+            .await;
     }
 
     /// Saves the page as `target/browser/<NN>-<name>.png`.

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::support::processes::lines_of;
 use crate::support::scratch_dir;
+use crate::support::wait::DEADLINE;
 
 const REQUIRED: [(&str, &str); 3] = [
     ("DROPBOX_APP_KEY", "test-app-key"),
@@ -206,8 +208,8 @@ async fn the_emulator_runs_alone_on_a_folder_and_stops_on_sigterm() {
         .spawn()
         .expect("run markdrop");
     let stdout = child.stdout.take().expect("stdout");
-    let received = crate::support::lines_of(stdout);
-    let next_line = || received.recv_timeout(crate::support::DEADLINE).expect("a line on stdout");
+    let received = lines_of(stdout);
+    let next_line = || received.recv_timeout(DEADLINE).expect("a line on stdout");
     let account_line = next_line();
     let account = account_line.split_whitespace().nth(1).expect("an account id").to_owned();
     let url_line = next_line();

@@ -4,12 +4,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use reqwest::header::{COOKIE, LOCATION};
 
-use crate::emulator_control::{cookie_of, form_field};
-use crate::support::{DEADLINE, scratch_dir};
+use crate::support::emulator::{cookie_of, form_field};
+use crate::support::scratch_dir;
+use crate::support::wait::{DEADLINE, eventually_blocking};
 
 /// A running demo, killed if the test ends without stopping it.
 struct Demo(Option<Child>);
@@ -69,26 +69,11 @@ fn demo(dir: &Path, link: bool) -> (Demo, Printed) {
     (child, printed)
 }
 
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < DEADLINE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn stop(mut demo: Demo) {
     let mut child = demo.0.take().expect("running");
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "a clean exit: {status}");
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "the demo did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = eventually_blocking("the demo to stop", || child.try_wait().expect("wait"));
+    assert!(status.success(), "a clean exit: {status}");
 }
 
 #[test]
@@ -99,16 +84,16 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
         let markdown = std::fs::read(dir.join(path)).unwrap_or_default();
         markdrop::render::render(&markdown, stem).into_bytes()
     };
-    wait_for("the welcome note's html", || {
+    eventually_blocking("the welcome note's html", || {
         std::fs::read(dir.join("welcome.html")).ok() == Some(rendered("welcome.md", "welcome"))
     });
     std::fs::create_dir_all(dir.join("Notes")).expect("a subfolder");
     std::fs::write(dir.join("Notes/Plan.md"), "# Plan\n\n- [ ] demo\n").expect("save a note");
-    wait_for("Plan.html", || {
+    eventually_blocking("Plan.html", || {
         std::fs::read(dir.join("Notes/Plan.html")).ok() == Some(rendered("Notes/Plan.md", "Plan"))
     });
     std::fs::remove_file(dir.join("Notes/Plan.md")).expect("delete the note");
-    wait_for("Plan.html to go", || !dir.join("Notes/Plan.html").exists());
+    eventually_blocking("Plan.html to go", || !dir.join("Notes/Plan.html").exists());
     stop(child);
 }
 
@@ -175,7 +160,7 @@ async fn connecting_in_the_demo_goes_through_the_emulators_consent_page_to_the_a
     let page = account.text().await.expect("page");
     assert!(page.contains("<h1>You</h1>"), "the account page names the account: {page}");
     assert!(page.contains("Disconnect Dropbox"), "{page}");
-    wait_for("the welcome note's html", || dir.join("welcome.html").exists());
+    eventually_blocking("the welcome note's html", || dir.join("welcome.html").exists());
     stop(child);
 }
 

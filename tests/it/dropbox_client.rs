@@ -12,8 +12,9 @@ use markdrop::dropbox::{
 use markdrop::emulator::{Emulator, EmulatorConfig, FaultRule, LinkedAccount, RunningEmulator};
 use url::Url;
 
-const APP_KEY: &str = "client-test-key";
-const APP_SECRET: &str = "client-test-secret";
+use crate::support::emulator::SlowUpload;
+use crate::support::wait::eventually;
+use crate::support::{APP_KEY, APP_SECRET};
 
 /// Retries that finish in milliseconds, so failure paths stay fast.
 const FAST_RETRIES: RetryPolicy =
@@ -587,28 +588,23 @@ async fn an_upload_refused_while_another_write_holds_the_account_is_a_rate_limit
     let dropbox = TestDropbox::start().await;
     let session = dropbox.session();
     let url = dropbox.running.url().clone();
-    let slow =
-        crate::emulator_strict::SlowUpload::start(&url, &dropbox.account.access_token, "/slow.md")
-            .await;
+    let slow = SlowUpload::start(&url, &dropbox.account.access_token, "/slow.md").await;
     // No other write may start before the slow one is in: arriving while another holds the
     // account, the slow one would be refused itself.
     let emulator = dropbox.emulator();
-    crate::sync_world::eventually("the slow upload to reach the emulator", || {
+    eventually("the slow upload to reach the emulator", || {
         std::future::ready(emulator.writes_in_flight(dropbox.id()) == 1)
     })
     .await;
     // Once it holds the account (a moment after it is in), the next upload is refused, and the
     // client must say so as a rate limit the worker reschedules on.
-    let started = std::time::Instant::now();
-    let reason = loop {
-        if let Err(DropboxError::RateLimited { reason, .. }) =
-            session.upload("/x.html", Bytes::from_static(b"x")).await
-        {
-            break reason;
+    let reason = eventually("an upload to be refused as a rate limit", || async {
+        match session.upload("/x.html", Bytes::from_static(b"x")).await {
+            Err(DropboxError::RateLimited { reason, .. }) => Some(reason),
+            _ => None,
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no upload was refused");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    })
+    .await;
     assert_eq!(reason, RateLimitReason::TooManyWriteOperations);
     assert_eq!(slow.finish().await, "HTTP/1.1 200 OK");
     session.upload("/x.html", Bytes::from_static(b"x")).await.expect("the account is free again");

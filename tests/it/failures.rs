@@ -8,11 +8,12 @@ use markdrop::emulator::FaultRule;
 use markdrop::store::{Outcome, SyncState};
 use serde_json::json;
 
-use crate::support::Backend;
-use crate::sync_world::{SyncWorld, eventually};
+use crate::support::app::TestApp;
+use crate::support::store::Backend;
+use crate::support::wait::eventually;
 
 /// An account with one converted note, `/a.md`, and nothing left to do.
-async fn settled(world: &SyncWorld) -> String {
+async fn settled(world: &TestApp) -> String {
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html_matching(&account, "/a.html", "a", "a").await;
     world.quiet().await;
@@ -22,7 +23,7 @@ async fn settled(world: &SyncWorld) -> String {
 async fn a_note_whose_upload_keeps_failing_is_retried_by_itself_until_it_converts(
     backend: Backend,
 ) {
-    let world = SyncWorld::start(backend, "fail-retry").await;
+    let world = TestApp::with_worker(backend, "fail-retry").await;
     let account = settled(&world).await;
     // More server errors than the client's own retries (three attempts) absorb: two tries fail.
     world
@@ -50,7 +51,7 @@ async fn a_note_whose_upload_keeps_failing_is_retried_by_itself_until_it_convert
 }
 
 async fn a_full_dropbox_holds_the_account_says_so_and_catches_up(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-full").await;
+    let world = TestApp::with_worker(backend, "fail-full").await;
     let account = settled(&world).await;
     world.emulator().add_fault(FaultRule::insufficient_space(2).for_account(&account));
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
@@ -67,7 +68,7 @@ async fn a_full_dropbox_holds_the_account_says_so_and_catches_up(backend: Backen
 async fn a_note_dropbox_refuses_for_good_is_reported_once_and_tried_again_when_it_changes(
     backend: Backend,
 ) {
-    let world = SyncWorld::start(backend, "fail-lasting").await;
+    let world = TestApp::with_worker(backend, "fail-lasting").await;
     let account = settled(&world).await;
     let refused =
         json!({".tag": "path", "reason": {".tag": "disallowed_name"}, "upload_session_id": "x"});
@@ -90,7 +91,7 @@ async fn a_note_dropbox_refuses_for_good_is_reported_once_and_tried_again_when_i
 }
 
 async fn an_auth_error_markdrop_does_not_know_fails_the_pass_and_keeps_the_link(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-unknown-401").await;
+    let world = TestApp::with_worker(backend, "fail-unknown-401").await;
     let account = settled(&world).await;
     for tag in ["route_access_denied", "a_tag_dropbox_adds_next_year"] {
         world.emulator().add_fault(
@@ -110,7 +111,7 @@ async fn an_auth_error_markdrop_does_not_know_fails_the_pass_and_keeps_the_link(
 }
 
 async fn a_suspended_account_is_unlinked(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-suspended").await;
+    let world = TestApp::with_worker(backend, "fail-suspended").await;
     let account = settled(&world).await;
     world.emulator().add_fault(
         FaultRule::auth_error("files/list_folder/continue", 1, "user_suspended")
@@ -126,7 +127,7 @@ async fn a_suspended_account_is_unlinked(backend: Backend) {
 }
 
 async fn an_access_token_that_died_early_is_refreshed_once_and_the_link_kept(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-dead-token").await;
+    let world = TestApp::with_worker(backend, "fail-dead-token").await;
     let account = settled(&world).await;
     let refreshes = world.emulator().stats().total_calls("oauth2/token");
     world.emulator().add_fault(
@@ -142,7 +143,7 @@ async fn an_access_token_that_died_early_is_refreshed_once_and_the_link_kept(bac
 }
 
 async fn a_missing_permission_stops_the_account_until_the_person_connects_again(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-scope").await;
+    let world = TestApp::with_worker(backend, "fail-scope").await;
     let account = settled(&world).await;
     world
         .emulator()
@@ -177,7 +178,7 @@ async fn a_missing_permission_stops_the_account_until_the_person_connects_again(
 }
 
 async fn a_page_that_could_not_be_removed_is_removed_on_a_later_try(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-remove").await;
+    let world = TestApp::with_worker(backend, "fail-remove").await;
     let account = settled(&world).await;
     // Looking at the page fails past the client's retries: the note's record stays, and the
     // removal waits for a retry.
@@ -198,7 +199,7 @@ async fn a_page_that_could_not_be_removed_is_removed_on_a_later_try(backend: Bac
 }
 
 async fn an_upload_slower_than_a_lease_goes_through_while_the_lease_is_renewed(backend: Backend) {
-    let world = SyncWorld::start(backend, "fail-slow-upload").await;
+    let world = TestApp::with_worker(backend, "fail-slow-upload").await;
     let account = settled(&world).await;
     // Tests lease for 2 s; this upload takes 3.
     world.emulator().add_fault(

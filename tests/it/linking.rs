@@ -2,23 +2,44 @@
 //! Redis; then the account page and disconnecting.
 
 use markdrop::dropbox::AccountId;
-use markdrop::emulator::{Emulator, EmulatorConfig, LinkedAccount, RunningEmulator};
-use markdrop::store::Store;
 use redis::AsyncCommands;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use secrecy::ExposeSecret;
 use url::Url;
 
-use crate::support::{claim, redis_url, spawn_app, unique_prefix, web_settings};
+use crate::support::app::TestApp;
+use crate::support::emulator::owner_cookie;
+use crate::support::store::{claim, redis_url};
 
-const APP_SECRET: &str = "linking-test-app-secret";
+/// The app, its Dropbox showing the consent page, with Ada Lovelace signed in at Dropbox and
+/// not yet connected to markdrop; returns her account id too.
+async fn app_with_ada(test: &str) -> (TestApp, AccountId) {
+    let app = TestApp::builder(test).with_consent_page().start().await;
+    let ada = app.emulator().create_account("Ada Lovelace").account_id;
+    app.emulator().sign_in(&ada);
+    (app, AccountId::parse(&ada).expect("an account id"))
+}
 
-struct TestApp {
-    address: String,
-    store: Store,
-    prefix: String,
-    dropbox: RunningEmulator,
-    person: LinkedAccount,
+/// Every key and value the app stored, as text, to search for secrets.
+async fn everything_stored(app: &TestApp) -> String {
+    let mut redis = redis::Client::open(redis_url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = redis.keys(format!("{}*", app.prefix)).await.expect("keys");
+    let mut dump = String::new();
+    for key in keys {
+        let kind: String =
+            redis::cmd("TYPE").arg(&key).query_async(&mut redis).await.expect("type");
+        let values: Vec<String> = match kind.as_str() {
+            "hash" => redis.hgetall::<_, Vec<String>>(&key).await.expect("hgetall"),
+            "zset" => redis.zrange(&key, 0, -1).await.expect("zrange"),
+            _ => vec![redis.get::<_, String>(&key).await.expect("get")],
+        };
+        dump.push_str(&format!("{key}: {values:?}\n"));
+    }
+    dump
 }
 
 /// A browser: no automatic redirects, one cookie jar for the app.
@@ -34,6 +55,15 @@ impl Browser {
             .build()
             .expect("client");
         Browser { http, cookie: None }
+    }
+
+    /// A browser that has connected Dropbox and is signed in.
+    async fn signed_in(app: &TestApp) -> Browser {
+        let mut browser = Browser::new();
+        let callback = browser.go_to_dropbox_and(app, "allow").await;
+        let linked = browser.get(&callback).await;
+        assert_eq!(linked.status(), 303, "signed in");
+        browser
     }
 
     async fn get(&mut self, url: &str) -> reqwest::Response {
@@ -61,87 +91,33 @@ impl Browser {
         }
         response
     }
-}
-
-impl TestApp {
-    async fn spawn(test: &str) -> TestApp {
-        let dropbox = Emulator::new(EmulatorConfig::new("test-app-key", APP_SECRET))
-            .start(0)
-            .await
-            .expect("start the emulator");
-        let person = dropbox.emulator.create_account("Ada Lovelace");
-        dropbox.emulator.sign_in(&person.account_id);
-        let prefix = unique_prefix(test);
-        let (address, store) =
-            spawn_app(&web_settings(APP_SECRET, Some(dropbox.url())), &redis_url(), &prefix);
-        TestApp { address, store, prefix, dropbox, person }
-    }
-
-    /// Every key and value the app stored, as text, to search for secrets.
-    async fn everything_stored(&self) -> String {
-        let mut redis = redis::Client::open(redis_url())
-            .expect("client")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect");
-        let keys: Vec<String> = redis.keys(format!("{}*", self.prefix)).await.expect("keys");
-        let mut dump = String::new();
-        for key in keys {
-            let kind: String =
-                redis::cmd("TYPE").arg(&key).query_async(&mut redis).await.expect("type");
-            let values: Vec<String> = match kind.as_str() {
-                "hash" => redis.hgetall::<_, Vec<String>>(&key).await.expect("hgetall"),
-                "zset" => redis.zrange(&key, 0, -1).await.expect("zrange"),
-                _ => vec![redis.get::<_, String>(&key).await.expect("get")],
-            };
-            dump.push_str(&format!("{key}: {values:?}\n"));
-        }
-        dump
-    }
 
     /// The CSRF token of the account page's form.
-    async fn csrf_token(&self, browser: &mut Browser) -> String {
-        let page = browser.get(&self.url("/account")).await.text().await.expect("account page");
+    async fn csrf_token(&mut self, app: &TestApp) -> String {
+        let page = self.get(&app.url("/account")).await.text().await.expect("account page");
         attribute_after(&page, "name=\"csrf\"", "value")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    fn account(&self) -> AccountId {
-        AccountId::parse(&self.person.account_id).expect("an account id")
-    }
-
-    /// A browser that has connected Dropbox and is signed in.
-    async fn signed_in_browser(&self) -> Browser {
-        let mut browser = Browser::new();
-        let callback = self.go_to_dropbox_and(&mut browser, "allow").await;
-        let linked = browser.get(&callback).await;
-        assert_eq!(linked.status(), 303, "signed in");
-        browser
     }
 
     /// Clicks "Connect Dropbox" and, on the emulator's consent page, `decision`; returns the
     /// callback URL Dropbox sends the browser back to, pointed at the app under test.
-    async fn go_to_dropbox_and(&self, browser: &mut Browser, decision: &str) -> String {
-        let login = browser.get(&self.url("/login")).await;
+    async fn go_to_dropbox_and(&mut self, app: &TestApp, decision: &str) -> String {
+        let login = self.get(&app.url("/login")).await;
         assert_eq!(login.status(), 303);
         let authorize = location(&login);
-        assert!(authorize.starts_with(self.dropbox.url().as_str()), "{authorize}");
+        assert!(authorize.starts_with(app.dropbox.url().as_str()), "{authorize}");
         // The person's browser opened the emulator's owner link, as `markdrop demo` has them do:
         // only it may Allow. Its cookie is the emulator's, so it goes to the emulator alone.
-        let owner = crate::emulator_control::owner_cookie(&self.dropbox).await;
-        let consent = browser.http.get(&authorize).header(COOKIE, &owner).send().await;
+        let owner = owner_cookie(&app.dropbox).await;
+        let consent = self.http.get(&authorize).header(COOKIE, &owner).send().await;
         let consent = consent.expect("GET");
         assert_eq!(consent.status(), 200);
         let page = consent.text().await.expect("consent page");
         let action = attribute_after(&page, "<form", "action");
         let request = attribute_after(&page, "name=\"request\"", "value");
         let page_token = attribute_after(&page, "name=\"page_token\"", "value");
-        let decided = browser
+        let decided = self
             .http
-            .post(self.dropbox.url().join(&action).expect("url"))
+            .post(app.dropbox.url().join(&action).expect("url"))
             .header(COOKIE, &owner)
             .form(&[
                 ("request", request.as_str()),
@@ -154,7 +130,7 @@ impl TestApp {
         assert!(decided.status().is_redirection(), "{}", decided.status());
         let back: Url = location(&decided).parse().expect("a callback URL");
         assert_eq!(back.path(), "/oauth/callback");
-        self.url(&format!("/oauth/callback?{}", back.query().unwrap_or_default()))
+        app.url(&format!("/oauth/callback?{}", back.query().unwrap_or_default()))
     }
 }
 
@@ -173,7 +149,7 @@ fn attribute_after(page: &str, marker: &str, attribute: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_showing_and_disconnecting_an_account_round_trips() {
-    let app = TestApp::spawn("round-trip").await;
+    let (app, ada) = app_with_ada("round-trip").await;
     let mut browser = Browser::new();
     let home = browser.get(&app.url("/")).await;
     assert_eq!(home.status(), 200);
@@ -194,7 +170,7 @@ async fn connecting_showing_and_disconnecting_an_account_round_trips() {
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(home.text().await.expect("home").contains("href=\"/login\">Connect Dropbox</a>"));
 
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let callback = browser.go_to_dropbox_and(&app, "allow").await;
     let linked = browser.get(&callback).await;
     assert_eq!(linked.status(), 303);
     assert_eq!(location(&linked), "/account");
@@ -204,18 +180,18 @@ async fn connecting_showing_and_disconnecting_an_account_round_trips() {
     let page = account_page.text().await.expect("account page");
     assert!(page.contains("<h1>Ada Lovelace</h1>"), "{page}");
     assert!(page.contains("Connected"));
-    assert!(app.store.tokens(&app.account()).await.expect("read").is_some());
+    assert!(app.store.tokens(&ada).await.expect("read").is_some());
     assert_eq!(
         app.store.queued().await.expect("queue"),
-        [app.account()],
+        std::slice::from_ref(&ada),
         "the first sync is queued"
     );
-    let tokens = app.store.tokens(&app.account()).await.expect("read").expect("linked");
-    let everything = app.everything_stored().await;
+    let tokens = app.store.tokens(&ada).await.expect("read").expect("linked");
+    let everything = everything_stored(&app).await;
     for secret in [tokens.access_token.expose_secret(), tokens.refresh_token.expose_secret()] {
         assert!(!everything.contains(secret), "a token in plaintext among:\n{everything}");
     }
-    assert!(everything.contains(app.account().as_str()), "the scan saw the records");
+    assert!(everything.contains(ada.as_str()), "the scan saw the records");
 
     let csrf = attribute_after(&page, "name=\"csrf\"", "value");
     let unlinked = browser.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await;
@@ -223,7 +199,7 @@ async fn connecting_showing_and_disconnecting_an_account_round_trips() {
     assert_eq!(location(&unlinked), "/");
     let home = browser.get(&app.url("/")).await.text().await.expect("home");
     assert!(home.contains("Dropbox is disconnected"), "{home}");
-    assert!(app.store.tokens(&app.account()).await.expect("read").is_none());
+    assert!(app.store.tokens(&ada).await.expect("read").is_none());
     assert!(app.store.queued().await.expect("queue").is_empty());
     assert_eq!(app.dropbox.emulator.stats().total_calls("auth/token/revoke"), 1);
     assert_eq!(browser.get(&app.url("/account")).await.status(), 303, "signed out");
@@ -231,9 +207,9 @@ async fn connecting_showing_and_disconnecting_an_account_round_trips() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declining_at_dropbox_gets_a_friendly_page_that_offers_to_try_again() {
-    let app = TestApp::spawn("declined").await;
+    let (app, _) = app_with_ada("declined").await;
     let mut browser = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut browser, "deny").await;
+    let callback = browser.go_to_dropbox_and(&app, "deny").await;
     let declined = browser.get(&callback).await;
     assert_eq!(declined.status(), 200);
     let page = declined.text().await.expect("page");
@@ -246,13 +222,13 @@ async fn declining_at_dropbox_gets_a_friendly_page_that_offers_to_try_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_with_a_wrong_missing_or_reused_state_is_a_readable_400() {
-    let app = TestApp::spawn("bad-state").await;
+    let (app, _) = app_with_ada("bad-state").await;
     let mut browser = Browser::new();
     let stranger = browser.get(&app.url("/oauth/callback?code=x&state=y")).await;
     assert_eq!(stranger.status(), 400, "no login in progress");
     assert!(stranger.text().await.expect("page").contains("This sign-in link has expired"));
 
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let callback = browser.go_to_dropbox_and(&app, "allow").await;
     let mut forged: Url = callback.parse().expect("url");
     let pairs: Vec<(String, String)> = forged
         .query_pairs()
@@ -264,23 +240,23 @@ async fn a_callback_with_a_wrong_missing_or_reused_state_is_a_readable_400() {
     assert_eq!(browser.get(forged.as_str()).await.status(), 400, "wrong state");
     assert_eq!(browser.get(&callback).await.status(), 400, "the login was used up by the failure");
 
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let callback = browser.go_to_dropbox_and(&app, "allow").await;
     assert_eq!(browser.get(&callback).await.status(), 303);
     assert_eq!(browser.get(&callback).await.status(), 400, "reused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnecting_without_the_forms_csrf_token_is_refused() {
-    let app = TestApp::spawn("csrf").await;
-    let mut browser = app.signed_in_browser().await;
+    let (app, ada) = app_with_ada("csrf").await;
+    let mut browser = Browser::signed_in(&app).await;
     let refused = browser.post_form(&app.url("/account/unlink"), &[("csrf", "guess")]).await;
     assert_eq!(refused.status(), 403);
-    assert!(app.store.tokens(&app.account()).await.expect("read").is_some(), "nothing deleted");
+    assert!(app.store.tokens(&ada).await.expect("read").is_some(), "nothing deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_page_sends_strangers_home() {
-    let app = TestApp::spawn("stranger").await;
+    let (app, _) = app_with_ada("stranger").await;
     let account = Browser::new().get(&app.url("/account")).await;
     assert_eq!(account.status(), 303);
     assert_eq!(location(&account), "/");
@@ -288,7 +264,7 @@ async fn the_account_page_sends_strangers_home() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_files_are_served_with_a_cache_lifetime() {
-    let app = TestApp::spawn("static").await;
+    let (app, _) = app_with_ada("static").await;
     let mut browser = Browser::new();
     let css = browser.get(&app.url("/static/app.css")).await;
     assert_eq!(css.status(), 200);
@@ -299,9 +275,9 @@ async fn static_files_are_served_with_a_cache_lifetime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_from_before_an_unlink_stays_signed_out_after_a_new_link() {
-    let app = TestApp::spawn("stale-session").await;
+    let (app, _) = app_with_ada("stale-session").await;
     let mut first = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut first, "allow").await;
+    let callback = first.go_to_dropbox_and(&app, "allow").await;
     assert_eq!(first.get(&callback).await.status(), 303);
     let stale_cookie = first.cookie.clone();
     let page = first.get(&app.url("/account")).await.text().await.expect("page");
@@ -312,7 +288,7 @@ async fn a_session_from_before_an_unlink_stays_signed_out_after_a_new_link() {
     );
 
     let mut second = Browser::new();
-    let callback = app.go_to_dropbox_and(&mut second, "allow").await;
+    let callback = second.go_to_dropbox_and(&app, "allow").await;
     assert_eq!(second.get(&callback).await.status(), 303);
     assert_eq!(second.get(&app.url("/account")).await.status(), 200);
 
@@ -323,23 +299,22 @@ async fn a_session_from_before_an_unlink_stays_signed_out_after_a_new_link() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disconnect_without_a_csrf_field_is_refused() {
-    let app = TestApp::spawn("no-csrf").await;
-    let mut browser = app.signed_in_browser().await;
+    let (app, ada) = app_with_ada("no-csrf").await;
+    let mut browser = Browser::signed_in(&app).await;
     assert_eq!(browser.post_form(&app.url("/account/unlink"), &[]).await.status(), 403);
-    assert!(app.store.tokens(&app.account()).await.expect("read").is_some());
+    assert!(app.store.tokens(&ada).await.expect("read").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropbox_errors_and_incomplete_callbacks_are_readable_pages() {
-    let app = TestApp::spawn("callback-errors").await;
+    let (app, _) = app_with_ada("callback-errors").await;
     let mut browser = Browser::new();
     let cases = [
         ("error", "server_error", 400, "Dropbox did not connect"),
         ("neither", "", 400, "Dropbox did not connect"),
     ];
     for (kind, code, status, heading) in cases {
-        let callback: Url =
-            app.go_to_dropbox_and(&mut browser, "allow").await.parse().expect("url");
+        let callback: Url = browser.go_to_dropbox_and(&app, "allow").await.parse().expect("url");
         let state =
             callback.query_pairs().find(|(k, _)| k == "state").expect("state").1.into_owned();
         let query = match kind {
@@ -355,7 +330,7 @@ async fn dropbox_errors_and_incomplete_callbacks_are_readable_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_code_is_a_400_page_and_an_unreachable_dropbox_a_502_page() {
     use markdrop::emulator::FaultRule;
-    let app = TestApp::spawn("exchange-errors").await;
+    let (app, ada) = app_with_ada("exchange-errors").await;
     let mut browser = Browser::new();
     let refusal =
         r#"{"error": "invalid_grant", "error_description": "code doesn't exist or has expired"}"#;
@@ -363,17 +338,17 @@ async fn a_refused_code_is_a_400_page_and_an_unreachable_dropbox_a_502_page() {
         content_type: "application/json".to_owned(),
         ..FaultRule::status("oauth2/token", 1, 400, refusal)
     });
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let callback = browser.go_to_dropbox_and(&app, "allow").await;
     let refused = browser.get(&callback).await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.expect("page").contains("did not accept the sign-in"));
 
     app.dropbox.emulator.add_fault(FaultRule::status("users/get_current_account", 10, 503, "busy"));
-    let callback = app.go_to_dropbox_and(&mut browser, "allow").await;
+    let callback = browser.go_to_dropbox_and(&app, "allow").await;
     let unreachable = browser.get(&callback).await;
     assert_eq!(unreachable.status(), 502);
     assert!(unreachable.text().await.expect("page").contains("Dropbox did not answer"));
-    assert!(app.store.tokens(&app.account()).await.expect("read").is_none(), "nothing half-linked");
+    assert!(app.store.tokens(&ada).await.expect("read").is_none(), "nothing half-linked");
     assert_eq!(
         app.dropbox.emulator.stats().total_calls("auth/token/revoke"),
         1,
@@ -383,14 +358,13 @@ async fn a_refused_code_is_a_400_page_and_an_unreachable_dropbox_a_502_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_https_the_session_cookie_is_host_only_and_secure_and_hsts_is_sent() {
-    let dropbox = Emulator::new(EmulatorConfig::new("test-app-key", APP_SECRET))
-        .start(0)
-        .await
-        .expect("emulator");
-    let mut settings = web_settings(APP_SECRET, Some(dropbox.url()));
-    settings.base_url = "https://markdrop.example".parse().expect("url");
-    let (address, _) = spawn_app(&settings, &redis_url(), &unique_prefix("https"));
-    let home = Browser::new().get(&format!("{address}/")).await;
+    let app = TestApp::builder("https")
+        .with_settings(|settings| {
+            settings.base_url = "https://markdrop.example".parse().expect("url")
+        })
+        .start()
+        .await;
+    let home = Browser::new().get(&app.url("/")).await;
     let cookie = home.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
     assert!(
         cookie.starts_with("__Host-markdrop_session=") && cookie.contains("Secure"),
@@ -402,8 +376,8 @@ async fn over_https_the_session_cookie_is_host_only_and_secure_and_hsts_is_sent(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions() {
     use markdrop::store::{AccountStatus, Conversion, KeptPage, Outcome, RetryingNote, SyncState};
-    let app = TestApp::spawn("status").await;
-    let mut browser = app.signed_in_browser().await;
+    let (app, _) = app_with_ada("status").await;
+    let mut browser = Browser::signed_in(&app).await;
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
     assert!(page.contains("Waiting for the first sync.") && page.contains("Not yet"), "{page}");
 
@@ -471,7 +445,7 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
     );
 
     app.store.enqueue(std::slice::from_ref(claim.lease.account())).await.expect("queue");
-    let claim = crate::support::claim(&app.store).await;
+    let claim = crate::support::store::claim(&app.store).await;
     let unlinked = AccountStatus { state: SyncState::Unlinked, ..status };
     assert!(app.store.unlink(&claim.lease, &claim.sealed_tokens, &unlinked).await.expect("unlink"));
     let page = browser.get(&app.url("/account")).await.text().await.expect("page");
@@ -483,7 +457,7 @@ async fn the_account_page_shows_the_sync_state_last_pass_and_recent_conversions(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_page_is_a_readable_404() {
-    let app = TestApp::spawn("not-found").await;
+    let (app, _) = app_with_ada("not-found").await;
     let response = Browser::new().get(&app.url("/nope")).await;
     assert_eq!(response.status(), 404);
     assert!(response.text().await.expect("page").contains("Page not found"));
@@ -492,9 +466,9 @@ async fn an_unknown_page_is_a_readable_404() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnecting_while_dropbox_is_down_still_forgets_and_says_what_to_do() {
     use markdrop::emulator::FaultRule;
-    let app = TestApp::spawn("revoke-down").await;
-    let mut browser = app.signed_in_browser().await;
-    let csrf = app.csrf_token(&mut browser).await;
+    let (app, ada) = app_with_ada("revoke-down").await;
+    let mut browser = Browser::signed_in(&app).await;
+    let csrf = browser.csrf_token(&app).await;
     app.dropbox.emulator.add_fault(FaultRule::status("auth/token/revoke", 10, 503, "down"));
     assert_eq!(
         browser.post_form(&app.url("/account/unlink"), &[("csrf", &csrf)]).await.status(),
@@ -502,5 +476,5 @@ async fn disconnecting_while_dropbox_is_down_still_forgets_and_says_what_to_do()
     );
     let home = browser.get(&app.url("/")).await.text().await.expect("home");
     assert!(home.contains("could not reach Dropbox") && home.contains("Connected apps"), "{home}");
-    assert!(app.store.tokens(&app.account()).await.expect("read").is_none());
+    assert!(app.store.tokens(&ada).await.expect("read").is_none());
 }

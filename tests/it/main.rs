@@ -1,4 +1,5 @@
-//! markdrop's black-box tests, in one binary so they share one build.
+//! markdrop's black-box tests, in one binary so they share one build. What every file shares is
+//! in `support`; the emulator's own tests are under `emulator`.
 
 mod bad_input;
 mod browser;
@@ -7,9 +8,6 @@ mod commonmark_spec;
 mod demo;
 mod dropbox_client;
 mod emulator;
-mod emulator_control;
-mod emulator_folder;
-mod emulator_strict;
 mod failures;
 mod gfm_spec;
 mod linking;
@@ -21,7 +19,6 @@ mod spec_examples;
 mod store;
 mod support;
 mod sync;
-mod sync_world;
 mod team_space;
 mod web_edge;
 mod webhook;

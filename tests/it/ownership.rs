@@ -8,15 +8,16 @@ use markdrop::dropbox::AccountId;
 use markdrop::emulator::FaultRule;
 use markdrop::store::{Outcome, SyncState};
 
-use crate::support::Backend;
-use crate::sync_world::{SyncWorld, eventually};
+use crate::support::app::{TestApp, worker_settings};
+use crate::support::store::Backend;
+use crate::support::wait::eventually;
 
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
     markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
 }
 
 /// Waits until the account page lists `html` as the person's.
-async fn kept(world: &SyncWorld, account: &str, html: &str) {
+async fn kept(world: &TestApp, account: &str, html: &str) {
     eventually(&format!("{html} to be listed as the person's"), || async {
         world.status(account).await.kept.values().any(|page| page.html == html)
     })
@@ -24,7 +25,7 @@ async fn kept(world: &SyncWorld, account: &str, html: &str) {
 }
 
 async fn a_page_the_person_wrote_before_linking_is_kept_until_they_rename_it(backend: Backend) {
-    let world = SyncWorld::start(backend, "own-before-link").await;
+    let world = TestApp::with_worker(backend, "own-before-link").await;
     let mine = "<!DOCTYPE html><p>My Q3 report, laid out by hand.</p>";
     let account = world.emulator().create_account("Ada").account_id;
     world.emulator().put_file(&account, "/q3.md", "# Q3\n\nNumbers.").expect("put");
@@ -62,7 +63,7 @@ async fn a_page_the_person_wrote_before_linking_is_kept_until_they_rename_it(bac
 }
 
 async fn a_page_edited_by_hand_is_never_replaced_when_its_note_changes(backend: Backend) {
-    let world = SyncWorld::start(backend, "own-edited").await;
+    let world = TestApp::with_worker(backend, "own-edited").await;
     let account = world.link_with_files("Ada", &[("/a.md", "# A\n")]).await;
     world.html_matching(&account, "/a.html", "# A\n", "a").await;
     world.quiet().await;
@@ -90,7 +91,7 @@ async fn a_page_edited_by_hand_is_never_replaced_when_its_note_changes(backend: 
 }
 
 async fn linking_again_recognizes_markdrops_pages_and_keeps_the_edited_ones(backend: Backend) {
-    let world = SyncWorld::start(backend, "own-relink").await;
+    let world = TestApp::with_worker(backend, "own-relink").await;
     let files = [("/a.md", "a"), ("/b.md", "b"), ("/c.md", "c")];
     let account = world.link_with_files("Ada", &files).await;
     for (path, content) in files {
@@ -121,7 +122,7 @@ async fn linking_again_recognizes_markdrops_pages_and_keeps_the_edited_ones(back
 
 /// Waits for `/a.md` ("version 1") to be converted, changes it to "version 2" and waits for that
 /// page; returns markdrop's page of version 1, an older page of its own to land late.
-async fn a_page_and_the_one_before(world: &SyncWorld, account: &str) -> Vec<u8> {
+async fn a_page_and_the_one_before(world: &TestApp, account: &str) -> Vec<u8> {
     world.html_matching(account, "/a.html", "version 1", "a").await;
     world.quiet().await;
     let version_1 = world.emulator().read_file(account, "/a.html").expect("page");
@@ -132,7 +133,7 @@ async fn a_page_and_the_one_before(world: &SyncWorld, account: &str) -> Vec<u8> 
 }
 
 async fn an_older_page_of_markdrops_that_lands_late_is_rewritten_with_the_latest(backend: Backend) {
-    let world = SyncWorld::start(backend, "own-late").await;
+    let world = TestApp::with_worker(backend, "own-late").await;
     let account = world.link_with_files("Ada", &[("/a.md", "version 1")]).await;
     let version_1 = a_page_and_the_one_before(&world, &account).await;
     // An upload of version 1 that was held on the wire lands now, over version 2.
@@ -147,7 +148,7 @@ async fn an_older_page_of_markdrops_that_lands_late_is_rewritten_with_the_latest
 async fn a_deleted_note_takes_an_older_page_of_markdrops_along_but_not_an_edited_one(
     backend: Backend,
 ) {
-    let world = SyncWorld::start(backend, "own-late-delete").await;
+    let world = TestApp::with_worker(backend, "own-late-delete").await;
     let files = [("/a.md", "version 1"), ("/b.md", "b")];
     let account = world.link_with_files("Ada", &files).await;
     world.html_matching(&account, "/b.html", "b", "b").await;
@@ -173,7 +174,7 @@ async fn a_deleted_note_takes_an_older_page_of_markdrops_along_but_not_an_edited
 }
 
 async fn a_page_whose_owner_could_not_be_told_is_looked_at_again_not_overwritten(backend: Backend) {
-    let world = SyncWorld::start(backend, "own-retry-doubt").await;
+    let world = TestApp::with_worker(backend, "own-retry-doubt").await;
     let account = world.link_with_files("Ada", &[("/a.md", "# A\n")]).await;
     world.html_matching(&account, "/a.html", "# A\n", "a").await;
     world.quiet().await;
@@ -196,7 +197,7 @@ async fn a_page_whose_owner_could_not_be_told_is_looked_at_again_not_overwritten
 }
 
 async fn a_page_deleted_while_the_cursor_was_reset_is_written_again(backend: Backend) {
-    let mut world = SyncWorld::start(backend, "own-reset-page").await;
+    let mut world = TestApp::with_worker(backend, "own-reset-page").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/b.md", "b")]).await;
     world.html_matching(&account, "/a.html", "a", "a").await;
     world.html_matching(&account, "/b.html", "b", "b").await;
@@ -205,7 +206,7 @@ async fn a_page_deleted_while_the_cursor_was_reset_is_written_again(backend: Bac
     world.workers.pop().expect("the worker").stop().await;
     world.emulator().delete_path(&account, "/a.html").expect("delete the page");
     world.emulator().reset_cursors(&account);
-    world.spawn_worker(crate::sync_world::test_worker_settings());
+    world.spawn_worker(worker_settings());
     world.html_matching(&account, "/a.html", "a", "a").await;
     world.quiet().await;
 }

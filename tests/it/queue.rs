@@ -13,10 +13,9 @@ use markdrop::store::{
 
 use secrecy::ExposeSecret;
 
-use crate::support::{Backend, DEADLINE};
-
-const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
-const BOB: &str = "dbid:AABob000000000000000000000000000000000";
+use crate::support::store::Backend;
+use crate::support::wait::eventually;
+use crate::support::{ALICE, BOB};
 const LEASE: Duration = Duration::from_secs(30);
 
 fn account(id: &str) -> AccountId {
@@ -48,16 +47,10 @@ async fn claim(store: &Store, ttl: Duration) -> Option<Claim> {
     }
 }
 
-/// Claims until something is claimed, failing the test after [`DEADLINE`].
+/// Claims until something is claimed, failing the test after
+/// [`DEADLINE`](crate::support::wait::DEADLINE).
 async fn claim_when_due(store: &Store, ttl: Duration) -> Claim {
-    let start = Instant::now();
-    loop {
-        if let Some(claim) = claim(store, ttl).await {
-            return claim;
-        }
-        assert!(start.elapsed() < DEADLINE, "nothing became due");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("an account to become due", || claim(store, ttl)).await
 }
 
 async fn any_number_of_notifications_make_one_pending_pass(backend: Backend) {

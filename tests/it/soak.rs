@@ -22,9 +22,11 @@ use markdrop::emulator::{Emulator, EmulatorConfig, FaultRule};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::support::PrivateRedis;
-use crate::sync_world::{APP_SECRET, eventually};
-use crate::worker_processes::{Processes, exit_of, markdrop, signal};
+use crate::support::processes::{Processes, exit_of, markdrop, signal};
+use crate::support::redis::PrivateRedis;
+use crate::support::store::open_redis;
+use crate::support::wait::{Patience, eventually};
+use crate::support::{APP_KEY, APP_SECRET, SECRET_KEY, unique_prefix};
 
 fn setting(var: &str, default: u64) -> u64 {
     std::env::var(var).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
@@ -59,14 +61,14 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
     let churn = Duration::from_secs(setting("SOAK_SECONDS", 8));
     let mut redis = PrivateRedis::start("soak-redis");
     let redis_url = redis.url();
-    let prefix = crate::support::unique_prefix("soak");
+    let prefix = unique_prefix("soak");
 
     // The web process's port is chosen first: the emulator sends its webhooks there.
     let web_port = std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
-    let mut config = EmulatorConfig::new("test-app-key", APP_SECRET);
+    let mut config = EmulatorConfig::new(APP_KEY, APP_SECRET);
     config.webhook_url = Some(format!("http://127.0.0.1:{web_port}/webhook").parse().expect("url"));
     config.webhook_batch_window = Duration::from_millis(20);
     config.webhook_retry_base = Duration::from_millis(100);
@@ -99,12 +101,7 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
     // tests of its own): tokens stored, first pass queued.
     let mut expected = Expected::default();
     let mut accounts = Vec::new();
-    let sealer =
-        markdrop::store::TokenSealer::new(&"0123456789abcdef0123456789abcdef".to_owned().into());
-    let store = markdrop::store::Store::Redis(
-        markdrop::store::RedisStore::new(&redis_url.clone().into(), &prefix, sealer)
-            .expect("store"),
-    );
+    let store = open_redis(&redis_url, &prefix, SECRET_KEY);
     for n in 0..accounts_wanted {
         let linked = emulator.create_account(&format!("Person {n}"));
         for f in 0..files {
@@ -231,18 +228,15 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
     }
 
     // Let it settle: nothing on its way, nothing queued, nothing leased, twice in a row.
-    let settle_deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let quiet = store.queued().await.map(|q| q.is_empty()).unwrap_or(false)
-            && store.leases_held().await.map(|n| n == 0).unwrap_or(false)
-            && emulator.stats().webhooks_pending() == 0
-            && store.queued().await.map(|q| q.is_empty()).unwrap_or(false);
-        if quiet {
-            break;
-        }
-        assert!(Instant::now() < settle_deadline, "markdrop never settled");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let settling = Patience { within: Duration::from_secs(120), every: Duration::from_millis(50) };
+    settling
+        .wait_for("markdrop to settle", || async {
+            store.queued().await.map(|q| q.is_empty()).unwrap_or(false)
+                && store.leases_held().await.map(|n| n == 0).unwrap_or(false)
+                && emulator.stats().webhooks_pending() == 0
+                && store.queued().await.map(|q| q.is_empty()).unwrap_or(false)
+        })
+        .await;
     eventually("every note converted, unless its page was edited by hand", || {
         let all = expected.notes.iter().all(|((account, path), content)| {
             let html = html_of(path);

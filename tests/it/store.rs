@@ -3,19 +3,16 @@
 use std::time::{Duration, SystemTime};
 
 use markdrop::dropbox::{AccountId, AccountTokens};
-use markdrop::store::{RedisStore, Store, TokenSealer};
+use markdrop::store::Store;
 use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 
-use crate::support::{redis_url, unique_prefix};
-
-const KEY: &str = "0123456789abcdef0123456789abcdef";
-const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
-const BOB: &str = "dbid:AABob000000000000000000000000000000000";
+use crate::support::redis::PrivateRedis;
+use crate::support::store::{claim, open_redis, redis_url};
+use crate::support::{ALICE, BOB, SECRET_KEY, unique_prefix};
 
 fn store(prefix: &str, secret_key: &str) -> Store {
-    let sealer = TokenSealer::new(&secret_key.to_owned().into());
-    Store::Redis(RedisStore::new(&redis_url().into(), prefix, sealer).expect("store"))
+    open_redis(&redis_url(), prefix, secret_key)
 }
 
 fn tokens(tag: &str) -> AccountTokens {
@@ -39,7 +36,7 @@ fn account(id: &str) -> AccountId {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_kept_sealed_and_read_back_whole() {
     let prefix = unique_prefix("store-tokens");
-    let store = store(&prefix, KEY);
+    let store = store(&prefix, SECRET_KEY);
     store.save_tokens(&account(ALICE), &tokens("alice")).await.expect("save");
     let read = store.tokens(&account(ALICE)).await.expect("read").expect("linked");
     assert_eq!(read.access_token.expose_secret(), "sl.access-alice");
@@ -54,7 +51,7 @@ async fn tokens_are_kept_sealed_and_read_back_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_sealed_under_another_secret_key_reads_as_not_linked() {
     let prefix = unique_prefix("store-rekeyed");
-    store(&prefix, KEY).save_tokens(&account(ALICE), &tokens("a")).await.expect("save");
+    store(&prefix, SECRET_KEY).save_tokens(&account(ALICE), &tokens("a")).await.expect("save");
     let rekeyed = store(&prefix, "a-different-secret-key-32-characters");
     assert!(rekeyed.tokens(&account(ALICE)).await.expect("read").is_none());
 }
@@ -62,7 +59,7 @@ async fn a_record_sealed_under_another_secret_key_reads_as_not_linked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forgetting_an_account_deletes_everything_kept_for_it_and_nothing_else() {
     let prefix = unique_prefix("store-forget");
-    let store = store(&prefix, KEY);
+    let store = store(&prefix, SECRET_KEY);
     for id in [ALICE, BOB] {
         store.save_tokens(&account(id), &tokens(id)).await.expect("save");
     }
@@ -90,7 +87,7 @@ async fn forgetting_an_account_deletes_everything_kept_for_it_and_nothing_else()
 async fn a_status_round_trips_and_goes_with_its_account() {
     use markdrop::store::{AccountStatus, Conversion, Outcome, SyncState};
     let prefix = unique_prefix("store-status");
-    let store = store(&prefix, KEY);
+    let store = store(&prefix, SECRET_KEY);
     assert_eq!(store.status(&account(ALICE)).await.expect("read"), None);
     let mut status = AccountStatus {
         state: SyncState::RateLimited { until: 99 },
@@ -100,7 +97,7 @@ async fn a_status_round_trips_and_goes_with_its_account() {
     status.record(Conversion { path: "/ünïcode.md".into(), at: 42, outcome: Outcome::Removed });
     store.save_tokens(&account(ALICE), &tokens("a")).await.expect("link");
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
-    let claim = crate::support::claim(&store).await;
+    let claim = claim(&store).await;
     store.commit(&claim.lease, &Default::default(), None, Some(&status)).await.expect("save");
     assert_eq!(store.status(&account(ALICE)).await.expect("read"), Some(status));
     store.forget_account(&account(ALICE)).await.expect("forget");
@@ -109,17 +106,13 @@ async fn a_status_round_trips_and_goes_with_its_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_redis_with_a_self_signed_certificate_works_when_the_url_says_insecure() {
-    let redis = crate::support::PrivateRedis::start_tls("store-tls");
-    let sealer = TokenSealer::new(&KEY.to_owned().into());
-    let store = Store::Redis(
-        RedisStore::new(&redis.url().into(), "tls:", sealer.clone()).expect("a rediss:// URL"),
-    );
+    let redis = PrivateRedis::start_tls("store-tls");
+    let store = open_redis(&redis.url(), "tls:", SECRET_KEY);
     store.save_tokens(&account(ALICE), &tokens("tls")).await.expect("save over TLS");
     store.enqueue(&[account(ALICE)]).await.expect("enqueue over TLS");
-    let claim = crate::support::claim(&store).await;
+    let claim = claim(&store).await;
     assert_eq!(claim.lease.account(), &account(ALICE));
     // Without `#insecure` the certificate is checked, and a self-signed one is refused.
-    let strict =
-        Store::Redis(RedisStore::new(&redis.strict_url().into(), "tls:", sealer).expect("url"));
+    let strict = open_redis(&redis.strict_url(), "tls:", SECRET_KEY);
     assert!(strict.ping().await.is_err(), "an untrusted certificate is refused");
 }

@@ -15,13 +15,15 @@ fn render(markdown: &str, stem: &str) -> Vec<u8> {
     markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
 }
 
-use crate::support::{Backend, PrivateRedis};
-use crate::sync_world::{SyncWorld, eventually, test_worker_settings};
+use crate::support::app::{TestApp, worker_settings};
+use crate::support::redis::PrivateRedis;
+use crate::support::store::Backend;
+use crate::support::wait::eventually;
 
 async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_names(
     backend: Backend,
 ) {
-    let world = SyncWorld::start(backend, "sync-first-pass").await;
+    let world = TestApp::with_worker(backend, "sync-first-pass").await;
     let files = [
         ("/ReadMe.md", "# Read me\n\nHello."),
         ("/Notes/Ideas.MD", "* one\n* two\n"),
@@ -43,7 +45,7 @@ async fn linking_converts_the_notes_already_there_in_subfolders_and_with_any_nam
 }
 
 async fn a_change_is_converted_and_the_html_is_what_render_makes_of_it(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-change").await;
+    let world = TestApp::with_worker(backend, "sync-change").await;
     let account = world.link_with_files("Ada", &[("/Plans.md", "# Plans\n")]).await;
     world.html_matching(&account, "/Plans.html", "# Plans\n", "Plans").await;
     let edited = "# Plans\n\n- [x] ship the worker\n- [ ] write the demo\n";
@@ -59,7 +61,7 @@ async fn a_change_is_converted_and_the_html_is_what_render_makes_of_it(backend: 
 }
 
 async fn twenty_notifications_for_one_change_upload_its_html_once(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-coalesce").await;
+    let world = TestApp::with_worker(backend, "sync-coalesce").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -77,7 +79,7 @@ async fn twenty_notifications_for_one_change_upload_its_html_once(backend: Backe
 }
 
 async fn a_change_during_a_pass_is_converted_by_the_next_one(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-during").await;
+    let world = TestApp::with_worker(backend, "sync-during").await;
     let account = world.link_with_files("Ada", &[("/b.md", "b")]).await;
     world.html(&account, "/b.html").await;
     world.quiet().await;
@@ -98,10 +100,10 @@ async fn a_change_during_a_pass_is_converted_by_the_next_one(backend: Backend) {
 }
 
 async fn eight_worker_tasks_never_list_or_write_one_account_twice_at_once(backend: Backend) {
-    let mut world = SyncWorld::without_workers(backend, "sync-exclusive").await;
+    let mut world = TestApp::on(backend, "sync-exclusive").await;
     // Four workers (as four processes would), two accounts at a time each: eight tasks.
     for _ in 0..4 {
-        world.spawn_worker(WorkerSettings { accounts: 2, ..test_worker_settings() });
+        world.spawn_worker(WorkerSettings { accounts: 2, ..worker_settings() });
     }
     let notes: Vec<(String, String)> =
         (0..12).map(|n| (format!("/n{n}.md"), format!("# Note {n}\n"))).collect();
@@ -133,8 +135,8 @@ async fn eight_worker_tasks_never_list_or_write_one_account_twice_at_once(backen
 }
 
 async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor(backend: Backend) {
-    let mut world = SyncWorld::without_workers(backend, "sync-crash").await;
-    world.spawn_worker(test_worker_settings());
+    let mut world = TestApp::on(backend, "sync-crash").await;
+    world.spawn_worker(worker_settings());
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -150,7 +152,7 @@ async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor(backe
     })
     .await;
     world.workers.pop().expect("the worker").kill().await;
-    world.spawn_worker(test_worker_settings());
+    world.spawn_worker(worker_settings());
     world.html(&account, "/b.html").await;
     world.html(&account, "/c.html").await;
     world.quiet().await;
@@ -165,11 +167,8 @@ async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor(backe
 }
 
 async fn a_stopping_worker_hands_its_account_back_at_once(backend: Backend) {
-    let mut world = SyncWorld::without_workers(backend, "sync-stop").await;
-    world.spawn_worker(WorkerSettings {
-        lease_ttl: Duration::from_secs(600),
-        ..test_worker_settings()
-    });
+    let mut world = TestApp::on(backend, "sync-stop").await;
+    world.spawn_worker(WorkerSettings { lease_ttl: Duration::from_secs(600), ..worker_settings() });
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -184,13 +183,13 @@ async fn a_stopping_worker_hands_its_account_back_at_once(backend: Backend) {
     // Handed back: no lease left to wait out (it would take ten minutes), and due now.
     assert_eq!(world.store.leases_held().await.expect("leases"), 0);
     assert_eq!(world.store.queued().await.expect("queued").len(), 1);
-    world.spawn_worker(test_worker_settings());
+    world.spawn_worker(worker_settings());
     world.html(&account, "/b.html").await;
     world.quiet().await;
 }
 
 async fn a_reset_cursor_lists_again_without_uploading_unchanged_notes(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-reset").await;
+    let world = TestApp::with_worker(backend, "sync-reset").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/sub/b.md", "b")]).await;
     world.html(&account, "/a.html").await;
     world.html(&account, "/sub/b.html").await;
@@ -205,7 +204,7 @@ async fn a_reset_cursor_lists_again_without_uploading_unchanged_notes(backend: B
 }
 
 async fn a_rate_limited_account_waits_out_retry_after_before_calling_again(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-429").await;
+    let world = TestApp::with_worker(backend, "sync-429").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -231,7 +230,7 @@ async fn a_rate_limited_account_waits_out_retry_after_before_calling_again(backe
 }
 
 async fn server_errors_are_retried_and_a_failing_account_shows_why_and_recovers(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-5xx").await;
+    let world = TestApp::with_worker(backend, "sync-5xx").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -257,7 +256,7 @@ async fn server_errors_are_retried_and_a_failing_account_shows_why_and_recovers(
 }
 
 async fn an_expired_access_token_is_refreshed_and_the_new_one_kept(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-expiry").await;
+    let world = TestApp::with_worker(backend, "sync-expiry").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -281,7 +280,7 @@ async fn an_expired_access_token_is_refreshed_and_the_new_one_kept(backend: Back
 }
 
 async fn a_revoked_token_unlinks_the_account_and_leaves_it_alone(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-revoked").await;
+    let world = TestApp::with_worker(backend, "sync-revoked").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -302,7 +301,7 @@ async fn a_revoked_token_unlinks_the_account_and_leaves_it_alone(backend: Backen
 }
 
 async fn a_deleted_note_takes_its_html_along_unless_someone_edited_the_html(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-delete").await;
+    let world = TestApp::with_worker(backend, "sync-delete").await;
     let files = [("/Keep/a.md", "a"), ("/b.md", "b"), ("/Gone/c.md", "c")];
     let account = world.link_with_files("Ada", &files).await;
     for html in ["/Keep/a.html", "/b.html", "/Gone/c.html"] {
@@ -340,8 +339,8 @@ async fn a_deleted_note_takes_its_html_along_unless_someone_edited_the_html(back
 async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_and_reported(
     backend: Backend,
 ) {
-    let mut world = SyncWorld::without_workers(backend, "sync-skips").await;
-    world.spawn_worker(WorkerSettings { max_markdown_bytes: 1024, ..test_worker_settings() });
+    let mut world = TestApp::on(backend, "sync-skips").await;
+    world.spawn_worker(WorkerSettings { max_markdown_bytes: 1024, ..worker_settings() });
     let big = "x".repeat(2048);
     let files = [("/big.md", big.as_str()), ("/doc.md", "# A doc"), ("/ok.md", "ok")];
     let account = world.emulator().create_account("Ada").account_id;
@@ -366,8 +365,11 @@ async fn a_note_over_the_size_cap_and_one_dropbox_cannot_download_are_skipped_an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_is_ridden_out_and_the_change_made_meanwhile_converted() {
     let mut redis = PrivateRedis::start("redis-restart");
-    let mut world = SyncWorld::without_workers_on("sync-redis-restart", &redis.url()).await;
-    world.spawn_worker(test_worker_settings());
+    let world = TestApp::builder("sync-redis-restart")
+        .on_redis_at(&redis.url())
+        .with_worker()
+        .start()
+        .await;
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
@@ -387,7 +389,7 @@ async fn a_redis_restart_is_ridden_out_and_the_change_made_meanwhile_converted()
 }
 
 async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens(backend: Backend) {
-    let world = SyncWorld::start(backend, "sync-metrics").await;
+    let world = TestApp::with_worker(backend, "sync-metrics").await;
     let metrics = || async {
         let response = reqwest::get(format!("{}/metrics", world.address)).await.expect("GET");
         assert_eq!(response.status(), 200);
@@ -432,7 +434,7 @@ async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens(b
 }
 
 async fn a_note_deleted_while_the_cursor_was_reset_takes_its_html_along(backend: Backend) {
-    let mut world = SyncWorld::start(backend, "sync-reset-delete").await;
+    let mut world = TestApp::with_worker(backend, "sync-reset-delete").await;
     let account = world.link_with_files("Ada", &[("/a.md", "a"), ("/b.md", "b")]).await;
     world.html(&account, "/b.html").await;
     world.quiet().await;
@@ -440,7 +442,7 @@ async fn a_note_deleted_while_the_cursor_was_reset_takes_its_html_along(backend:
     world.workers.pop().expect("the worker").stop().await;
     world.emulator().delete_path(&account, "/b.md").expect("delete");
     world.emulator().reset_cursors(&account);
-    world.spawn_worker(test_worker_settings());
+    world.spawn_worker(worker_settings());
     eventually("b.html to go", || {
         std::future::ready(world.emulator().read_file(&account, "/b.html").is_none())
     })
@@ -452,7 +454,7 @@ async fn a_note_deleted_while_the_cursor_was_reset_takes_its_html_along(backend:
 async fn a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note(
     backend: Backend,
 ) {
-    let mut world = SyncWorld::start(backend, "sync-unrecorded").await;
+    let mut world = TestApp::with_worker(backend, "sync-unrecorded").await;
     let account = world.link_with_files("Ada", &[]).await;
     world.quiet().await;
     // a's upload goes through, b's stalls: the worker dies with a.html written but the page,
@@ -465,7 +467,7 @@ async fn a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its
 }
 
 /// The account's next upload goes through; the one after it stalls for half a minute.
-fn stall_the_second_upload(world: &SyncWorld, account: &str) {
+fn stall_the_second_upload(world: &TestApp, account: &str) {
     let pause = |delay| FaultRule::delay("files/upload", 1, delay).for_account(account);
     world.emulator().add_fault(pause(Duration::from_millis(1)));
     world.emulator().add_fault(pause(Duration::from_secs(30)));
@@ -473,7 +475,7 @@ fn stall_the_second_upload(world: &SyncWorld, account: &str) {
 
 /// Once a.html is written and b's upload (stalled) under way, the worker dies and a.md is
 /// deleted; a new worker must convert b and take a.html away with its note.
-async fn die_after_a_then_delete_it(world: &mut SyncWorld, account: &str, uploads_before: u64) {
+async fn die_after_a_then_delete_it(world: &mut TestApp, account: &str, uploads_before: u64) {
     eventually("both uploads to start", || {
         std::future::ready(world.uploads(account) >= uploads_before + 2)
     })
@@ -481,7 +483,7 @@ async fn die_after_a_then_delete_it(world: &mut SyncWorld, account: &str, upload
     world.html(account, "/a.html").await;
     world.workers.pop().expect("the worker").kill().await;
     world.emulator().delete_path(account, "/a.md").expect("delete a");
-    world.spawn_worker(test_worker_settings());
+    world.spawn_worker(worker_settings());
     world.html(account, "/b.html").await;
     eventually("a.html to go with its note", || {
         std::future::ready(world.emulator().read_file(account, "/a.html").is_none())
@@ -491,7 +493,7 @@ async fn die_after_a_then_delete_it(world: &mut SyncWorld, account: &str, upload
 }
 
 async fn a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along(backend: Backend) {
-    let mut world = SyncWorld::start(backend, "sync-first-uncommitted").await;
+    let mut world = TestApp::with_worker(backend, "sync-first-uncommitted").await;
     let account = world.emulator().create_account("Ada").account_id;
     world.emulator().put_file(&account, "/a.md", "a").expect("put");
     world.emulator().put_file(&account, "/b.md", "b").expect("put");

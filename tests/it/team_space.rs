@@ -6,8 +6,8 @@
 use markdrop::emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 
-use crate::support::Backend;
-use crate::sync_world::SyncWorld;
+use crate::support::app::TestApp;
+use crate::support::store::Backend;
 
 /// `files/list_folder` of the whole tree as `token`, with `path_root` when given; the status
 /// and the listed `path_display`s, or the body when it is not a listing.
@@ -81,7 +81,7 @@ async fn a_team_member_sees_only_their_home_folder_unless_a_call_is_rooted_at_th
 }
 
 async fn a_team_members_notes_in_team_folders_are_converted_too(backend: Backend) {
-    let world = SyncWorld::start(backend, "team-space").await;
+    let world = TestApp::with_worker(backend, "team-space").await;
     let account = world.emulator().create_team_member("Ada").account_id;
     world.emulator().put_file(&account, "/Ada/notes/a.md", "# Mine\n").expect("put");
     world.emulator().put_file(&account, "/Team Docs/plan.md", "# Ours\n").expect("put");

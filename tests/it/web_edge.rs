@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{DEADLINE, redis_url, spawn_app, unique_prefix, web_settings};
-use crate::sync_world::eventually;
-use crate::webhook::{ALICE, APP_SECRET, BOB, notification, sign};
-use crate::worker_processes::{Processes, listening_port, markdrop};
+use crate::support::app::TestApp;
+use crate::support::processes::{Processes, listening_port, markdrop};
+use crate::support::store::redis_url;
+use crate::support::wait::{DEADLINE, eventually};
+use crate::support::webhooks::{notification, sign};
+use crate::support::{ALICE, BOB, unique_prefix};
 
 /// How many stalled connections the slow-body test holds open at once.
 const STALLED: usize = 300;
@@ -56,7 +58,6 @@ fn rss_kib(pid: u32) -> u64 {
 async fn hundreds_of_stalled_webhook_bodies_hold_bounded_memory_and_are_cut_off_at_the_deadline() {
     let prefix = unique_prefix("stalled-bodies");
     let mut web = markdrop("web", None)
-        .env("DROPBOX_APP_SECRET", APP_SECRET)
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &prefix)
         .env("HOST", "127.0.0.1")
@@ -127,9 +128,8 @@ async fn hundreds_of_stalled_webhook_bodies_hold_bounded_memory_and_are_cut_off_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_announced_with_expect_continue_gets_its_413_before_any_100_continue() {
-    let (address, _store) =
-        spawn_app(&web_settings(APP_SECRET, None), &redis_url(), &unique_prefix("expect-413"));
-    let address = address.trim_start_matches("http://").to_owned();
+    let app = TestApp::start("expect-413").await;
+    let address = app.address.trim_start_matches("http://").to_owned();
     let too_long = 2 * 1024 * 1024;
     let mut stream = TcpStream::connect(&address).await.expect("connect");
     let head = webhook_head(too_long, &sign(b""), "Expect: 100-continue\r\n");
@@ -146,9 +146,8 @@ async fn an_oversized_body_announced_with_expect_continue_gets_its_413_before_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_sent_whole_is_answered_413_and_the_client_reads_it() {
-    let (address, _store) =
-        spawn_app(&web_settings(APP_SECRET, None), &redis_url(), &unique_prefix("whole-413"));
-    let address = address.trim_start_matches("http://").to_owned();
+    let app = TestApp::start("whole-413").await;
+    let address = app.address.trim_start_matches("http://").to_owned();
     let too_long = 2 * 1024 * 1024;
     let stream = TcpStream::connect(&address).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
@@ -168,34 +167,27 @@ async fn an_oversized_body_sent_whole_is_answered_413_and_the_client_reads_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_with_malformed_ids_among_valid_ones_queues_the_valid_and_counts_the_rest() {
-    let (address, store) =
-        spawn_app(&web_settings(APP_SECRET, None), &redis_url(), &unique_prefix("mixed-ids"));
+    let app = TestApp::start("mixed-ids").await;
     let body = format!(
         r#"{{"list_folder": {{"accounts": ["{ALICE}", "12345", "{BOB}", 42, "dbid:no spaces"]}}}}"#
     )
     .into_bytes();
     let http = reqwest::Client::new();
     let answer = http
-        .post(format!("{address}/webhook"))
+        .post(app.url("/webhook"))
         .header("X-Dropbox-Signature", sign(&body))
         .body(body)
         .send()
         .await
         .expect("POST /webhook");
     assert_eq!(answer.status(), 200, "the valid ids count; Dropbox must not retry them");
-    let mut queued: Vec<String> = store
-        .queued()
-        .await
-        .expect("the queue")
-        .iter()
-        .map(|account| account.as_str().to_owned())
-        .collect();
+    let mut queued = app.queued().await;
     queued.sort();
     let mut expected = vec![ALICE.to_owned(), BOB.to_owned()];
     expected.sort();
     assert_eq!(queued, expected);
     eventually("the malformed ids counted in /metrics", || async {
-        let metrics = http.get(format!("{address}/metrics")).send().await.expect("GET /metrics");
+        let metrics = http.get(app.url("/metrics")).send().await.expect("GET /metrics");
         let text = metrics.text().await.expect("metrics text");
         text.lines().any(|line| line == "markdrop_webhook_malformed_accounts_total 3")
     })
@@ -204,12 +196,13 @@ async fn a_notification_with_malformed_ids_among_valid_ones_queues_the_valid_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_metrics_token_metrics_answers_only_its_bearer() {
-    let mut settings = web_settings(APP_SECRET, None);
-    settings.metrics_token = Some("scrape-me-7f3a".into());
-    let (address, _store) = spawn_app(&settings, &redis_url(), &unique_prefix("metrics-token"));
+    let app = TestApp::builder("metrics-token")
+        .with_settings(|settings| settings.metrics_token = Some("scrape-me-7f3a".into()))
+        .start()
+        .await;
     let http = reqwest::Client::new();
     let get = |authorization: Option<&'static str>| {
-        let mut request = http.get(format!("{address}/metrics"));
+        let mut request = http.get(app.url("/metrics"));
         if let Some(value) = authorization {
             request = request.header("Authorization", value);
         }
@@ -229,19 +222,19 @@ async fn with_a_metrics_token_metrics_answers_only_its_bearer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_metrics_token_metrics_stays_open() {
-    let (address, _store) =
-        spawn_app(&web_settings(APP_SECRET, None), &redis_url(), &unique_prefix("metrics-open"));
-    let answer = reqwest::get(format!("{address}/metrics")).await.expect("GET /metrics");
+    let app = TestApp::start("metrics-open").await;
+    let answer = reqwest::get(app.url("/metrics")).await.expect("GET /metrics");
     assert_eq!(answer.status(), 200);
     assert!(answer.text().await.expect("body").contains("# TYPE markdrop_webhooks_total counter"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_body_that_never_finishes_is_cut_off_with_a_408_at_the_request_deadline() {
-    let mut settings = web_settings(APP_SECRET, None);
-    settings.request_deadline = Duration::from_secs(1);
-    let (address, _store) = spawn_app(&settings, &redis_url(), &unique_prefix("form-deadline"));
-    let address = address.trim_start_matches("http://").to_owned();
+    let app = TestApp::builder("form-deadline")
+        .with_settings(|settings| settings.request_deadline = Duration::from_secs(1))
+        .start()
+        .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&address).await.expect("connect");
     let head = "POST /account/unlink HTTP/1.1\r\nHost: markdrop.test\r\n\
                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ncsrf=";

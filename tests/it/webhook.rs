@@ -1,72 +1,13 @@
 //! `/webhook`, `/healthz` and `/readyz` on the real app, bound to port 0, with a real Redis.
 
-use hmac::{Hmac, Mac};
-use markdrop::store::Store;
-use sha2::Sha256;
-
-use crate::support::{redis_url, spawn_app, unique_prefix, web_settings};
-
-pub(crate) const APP_SECRET: &str = "webhook-test-app-secret";
-pub(crate) const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
-pub(crate) const BOB: &str = "dbid:AABob000000000000000000000000000000000";
-
-struct TestApp {
-    address: String,
-    store: Store,
-    http: reqwest::Client,
-}
-
-impl TestApp {
-    async fn spawn(test: &str) -> TestApp {
-        TestApp::spawn_on(&redis_url(), &unique_prefix(test)).await
-    }
-
-    async fn spawn_on(redis_url: &str, prefix: &str) -> TestApp {
-        let (address, store) = spawn_app(&web_settings(APP_SECRET, None), redis_url, prefix);
-        TestApp { address, store, http: reqwest::Client::new() }
-    }
-
-    async fn post_webhook(&self, body: &[u8], signature: Option<&str>) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(format!("{}/webhook", self.address))
-            .header("Content-Type", "application/json")
-            .body(body.to_vec());
-        if let Some(signature) = signature {
-            request = request.header("X-Dropbox-Signature", signature);
-        }
-        request.send().await.expect("POST /webhook")
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.address)).send().await.expect("GET")
-    }
-
-    async fn queued(&self) -> Vec<String> {
-        let queued = self.store.queued().await.expect("read the queue");
-        queued.iter().map(|account| account.as_str().to_owned()).collect()
-    }
-}
-
-pub(crate) fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).expect("any key length");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Dropbox's own formatting (Python's json.dumps separators).
-pub(crate) fn notification(accounts: &[&str]) -> Vec<u8> {
-    let accounts: Vec<String> = accounts.iter().map(|a| format!("\"{a}\"")).collect();
-    format!(
-        "{{\"list_folder\": {{\"accounts\": [{}]}}, \"delta\": {{\"users\": [12345678]}}}}",
-        accounts.join(", ")
-    )
-    .into_bytes()
-}
+use crate::support::app::TestApp;
+use crate::support::wait::DEADLINE;
+use crate::support::webhooks::{notification, sign, sign_with};
+use crate::support::{ALICE, BOB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_challenge_is_echoed_as_plain_text_nobody_may_sniff() {
-    let app = TestApp::spawn("challenge").await;
+    let app = TestApp::start("challenge").await;
     let response = app.get("/webhook?challenge=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/plain");
@@ -77,7 +18,7 @@ async fn the_challenge_is_echoed_as_plain_text_nobody_may_sniff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_notification_queues_each_account_once_and_answers_at_once() {
-    let app = TestApp::spawn("signed").await;
+    let app = TestApp::start("signed").await;
     let body = notification(&[ALICE, BOB, ALICE]);
     let response = app.post_webhook(&body, Some(&sign(&body))).await;
     assert_eq!(response.status(), 200);
@@ -91,7 +32,7 @@ async fn a_signed_notification_queues_each_account_once_and_answers_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_notifications_for_one_account_leave_one_pending_pass() {
-    let app = TestApp::spawn("coalesce").await;
+    let app = TestApp::start("coalesce").await;
     let body = notification(&[ALICE]);
     let signature = sign(&body);
     for _ in 0..20 {
@@ -102,11 +43,9 @@ async fn many_notifications_for_one_account_leave_one_pending_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsigned_or_forged_notification_is_forbidden_and_queues_nothing() {
-    let app = TestApp::spawn("forged").await;
+    let app = TestApp::start("forged").await;
     let body = notification(&[ALICE]);
-    let mut other = Hmac::<Sha256>::new_from_slice(b"another app's secret").expect("key");
-    other.update(&body);
-    let forged = hex::encode(other.finalize().into_bytes());
+    let forged = sign_with("another app's secret", &body);
     for signature in
         [None, Some(""), Some("not hex at all"), Some(&forged[..]), Some(&sign(b"{}")[..])]
     {
@@ -118,7 +57,7 @@ async fn an_unsigned_or_forged_notification_is_forbidden_and_queues_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_body_that_is_no_notification_is_a_bad_request() {
-    let app = TestApp::spawn("malformed").await;
+    let app = TestApp::start("malformed").await;
     for body in [&b"not json"[..], b"[1, 2]", br#"{"list_folder": {"accounts": "dbid:x"}}"#] {
         let response = app.post_webhook(body, Some(&sign(body))).await;
         assert_eq!(response.status(), 400, "{}", String::from_utf8_lossy(body));
@@ -128,7 +67,7 @@ async fn a_signed_body_that_is_no_notification_is_a_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_format_notification_is_accepted_and_queues_nothing() {
-    let app = TestApp::spawn("delta-only").await;
+    let app = TestApp::start("delta-only").await;
     let body = br#"{"delta": {"users": [12345678]}}"#;
     assert_eq!(app.post_webhook(body, Some(&sign(body))).await.status(), 200);
     assert!(app.queued().await.is_empty());
@@ -136,7 +75,7 @@ async fn an_old_format_notification_is_accepted_and_queues_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_refused_from_its_declared_length_before_it_is_sent() {
-    let app = TestApp::spawn("oversized").await;
+    let app = TestApp::start("oversized").await;
     let too_long = markdrop::web::MAX_WEBHOOK_BODY + 1;
     // Headers only: the answer must come without a byte of the body being read.
     let head = format!(
@@ -149,7 +88,7 @@ async fn an_oversized_body_is_refused_from_its_declared_length_before_it_is_sent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_chunked_body_is_refused_once_it_passes_the_limit() {
-    let app = TestApp::spawn("oversized-chunked").await;
+    let app = TestApp::start("oversized-chunked").await;
     let mut request = format!(
         "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
          X-Dropbox-Signature: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -176,7 +115,7 @@ async fn raw_exchange(address: &str, request: &[u8]) -> String {
     // The server may answer and close before taking everything; a failed write is fine then.
     let _ = stream.write_all(request).await;
     let mut answer = vec![0; 64];
-    let read = tokio::time::timeout(crate::support::DEADLINE, stream.read(&mut answer))
+    let read = tokio::time::timeout(DEADLINE, stream.read(&mut answer))
         .await
         .expect("an answer before the deadline")
         .expect("read");
@@ -188,7 +127,7 @@ async fn with_redis_down_a_notification_gets_503_so_dropbox_retries() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead = format!("redis://{}", closed.local_addr().expect("addr"));
     drop(closed);
-    let app = TestApp::spawn_on(&dead, "unused:").await;
+    let app = TestApp::builder("redis-down").on_redis_at(&dead).start().await;
     let body = notification(&[ALICE]);
     assert_eq!(app.post_webhook(&body, Some(&sign(&body))).await.status(), 503);
     assert_eq!(app.get("/readyz").await.status(), 503);
@@ -197,7 +136,7 @@ async fn with_redis_down_a_notification_gets_503_so_dropbox_retries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer_when_redis_does() {
-    let app = TestApp::spawn("health").await;
+    let app = TestApp::start("health").await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
@@ -215,15 +154,12 @@ async fn a_redis_that_accepts_but_never_answers_still_gets_a_prompt_503() {
             held.push(connection);
         }
     });
-    let app = TestApp::spawn_on(&url, "unused:").await;
+    let app = TestApp::builder("redis-silent").on_redis_at(&url).start().await;
     let body = notification(&[ALICE]);
     for _ in 0..3 {
-        let answer = tokio::time::timeout(
-            crate::support::DEADLINE,
-            app.post_webhook(&body, Some(&sign(&body))),
-        )
-        .await
-        .expect("an answer well before Dropbox's 10 s");
+        let answer = tokio::time::timeout(DEADLINE, app.post_webhook(&body, Some(&sign(&body))))
+            .await
+            .expect("an answer well before Dropbox's 10 s");
         assert_eq!(answer.status(), 503);
     }
 }

@@ -1,42 +1,28 @@
 //! `markdrop worker` as real processes sharing one Redis: several at once, one killed with
 //! SIGKILL mid-pass, one stopped with SIGTERM mid-pass.
 
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use markdrop::emulator::FaultRule;
 
-use crate::support::{DEADLINE, redis_url};
-use crate::sync_world::{APP_SECRET, SyncWorld, eventually, notify};
-
-/// `markdrop <subcommand>` with nothing from this environment but the app's key and secret and
-/// a `SECRET_KEY`; Dropbox is `dropbox` when given.
-pub(crate) fn markdrop(subcommand: &str, dropbox: Option<&url::Url>) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
-    command
-        .arg(subcommand)
-        .env_clear()
-        .env("DROPBOX_APP_KEY", "test-app-key")
-        .env("DROPBOX_APP_SECRET", APP_SECRET)
-        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    if let Some(dropbox) = dropbox {
-        for var in ["DROPBOX_API_URL", "DROPBOX_CONTENT_URL", "DROPBOX_WEB_URL"] {
-            command.env(var, dropbox.as_str());
-        }
-    }
-    command
-}
+use crate::support::app::{TestApp, connect};
+use crate::support::processes::{
+    Processes, exit_of, first_event, lines_of, listening_port, log_lines, markdrop, signal,
+};
+use crate::support::store::{Backend, open_embedded, redis_url};
+use crate::support::wait::eventually;
+use crate::support::webhooks::notify;
+use crate::support::{APP_KEY, APP_SECRET, SECRET_KEY, scratch_dir};
 
 /// A `markdrop worker` process on the world's Redis and emulator, with 2-second leases.
-fn worker_process(world: &SyncWorld) -> Child {
+fn worker_process(world: &TestApp) -> Child {
     worker_process_with(world, |command| command)
 }
 
 /// [`worker_process`], its command changed by `adjust` first.
 fn worker_process_with(
-    world: &SyncWorld,
+    world: &TestApp,
     adjust: impl FnOnce(&mut Command) -> &mut Command,
 ) -> Child {
     let mut command = markdrop("worker", Some(world.dropbox.url()));
@@ -48,38 +34,9 @@ fn worker_process_with(
     adjust(&mut command).spawn().expect("start markdrop worker")
 }
 
-pub(crate) fn signal(child: &Child, signal: &str) {
-    let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
-    assert!(sent.expect("kill").success(), "SIG{signal} sent");
-}
-
-/// Waits for the process to exit, failing the test after [`DEADLINE`].
-pub(crate) async fn exit_of(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(start.elapsed() < DEADLINE, "the worker did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Kills whatever the test leaves running, even when it fails.
-pub(crate) struct Processes(pub(crate) Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_over() {
-    let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-share").await;
+    let world = TestApp::on(Backend::Redis, "processes-share").await;
     let mut processes = Processes((0..3).map(|_| worker_process(&world)).collect());
     let notes: Vec<(String, String)> =
         (0..8).map(|n| (format!("/notes/n{n}.md"), format!("# Note {n}\n"))).collect();
@@ -129,8 +86,7 @@ async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
-    let world =
-        SyncWorld::without_workers(crate::support::Backend::Redis, "processes-sigterm").await;
+    let world = TestApp::on(Backend::Redis, "processes-sigterm").await;
     let mut processes = Processes(vec![worker_process(&world)]);
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
@@ -161,7 +117,7 @@ async fn sigterm_finishes_the_file_in_hand_and_hands_the_account_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigterm() {
-    let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-serve").await;
+    let world = TestApp::on(Backend::Redis, "processes-serve").await;
     let (serve, address) = listening_on_world(&world, "serve");
     let mut processes = Processes(vec![serve]);
     let account = world.emulator().create_account("Ada");
@@ -179,7 +135,7 @@ async fn serve_runs_the_web_app_and_a_worker_in_one_process_and_drains_on_sigter
         r#"{{"list_folder": {{"accounts": ["{}"]}}, "delta": {{"users": []}}}}"#,
         account.account_id
     );
-    let answer = world.notify_at(&address, &body).await;
+    let answer = notify(&address, &body).await;
     assert_eq!(answer, 200);
     world.html_matching(&account.account_id, "/a.html", "# A", "a").await;
     world.quiet().await;
@@ -203,39 +159,14 @@ fn serve_embedded(dropbox: &url::Url, data_dir: &std::path::Path) -> (Child, u16
     (serve, port)
 }
 
-/// "Connect Dropbox" in a browser against the markdrop at `address`, the emulator approving at
-/// once; the callback is followed to `address` whatever `BASE_URL` says.
-async fn connect(address: &str) {
-    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let login = http.get(format!("{address}/login")).send().await.expect("login");
-    let cookie = login.headers()[SET_COOKIE]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("a pair")
-        .to_owned();
-    let authorize = login.headers()[LOCATION].to_str().expect("ascii").to_owned();
-    let approved = http.get(authorize).send().await.expect("authorize");
-    let back: url::Url =
-        approved.headers()[LOCATION].to_str().expect("ascii").parse().expect("url");
-    let callback = format!("{address}/oauth/callback?{}", back.query().unwrap_or_default());
-    let linked = http.get(callback).header(COOKIE, cookie).send().await.expect("callback");
-    assert_eq!(linked.status(), 303, "linked");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
     use markdrop::emulator::{Emulator, EmulatorConfig};
-    let mut config = EmulatorConfig::new("test-app-key", APP_SECRET);
+    let mut config = EmulatorConfig::new(APP_KEY, APP_SECRET);
     config.auto_approve = true;
     let dropbox = Emulator::new(config).start(0).await.expect("the emulator");
     let emulator = dropbox.emulator.clone();
-    let data_dir = crate::support::scratch_dir("serve-embedded");
+    let data_dir = scratch_dir("serve-embedded");
     let account = emulator.create_account("Ada").account_id;
     emulator.sign_in(&account);
     emulator.put_file(&account, "/a.md", "# A").expect("put");
@@ -263,12 +194,7 @@ async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
     // What the killed process left, read straight from its file: the link and b's queue
     // entry survived.
     {
-        let sealer = markdrop::store::TokenSealer::new(
-            &"0123456789abcdef0123456789abcdef".to_owned().into(),
-        );
-        let left = markdrop::store::Store::Embedded(
-            markdrop::store::EmbeddedStore::open(&data_dir, sealer).expect("the store opens"),
-        );
+        let left = open_embedded(&data_dir, SECRET_KEY);
         let id = markdrop::dropbox::AccountId::parse(&account).expect("id");
         assert!(left.tokens(&id).await.expect("read").is_some(), "still linked");
         assert_eq!(left.queued().await.expect("read"), vec![id], "b's pass still queued");
@@ -298,48 +224,6 @@ fn without_redis(command: &str) -> Child {
         .expect("start markdrop")
 }
 
-/// The JSON log lines of `child`, as they come.
-fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<serde_json::Value> {
-    use std::io::{BufRead, BufReader};
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str(&line) {
-                let _ = tx.send(event);
-            }
-        }
-    });
-    rx
-}
-
-/// The port a process started with `LOG_FORMAT=json` and a piped stderr says it listens on;
-/// the rest of its log is drained so the pipe never fills.
-pub(crate) fn listening_port(child: &mut Child) -> u16 {
-    let log = log_lines(child);
-    let port = first_event(&log, |event| event["port"].is_u64())
-        .and_then(|event| event["port"].as_u64())
-        .expect("the process says where it listens");
-    std::thread::spawn(move || for _ in log {});
-    u16::try_from(port).expect("a port")
-}
-
-/// The first event `wanted` picks, or `None` after [`DEADLINE`].
-fn first_event(
-    events: &std::sync::mpsc::Receiver<serde_json::Value>,
-    wanted: impl Fn(&serde_json::Value) -> bool,
-) -> Option<serde_json::Value> {
-    let start = Instant::now();
-    while let Some(left) = DEADLINE.checked_sub(start.elapsed()) {
-        match events.recv_timeout(left) {
-            Ok(event) if wanted(&event) => return Some(event),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_stop_cleanly() {
     let mut worker = without_redis("worker");
@@ -366,7 +250,7 @@ async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_
 
 /// `markdrop <subcommand>` (`web` or `serve`) listening on a free port, on the world's Redis
 /// and emulator; returns it and its address.
-fn listening_on_world(world: &SyncWorld, subcommand: &str) -> (Child, String) {
+fn listening_on_world(world: &TestApp, subcommand: &str) -> (Child, String) {
     let mut process = markdrop(subcommand, Some(world.dropbox.url()))
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &world.prefix)
@@ -382,7 +266,7 @@ fn listening_on_world(world: &SyncWorld, subcommand: &str) -> (Child, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one() {
-    let world = SyncWorld::without_workers(crate::support::Backend::Redis, "processes-scale").await;
+    let world = TestApp::on(Backend::Redis, "processes-scale").await;
     let (web_a, a) = listening_on_world(&world, "web");
     let (web_b, b) = listening_on_world(&world, "web");
     let mut processes = Processes(vec![web_a, web_b]);
@@ -451,7 +335,7 @@ struct Log {
 impl Log {
     fn of(child: &mut Child) -> Log {
         let stderr = child.stderr.take().expect("stderr piped");
-        Log { lines: crate::support::lines_of(stderr), seen: String::new() }
+        Log { lines: lines_of(stderr), seen: String::new() }
     }
 
     fn contains(&mut self, needle: &str) -> bool {
@@ -463,8 +347,7 @@ impl Log {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_resumed() {
     use markdrop::emulator::Gate;
-    let world =
-        SyncWorld::without_workers(crate::support::Backend::Redis, "processes-frozen").await;
+    let world = TestApp::on(Backend::Redis, "processes-frozen").await;
     let mut first = worker_process_with(&world, |command| command.stderr(Stdio::piped()));
     let mut first_log = Log::of(&mut first);
     let mut processes = Processes(vec![first]);

@@ -7,53 +7,16 @@ use std::process::{Command, Stdio};
 
 use markdrop::emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, COOKIE, HOST, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+use reqwest::header::{AUTHORIZATION, COOKIE, HOST, LOCATION, SET_COOKIE};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::support::{DEADLINE, scratch_dir};
+use crate::support::emulator::{control_client, cookie_of, form_field, plain_client};
+use crate::support::processes::lines_of;
+use crate::support::scratch_dir;
+use crate::support::wait::DEADLINE;
 
 const REDIRECT_URI: &str = "http://127.0.0.1:5000/oauth/callback";
-
-/// An HTTP client that holds the emulator's control secret and follows no redirects.
-pub fn control_client(emulator: &Emulator) -> reqwest::Client {
-    let bearer = format!("Bearer {}", emulator.control_secret().expose_secret());
-    let mut headers = HeaderMap::new();
-    headers.insert(AUTHORIZATION, HeaderValue::from_str(&bearer).expect("a header value"));
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("an HTTP client")
-}
-
-fn plain_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("an HTTP client")
-}
-
-/// Opens a fresh owner link as a browser would and returns the cookie it set, as `name=value`.
-pub async fn owner_cookie(running: &RunningEmulator) -> String {
-    let opened = plain_client().get(running.owner_link(None)).send().await.expect("an answer");
-    assert_eq!(opened.status(), StatusCode::OK, "the owner link works");
-    cookie_of(opened.headers())
-}
-
-/// The `name=value` of the cookie a response sets.
-pub fn cookie_of(headers: &HeaderMap) -> String {
-    let set = headers.get(SET_COOKIE).expect("a cookie").to_str().expect("ascii");
-    set.split(';').next().expect("name=value").to_owned()
-}
-
-/// The value of the hidden form field `name`.
-pub fn form_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("a {name} field in {html}"));
-    let start = start + marker.len();
-    html[start..start + html[start..].find('"').expect("a closing quote")].to_owned()
-}
 
 /// An emulator that shows its consent page, with "Ada" signed in and a note of hers.
 async fn start() -> (RunningEmulator, String) {
@@ -272,7 +235,7 @@ async fn markdrop_emulator_prints_a_secret_made_for_the_run_that_opens_the_contr
         .spawn()
         .expect("run markdrop");
     let stdout = child.stdout.take().expect("stdout");
-    let received = crate::support::lines_of(stdout);
+    let received = lines_of(stdout);
     let next_line = || received.recv_timeout(DEADLINE).expect("a line on stdout");
     let url = next_line().rsplit(' ').next().expect("a URL").to_owned();
     let secret_line = next_line();

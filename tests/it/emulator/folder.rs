@@ -5,7 +5,8 @@ use std::path::Path;
 
 use markdrop::emulator::{Emulator, EmulatorConfig, FolderMirror};
 
-use crate::support::{scratch_dir, wait_until};
+use crate::support::scratch_dir;
+use crate::support::wait::eventually_blocking;
 
 fn emulator_with_account() -> (Emulator, String) {
     let emulator = Emulator::new(EmulatorConfig::new("folder-key", "folder-secret"));
@@ -48,15 +49,15 @@ fn saving_in_the_folder_changes_the_account() {
     let (emulator, account) = emulator_with_account();
     let _mirror = emulator.mirror_folder(&account, &dir).expect("mirror");
     write(&dir, "Trip/plan.md", "first\n");
-    wait_until("the new file reaches the account", || {
+    eventually_blocking("the new file to reach the account", || {
         emulator.read_file(&account, "/Trip/plan.md") == Some(b"first\n".to_vec())
     });
     write(&dir, "Trip/plan.md", "second, longer\n");
-    wait_until("the edit reaches the account", || {
+    eventually_blocking("the edit to reach the account", || {
         emulator.read_file(&account, "/Trip/plan.md") == Some(b"second, longer\n".to_vec())
     });
     std::fs::remove_file(dir.join("Trip/plan.md")).expect("remove");
-    wait_until("the deletion reaches the account", || {
+    eventually_blocking("the deletion to reach the account", || {
         emulator.read_file(&account, "/Trip/plan.md").is_none()
     });
 }
@@ -68,18 +69,18 @@ fn changes_in_the_account_appear_in_the_folder() {
     let _mirror = emulator.mirror_folder(&account, &dir).expect("mirror");
     emulator.put_file(&account, "/Notes/ReadMe.html", "<h1>hi</h1>").expect("put");
     let on_disk = dir.join("Notes/ReadMe.html");
-    wait_until("the upload reaches the folder", || {
+    eventually_blocking("the upload to reach the folder", || {
         std::fs::read_to_string(&on_disk).is_ok_and(|content| content == "<h1>hi</h1>")
     });
     emulator.delete_path(&account, "/notes/readme.html").expect("delete");
-    wait_until("the deletion reaches the folder", || !on_disk.exists());
+    eventually_blocking("the deletion to reach the folder", || !on_disk.exists());
 }
 
 /// Polls until the mirror reports exactly `expected` (as its lines).
 fn wait_for_problems(mirror: &FolderMirror, expected: &[String]) {
-    wait_until("the mirror's problems", || {
+    eventually_blocking("the mirror to report its problems", || {
         let reported: Vec<String> = mirror.problems().iter().map(ToString::to_string).collect();
-        reported == expected
+        if reported == expected { Ok(()) } else { Err(format!("it reports {reported:?}")) }
     });
 }
 
@@ -116,7 +117,7 @@ fn a_symlink_is_followed_to_a_file_inside_the_folder_and_never_out_of_it() {
     emulator.put_file(&account, "/Away/Folder/other.md", "overwritten").expect("put");
     emulator.put_file(&account, "/secret.md", "overwritten").expect("put");
     emulator.put_file(&account, "/Notes/fresh.html", "<p>fresh</p>").expect("put");
-    wait_until("an ordinary write reaches the folder", || {
+    eventually_blocking("an ordinary write to reach the folder", || {
         std::fs::read_to_string(dir.join("Notes/fresh.html"))
             .is_ok_and(|text| text == "<p>fresh</p>")
     });
@@ -126,7 +127,7 @@ fn a_symlink_is_followed_to_a_file_inside_the_folder_and_never_out_of_it() {
     emulator.delete_path(&account, "/Away").expect("delete");
     emulator.delete_path(&account, "/secret.md").expect("delete");
     emulator.delete_path(&account, "/Notes/fresh.html").expect("delete");
-    wait_until("an ordinary deletion reaches the folder", || {
+    eventually_blocking("an ordinary deletion to reach the folder", || {
         !dir.join("Notes/fresh.html").exists()
     });
     assert!(outside.join("Folder/other.md").exists(), "nothing deleted out of the folder");
@@ -190,7 +191,7 @@ fn names_that_differ_only_in_case_are_reported_and_neither_is_mirrored_until_one
     emulator.put_file(&account, "/PLAN.md", "from the account\n").expect("put");
     std::fs::remove_file(dir.join("plan.md")).expect("resolve one collision");
     wait_for_problems(&mirror, &collisions[1..]);
-    wait_until("the survivor is mirrored", || {
+    eventually_blocking("the survivor to be mirrored", || {
         emulator.read_file(&account, "/plan.md") == Some(b"capital\n".to_vec())
     });
     assert_eq!(std::fs::read_to_string(dir.join("Plan.md")).unwrap(), "capital\n");
