@@ -76,23 +76,23 @@ struct Held {
 impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`. Fails when another process has it open.
     pub fn open(data_dir: &Path, sealer: TokenSealer) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(StoreError::new)?;
-        let db = Database::create(data_dir.join(FILE_NAME)).map_err(StoreError::new)?;
-        let txn = db.begin_write().map_err(StoreError::new)?;
+        std::fs::create_dir_all(data_dir)?;
+        let db = Database::create(data_dir.join(FILE_NAME))?;
+        let txn = db.begin_write()?;
         {
             // Tables exist from the start, so reads never meet a missing one.
-            txn.open_table(READY).map_err(StoreError::new)?;
-            txn.open_table(DUE).map_err(StoreError::new)?;
-            txn.open_table(GENERATIONS).map_err(StoreError::new)?;
-            txn.open_table(FAILURES).map_err(StoreError::new)?;
-            txn.open_table(RETRIES).map_err(StoreError::new)?;
-            txn.open_table(METRICS).map_err(StoreError::new)?;
+            txn.open_table(READY)?;
+            txn.open_table(DUE)?;
+            txn.open_table(GENERATIONS)?;
+            txn.open_table(FAILURES)?;
+            txn.open_table(RETRIES)?;
+            txn.open_table(METRICS)?;
             for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
-                txn.open_table(table).map_err(StoreError::new)?;
+                txn.open_table(table)?;
             }
-            txn.open_table(FILES).map_err(StoreError::new)?;
+            txn.open_table(FILES)?;
         }
-        txn.commit().map_err(StoreError::new)?;
+        txn.commit()?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
@@ -113,7 +113,7 @@ impl EmbeddedStore {
         work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || work(&inner)).await.map_err(StoreError::new)?
+        tokio::task::spawn_blocking(move || work(&inner)).await?
     }
 
     /// Runs `work` in one write transaction on a blocking thread, committing if it succeeds.
@@ -138,12 +138,12 @@ impl EmbeddedStore {
         let lease = lease.clone();
         let outcome = self
             .blocking(move |inner| {
-                let txn = inner.db.begin_write().map_err(StoreError::new)?;
+                let txn = inner.db.begin_write()?;
                 if !holds(&inner.leases(), &lease) {
                     return Ok(None);
                 }
                 let value = work(&txn, &lease)?;
-                txn.commit().map_err(StoreError::new)?;
+                txn.commit()?;
                 if release {
                     let mut leases = inner.leases();
                     if holds(&leases, &lease) {
@@ -183,11 +183,11 @@ impl EmbeddedStore {
 
     pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
         self.blocking(|inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let due = txn.open_table(DUE)?;
             let mut accounts = Vec::new();
-            for entry in due.iter().map_err(StoreError::new)? {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in due.iter()? {
+                let (key, _) = entry?;
                 accounts.extend(AccountId::parse(key.value().1).ok());
             }
             Ok(accounts)
@@ -242,15 +242,12 @@ impl EmbeddedStore {
     ) -> Result<String, StoreError> {
         let (account, candidate) = (account.clone(), candidate.to_owned());
         self.write(move |_, txn| {
-            let mut links = txn.open_table(LINKS).map_err(StoreError::new)?;
-            let existing = links
-                .get(account.as_str())
-                .map_err(StoreError::new)?
-                .map(|value| value.value().to_owned());
+            let mut links = txn.open_table(LINKS)?;
+            let existing = links.get(account.as_str())?.map(|value| value.value().to_owned());
             if let Some(existing) = existing {
                 return Ok(existing);
             }
-            links.insert(account.as_str(), candidate.as_str()).map_err(StoreError::new)?;
+            links.insert(account.as_str(), candidate.as_str())?;
             Ok(candidate)
         })
         .await
@@ -266,9 +263,9 @@ impl EmbeddedStore {
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let ready = txn.open_table(READY).map_err(StoreError::new)?;
-            Ok(ready.get(account.as_str()).map_err(StoreError::new)?.is_some())
+            let txn = inner.db.begin_read()?;
+            let ready = txn.open_table(READY)?;
+            Ok(ready.get(account.as_str())?.is_some())
         })
         .await
     }
@@ -319,11 +316,10 @@ impl EmbeddedStore {
     ) -> Result<(), StoreError> {
         let counts = counts.clone();
         self.write(move |_, txn| {
-            let mut table = txn.open_table(METRICS).map_err(StoreError::new)?;
+            let mut table = txn.open_table(METRICS)?;
             for (series, count) in &counts {
-                let current =
-                    table.get(series.as_str()).map_err(StoreError::new)?.map_or(0, |v| v.value());
-                table.insert(series.as_str(), current + count).map_err(StoreError::new)?;
+                let current = table.get(series.as_str())?.map_or(0, |v| v.value());
+                table.insert(series.as_str(), current + count)?;
             }
             Ok(())
         })
@@ -334,11 +330,11 @@ impl EmbeddedStore {
         &self,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         self.blocking(|inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let table = txn.open_table(METRICS).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let table = txn.open_table(METRICS)?;
             let mut counts = std::collections::BTreeMap::new();
-            for entry in table.iter().map_err(StoreError::new)? {
-                let (series, count) = entry.map_err(StoreError::new)?;
+            for entry in table.iter()? {
+                let (series, count) = entry?;
                 counts.insert(series.value().to_owned(), count.value());
             }
             Ok(counts)
@@ -348,12 +344,12 @@ impl EmbeddedStore {
 
     pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let due = txn.open_table(DUE)?;
             let held: Vec<AccountId> = inner.leases().keys().cloned().collect();
             let (mut queued, mut due_now) = (0, 0);
-            for entry in due.iter().map_err(StoreError::new)? {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in due.iter()? {
+                let (key, _) = entry?;
                 queued += 1;
                 // A held account keeps its past due time here, but it is being synced.
                 let (at, account) = key.value();
@@ -367,7 +363,7 @@ impl EmbeddedStore {
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        self.blocking(|inner| inner.db.begin_read().map(drop).map_err(StoreError::new)).await
+        self.blocking(|inner| Ok(inner.db.begin_read().map(drop)?)).await
     }
 
     pub(super) async fn claim(
@@ -379,7 +375,7 @@ impl EmbeddedStore {
         let token = crate::crypto::random_token();
         self.blocking(move |inner| {
             // The writer lock first: no other claim, forget or fenced write runs meanwhile.
-            let txn = inner.db.begin_write().map_err(StoreError::new)?;
+            let txn = inner.db.begin_write()?;
             let now = Instant::now();
             let held: Vec<AccountId> = {
                 let mut leases = inner.leases();
@@ -393,9 +389,9 @@ impl EmbeddedStore {
             let mut candidates = Vec::new();
             let mut next_due_in_ms = None;
             {
-                let table = txn.open_table(DUE).map_err(StoreError::new)?;
-                for entry in table.iter().map_err(StoreError::new)? {
-                    let (key, _) = entry.map_err(StoreError::new)?;
+                let table = txn.open_table(DUE)?;
+                for entry in table.iter()? {
+                    let (key, _) = entry?;
                     let (at, account) = key.value();
                     if held.iter().any(|held| held.as_str() == account) {
                         continue;
@@ -447,13 +443,13 @@ impl EmbeddedStore {
                     lease: Lease { account: account.clone(), token: token.clone() },
                 };
                 if dropped {
-                    txn.commit().map_err(StoreError::new)?;
+                    txn.commit()?;
                 }
                 inner.leases().insert(account, Held { token, expires: now + lease_ttl });
                 return Ok(ClaimOutcome::Claimed(Box::new(claim)));
             }
             if dropped {
-                txn.commit().map_err(StoreError::new)?;
+                txn.commit()?;
                 // Dropped entries may have hidden more: say so, and the caller looks again.
                 next_due_in_ms = Some(0);
             }
@@ -488,12 +484,12 @@ impl EmbeddedStore {
     ) -> Result<Vec<String>, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let files = txn.open_table(FILES)?;
             let owner = account.as_str();
             let mut paths = Vec::new();
-            for entry in files.range((owner, "")..).map_err(StoreError::new)? {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in files.range((owner, "")..)? {
+                let (key, _) = entry?;
                 let (record_owner, path) = key.value();
                 if record_owner != owner {
                     break;
@@ -512,13 +508,12 @@ impl EmbeddedStore {
     ) -> Result<Vec<Option<FileRecord>>, StoreError> {
         let (account, paths) = (account.clone(), paths.to_vec());
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let files = txn.open_table(FILES)?;
             paths
                 .iter()
                 .map(|path| {
-                    let json =
-                        files.get((account.as_str(), path.as_str())).map_err(StoreError::new)?;
+                    let json = files.get((account.as_str(), path.as_str()))?;
                     // A record that does not parse is treated as none: the file is converted again.
                     Ok(json.and_then(|json| serde_json::from_str(json.value()).ok()))
                 })
@@ -546,16 +541,16 @@ impl EmbeddedStore {
                     super::work::ancestors(path).any(|folder| forgotten.contains(folder))
                 })?;
             }
-            let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let mut files = txn.open_table(FILES)?;
             for (path, record) in &changes.files {
                 let key = (account.as_str(), path.as_str());
                 match record {
                     Some(record) => {
                         let json = serde_json::to_string(record).map_err(StoreError::new)?;
-                        files.insert(key, json.as_str()).map_err(StoreError::new)?;
+                        files.insert(key, json.as_str())?;
                     }
                     None => {
-                        files.remove(key).map_err(StoreError::new)?;
+                        files.remove(key)?;
                     }
                 }
             }
@@ -586,8 +581,8 @@ impl EmbeddedStore {
                 put(txn, STATUS, account, &status)?;
                 match retry_at {
                     Some(at) => {
-                        let mut retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
-                        retries.insert(account.as_str(), at).map_err(StoreError::new)?;
+                        let mut retries = txn.open_table(RETRIES)?;
+                        retries.insert(account.as_str(), at)?;
                     }
                     None => remove_u64(txn, RETRIES, account)?,
                 }
@@ -697,12 +692,12 @@ impl EmbeddedStore {
         cursor: u64,
     ) -> Result<(u64, Vec<AccountId>), StoreError> {
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let tokens = txn.open_table(TOKENS).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let tokens = txn.open_table(TOKENS)?;
             let mut accounts = Vec::new();
             let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
-            for entry in tokens.iter().map_err(StoreError::new)?.skip(skip).take(SWEEP_PAGE) {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in tokens.iter()?.skip(skip).take(SWEEP_PAGE) {
+                let (key, _) = entry?;
                 accounts.extend(AccountId::parse(key.value()).ok());
             }
             let next = if accounts.len() < SWEEP_PAGE { 0 } else { cursor + SWEEP_PAGE as u64 };
@@ -723,9 +718,9 @@ impl EmbeddedStore {
     ) -> Result<Option<String>, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let table = txn.open_table(table).map_err(StoreError::new)?;
-            let value = table.get(account.as_str()).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let table = txn.open_table(table)?;
+            let value = table.get(account.as_str())?;
             Ok(value.map(|value| value.value().to_owned()))
         })
         .await
@@ -753,9 +748,9 @@ impl Inner {
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(StoreError::new)?;
+        let txn = self.db.begin_write()?;
         let value = work(&txn)?;
-        txn.commit().map_err(StoreError::new)?;
+        txn.commit()?;
         Ok(value)
     }
 }
@@ -771,8 +766,8 @@ fn get(
     table: TableDefinition<&str, &str>,
     account: &AccountId,
 ) -> Result<Option<String>, StoreError> {
-    let table = txn.open_table(table).map_err(StoreError::new)?;
-    let value = table.get(account.as_str()).map_err(StoreError::new)?;
+    let table = txn.open_table(table)?;
+    let value = table.get(account.as_str())?;
     Ok(value.map(|value| value.value().to_owned()))
 }
 
@@ -782,8 +777,8 @@ fn put(
     account: &AccountId,
     value: &str,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.insert(account.as_str(), value).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.insert(account.as_str(), value)?;
     Ok(())
 }
 
@@ -792,8 +787,8 @@ fn remove(
     table: TableDefinition<&str, &str>,
     account: &AccountId,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.remove(account.as_str()).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.remove(account.as_str())?;
     Ok(())
 }
 
@@ -802,8 +797,8 @@ fn get_u64(
     table: TableDefinition<&str, u64>,
     account: &AccountId,
 ) -> Result<Option<u64>, StoreError> {
-    let table = txn.open_table(table).map_err(StoreError::new)?;
-    let value = table.get(account.as_str()).map_err(StoreError::new)?;
+    let table = txn.open_table(table)?;
+    let value = table.get(account.as_str())?;
     Ok(value.map(|value| value.value()))
 }
 
@@ -814,8 +809,8 @@ fn bump(
     account: &AccountId,
 ) -> Result<(), StoreError> {
     let current = get_u64(txn, table, account)?.unwrap_or(0);
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.insert(account.as_str(), current + 1).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.insert(account.as_str(), current + 1)?;
     Ok(())
 }
 
@@ -824,8 +819,8 @@ fn remove_u64(
     table: TableDefinition<&str, u64>,
     account: &AccountId,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.remove(account.as_str()).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.remove(account.as_str())?;
     Ok(())
 }
 
@@ -837,10 +832,10 @@ fn promote_due_retries(
 ) -> Result<(bool, Option<u64>), StoreError> {
     let (mut due, mut next) = (Vec::new(), None::<u64>);
     {
-        let retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
+        let retries = txn.open_table(RETRIES)?;
         // One entry per account with a note waiting: as many as the accounts with trouble.
-        for entry in retries.iter().map_err(StoreError::new)? {
-            let (account, at) = entry.map_err(StoreError::new)?;
+        for entry in retries.iter()? {
+            let (account, at) = entry?;
             if at.value() <= now_ms {
                 due.push(account.value().to_owned());
             } else {
@@ -848,12 +843,12 @@ fn promote_due_retries(
             }
         }
     }
-    let mut retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
-    let ready = txn.open_table(READY).map_err(StoreError::new)?;
+    let mut retries = txn.open_table(RETRIES)?;
+    let ready = txn.open_table(READY)?;
     let mut queue = Vec::new();
     for account in &due {
-        retries.remove(account.as_str()).map_err(StoreError::new)?;
-        if ready.get(account.as_str()).map_err(StoreError::new)?.is_none() {
+        retries.remove(account.as_str())?;
+        if ready.get(account.as_str())?.is_none() {
             queue.push(account.clone());
         }
     }
@@ -871,10 +866,10 @@ fn set_due(txn: &WriteTransaction, account: &AccountId, due_ms: u64) -> Result<(
 
 fn set_due_raw(txn: &WriteTransaction, account: &str, due_ms: u64) -> Result<(), StoreError> {
     remove_from_queue_raw(txn, account)?;
-    let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
-    ready.insert(account, due_ms).map_err(StoreError::new)?;
-    let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
-    due.insert((due_ms, account), ()).map_err(StoreError::new)?;
+    let mut ready = txn.open_table(READY)?;
+    ready.insert(account, due_ms)?;
+    let mut due = txn.open_table(DUE)?;
+    due.insert((due_ms, account), ())?;
     Ok(())
 }
 
@@ -883,11 +878,11 @@ fn remove_from_queue(txn: &WriteTransaction, account: &AccountId) -> Result<(), 
 }
 
 fn remove_from_queue_raw(txn: &WriteTransaction, account: &str) -> Result<(), StoreError> {
-    let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
-    let previous = ready.remove(account).map_err(StoreError::new)?.map(|due| due.value());
+    let mut ready = txn.open_table(READY)?;
+    let previous = ready.remove(account)?.map(|due| due.value());
     if let Some(previous) = previous {
-        let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
-        due.remove((previous, account)).map_err(StoreError::new)?;
+        let mut due = txn.open_table(DUE)?;
+        due.remove((previous, account))?;
     }
     Ok(())
 }
@@ -898,12 +893,11 @@ fn forget_files(
     account: &AccountId,
     doomed: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
-    let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
+    let mut files = txn.open_table(FILES)?;
     let account = account.as_str();
     // Every key of the account sorts after (account, "") and before the next account's.
-    files
-        .retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
-            owner != account || !doomed(path)
-        })
-        .map_err(StoreError::new)
+    files.retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
+        owner != account || !doomed(path)
+    })?;
+    Ok(())
 }

@@ -66,6 +66,35 @@ impl StoreError {
     }
 }
 
+/// Whatever the backends' libraries fail with means the store is unavailable, so `?` turns it
+/// into a [`StoreError`] (or a [`LeaseError::Store`] in a fenced write).
+macro_rules! unavailable_on {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> StoreError {
+                StoreError::new(error)
+            }
+        }
+
+        impl From<$error> for LeaseError {
+            fn from(error: $error) -> LeaseError {
+                LeaseError::Store(StoreError::new(error))
+            }
+        }
+    )*};
+}
+
+unavailable_on!(
+    ::redis::RedisError,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    std::io::Error,
+    tokio::task::JoinError,
+);
+
 /// The store markdrop runs on.
 #[derive(Clone)]
 pub enum Store {

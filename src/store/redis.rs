@@ -151,7 +151,7 @@ impl RedisStore {
         key_prefix: &str,
         sealer: TokenSealer,
     ) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url.expose_secret()).map_err(StoreError::new)?;
+        let client = redis::Client::open(url.expose_secret())?;
         Ok(RedisStore {
             client: Arc::new(client),
             connection: Arc::new(OnceCell::new()),
@@ -177,8 +177,7 @@ impl RedisStore {
                     .set_number_of_retries(1);
                 ConnectionManager::new_with_config((*self.client).clone(), config)
             })
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(manager.clone())
     }
 
@@ -190,8 +189,7 @@ impl RedisStore {
         value: String,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        let _: i64 =
-            connection.hset(hash, account.as_str(), value).await.map_err(StoreError::new)?;
+        let _: i64 = connection.hset(hash, account.as_str(), value).await?;
         Ok(())
     }
 
@@ -202,7 +200,7 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Option<String>, StoreError> {
         let mut connection = self.connection().await?;
-        connection.hget(hash, account.as_str()).await.map_err(StoreError::new)
+        Ok(connection.hget(hash, account.as_str()).await?)
     }
 
     pub(super) async fn enqueue(
@@ -219,14 +217,13 @@ impl RedisStore {
             invocation.key(self.keys.generation(account)).arg(account.as_str());
         }
         let mut connection = self.connection().await?;
-        let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let _: i64 = invocation.invoke_async(&mut connection).await?;
         Ok(())
     }
 
     pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
         let mut connection = self.connection().await?;
-        let members: Vec<String> =
-            connection.zrange(self.keys.ready(), 0, -1).await.map_err(StoreError::new)?;
+        let members: Vec<String> = connection.zrange(self.keys.ready(), 0, -1).await?;
         Ok(members.iter().filter_map(|member| AccountId::parse(member).ok()).collect())
     }
 
@@ -281,8 +278,7 @@ impl RedisStore {
             .hset_nx(self.keys.links(), account.as_str(), candidate)
             .hget(self.keys.links(), account.as_str())
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(id)
     }
 
@@ -295,10 +291,7 @@ impl RedisStore {
 
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         let mut connection = self.connection().await?;
-        let score: Option<f64> = connection
-            .zscore(self.keys.ready(), account.as_str())
-            .await
-            .map_err(StoreError::new)?;
+        let score: Option<f64> = connection.zscore(self.keys.ready(), account.as_str()).await?;
         Ok(score.is_some())
     }
 
@@ -318,7 +311,7 @@ impl RedisStore {
             .key(self.keys.retries())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
-        let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let _: i64 = invocation.invoke_async(&mut connection).await?;
         Ok(())
     }
 
@@ -328,7 +321,7 @@ impl RedisStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        redis::pipe()
+        Ok(redis::pipe()
             .atomic()
             .del(self.keys.lease(account))
             .hdel(self.keys.cursors(), account.as_str())
@@ -337,8 +330,7 @@ impl RedisStore {
             .zadd(self.keys.ready(), account.as_str(), now_ms)
             .publish(self.keys.wake(), 1)
             .query_async::<()>(&mut connection)
-            .await
-            .map_err(StoreError::new)
+            .await?)
     }
 
     pub(super) async fn claim(
@@ -362,8 +354,7 @@ impl RedisStore {
             .arg(&self.keys.prefix)
             .arg(CLAIM_LOOKAHEAD);
         let mut connection = self.connection().await?;
-        let reply: Vec<Option<String>> =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let reply: Vec<Option<String>> = invocation.invoke_async(&mut connection).await?;
         if reply.len() != 7 {
             // Not claimed: the reply is empty, or the soonest member and its score.
             let next_due_in_ms = reply
@@ -418,8 +409,7 @@ impl RedisStore {
             .arg(now_ms + lease_ttl_ms)
             .arg(lease.account.as_str());
         let mut connection = self.connection().await?;
-        let renewed: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let renewed: i64 = invocation.invoke_async(&mut connection).await?;
         Ok(renewed == 1)
     }
 
@@ -428,7 +418,7 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection().await?;
-        connection.hkeys(self.keys.files(account)).await.map_err(StoreError::new)
+        Ok(connection.hkeys(self.keys.files(account)).await?)
     }
 
     pub(super) async fn file_records(
@@ -447,8 +437,7 @@ impl RedisStore {
             .arg(self.keys.files(account))
             .arg(paths)
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(records
             .into_iter()
             // A record that does not parse is treated as none: the file is converted again.
@@ -491,8 +480,7 @@ impl RedisStore {
             invocation.arg(path);
         }
         let mut connection = self.connection().await?;
-        let committed: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let committed: i64 = invocation.invoke_async(&mut connection).await?;
         if committed == 1 { Ok(()) } else { Err(LeaseError::Lost) }
     }
 
@@ -521,8 +509,7 @@ impl RedisStore {
             .arg(self.keys.wake())
             .arg(retry_at.map(|at| at.to_string()).unwrap_or_default());
         let mut connection = self.connection().await?;
-        let outcome: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let outcome: i64 = invocation.invoke_async(&mut connection).await?;
         match outcome {
             0 => Ok(Completion::Done),
             1 => Ok(Completion::Again),
@@ -553,8 +540,7 @@ impl RedisStore {
             .arg(status)
             .arg(if wake { self.keys.wake() } else { String::new() });
         let mut connection = self.connection().await?;
-        let rescheduled: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let rescheduled: i64 = invocation.invoke_async(&mut connection).await?;
         if rescheduled == 1 { Ok(()) } else { Err(LeaseError::Lost) }
     }
 
@@ -584,8 +570,7 @@ impl RedisStore {
             .arg(now_ms)
             .arg(self.keys.wake());
         let mut connection = self.connection().await?;
-        let outcome: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let outcome: i64 = invocation.invoke_async(&mut connection).await?;
         match outcome {
             1 => Ok(true),
             0 => Ok(false),
@@ -610,8 +595,7 @@ impl RedisStore {
             .arg(sealed_tokens)
             .arg(&sealed);
         let mut connection = self.connection().await?;
-        let replaced: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let replaced: i64 = invocation.invoke_async(&mut connection).await?;
         Ok((replaced == 1).then_some(sealed))
     }
 
@@ -629,8 +613,7 @@ impl RedisStore {
             .arg("COUNT")
             .arg(SWEEP_PAGE)
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok((next, pairs.iter().filter_map(|(field, _)| AccountId::parse(field).ok()).collect()))
     }
 
@@ -646,8 +629,7 @@ impl RedisStore {
                 .arg("COUNT")
                 .arg(SWEEP_PAGE)
                 .query_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
+                .await?;
             held += keys.len();
             if next == 0 {
                 break;
@@ -660,8 +642,8 @@ impl RedisStore {
     /// A dedicated connection subscribed to the wake channel (pub/sub cannot share the
     /// multiplexed connection).
     pub(super) async fn subscribe_wake(&self) -> Result<redis::aio::PubSub, StoreError> {
-        let mut pubsub = self.client.get_async_pubsub().await.map_err(StoreError::new)?;
-        pubsub.subscribe(self.keys.wake()).await.map_err(StoreError::new)?;
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.keys.wake()).await?;
         Ok(pubsub)
     }
 
@@ -676,14 +658,14 @@ impl RedisStore {
             pipe.hincr(self.keys.metrics(), series, *count).ignore();
         }
         let mut connection = self.connection().await?;
-        pipe.query_async::<()>(&mut connection).await.map_err(StoreError::new)
+        Ok(pipe.query_async::<()>(&mut connection).await?)
     }
 
     pub(super) async fn metrics(
         &self,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         let mut connection = self.connection().await?;
-        connection.hgetall(self.keys.metrics()).await.map_err(StoreError::new)
+        Ok(connection.hgetall(self.keys.metrics()).await?)
     }
 
     pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
@@ -692,15 +674,13 @@ impl RedisStore {
             .zcard(self.keys.ready())
             .zcount(self.keys.ready(), "-inf", now_ms)
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(QueueDepth { queued, due })
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        let _: String =
-            redis::cmd("PING").query_async(&mut connection).await.map_err(StoreError::new)?;
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
         Ok(())
     }
 }
