@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::Notify;
 
-use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
-use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
-use crate::account::{AccountId, AccountTokens};
+use super::codec::EncodedChanges;
+use super::work::{ClaimOutcome, Completion, Lease, LeaseError, StoredClaim};
+use super::{QueueDepth, StoreError};
+use crate::account::AccountId;
 
 /// account → when it is due (ms since the epoch).
 const READY: TableDefinition<&str, u64> = TableDefinition::new("ready");
@@ -43,7 +44,7 @@ const STATUS: TableDefinition<&str, &str> = TableDefinition::new("status");
 const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
 /// series → count (`crate::metrics`).
 const METRICS: TableDefinition<&str, u64> = TableDefinition::new("metrics");
-/// (account, `.md` lower-case path) → [`FileRecord`] as JSON.
+/// (account, `.md` lower-case path) → its file record as JSON.
 const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
 
 /// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
@@ -63,7 +64,6 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Database,
-    sealer: TokenSealer,
     leases: Mutex<HashMap<AccountId, Held>>,
     wake: Arc<Notify>,
 }
@@ -75,7 +75,7 @@ struct Held {
 
 impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`. Fails when another process has it open.
-    pub fn open(data_dir: &Path, sealer: TokenSealer) -> Result<EmbeddedStore, StoreError> {
+    pub(super) fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let db = Database::create(data_dir.join(FILE_NAME))?;
         let txn = db.begin_write()?;
@@ -94,12 +94,7 @@ impl EmbeddedStore {
         }
         txn.commit()?;
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                db,
-                sealer,
-                leases: Mutex::default(),
-                wake: Arc::new(Notify::new()),
-            }),
+            inner: Arc::new(Inner { db, leases: Mutex::default(), wake: Arc::new(Notify::new()) }),
         })
     }
 
@@ -198,18 +193,13 @@ impl EmbeddedStore {
     pub(super) async fn save_tokens(
         &self,
         account: &AccountId,
-        tokens: &AccountTokens,
+        sealed: &str,
     ) -> Result<(), StoreError> {
-        let sealed = self.inner.sealer.seal(account, tokens);
         self.put(TOKENS, account, sealed).await
     }
 
-    pub(super) async fn tokens(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountTokens>, StoreError> {
-        let sealed = self.get(TOKENS, account).await?;
-        Ok(sealed.and_then(|sealed| self.inner.sealer.open_or_warn(account, &sealed)))
+    pub(super) async fn tokens(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        self.get(TOKENS, account).await
     }
 
     pub(super) async fn save_display_name(
@@ -217,7 +207,7 @@ impl EmbeddedStore {
         account: &AccountId,
         name: &str,
     ) -> Result<(), StoreError> {
-        self.put(NAMES, account, name.to_owned()).await
+        self.put(NAMES, account, name).await
     }
 
     pub(super) async fn display_name(
@@ -227,12 +217,8 @@ impl EmbeddedStore {
         self.get(NAMES, account).await
     }
 
-    pub(super) async fn status(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountStatus>, StoreError> {
-        let json = self.get(STATUS, account).await?;
-        Ok(json.and_then(|json| AccountStatus::from_stored(account, &json)))
+    pub(super) async fn status(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        self.get(STATUS, account).await
     }
 
     pub(super) async fn link_id(
@@ -370,7 +356,7 @@ impl EmbeddedStore {
         &self,
         lease_ttl_ms: u64,
         now_ms: u64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    ) -> Result<ClaimOutcome<StoredClaim>, StoreError> {
         let lease_ttl = Duration::from_millis(lease_ttl_ms);
         let token = crate::crypto::random_token();
         self.blocking(move |inner| {
@@ -425,13 +411,9 @@ impl EmbeddedStore {
                     dropped = true;
                     continue;
                 };
-                let status = get(&txn, STATUS, &account)?
-                    .and_then(|json| AccountStatus::from_stored(&account, &json))
-                    .unwrap_or_default();
-                let claim = Claim {
+                let claim = StoredClaim {
                     leased_at: now,
                     due_at_ms,
-                    tokens: inner.sealer.open_or_warn(&account, &sealed_tokens),
                     sealed_tokens,
                     cursor: get(&txn, CURSORS, &account)?,
                     generation: get_u64(&txn, GENERATIONS, &account)?.unwrap_or(0),
@@ -439,14 +421,14 @@ impl EmbeddedStore {
                         .unwrap_or(0)
                         .try_into()
                         .unwrap_or(u32::MAX),
-                    status,
+                    status: get(&txn, STATUS, &account)?,
                     lease: Lease { account: account.clone(), token: token.clone() },
                 };
                 if dropped {
                     txn.commit()?;
                 }
                 inner.leases().insert(account, Held { token, expires: now + lease_ttl });
-                return Ok(ClaimOutcome::Claimed(Box::new(claim)));
+                return Ok(ClaimOutcome::Claimed(claim));
             }
             if dropped {
                 txn.commit()?;
@@ -505,7 +487,7 @@ impl EmbeddedStore {
         &self,
         account: &AccountId,
         paths: &[String],
-    ) -> Result<Vec<Option<FileRecord>>, StoreError> {
+    ) -> Result<Vec<Option<String>>, StoreError> {
         let (account, paths) = (account.clone(), paths.to_vec());
         self.blocking(move |inner| {
             let txn = inner.db.begin_read()?;
@@ -513,9 +495,8 @@ impl EmbeddedStore {
             paths
                 .iter()
                 .map(|path| {
-                    let json = files.get((account.as_str(), path.as_str()))?;
-                    // A record that does not parse is treated as none: the file is converted again.
-                    Ok(json.and_then(|json| serde_json::from_str(json.value()).ok()))
+                    let record = files.get((account.as_str(), path.as_str()))?;
+                    Ok(record.map(|record| record.value().to_owned()))
                 })
                 .collect()
         })
@@ -525,13 +506,12 @@ impl EmbeddedStore {
     pub(super) async fn commit(
         &self,
         lease: &Lease,
-        changes: &RecordChanges,
+        changes: EncodedChanges,
         cursor: Option<&str>,
-        status: Option<&AccountStatus>,
+        status: Option<&str>,
     ) -> Result<(), LeaseError> {
-        let changes = changes.clone();
         let cursor = cursor.map(str::to_owned);
-        let status = status.map(AccountStatus::to_stored).transpose()?;
+        let status = status.map(str::to_owned);
         self.fenced(lease, false, move |txn, lease| {
             let account = &lease.account;
             if !changes.forget_under.is_empty() {
@@ -546,8 +526,7 @@ impl EmbeddedStore {
                 let key = (account.as_str(), path.as_str());
                 match record {
                     Some(record) => {
-                        let json = serde_json::to_string(record).map_err(StoreError::new)?;
-                        files.insert(key, json.as_str())?;
+                        files.insert(key, record.as_str())?;
                     }
                     None => {
                         files.remove(key)?;
@@ -569,11 +548,11 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         generation: u64,
-        status: &AccountStatus,
+        status: &str,
         retry_at: Option<u64>,
         now_ms: u64,
     ) -> Result<Completion, LeaseError> {
-        let status = status.to_stored()?;
+        let status = status.to_owned();
         let completion = self
             .fenced(lease, true, move |txn, lease| {
                 let account = &lease.account;
@@ -606,10 +585,10 @@ impl EmbeddedStore {
         lease: &Lease,
         due_at_ms: u64,
         count_failure: bool,
-        status: Option<&AccountStatus>,
+        status: Option<&str>,
         wake: bool,
     ) -> Result<(), LeaseError> {
-        let status = status.map(AccountStatus::to_stored).transpose()?;
+        let status = status.map(str::to_owned);
         self.fenced(lease, true, move |txn, lease| {
             let account = &lease.account;
             if count_failure {
@@ -631,11 +610,11 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         sealed_tokens: &str,
-        status: &AccountStatus,
+        status: &str,
         now_ms: u64,
     ) -> Result<bool, LeaseError> {
         let sealed_tokens = sealed_tokens.to_owned();
-        let status = status.to_stored()?;
+        let status = status.to_owned();
         let unlinked = self
             .fenced(lease, true, move |txn, lease| {
                 let account = &lease.account;
@@ -665,22 +644,21 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         sealed_tokens: &str,
-        tokens: &AccountTokens,
-    ) -> Result<Option<String>, StoreError> {
-        let expected = sealed_tokens.to_owned();
-        let sealed = self.inner.sealer.seal(&lease.account, tokens);
+        sealed: &str,
+    ) -> Result<bool, StoreError> {
+        let (expected, sealed) = (sealed_tokens.to_owned(), sealed.to_owned());
         let replaced = self
             .fenced(lease, false, move |txn, lease| {
                 if get(txn, TOKENS, &lease.account)?.as_deref() != Some(expected.as_str()) {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 put(txn, TOKENS, &lease.account, &sealed)?;
-                Ok(Some(sealed))
+                Ok(true)
             })
             .await;
         match replaced {
-            Ok(sealed) => Ok(sealed),
-            Err(LeaseError::Lost) => Ok(None),
+            Ok(replaced) => Ok(replaced),
+            Err(LeaseError::Lost) => Ok(false),
             Err(LeaseError::Store(error)) => Err(error),
         }
     }
@@ -730,9 +708,9 @@ impl EmbeddedStore {
         &self,
         table: TableDefinition<'static, &'static str, &'static str>,
         account: &AccountId,
-        value: String,
+        value: &str,
     ) -> Result<(), StoreError> {
-        let account = account.clone();
+        let (account, value) = (account.clone(), value.to_owned());
         self.write(move |_, txn| put(txn, table, &account, &value)).await
     }
 }

@@ -12,6 +12,7 @@
 //! makes one more pass; a worker that dies loses nothing, since another claims the account once
 //! the lease expires and resumes from the last committed cursor.
 
+mod codec;
 mod embedded;
 mod redis;
 mod sealed;
@@ -20,20 +21,25 @@ mod wake;
 mod work;
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-pub use self::embedded::EmbeddedStore;
-pub use self::redis::RedisStore;
-pub use self::sealed::{TokenSealer, UnsealError};
+use secrecy::SecretString;
+
+use self::embedded::EmbeddedStore;
+use self::redis::RedisStore;
+use self::sealed::TokenSealer;
+pub use self::sealed::UnsealError;
 pub use self::status::{
     AccountStatus, Conversion, KeptPage, Outcome, RECENT_CONVERSIONS, RetryingNote, SyncState,
 };
 pub use self::wake::Wakeups;
+use self::work::StoredClaim;
 pub use self::work::{
     Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges,
     ancestors,
 };
 use crate::account::{AccountId, AccountTokens};
+use crate::config::StoreSettings;
 
 /// Why an account goes back to the queue ([`Store::reschedule`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,35 +101,64 @@ unavailable_on!(
     tokio::task::JoinError,
 );
 
-/// The store markdrop runs on.
+/// The store markdrop runs on: a backend, and the key its token records are sealed with.
+///
+/// The front owns what is stored in what form: it seals and opens token records and encodes
+/// statuses and file records ([`codec`]), so the backends only move strings, and the formats
+/// cannot drift apart between them.
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    backend: Backend,
+    sealer: TokenSealer,
+}
+
+#[derive(Clone)]
+enum Backend {
     Redis(RedisStore),
     Embedded(EmbeddedStore),
 }
 
-/// Calls the same method on whichever backend this is: both have the same signatures.
+/// Calls the same method on whichever backend this is (both have the same signatures), within
+/// [`CALL_DEADLINE`].
 macro_rules! on_backend {
     ($store:expr, $backend:ident => $call:expr) => {
-        match $store {
-            Store::Redis($backend) => $call,
-            Store::Embedded($backend) => $call,
+        match &$store.backend {
+            Backend::Redis($backend) => within_deadline($call).await,
+            Backend::Embedded($backend) => within_deadline($call).await,
         }
     };
 }
 
 impl Store {
+    /// Opens the store `settings` choose (`REDIS_URL`, else `DATA_DIR`), sealing token records
+    /// with a key derived from `secret_key` (`SECRET_KEY`).
+    ///
+    /// On Redis only the URL is checked: a Redis that cannot be reached yet is no error, each
+    /// call reports its own failure and the next one tries again. The embedded store is opened
+    /// (or created) now, and fails when another process has it open.
+    pub fn open(settings: &StoreSettings, secret_key: &SecretString) -> Result<Store, StoreError> {
+        let backend = match settings {
+            StoreSettings::Redis { url, key_prefix } => {
+                Backend::Redis(RedisStore::new(url, key_prefix)?)
+            }
+            StoreSettings::Embedded { data_dir } => {
+                Backend::Embedded(EmbeddedStore::open(data_dir)?)
+            }
+        };
+        Ok(Store { backend, sealer: TokenSealer::new(secret_key) })
+    }
+
     /// Queues one sync pass for each account, in one round trip. Any number of notifications
     /// for an account collapse into one pending pass; an account already in the queue keeps its
     /// place and its due time (a rate-limit wait or a backoff is never cut short by a
     /// notification, our own uploads' included).
     pub async fn enqueue(&self, accounts: &[AccountId]) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.enqueue(accounts, now_millis())).await)
+        on_backend!(self, store => store.enqueue(accounts, now_millis()))
     }
 
     /// The accounts waiting for a pass, soonest first.
     pub async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
-        on_backend!(self, store => within_deadline(store.queued()).await)
+        on_backend!(self, store => store.queued())
     }
 
     /// Keeps the account's tokens, sealed with the key from `SECRET_KEY`.
@@ -132,13 +167,15 @@ impl Store {
         account: &AccountId,
         tokens: &AccountTokens,
     ) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.save_tokens(account, tokens)).await)
+        let sealed = self.sealer.seal(account, tokens);
+        on_backend!(self, store => store.save_tokens(account, &sealed))
     }
 
     /// The account's tokens, or `None` when it is not linked. A record that no longer opens
     /// (`SECRET_KEY` changed) counts as not linked: the person has to connect again.
     pub async fn tokens(&self, account: &AccountId) -> Result<Option<AccountTokens>, StoreError> {
-        on_backend!(self, store => within_deadline(store.tokens(account)).await)
+        let sealed = on_backend!(self, store => store.tokens(account))?;
+        Ok(sealed.and_then(|sealed| self.sealer.open_or_warn(account, &sealed)))
     }
 
     /// Keeps the name to show for the account.
@@ -147,41 +184,41 @@ impl Store {
         account: &AccountId,
         name: &str,
     ) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.save_display_name(account, name)).await)
+        on_backend!(self, store => store.save_display_name(account, name))
     }
 
     /// The name to show for the account, if it was ever linked.
     pub async fn display_name(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
-        on_backend!(self, store => within_deadline(store.display_name(account)).await)
+        on_backend!(self, store => store.display_name(account))
     }
 
     /// The account's sync status, if a pass ever recorded one.
     pub async fn status(&self, account: &AccountId) -> Result<Option<AccountStatus>, StoreError> {
-        on_backend!(self, store => within_deadline(store.status(account)).await)
+        let stored = on_backend!(self, store => store.status(account))?;
+        Ok(stored.and_then(|stored| codec::decode_status(account, &stored)))
     }
 
     /// The account's link id, made now if it has none: it changes only when the account is
     /// forgotten and linked again, so a session signed in before an unlink stays signed out.
     pub async fn link_id(&self, account: &AccountId) -> Result<String, StoreError> {
-        on_backend!(self, store => {
-            within_deadline(store.link_id(account, &crate::crypto::random_token())).await
-        })
+        let candidate = crate::crypto::random_token();
+        on_backend!(self, store => store.link_id(account, &candidate))
     }
 
     /// The account's link id, `None` when the account is not linked.
     pub async fn current_link_id(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
-        on_backend!(self, store => within_deadline(store.current_link_id(account)).await)
+        on_backend!(self, store => store.current_link_id(account))
     }
 
     /// Whether the account has a pass waiting.
     pub async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
-        on_backend!(self, store => within_deadline(store.is_queued(account)).await)
+        on_backend!(self, store => store.is_queued(account))
     }
 
     /// Deletes everything kept for the account: tokens, name, status, cursor, queue entry and
     /// lease.
     pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.forget_account(account)).await)
+        on_backend!(self, store => store.forget_account(account))
     }
 
     /// Makes the account's next pass start afresh, due now: forgets its cursor and file
@@ -189,22 +226,45 @@ impl Store {
     /// on). For a link whose Dropbox now starts elsewhere (a team space joined or left), where
     /// the old cursor and paths mean nothing.
     pub async fn restart_sync(&self, account: &AccountId) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.restart_sync(account, now_millis())).await)
+        on_backend!(self, store => store.restart_sync(account, now_millis()))
     }
 
     /// Takes the first due account whose lease is free, leasing it for `lease_ttl`. An entry
     /// for an account that is not linked is dropped on the way.
     pub async fn claim(&self, lease_ttl: Duration) -> Result<ClaimOutcome, StoreError> {
-        on_backend!(self, store => {
-            within_deadline(store.claim(millis(lease_ttl), now_millis())).await
+        let outcome = on_backend!(self, store => store.claim(millis(lease_ttl), now_millis()))?;
+        Ok(match outcome {
+            ClaimOutcome::Claimed(stored) => {
+                ClaimOutcome::Claimed(Box::new(self.open_claim(stored)))
+            }
+            ClaimOutcome::NothingDue { next_due_in_ms } => {
+                ClaimOutcome::NothingDue { next_due_in_ms }
+            }
         })
+    }
+
+    /// A claim as the backend read it, with its token record opened and its status decoded.
+    fn open_claim(&self, stored: StoredClaim) -> Claim {
+        let account = &stored.lease.account;
+        Claim {
+            tokens: self.sealer.open_or_warn(account, &stored.sealed_tokens),
+            status: stored
+                .status
+                .and_then(|status| codec::decode_status(account, &status))
+                .unwrap_or_default(),
+            leased_at: stored.leased_at,
+            due_at_ms: stored.due_at_ms,
+            sealed_tokens: stored.sealed_tokens,
+            cursor: stored.cursor,
+            generation: stored.generation,
+            failures: stored.failures,
+            lease: stored.lease,
+        }
     }
 
     /// Extends the lease by `lease_ttl`; `false` when it is no longer ours.
     pub async fn renew(&self, lease: &Lease, lease_ttl: Duration) -> Result<bool, StoreError> {
-        on_backend!(self, store => {
-            within_deadline(store.renew(lease, millis(lease_ttl), now_millis())).await
-        })
+        on_backend!(self, store => store.renew(lease, millis(lease_ttl), now_millis()))
     }
 
     /// The records of the given `.md` files (lower-case paths), in the same order.
@@ -213,12 +273,16 @@ impl Store {
         account: &AccountId,
         paths: &[String],
     ) -> Result<Vec<Option<FileRecord>>, StoreError> {
-        on_backend!(self, store => within_deadline(store.file_records(account, paths)).await)
+        let stored = on_backend!(self, store => store.file_records(account, paths))?;
+        Ok(stored
+            .into_iter()
+            .map(|record| record.and_then(|json| codec::decode_record(&json)))
+            .collect())
     }
 
     /// The lower-case paths of every `.md` the account has a record for.
     pub async fn recorded_paths(&self, account: &AccountId) -> Result<Vec<String>, StoreError> {
-        on_backend!(self, store => within_deadline(store.recorded_paths(account)).await)
+        on_backend!(self, store => store.recorded_paths(account))
     }
 
     /// Saves a pass's progress in one atomic step, if the lease is still ours: the record
@@ -230,9 +294,9 @@ impl Store {
         cursor: Option<&str>,
         status: Option<&AccountStatus>,
     ) -> Result<(), LeaseError> {
-        on_backend!(self, store => {
-            within_deadline(store.commit(lease, changes, cursor, status)).await
-        })
+        let changes = codec::encode_changes(changes)?;
+        let status = status.map(codec::encode_status).transpose()?;
+        on_backend!(self, store => store.commit(lease, changes, cursor, status.as_deref()))
     }
 
     /// Ends a successful pass and gives up the lease: the account leaves the queue, or is due
@@ -246,9 +310,9 @@ impl Store {
         status: &AccountStatus,
         retry_at: Option<u64>,
     ) -> Result<Completion, LeaseError> {
+        let status = codec::encode_status(status)?;
         on_backend!(self, store => {
-            within_deadline(store.complete(lease, generation, status, retry_at, now_millis()))
-                .await
+            store.complete(lease, generation, &status, retry_at, now_millis())
         })
     }
 
@@ -261,12 +325,13 @@ impl Store {
         why: Reschedule,
         status: Option<&AccountStatus>,
     ) -> Result<(), LeaseError> {
+        let status = status.map(codec::encode_status).transpose()?;
         let due_at = now_millis() + millis(delay);
         let failure = why == Reschedule::Failed;
         // Work due now (a stopping worker's) is announced; a wait is not.
         let wake = why == Reschedule::HandedBack;
         on_backend!(self, store => {
-            within_deadline(store.reschedule(lease, due_at, failure, status, wake)).await
+            store.reschedule(lease, due_at, failure, status.as_deref(), wake)
         })
     }
 
@@ -279,10 +344,8 @@ impl Store {
         sealed_tokens: &str,
         status: &AccountStatus,
     ) -> Result<bool, LeaseError> {
-        on_backend!(self, store => {
-            within_deadline(store.unlink(lease, sealed_tokens, status, now_millis()))
-                .await
-        })
+        let status = codec::encode_status(status)?;
+        on_backend!(self, store => store.unlink(lease, sealed_tokens, &status, now_millis()))
     }
 
     /// Keeps refreshed tokens in place of `sealed_tokens`, if the lease is ours and nobody
@@ -294,9 +357,10 @@ impl Store {
         sealed_tokens: &str,
         tokens: &AccountTokens,
     ) -> Result<Option<String>, StoreError> {
-        on_backend!(self, store => {
-            within_deadline(store.replace_tokens(lease, sealed_tokens, tokens)).await
-        })
+        let sealed = self.sealer.seal(&lease.account, tokens);
+        let replaced =
+            on_backend!(self, store => store.replace_tokens(lease, sealed_tokens, &sealed))?;
+        Ok(replaced.then_some(sealed))
     }
 
     /// Queues every linked account once (a starting worker does this, so notifications that
@@ -305,7 +369,7 @@ impl Store {
         let mut linked = 0;
         let mut cursor = 0;
         loop {
-            let (next, accounts) = on_backend!(self, store => within_deadline(store.linked_accounts_page(cursor)).await)?;
+            let (next, accounts) = on_backend!(self, store => store.linked_accounts_page(cursor))?;
             linked += accounts.len();
             self.enqueue(&accounts).await?;
             if next == 0 {
@@ -317,12 +381,18 @@ impl Store {
 
     /// How many accounts are leased to a worker right now.
     pub async fn leases_held(&self) -> Result<usize, StoreError> {
-        on_backend!(self, store => store.leases_held().await)
+        match &self.backend {
+            Backend::Redis(store) => store.leases_held().await,
+            Backend::Embedded(store) => store.leases_held().await,
+        }
     }
 
     /// Wake-ups for an idle worker: a signal soon after an account becomes due now.
     pub fn wakeups(&self) -> Wakeups {
-        Wakeups::start(self.clone())
+        match &self.backend {
+            Backend::Redis(store) => Wakeups::subscribe(store.clone()),
+            Backend::Embedded(store) => Wakeups::notified_by(store.wake()),
+        }
     }
 
     /// Adds a process's counts to the deployment's (see `crate::metrics`).
@@ -330,22 +400,22 @@ impl Store {
         &self,
         counts: &std::collections::BTreeMap<String, u64>,
     ) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.add_metrics(counts)).await)
+        on_backend!(self, store => store.add_metrics(counts))
     }
 
     /// The deployment's counts, series → count.
     pub async fn metrics(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-        on_backend!(self, store => within_deadline(store.metrics()).await)
+        on_backend!(self, store => store.metrics())
     }
 
     /// How many accounts are queued, and how many of them are due now.
     pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
-        on_backend!(self, store => within_deadline(store.queue_depth(now_millis())).await)
+        on_backend!(self, store => store.queue_depth(now_millis()))
     }
 
     /// Whether the store answers now.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_backend!(self, store => within_deadline(store.ping()).await)
+        on_backend!(self, store => store.ping())
     }
 }
 
@@ -366,5 +436,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

@@ -128,10 +128,24 @@ impl fmt::Debug for Claim {
     }
 }
 
-/// What [`super::Store::claim`] found.
+/// A claim as a backend reads it: the token record still sealed and the status still encoded,
+/// for the store's front to open ([`super::Store::claim`]).
+pub(super) struct StoredClaim {
+    pub(super) lease: Lease,
+    pub(super) leased_at: Instant,
+    pub(super) due_at_ms: u64,
+    pub(super) sealed_tokens: String,
+    pub(super) cursor: Option<String>,
+    pub(super) generation: u64,
+    pub(super) failures: u32,
+    pub(super) status: Option<String>,
+}
+
+/// What [`super::Store::claim`] found (`C`: what a claim hands over; a backend's is a
+/// [`StoredClaim`], which the front opens).
 #[derive(Debug)]
-pub enum ClaimOutcome {
-    Claimed(Box<Claim>),
+pub enum ClaimOutcome<C = Box<Claim>> {
+    Claimed(C),
     /// Nothing is due now; the soonest entry is due in this many milliseconds (`None`: nothing
     /// queued that a worker could take; a lease being held may hide an entry).
     NothingDue {

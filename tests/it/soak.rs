@@ -99,12 +99,11 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
     // tests of its own): tokens stored, first pass queued.
     let mut expected = Expected::default();
     let mut accounts = Vec::new();
-    let sealer =
-        markdrop::store::TokenSealer::new(&"0123456789abcdef0123456789abcdef".to_owned().into());
-    let store = markdrop::store::Store::Redis(
-        markdrop::store::RedisStore::new(&redis_url.clone().into(), &prefix, sealer)
-            .expect("store"),
-    );
+    let store = markdrop::store::Store::open(
+        &markdrop::config::StoreSettings::redis(&redis_url, &prefix),
+        &"0123456789abcdef0123456789abcdef".to_owned().into(),
+    )
+    .expect("store");
     for n in 0..accounts_wanted {
         let linked = emulator.create_account(&format!("Person {n}"));
         for f in 0..files {

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use markdrop::config::StoreSettings;
 use markdrop::dropbox::{AccountId, AccountTokens};
-use markdrop::store::{RedisStore, Store, TokenSealer};
+use markdrop::store::Store;
 use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 
@@ -14,8 +15,8 @@ const ALICE: &str = "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc";
 const BOB: &str = "dbid:AABob000000000000000000000000000000000";
 
 fn store(prefix: &str, secret_key: &str) -> Store {
-    let sealer = TokenSealer::new(&secret_key.to_owned().into());
-    Store::Redis(RedisStore::new(&redis_url().into(), prefix, sealer).expect("store"))
+    Store::open(&StoreSettings::redis(&redis_url(), prefix), &secret_key.to_owned().into())
+        .expect("store")
 }
 
 fn tokens(tag: &str) -> AccountTokens {
@@ -110,16 +111,15 @@ async fn a_status_round_trips_and_goes_with_its_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_redis_with_a_self_signed_certificate_works_when_the_url_says_insecure() {
     let redis = crate::support::PrivateRedis::start_tls("store-tls");
-    let sealer = TokenSealer::new(&KEY.to_owned().into());
-    let store = Store::Redis(
-        RedisStore::new(&redis.url().into(), "tls:", sealer.clone()).expect("a rediss:// URL"),
-    );
+    let store = Store::open(&StoreSettings::redis(&redis.url(), "tls:"), &KEY.to_owned().into())
+        .expect("a rediss:// URL");
     store.save_tokens(&account(ALICE), &tokens("tls")).await.expect("save over TLS");
     store.enqueue(&[account(ALICE)]).await.expect("enqueue over TLS");
     let claim = crate::support::claim(&store).await;
     assert_eq!(claim.lease.account(), &account(ALICE));
     // Without `#insecure` the certificate is checked, and a self-signed one is refused.
     let strict =
-        Store::Redis(RedisStore::new(&redis.strict_url().into(), "tls:", sealer).expect("url"));
+        Store::open(&StoreSettings::redis(&redis.strict_url(), "tls:"), &KEY.to_owned().into())
+            .expect("url");
     assert!(strict.ping().await.is_err(), "an untrusted certificate is refused");
 }

@@ -81,10 +81,9 @@ pub fn spawn_app(
     redis_url: &str,
     prefix: &str,
 ) -> (String, markdrop::store::Store) {
-    use markdrop::store::{RedisStore, Store, TokenSealer};
-    let sealer = TokenSealer::new(&settings.secret_key);
+    use markdrop::{config::StoreSettings, store::Store};
     let store =
-        Store::Redis(RedisStore::new(&redis_url.to_owned().into(), prefix, sealer).expect("store"));
+        Store::open(&StoreSettings::redis(redis_url, prefix), &settings.secret_key).expect("store");
     let app = markdrop::web::Application::build(settings, store.clone()).expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -213,17 +212,14 @@ impl Backend {
     }
 
     pub fn store_with_key(self, test: &str, secret_key: &str) -> markdrop::store::Store {
-        use markdrop::store::{EmbeddedStore, RedisStore, Store, TokenSealer};
-        let sealer = TokenSealer::new(&secret_key.to_owned().into());
-        match self {
-            Backend::Redis => Store::Redis(
-                RedisStore::new(&redis_url().into(), &unique_prefix(test), sealer).expect("store"),
-            ),
-            Backend::Embedded => Store::Embedded(
-                EmbeddedStore::open(&scratch_dir(&format!("{test}-{}", unique_suffix())), sealer)
-                    .expect("store"),
-            ),
-        }
+        use markdrop::{config::StoreSettings, store::Store};
+        let settings = match self {
+            Backend::Redis => StoreSettings::redis(&redis_url(), &unique_prefix(test)),
+            Backend::Embedded => {
+                StoreSettings::embedded(scratch_dir(&format!("{test}-{}", unique_suffix())))
+            }
+        };
+        Store::open(&settings, &secret_key.to_owned().into()).expect("store")
     }
 }
 

@@ -7,10 +7,11 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use markdrop::config::StoreSettings;
 use markdrop::config::{Settings, WorkerSettings};
 use markdrop::dropbox::{AccountId, DropboxClient, RetryPolicy};
 use markdrop::emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use markdrop::store::{AccountStatus, RedisStore, Store, TokenSealer};
+use markdrop::store::{AccountStatus, Store};
 use markdrop::web::Application;
 use markdrop::worker::Worker;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -262,8 +263,7 @@ impl SyncWorld {
 }
 
 fn test_store(redis: &str, settings: &Settings, prefix: &str) -> Store {
-    let sealer = TokenSealer::new(&settings.secret_key);
-    Store::Redis(RedisStore::new(&redis.to_owned().into(), prefix, sealer).expect("store"))
+    Store::open(&StoreSettings::redis(redis, prefix), &settings.secret_key).expect("store")
 }
 
 fn location(response: &reqwest::Response) -> String {

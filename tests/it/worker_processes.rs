@@ -263,12 +263,11 @@ async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
     // What the killed process left, read straight from its file: the link and b's queue
     // entry survived.
     {
-        let sealer = markdrop::store::TokenSealer::new(
+        let left = markdrop::store::Store::open(
+            &markdrop::config::StoreSettings::embedded(&data_dir),
             &"0123456789abcdef0123456789abcdef".to_owned().into(),
-        );
-        let left = markdrop::store::Store::Embedded(
-            markdrop::store::EmbeddedStore::open(&data_dir, sealer).expect("the store opens"),
-        );
+        )
+        .expect("the store opens");
         let id = markdrop::dropbox::AccountId::parse(&account).expect("id");
         assert!(left.tokens(&id).await.expect("read").is_some(), "still linked");
         assert_eq!(left.queued().await.expect("read"), vec![id], "b's pass still queued");
