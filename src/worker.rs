@@ -30,6 +30,7 @@ use crate::store::{
 };
 use crate::sync::{self, PassContext, PassError, now_seconds};
 use crate::task::AbortOnDrop;
+use crate::telemetry::error_chain;
 
 /// After the store fails, wait this long before asking again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -85,7 +86,7 @@ impl Worker {
             if let Err(error) =
                 self.store.reschedule(&lease, Duration::ZERO, Reschedule::HandedBack, None).await
             {
-                tracing::warn!(account = %lease.account(), %error, "cannot hand an account back; it is resumed when its lease expires");
+                tracing::warn!(account = %lease.account(), error = %error_chain(&error), "cannot hand an account back; it is resumed when its lease expires");
             }
         }
         flusher.stop().await;
@@ -148,7 +149,7 @@ impl Worker {
                 }
                 Err(error) => {
                     drop(slot);
-                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot claim work; trying again");
+                    tracing::warn!(error = %error_chain(&error), "cannot claim work; trying again");
                     until_stopping(&mut stopping, tokio::time::sleep(STORE_RETRY)).await;
                 }
             }
@@ -164,7 +165,7 @@ impl Worker {
                     return;
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot queue the linked accounts yet; trying again");
+                    tracing::warn!(error = %error_chain(&error), "cannot queue the linked accounts yet; trying again");
                     tokio::time::sleep(STORE_RETRY).await;
                 }
             }
@@ -232,7 +233,7 @@ impl Pass {
                 tracing::warn!(%account, "lost the lease during the pass; another worker has the account")
             }
             Err(LeaseError::Store(error)) => {
-                tracing::warn!(%account, error = %crate::telemetry::error_chain(&error), "cannot record the end of a pass; the account is resumed when its lease expires")
+                tracing::warn!(%account, error = %error_chain(&error), "cannot record the end of a pass; the account is resumed when its lease expires")
             }
         }
     }
@@ -285,7 +286,7 @@ impl Pass {
                 Ok(None) => {}
                 // The old refresh token still works: the next pass refreshes again.
                 Err(error) => {
-                    tracing::warn!(account = %claim.lease.account(), %error, "cannot keep the refreshed access token")
+                    tracing::warn!(account = %claim.lease.account(), error = %error_chain(&error), "cannot keep the refreshed access token")
                 }
             }
         }
@@ -359,7 +360,7 @@ impl Pass {
             }
             Err(PassError::Failed { message, source }) => {
                 let delay = backoff(&self.settings, claim.failures);
-                tracing::warn!(account = %lease.account(), error = %format!("{source:#}"), failures = claim.failures + 1, "pass failed");
+                tracing::warn!(account = %lease.account(), error = %error_chain(source.as_ref()), failures = claim.failures + 1, "pass failed");
                 status.state = SyncState::Failing { message };
                 self.store.reschedule(lease, delay, Reschedule::Failed, Some(&status)).await?;
                 Ok(format!("pass failed; trying again in {delay:?}"))
@@ -429,7 +430,7 @@ impl Heartbeat {
                     }
                     Ok(Ok(false)) => break,
                     Ok(Err(error)) => {
-                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; trying again");
+                        tracing::warn!(account = %lease.account(), error = %error_chain(&error), "cannot renew the lease; trying again");
                     }
                     Err(_) => {}
                 }

@@ -62,14 +62,48 @@ pub struct QueueDepth {
 }
 
 /// The store is out of reach or failing; the caller answers 503 or retries, and loses nothing.
+///
+/// It reads `the store is unavailable: <cause>` (`…: no answer within 2s`, `…: Connection
+/// refused (os error 111)`), so a log line tells one outage from another. The cause is part of
+/// the message rather than a `source`, so it shows once however the error is printed; log it as
+/// any error, `error = %error_chain(&error)` (`crate::telemetry`). Its text is for the log only:
+/// pages and response bodies say the store is unavailable in words of their own.
 #[derive(Debug, thiserror::Error)]
-#[error("the store is unavailable")]
-pub struct StoreError(#[source] anyhow::Error);
+#[error("the store is unavailable: {cause}")]
+pub struct StoreError {
+    /// The whole chain of the cause, with any URL's credentials taken out.
+    cause: String,
+}
 
 impl StoreError {
     fn new(error: impl Into<anyhow::Error>) -> StoreError {
-        StoreError(error.into())
+        let error = error.into();
+        StoreError { cause: without_credentials(&crate::telemetry::error_chain(error.as_ref())) }
     }
+}
+
+/// `text` with the credentials of any URL in it (`redis://user:password@host`) replaced by
+/// `***`. No error markdrop's libraries make today quotes `REDIS_URL`, but one that did would put
+/// its password in every log line about the store.
+fn without_credentials(text: &str) -> String {
+    let mut redacted = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme_end) = rest.find("://") {
+        let (before, after) = rest.split_at(scheme_end + "://".len());
+        redacted.push_str(before);
+        // Credentials end at the authority's last `@`; a password may hold `/`, `?` or `#`
+        // unescaped, so the URL is taken to run to the next space.
+        let url_end = after.find(char::is_whitespace).unwrap_or(after.len());
+        rest = match after[..url_end].rfind('@') {
+            Some(at) => {
+                redacted.push_str("***");
+                &after[at..]
+            }
+            None => after,
+        };
+    }
+    redacted.push_str(rest);
+    redacted
 }
 
 /// Whatever the backends' libraries fail with means the store is unavailable, so `?` turns it
@@ -439,4 +473,58 @@ fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD: &str = "hunter2-secret";
+
+    #[test]
+    fn a_store_error_shows_its_whole_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = StoreError::new(anyhow::Error::new(refused).context("cannot connect"));
+        assert_eq!(error.to_string(), "the store is unavailable: cannot connect: refused");
+        assert_eq!(crate::telemetry::error_chain(&error), error.to_string());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_taken_out_and_the_rest_kept() {
+        for (text, expected) in [
+            (
+                "cannot reach redis://default:hunter2-secret@db.example:6379/0: refused",
+                "cannot reach redis://***@db.example:6379/0: refused",
+            ),
+            (
+                "rediss://:hunter2-secret/x#y@db:1 then redis://db:2",
+                "rediss://***@db:1 then redis://db:2",
+            ),
+            (
+                "no url here: Connection refused (os error 111)",
+                "no url here: Connection refused (os error 111)",
+            ),
+        ] {
+            assert_eq!(without_credentials(text), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redis_url_s_password_never_shows_in_a_store_error() {
+        let secret_key = "0123456789abcdef0123456789abcdef".to_owned().into();
+        // Nothing listens on port 1: the connection is refused.
+        let url = format!("redis://default:{PASSWORD}@127.0.0.1:1/0");
+        let store = Store::open(&StoreSettings::redis(&url, "t:"), &secret_key).expect("a URL");
+        let refused = store.ping().await.expect_err("nothing listens there");
+        let malformed = Store::open(
+            &StoreSettings::redis(&format!("redis://default:{PASSWORD}@[::1"), "t:"),
+            &secret_key,
+        )
+        .err()
+        .expect("not a URL");
+        for error in [refused, malformed, StoreError::new(anyhow::anyhow!("cannot reach {url}"))] {
+            let shown = format!("{error} {error:?} {}", crate::telemetry::error_chain(&error));
+            assert!(!shown.contains(PASSWORD), "{shown}");
+        }
+    }
 }

@@ -58,8 +58,8 @@ enum CallbackError {
     Incomplete,
     #[error("Dropbox did not complete the login")]
     Dropbox(#[source] DropboxError),
-    #[error("the store is unavailable")]
-    Store(#[source] StoreError),
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 /// `GET /oauth/callback`.
