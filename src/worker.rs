@@ -28,7 +28,7 @@ use crate::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, LeaseWindow, Reschedule,
     Store, SyncState,
 };
-use crate::sync::{self, PassContext, PassError, now_seconds};
+use crate::sync::{self, PassContext, PassError};
 use crate::task::AbortOnDrop;
 use crate::telemetry::error_chain;
 
@@ -312,7 +312,7 @@ impl Pass {
         match result {
             Ok(()) => {
                 status.state = SyncState::Idle;
-                status.last_pass_at = Some(now_seconds());
+                status.last_pass_at = Some(self.store.clock().now_secs());
                 let retry_at = status.next_retry_at_ms();
                 let completion =
                     self.store.complete(lease, claim.generation, &status, retry_at).await?;
@@ -326,7 +326,9 @@ impl Pass {
             Err(PassError::RateLimited { retry_after }) => {
                 // A little extra, so accounts limited together do not all return at once.
                 let delay = retry_after + jitter(retry_after / 10 + Duration::from_millis(100));
-                status.state = SyncState::RateLimited { until: now_seconds() + delay.as_secs() };
+                status.state = SyncState::RateLimited {
+                    until: self.store.clock().now_secs() + delay.as_secs(),
+                };
                 self.store.reschedule(lease, delay, Reschedule::RateLimited, Some(&status)).await?;
                 Ok(format!("rate limited by Dropbox; trying again in {delay:?}"))
             }

@@ -70,6 +70,8 @@ struct Inner {
 
 struct Held {
     token: String,
+    /// Real time, as a Redis lease's expiry is, not the store's clock: a worker's writes are
+    /// bounded by real time ([`super::LeaseWindow`]).
     expires: Instant,
 }
 

@@ -39,6 +39,7 @@ pub use self::work::{
     ancestors,
 };
 use crate::account::{AccountId, AccountTokens};
+use crate::clock::Clock;
 use crate::config::StoreSettings;
 
 /// Why an account goes back to the queue ([`Store::reschedule`]).
@@ -135,15 +136,19 @@ unavailable_on!(
     tokio::task::JoinError,
 );
 
-/// The store markdrop runs on: a backend, and the key its token records are sealed with.
+/// The store markdrop runs on: a backend, the key its token records are sealed with, and the
+/// clock its queue is timed by.
 ///
 /// The front owns what is stored in what form: it seals and opens token records and encodes
 /// statuses and file records ([`codec`]), so the backends only move strings, and the formats
-/// cannot drift apart between them.
+/// cannot drift apart between them. It also reads the time for every due time, backoff and
+/// retry it schedules, and hands the backends (and Redis's scripts) the time as an argument:
+/// neither asks a clock of its own.
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
     sealer: TokenSealer,
+    clock: Clock,
 }
 
 #[derive(Clone)]
@@ -169,7 +174,7 @@ impl Store {
     ///
     /// On Redis only the URL is checked: a Redis that cannot be reached yet is no error, each
     /// call reports its own failure and the next one tries again. The embedded store is opened
-    /// (or created) now, and fails when another process has it open.
+    /// (or created) now, and fails when another process has it open. Time is the system's.
     pub fn open(settings: &StoreSettings, secret_key: &SecretString) -> Result<Store, StoreError> {
         let backend = match settings {
             StoreSettings::Redis { url, key_prefix } => {
@@ -179,7 +184,19 @@ impl Store {
                 Backend::Embedded(EmbeddedStore::open(data_dir)?)
             }
         };
-        Ok(Store { backend, sealer: TokenSealer::new(secret_key) })
+        Ok(Store { backend, sealer: TokenSealer::new(secret_key), clock: Clock::system() })
+    }
+
+    /// This store, timing its queue by `clock`: a test's [`crate::clock::ManualClock`], so a
+    /// backoff is over when the test says so. Leases still run out in real time.
+    pub fn with_clock(self, clock: Clock) -> Store {
+        Store { clock, ..self }
+    }
+
+    /// The clock the queue is timed by; whatever schedules work with this store (the worker's
+    /// backoffs, a pass's note retries) reads the time from it too.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Queues one sync pass for each account, in one round trip. Any number of notifications
@@ -187,7 +204,7 @@ impl Store {
     /// place and its due time (a rate-limit wait or a backoff is never cut short by a
     /// notification, our own uploads' included).
     pub async fn enqueue(&self, accounts: &[AccountId]) -> Result<(), StoreError> {
-        on_backend!(self, store => store.enqueue(accounts, now_millis()))
+        on_backend!(self, store => store.enqueue(accounts, self.clock.now_millis()))
     }
 
     /// The accounts waiting for a pass, soonest first.
@@ -260,13 +277,14 @@ impl Store {
     /// on). For a link whose Dropbox now starts elsewhere (a team space joined or left), where
     /// the old cursor and paths mean nothing.
     pub async fn restart_sync(&self, account: &AccountId) -> Result<(), StoreError> {
-        on_backend!(self, store => store.restart_sync(account, now_millis()))
+        on_backend!(self, store => store.restart_sync(account, self.clock.now_millis()))
     }
 
     /// Takes the first due account whose lease is free, leasing it for `lease_ttl`. An entry
     /// for an account that is not linked is dropped on the way.
     pub async fn claim(&self, lease_ttl: Duration) -> Result<ClaimOutcome, StoreError> {
-        let outcome = on_backend!(self, store => store.claim(millis(lease_ttl), now_millis()))?;
+        let now_ms = self.clock.now_millis();
+        let outcome = on_backend!(self, store => store.claim(millis(lease_ttl), now_ms))?;
         Ok(match outcome {
             ClaimOutcome::Claimed(stored) => {
                 ClaimOutcome::Claimed(Box::new(self.open_claim(stored)))
@@ -298,7 +316,8 @@ impl Store {
 
     /// Extends the lease by `lease_ttl`; `false` when it is no longer ours.
     pub async fn renew(&self, lease: &Lease, lease_ttl: Duration) -> Result<bool, StoreError> {
-        on_backend!(self, store => store.renew(lease, millis(lease_ttl), now_millis()))
+        let now_ms = self.clock.now_millis();
+        on_backend!(self, store => store.renew(lease, millis(lease_ttl), now_ms))
     }
 
     /// The records of the given `.md` files (lower-case paths), in the same order.
@@ -346,7 +365,7 @@ impl Store {
     ) -> Result<Completion, LeaseError> {
         let status = codec::encode_status(status)?;
         on_backend!(self, store => {
-            store.complete(lease, generation, &status, retry_at, now_millis())
+            store.complete(lease, generation, &status, retry_at, self.clock.now_millis())
         })
     }
 
@@ -360,7 +379,7 @@ impl Store {
         status: Option<&AccountStatus>,
     ) -> Result<(), LeaseError> {
         let status = status.map(codec::encode_status).transpose()?;
-        let due_at = now_millis() + millis(delay);
+        let due_at = self.clock.now_millis() + millis(delay);
         let failure = why == Reschedule::Failed;
         // Work due now (a stopping worker's) is announced; a wait is not.
         let wake = why == Reschedule::HandedBack;
@@ -379,7 +398,8 @@ impl Store {
         status: &AccountStatus,
     ) -> Result<bool, LeaseError> {
         let status = codec::encode_status(status)?;
-        on_backend!(self, store => store.unlink(lease, sealed_tokens, &status, now_millis()))
+        let now_ms = self.clock.now_millis();
+        on_backend!(self, store => store.unlink(lease, sealed_tokens, &status, now_ms))
     }
 
     /// Keeps refreshed tokens in place of `sealed_tokens`, if the lease is ours and nobody
@@ -444,7 +464,7 @@ impl Store {
 
     /// How many accounts are queued, and how many of them are due now.
     pub async fn queue_depth(&self) -> Result<QueueDepth, StoreError> {
-        on_backend!(self, store => store.queue_depth(now_millis()))
+        on_backend!(self, store => store.queue_depth(self.clock.now_millis()))
     }
 
     /// Whether the store answers now.
@@ -467,12 +487,6 @@ async fn within_deadline<T, E: From<StoreError>>(
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 #[cfg(test)]

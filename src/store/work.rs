@@ -38,7 +38,9 @@ impl fmt::Debug for Lease {
 /// surely held. It is read from the clocks, not from a flag another task sets, so a process
 /// frozen and resumed finds it gone at once; and from both the monotonic clock and the wall
 /// clock, since a paused virtual machine's monotonic clock may not count the pause while Redis's
-/// does.
+/// does. Never from the store's [`crate::clock::Clock`]: the lease runs out in real time whatever
+/// that clock says (Redis expires it), so a window a test's clock could hold open would let a
+/// write outlive the lease.
 #[derive(Clone, Debug)]
 pub struct LeaseWindow {
     until: Arc<Mutex<Option<(Instant, SystemTime)>>>,
