@@ -1,11 +1,13 @@
 //! The store: where markdrop keeps what must outlive a process (Dropbox tokens, cursors) and the
 //! queue of accounts with changes waiting.
 //!
-//! One contract, two backends: Redis for any number of `web` and `worker` processes, and (with
-//! the single-machine work) an embedded store for one process. The web side enqueues accounts
-//! from a webhook, keeps token records (sealed, see [`sealed`]) and forgets accounts; the
-//! worker's side ([`work`]) claims an account under a lease, and every write it makes is fenced
-//! by that lease.
+//! One contract, two backends: Redis for any number of `web` and `worker` processes, and an
+//! embedded store for one process, chosen by the settings ([`Store::open`]). The front,
+//! [`Store`], decides the form of what is kept (token records sealed by [`sealed`], statuses and
+//! file records encoded by [`codec`]) and reads the time ([`crate::clock`]); the backends move
+//! strings. The web side enqueues accounts from a webhook, keeps token records and forgets
+//! accounts; the worker's side ([`work`]) claims an account under a lease, and every write it
+//! makes is fenced by that lease.
 //!
 //! The queue's guarantees (docs/ARCHITECTURE.md §3): any number of notifications for an account
 //! make one pending pass; at most one worker holds an account; a notification during a pass
