@@ -33,10 +33,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use markdrop::config::Settings;
+use markdrop::config::{Settings, StoreSettings};
 use markdrop::dropbox::{AccountId, AccountTokens};
 use markdrop::emulator::{Emulator, EmulatorConfig, LinkedAccount, RunningEmulator, Stats};
-use markdrop::store::{RedisStore, Store, TokenSealer};
+use markdrop::store::Store;
 use markdrop::web::Application;
 use secrecy::SecretString;
 use sha2::Sha256;
@@ -181,14 +181,11 @@ impl World {
         let mut emulator_config = EmulatorConfig::new(APP_KEY, APP_SECRET);
         emulator_config.latency = config.latency;
         let dropbox = Emulator::new(emulator_config).start(0).await.expect("start the emulator");
-        let store = Store::Redis(
-            RedisStore::new(
-                &SecretString::from(redis_url.to_owned()),
-                prefix,
-                TokenSealer::new(&SecretString::from(SECRET_KEY.to_owned())),
-            )
-            .expect("a store on MARKDROP_TEST_REDIS_URL"),
-        );
+        let store = Store::open(
+            &StoreSettings::redis(redis_url, prefix),
+            &SecretString::from(SECRET_KEY.to_owned()),
+        )
+        .expect("a store on MARKDROP_TEST_REDIS_URL");
         let app =
             Application::build(&web_settings(dropbox.url(), redis_url, prefix), store.clone())
                 .expect("build the web app");

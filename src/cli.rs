@@ -11,7 +11,7 @@ use crate::config::StoreSettings;
 use crate::dropbox::DropboxClient;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
-use crate::store::{EmbeddedStore, RedisStore, Store, TokenSealer};
+use crate::store::Store;
 use crate::web::Application;
 use crate::worker::Worker;
 
@@ -44,14 +44,11 @@ pub fn render_file(file: Option<&Path>, output: Option<&Path>) -> anyhow::Result
     }
 }
 
-/// `markdrop web`: serves the web app on the shared Redis until SIGTERM or Ctrl-C.
-pub fn run_web(
-    settings: &Settings,
-    redis_url: &secrecy::SecretString,
-    key_prefix: &str,
-) -> anyhow::Result<()> {
+/// `markdrop web`: serves the web app on the shared Redis (`redis`, from
+/// [`Settings::shared_redis`]) until SIGTERM or Ctrl-C.
+pub fn run_web(settings: &Settings, redis: &StoreSettings) -> anyhow::Result<()> {
     block_on(async {
-        let store = redis_store(settings, redis_url, key_prefix)?;
+        let store = open_store(settings, redis)?;
         let app = Application::build(settings, store)
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop web is listening");
@@ -59,14 +56,11 @@ pub fn run_web(
     })
 }
 
-/// `markdrop worker`: syncs accounts from the shared Redis until SIGTERM or Ctrl-C.
-pub fn run_worker(
-    settings: &Settings,
-    redis_url: &secrecy::SecretString,
-    key_prefix: &str,
-) -> anyhow::Result<()> {
+/// `markdrop worker`: syncs accounts from the shared Redis (`redis`, from
+/// [`Settings::shared_redis`]) until SIGTERM or Ctrl-C.
+pub fn run_worker(settings: &Settings, redis: &StoreSettings) -> anyhow::Result<()> {
     block_on(async {
-        let store = redis_store(settings, redis_url, key_prefix)?;
+        let store = open_store(settings, redis)?;
         let worker = Worker::new(store, dropbox_client(settings)?, settings.worker.clone());
         tracing::info!(accounts = settings.worker.accounts, "markdrop worker is running");
         worker.run(shutdown_signal()).await;
@@ -79,19 +73,7 @@ pub fn run_worker(
 /// `DATA_DIR`.
 pub fn run_serve(settings: &Settings) -> anyhow::Result<()> {
     block_on(async {
-        let store = match &settings.store {
-            StoreSettings::Redis { url, key_prefix } => redis_store(settings, url, key_prefix)?,
-            StoreSettings::Embedded { data_dir } => {
-                let sealer = TokenSealer::new(&settings.secret_key);
-                let store = EmbeddedStore::open(data_dir, sealer).with_context(|| {
-                    format!(
-                        "cannot open the store in {} (DATA_DIR); is another markdrop using it?",
-                        data_dir.display()
-                    )
-                })?;
-                Store::Embedded(store)
-            }
-        };
+        let store = open_store(settings, &settings.store)?;
         serve(settings, store, shutdown_signal()).await
     })
 }
@@ -147,14 +129,15 @@ pub async fn serve_on(
     served.context("the web server failed")
 }
 
-fn redis_store(
-    settings: &Settings,
-    redis_url: &secrecy::SecretString,
-    key_prefix: &str,
-) -> anyhow::Result<Store> {
-    let sealer = TokenSealer::new(&settings.secret_key);
-    let store = RedisStore::new(redis_url, key_prefix, sealer).context("cannot use REDIS_URL")?;
-    Ok(Store::Redis(store))
+/// The store `store` chooses, sealing with `SECRET_KEY`; a failure says which setting to check.
+fn open_store(settings: &Settings, store: &StoreSettings) -> anyhow::Result<Store> {
+    Store::open(store, &settings.secret_key).with_context(|| match store {
+        StoreSettings::Redis { .. } => "cannot use REDIS_URL".to_owned(),
+        StoreSettings::Embedded { data_dir } => format!(
+            "cannot open the store in {} (DATA_DIR); is another markdrop using it?",
+            data_dir.display()
+        ),
+    })
 }
 
 fn dropbox_client(settings: &Settings) -> anyhow::Result<DropboxClient> {

@@ -167,6 +167,20 @@ pub enum StoreSettings {
     Embedded { data_dir: PathBuf },
 }
 
+impl StoreSettings {
+    /// A Redis at `url` with keys under `key_prefix`, for a store chosen other than by the
+    /// environment (tests, benchmarks).
+    pub fn redis(url: &str, key_prefix: &str) -> StoreSettings {
+        StoreSettings::Redis { url: url.to_owned().into(), key_prefix: key_prefix.to_owned() }
+    }
+
+    /// An embedded store in `data_dir`, for a store chosen other than by the environment (the
+    /// demo's fresh folder, tests).
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> StoreSettings {
+        StoreSettings::Embedded { data_dir: data_dir.into() }
+    }
+}
+
 /// markdrop's own events at `info`; the web server's start-up chatter (one line per thread)
 /// only when something is wrong.
 pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
@@ -268,9 +282,9 @@ impl Settings {
 
     /// The Redis that `web` and `worker` share; they cannot run on an embedded store, which
     /// only one process can open.
-    pub fn shared_redis(&self, command: &str) -> Result<(&SecretString, &str), ConfigError> {
+    pub fn shared_redis(&self, command: &str) -> Result<&StoreSettings, ConfigError> {
         match &self.store {
-            StoreSettings::Redis { url, key_prefix } => Ok((url, key_prefix)),
+            redis @ StoreSettings::Redis { .. } => Ok(redis),
             StoreSettings::Embedded { .. } => Err(ConfigError::Missing {
                 var: "REDIS_URL",
                 hint: match command {

@@ -17,10 +17,10 @@ use anyhow::Context;
 
 use crate::account::{AccountId, AccountTokens};
 use crate::cli::{block_on, serve_on, shutdown_signal};
-use crate::config::Settings;
+use crate::config::{Settings, StoreSettings};
 use crate::crypto::random_token;
 use crate::emulator::{Emulator, EmulatorConfig};
-use crate::store::{EmbeddedStore, Store, TokenSealer};
+use crate::store::Store;
 
 /// What `demo` writes into an empty folder, so there is something to look at straight away.
 const WELCOME: &str = include_str!("../templates/demo/welcome.md");
@@ -58,10 +58,8 @@ pub fn run(dir: &Path, port: u16, link: bool) -> anyhow::Result<()> {
 
         let settings = demo_settings(&address, dropbox.url().as_str(), &app_key, &app_secret)?;
         let data_dir = DataDir::new()?;
-        let sealer = TokenSealer::new(&settings.secret_key);
-        let store = Store::Embedded(
-            EmbeddedStore::open(&data_dir.0, sealer).context("cannot open the demo's store")?,
-        );
+        let store = Store::open(&StoreSettings::embedded(&data_dir.0), &settings.secret_key)
+            .context("cannot open the demo's store")?;
         if link {
             let account = AccountId::parse(&person.account_id)?;
             let tokens = AccountTokens {

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod demo;

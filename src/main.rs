@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use markdrop::config::{self, ConfigError, Settings, TelemetrySettings};
+use markdrop::config::{self, ConfigError, Settings, StoreSettings, TelemetrySettings};
 use markdrop::emulator::{EmulatorConfig, parse_control_secret};
 use markdrop::{cli, telemetry};
 
@@ -148,16 +148,13 @@ fn main() -> ExitCode {
 }
 
 /// Runs a command that needs the settings and a shared Redis.
-fn with_redis(
-    command: &str,
-    run: fn(&Settings, &secrecy::SecretString, &str) -> anyhow::Result<()>,
-) -> ExitCode {
+fn with_redis(command: &str, run: fn(&Settings, &StoreSettings) -> anyhow::Result<()>) -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => return config_error(&error),
     };
     match settings.shared_redis(command) {
-        Ok((url, prefix)) => report(run(&settings, url, prefix)),
+        Ok(redis) => report(run(&settings, redis)),
         Err(error) => config_error(&error),
     }
 }

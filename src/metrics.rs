@@ -129,7 +129,7 @@ impl Metrics {
             return;
         }
         if let Err(error) = store.add_metrics(&counts).await {
-            tracing::debug!(%error, "cannot add metrics to the store; these counts are lost");
+            tracing::debug!(error = %crate::telemetry::error_chain(&error), "cannot add metrics to the store; these counts are lost");
         }
     }
 

@@ -31,15 +31,37 @@ pub fn init(settings: &TelemetrySettings) {
     };
 }
 
-/// An error and its causes on one line (`refused: the store is unavailable: connection
-/// refused`), for a log field. Errors in markdrop never carry secrets in their messages.
+/// An error and its causes on one line (`webhook refused: the queue is unavailable: the store
+/// is unavailable: connection refused`), for a log field. A cause that the error before it shows
+/// already (redis-rs's I/O errors are their own source) is not repeated. Errors in markdrop
+/// never carry secrets in their messages.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
+    let mut shown = error.to_string();
+    let mut text = shown.clone();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !shown.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        shown = cause_text;
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_shows_each_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = anyhow::Error::new(refused).context("cannot connect").context("no store");
+        assert_eq!(error_chain(error.as_ref()), "no store: cannot connect: refused");
+        // An error whose message includes its source's, as redis-rs's I/O errors do.
+        let wrapped = anyhow::anyhow!("refused").context("refused");
+        assert_eq!(error_chain(wrapped.as_ref()), "refused");
+    }
 }

@@ -27,8 +27,9 @@ use crate::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, Lease, LeaseError, LeaseWindow, Reschedule,
     Store, SyncState,
 };
-use crate::sync::{self, PassContext, PassError, now_seconds};
+use crate::sync::{self, PassContext, PassError};
 use crate::task::AbortOnDrop;
+use crate::telemetry::error_chain;
 
 /// After the store fails, wait this long before asking again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
@@ -84,7 +85,7 @@ impl Worker {
             if let Err(error) =
                 self.store.reschedule(&lease, Duration::ZERO, Reschedule::HandedBack, None).await
             {
-                tracing::warn!(account = %lease.account(), %error, "cannot hand an account back; it is resumed when its lease expires");
+                tracing::warn!(account = %lease.account(), error = %error_chain(&error), "cannot hand an account back; it is resumed when its lease expires");
             }
         }
         flusher.stop().await;
@@ -147,7 +148,7 @@ impl Worker {
                 }
                 Err(error) => {
                     drop(slot);
-                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot claim work; trying again");
+                    tracing::warn!(error = %error_chain(&error), "cannot claim work; trying again");
                     until_stopping(&mut stopping, tokio::time::sleep(STORE_RETRY)).await;
                 }
             }
@@ -163,7 +164,7 @@ impl Worker {
                     return;
                 }
                 Err(error) => {
-                    tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot queue the linked accounts yet; trying again");
+                    tracing::warn!(error = %error_chain(&error), "cannot queue the linked accounts yet; trying again");
                     tokio::time::sleep(STORE_RETRY).await;
                 }
             }
@@ -231,7 +232,7 @@ impl Pass {
                 tracing::warn!(%account, "lost the lease during the pass; another worker has the account")
             }
             Err(LeaseError::Store(error)) => {
-                tracing::warn!(%account, error = %crate::telemetry::error_chain(&error), "cannot record the end of a pass; the account is resumed when its lease expires")
+                tracing::warn!(%account, error = %error_chain(&error), "cannot record the end of a pass; the account is resumed when its lease expires")
             }
         }
     }
@@ -284,7 +285,7 @@ impl Pass {
                 Ok(None) => {}
                 // The old refresh token still works: the next pass refreshes again.
                 Err(error) => {
-                    tracing::warn!(account = %claim.lease.account(), %error, "cannot keep the refreshed access token")
+                    tracing::warn!(account = %claim.lease.account(), error = %error_chain(&error), "cannot keep the refreshed access token")
                 }
             }
         }
@@ -310,7 +311,7 @@ impl Pass {
         match result {
             Ok(()) => {
                 status.state = SyncState::Idle;
-                status.last_pass_at = Some(now_seconds());
+                status.last_pass_at = Some(self.store.clock().now_secs());
                 let retry_at = status.next_retry_at_ms();
                 let completion =
                     self.store.complete(lease, claim.generation, &status, retry_at).await?;
@@ -324,7 +325,9 @@ impl Pass {
             Err(PassError::RateLimited { retry_after }) => {
                 // A little extra, so accounts limited together do not all return at once.
                 let delay = retry_after + jitter(retry_after / 10 + Duration::from_millis(100));
-                status.state = SyncState::RateLimited { until: now_seconds() + delay.as_secs() };
+                status.state = SyncState::RateLimited {
+                    until: self.store.clock().now_secs() + delay.as_secs(),
+                };
                 self.store.reschedule(lease, delay, Reschedule::RateLimited, Some(&status)).await?;
                 Ok(format!("rate limited by Dropbox; trying again in {delay:?}"))
             }
@@ -358,7 +361,7 @@ impl Pass {
             }
             Err(PassError::Failed { message, source }) => {
                 let delay = self.settings.backoff(claim.failures);
-                tracing::warn!(account = %lease.account(), error = %format!("{source:#}"), failures = claim.failures + 1, "pass failed");
+                tracing::warn!(account = %lease.account(), error = %error_chain(source.as_ref()), failures = claim.failures + 1, "pass failed");
                 status.state = SyncState::Failing { message };
                 self.store.reschedule(lease, delay, Reschedule::Failed, Some(&status)).await?;
                 Ok(format!("pass failed; trying again in {delay:?}"))
@@ -420,7 +423,7 @@ impl Heartbeat {
                     }
                     Ok(Ok(false)) => break,
                     Ok(Err(error)) => {
-                        tracing::warn!(account = %lease.account(), %error, "cannot renew the lease; trying again");
+                        tracing::warn!(account = %lease.account(), error = %error_chain(&error), "cannot renew the lease; trying again");
                     }
                     Err(_) => {}
                 }

@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::Notify;
 
-use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
-use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
-use crate::account::{AccountId, AccountTokens};
+use super::codec::EncodedChanges;
+use super::work::{ClaimOutcome, Completion, Lease, LeaseError, StoredClaim};
+use super::{QueueDepth, StoreError};
+use crate::account::AccountId;
 
 /// account → when it is due (ms since the epoch).
 const READY: TableDefinition<&str, u64> = TableDefinition::new("ready");
@@ -43,7 +44,7 @@ const STATUS: TableDefinition<&str, &str> = TableDefinition::new("status");
 const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
 /// series → count (`crate::metrics`).
 const METRICS: TableDefinition<&str, u64> = TableDefinition::new("metrics");
-/// (account, `.md` lower-case path) → [`FileRecord`] as JSON.
+/// (account, `.md` lower-case path) → its file record as JSON.
 const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
 
 /// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
@@ -63,43 +64,39 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Database,
-    sealer: TokenSealer,
     leases: Mutex<HashMap<AccountId, Held>>,
     wake: Arc<Notify>,
 }
 
 struct Held {
     token: String,
+    /// Real time, as a Redis lease's expiry is, not the store's clock: a worker's writes are
+    /// bounded by real time ([`super::LeaseWindow`]).
     expires: Instant,
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store in `data_dir`. Fails when another process has it open.
-    pub fn open(data_dir: &Path, sealer: TokenSealer) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(StoreError::new)?;
-        let db = Database::create(data_dir.join(FILE_NAME)).map_err(StoreError::new)?;
-        let txn = db.begin_write().map_err(StoreError::new)?;
+    pub(super) fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = Database::create(data_dir.join(FILE_NAME))?;
+        let txn = db.begin_write()?;
         {
             // Tables exist from the start, so reads never meet a missing one.
-            txn.open_table(READY).map_err(StoreError::new)?;
-            txn.open_table(DUE).map_err(StoreError::new)?;
-            txn.open_table(GENERATIONS).map_err(StoreError::new)?;
-            txn.open_table(FAILURES).map_err(StoreError::new)?;
-            txn.open_table(RETRIES).map_err(StoreError::new)?;
-            txn.open_table(METRICS).map_err(StoreError::new)?;
+            txn.open_table(READY)?;
+            txn.open_table(DUE)?;
+            txn.open_table(GENERATIONS)?;
+            txn.open_table(FAILURES)?;
+            txn.open_table(RETRIES)?;
+            txn.open_table(METRICS)?;
             for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
-                txn.open_table(table).map_err(StoreError::new)?;
+                txn.open_table(table)?;
             }
-            txn.open_table(FILES).map_err(StoreError::new)?;
+            txn.open_table(FILES)?;
         }
-        txn.commit().map_err(StoreError::new)?;
+        txn.commit()?;
         Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                db,
-                sealer,
-                leases: Mutex::default(),
-                wake: Arc::new(Notify::new()),
-            }),
+            inner: Arc::new(Inner { db, leases: Mutex::default(), wake: Arc::new(Notify::new()) }),
         })
     }
 
@@ -113,7 +110,7 @@ impl EmbeddedStore {
         work: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || work(&inner)).await.map_err(StoreError::new)?
+        tokio::task::spawn_blocking(move || work(&inner)).await?
     }
 
     /// Runs `work` in one write transaction on a blocking thread, committing if it succeeds.
@@ -138,12 +135,12 @@ impl EmbeddedStore {
         let lease = lease.clone();
         let outcome = self
             .blocking(move |inner| {
-                let txn = inner.db.begin_write().map_err(StoreError::new)?;
+                let txn = inner.db.begin_write()?;
                 if !holds(&inner.leases(), &lease) {
                     return Ok(None);
                 }
                 let value = work(&txn, &lease)?;
-                txn.commit().map_err(StoreError::new)?;
+                txn.commit()?;
                 if release {
                     let mut leases = inner.leases();
                     if holds(&leases, &lease) {
@@ -183,11 +180,11 @@ impl EmbeddedStore {
 
     pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
         self.blocking(|inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let due = txn.open_table(DUE)?;
             let mut accounts = Vec::new();
-            for entry in due.iter().map_err(StoreError::new)? {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in due.iter()? {
+                let (key, _) = entry?;
                 accounts.extend(AccountId::parse(key.value().1).ok());
             }
             Ok(accounts)
@@ -198,18 +195,13 @@ impl EmbeddedStore {
     pub(super) async fn save_tokens(
         &self,
         account: &AccountId,
-        tokens: &AccountTokens,
+        sealed: &str,
     ) -> Result<(), StoreError> {
-        let sealed = self.inner.sealer.seal(account, tokens);
         self.put(TOKENS, account, sealed).await
     }
 
-    pub(super) async fn tokens(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountTokens>, StoreError> {
-        let sealed = self.get(TOKENS, account).await?;
-        Ok(sealed.and_then(|sealed| self.inner.sealer.open_or_warn(account, &sealed)))
+    pub(super) async fn tokens(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        self.get(TOKENS, account).await
     }
 
     pub(super) async fn save_display_name(
@@ -217,7 +209,7 @@ impl EmbeddedStore {
         account: &AccountId,
         name: &str,
     ) -> Result<(), StoreError> {
-        self.put(NAMES, account, name.to_owned()).await
+        self.put(NAMES, account, name).await
     }
 
     pub(super) async fn display_name(
@@ -227,12 +219,8 @@ impl EmbeddedStore {
         self.get(NAMES, account).await
     }
 
-    pub(super) async fn status(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountStatus>, StoreError> {
-        let json = self.get(STATUS, account).await?;
-        Ok(json.and_then(|json| AccountStatus::from_stored(account, &json)))
+    pub(super) async fn status(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        self.get(STATUS, account).await
     }
 
     pub(super) async fn link_id(
@@ -242,15 +230,12 @@ impl EmbeddedStore {
     ) -> Result<String, StoreError> {
         let (account, candidate) = (account.clone(), candidate.to_owned());
         self.write(move |_, txn| {
-            let mut links = txn.open_table(LINKS).map_err(StoreError::new)?;
-            let existing = links
-                .get(account.as_str())
-                .map_err(StoreError::new)?
-                .map(|value| value.value().to_owned());
+            let mut links = txn.open_table(LINKS)?;
+            let existing = links.get(account.as_str())?.map(|value| value.value().to_owned());
             if let Some(existing) = existing {
                 return Ok(existing);
             }
-            links.insert(account.as_str(), candidate.as_str()).map_err(StoreError::new)?;
+            links.insert(account.as_str(), candidate.as_str())?;
             Ok(candidate)
         })
         .await
@@ -266,9 +251,9 @@ impl EmbeddedStore {
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let ready = txn.open_table(READY).map_err(StoreError::new)?;
-            Ok(ready.get(account.as_str()).map_err(StoreError::new)?.is_some())
+            let txn = inner.db.begin_read()?;
+            let ready = txn.open_table(READY)?;
+            Ok(ready.get(account.as_str())?.is_some())
         })
         .await
     }
@@ -319,11 +304,10 @@ impl EmbeddedStore {
     ) -> Result<(), StoreError> {
         let counts = counts.clone();
         self.write(move |_, txn| {
-            let mut table = txn.open_table(METRICS).map_err(StoreError::new)?;
+            let mut table = txn.open_table(METRICS)?;
             for (series, count) in &counts {
-                let current =
-                    table.get(series.as_str()).map_err(StoreError::new)?.map_or(0, |v| v.value());
-                table.insert(series.as_str(), current + count).map_err(StoreError::new)?;
+                let current = table.get(series.as_str())?.map_or(0, |v| v.value());
+                table.insert(series.as_str(), current + count)?;
             }
             Ok(())
         })
@@ -334,11 +318,11 @@ impl EmbeddedStore {
         &self,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         self.blocking(|inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let table = txn.open_table(METRICS).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let table = txn.open_table(METRICS)?;
             let mut counts = std::collections::BTreeMap::new();
-            for entry in table.iter().map_err(StoreError::new)? {
-                let (series, count) = entry.map_err(StoreError::new)?;
+            for entry in table.iter()? {
+                let (series, count) = entry?;
                 counts.insert(series.value().to_owned(), count.value());
             }
             Ok(counts)
@@ -348,12 +332,12 @@ impl EmbeddedStore {
 
     pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let due = txn.open_table(DUE).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let due = txn.open_table(DUE)?;
             let held: Vec<AccountId> = inner.leases().keys().cloned().collect();
             let (mut queued, mut due_now) = (0, 0);
-            for entry in due.iter().map_err(StoreError::new)? {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in due.iter()? {
+                let (key, _) = entry?;
                 queued += 1;
                 // A held account keeps its past due time here, but it is being synced.
                 let (at, account) = key.value();
@@ -367,19 +351,19 @@ impl EmbeddedStore {
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        self.blocking(|inner| inner.db.begin_read().map(drop).map_err(StoreError::new)).await
+        self.blocking(|inner| Ok(inner.db.begin_read().map(drop)?)).await
     }
 
     pub(super) async fn claim(
         &self,
         lease_ttl_ms: u64,
         now_ms: u64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    ) -> Result<ClaimOutcome<StoredClaim>, StoreError> {
         let lease_ttl = Duration::from_millis(lease_ttl_ms);
         let token = crate::crypto::random_token();
         self.blocking(move |inner| {
             // The writer lock first: no other claim, forget or fenced write runs meanwhile.
-            let txn = inner.db.begin_write().map_err(StoreError::new)?;
+            let txn = inner.db.begin_write()?;
             let now = Instant::now();
             let held: Vec<AccountId> = {
                 let mut leases = inner.leases();
@@ -393,9 +377,9 @@ impl EmbeddedStore {
             let mut candidates = Vec::new();
             let mut next_due_in_ms = None;
             {
-                let table = txn.open_table(DUE).map_err(StoreError::new)?;
-                for entry in table.iter().map_err(StoreError::new)? {
-                    let (key, _) = entry.map_err(StoreError::new)?;
+                let table = txn.open_table(DUE)?;
+                for entry in table.iter()? {
+                    let (key, _) = entry?;
                     let (at, account) = key.value();
                     if held.iter().any(|held| held.as_str() == account) {
                         continue;
@@ -429,13 +413,9 @@ impl EmbeddedStore {
                     dropped = true;
                     continue;
                 };
-                let status = get(&txn, STATUS, &account)?
-                    .and_then(|json| AccountStatus::from_stored(&account, &json))
-                    .unwrap_or_default();
-                let claim = Claim {
+                let claim = StoredClaim {
                     leased_at: now,
                     due_at_ms,
-                    tokens: inner.sealer.open_or_warn(&account, &sealed_tokens),
                     sealed_tokens,
                     cursor: get(&txn, CURSORS, &account)?,
                     generation: get_u64(&txn, GENERATIONS, &account)?.unwrap_or(0),
@@ -443,17 +423,17 @@ impl EmbeddedStore {
                         .unwrap_or(0)
                         .try_into()
                         .unwrap_or(u32::MAX),
-                    status,
+                    status: get(&txn, STATUS, &account)?,
                     lease: Lease { account: account.clone(), token: token.clone() },
                 };
                 if dropped {
-                    txn.commit().map_err(StoreError::new)?;
+                    txn.commit()?;
                 }
                 inner.leases().insert(account, Held { token, expires: now + lease_ttl });
-                return Ok(ClaimOutcome::Claimed(Box::new(claim)));
+                return Ok(ClaimOutcome::Claimed(claim));
             }
             if dropped {
-                txn.commit().map_err(StoreError::new)?;
+                txn.commit()?;
                 // Dropped entries may have hidden more: say so, and the caller looks again.
                 next_due_in_ms = Some(0);
             }
@@ -488,12 +468,12 @@ impl EmbeddedStore {
     ) -> Result<Vec<String>, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let files = txn.open_table(FILES)?;
             let owner = account.as_str();
             let mut paths = Vec::new();
-            for entry in files.range((owner, "")..).map_err(StoreError::new)? {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in files.range((owner, "")..)? {
+                let (key, _) = entry?;
                 let (record_owner, path) = key.value();
                 if record_owner != owner {
                     break;
@@ -509,18 +489,16 @@ impl EmbeddedStore {
         &self,
         account: &AccountId,
         paths: &[String],
-    ) -> Result<Vec<Option<FileRecord>>, StoreError> {
+    ) -> Result<Vec<Option<String>>, StoreError> {
         let (account, paths) = (account.clone(), paths.to_vec());
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let files = txn.open_table(FILES)?;
             paths
                 .iter()
                 .map(|path| {
-                    let json =
-                        files.get((account.as_str(), path.as_str())).map_err(StoreError::new)?;
-                    // A record that does not parse is treated as none: the file is converted again.
-                    Ok(json.and_then(|json| serde_json::from_str(json.value()).ok()))
+                    let record = files.get((account.as_str(), path.as_str()))?;
+                    Ok(record.map(|record| record.value().to_owned()))
                 })
                 .collect()
         })
@@ -530,13 +508,12 @@ impl EmbeddedStore {
     pub(super) async fn commit(
         &self,
         lease: &Lease,
-        changes: &RecordChanges,
+        changes: EncodedChanges,
         cursor: Option<&str>,
-        status: Option<&AccountStatus>,
+        status: Option<&str>,
     ) -> Result<(), LeaseError> {
-        let changes = changes.clone();
         let cursor = cursor.map(str::to_owned);
-        let status = status.map(AccountStatus::to_stored).transpose()?;
+        let status = status.map(str::to_owned);
         self.fenced(lease, false, move |txn, lease| {
             let account = &lease.account;
             if !changes.forget_under.is_empty() {
@@ -546,16 +523,15 @@ impl EmbeddedStore {
                     super::work::ancestors(path).any(|folder| forgotten.contains(folder))
                 })?;
             }
-            let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
+            let mut files = txn.open_table(FILES)?;
             for (path, record) in &changes.files {
                 let key = (account.as_str(), path.as_str());
                 match record {
                     Some(record) => {
-                        let json = serde_json::to_string(record).map_err(StoreError::new)?;
-                        files.insert(key, json.as_str()).map_err(StoreError::new)?;
+                        files.insert(key, record.as_str())?;
                     }
                     None => {
-                        files.remove(key).map_err(StoreError::new)?;
+                        files.remove(key)?;
                     }
                 }
             }
@@ -574,11 +550,11 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         generation: u64,
-        status: &AccountStatus,
+        status: &str,
         retry_at: Option<u64>,
         now_ms: u64,
     ) -> Result<Completion, LeaseError> {
-        let status = status.to_stored()?;
+        let status = status.to_owned();
         let completion = self
             .fenced(lease, true, move |txn, lease| {
                 let account = &lease.account;
@@ -586,8 +562,8 @@ impl EmbeddedStore {
                 put(txn, STATUS, account, &status)?;
                 match retry_at {
                     Some(at) => {
-                        let mut retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
-                        retries.insert(account.as_str(), at).map_err(StoreError::new)?;
+                        let mut retries = txn.open_table(RETRIES)?;
+                        retries.insert(account.as_str(), at)?;
                     }
                     None => remove_u64(txn, RETRIES, account)?,
                 }
@@ -611,10 +587,10 @@ impl EmbeddedStore {
         lease: &Lease,
         due_at_ms: u64,
         count_failure: bool,
-        status: Option<&AccountStatus>,
+        status: Option<&str>,
         wake: bool,
     ) -> Result<(), LeaseError> {
-        let status = status.map(AccountStatus::to_stored).transpose()?;
+        let status = status.map(str::to_owned);
         self.fenced(lease, true, move |txn, lease| {
             let account = &lease.account;
             if count_failure {
@@ -636,11 +612,11 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         sealed_tokens: &str,
-        status: &AccountStatus,
+        status: &str,
         now_ms: u64,
     ) -> Result<bool, LeaseError> {
         let sealed_tokens = sealed_tokens.to_owned();
-        let status = status.to_stored()?;
+        let status = status.to_owned();
         let unlinked = self
             .fenced(lease, true, move |txn, lease| {
                 let account = &lease.account;
@@ -670,22 +646,21 @@ impl EmbeddedStore {
         &self,
         lease: &Lease,
         sealed_tokens: &str,
-        tokens: &AccountTokens,
-    ) -> Result<Option<String>, StoreError> {
-        let expected = sealed_tokens.to_owned();
-        let sealed = self.inner.sealer.seal(&lease.account, tokens);
+        sealed: &str,
+    ) -> Result<bool, StoreError> {
+        let (expected, sealed) = (sealed_tokens.to_owned(), sealed.to_owned());
         let replaced = self
             .fenced(lease, false, move |txn, lease| {
                 if get(txn, TOKENS, &lease.account)?.as_deref() != Some(expected.as_str()) {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 put(txn, TOKENS, &lease.account, &sealed)?;
-                Ok(Some(sealed))
+                Ok(true)
             })
             .await;
         match replaced {
-            Ok(sealed) => Ok(sealed),
-            Err(LeaseError::Lost) => Ok(None),
+            Ok(replaced) => Ok(replaced),
+            Err(LeaseError::Lost) => Ok(false),
             Err(LeaseError::Store(error)) => Err(error),
         }
     }
@@ -697,12 +672,12 @@ impl EmbeddedStore {
         cursor: u64,
     ) -> Result<(u64, Vec<AccountId>), StoreError> {
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let tokens = txn.open_table(TOKENS).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let tokens = txn.open_table(TOKENS)?;
             let mut accounts = Vec::new();
             let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
-            for entry in tokens.iter().map_err(StoreError::new)?.skip(skip).take(SWEEP_PAGE) {
-                let (key, _) = entry.map_err(StoreError::new)?;
+            for entry in tokens.iter()?.skip(skip).take(SWEEP_PAGE) {
+                let (key, _) = entry?;
                 accounts.extend(AccountId::parse(key.value()).ok());
             }
             let next = if accounts.len() < SWEEP_PAGE { 0 } else { cursor + SWEEP_PAGE as u64 };
@@ -723,9 +698,9 @@ impl EmbeddedStore {
     ) -> Result<Option<String>, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
-            let txn = inner.db.begin_read().map_err(StoreError::new)?;
-            let table = txn.open_table(table).map_err(StoreError::new)?;
-            let value = table.get(account.as_str()).map_err(StoreError::new)?;
+            let txn = inner.db.begin_read()?;
+            let table = txn.open_table(table)?;
+            let value = table.get(account.as_str())?;
             Ok(value.map(|value| value.value().to_owned()))
         })
         .await
@@ -735,9 +710,9 @@ impl EmbeddedStore {
         &self,
         table: TableDefinition<'static, &'static str, &'static str>,
         account: &AccountId,
-        value: String,
+        value: &str,
     ) -> Result<(), StoreError> {
-        let account = account.clone();
+        let (account, value) = (account.clone(), value.to_owned());
         self.write(move |_, txn| put(txn, table, &account, &value)).await
     }
 }
@@ -753,9 +728,9 @@ impl Inner {
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(StoreError::new)?;
+        let txn = self.db.begin_write()?;
         let value = work(&txn)?;
-        txn.commit().map_err(StoreError::new)?;
+        txn.commit()?;
         Ok(value)
     }
 }
@@ -771,8 +746,8 @@ fn get(
     table: TableDefinition<&str, &str>,
     account: &AccountId,
 ) -> Result<Option<String>, StoreError> {
-    let table = txn.open_table(table).map_err(StoreError::new)?;
-    let value = table.get(account.as_str()).map_err(StoreError::new)?;
+    let table = txn.open_table(table)?;
+    let value = table.get(account.as_str())?;
     Ok(value.map(|value| value.value().to_owned()))
 }
 
@@ -782,8 +757,8 @@ fn put(
     account: &AccountId,
     value: &str,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.insert(account.as_str(), value).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.insert(account.as_str(), value)?;
     Ok(())
 }
 
@@ -792,8 +767,8 @@ fn remove(
     table: TableDefinition<&str, &str>,
     account: &AccountId,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.remove(account.as_str()).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.remove(account.as_str())?;
     Ok(())
 }
 
@@ -802,8 +777,8 @@ fn get_u64(
     table: TableDefinition<&str, u64>,
     account: &AccountId,
 ) -> Result<Option<u64>, StoreError> {
-    let table = txn.open_table(table).map_err(StoreError::new)?;
-    let value = table.get(account.as_str()).map_err(StoreError::new)?;
+    let table = txn.open_table(table)?;
+    let value = table.get(account.as_str())?;
     Ok(value.map(|value| value.value()))
 }
 
@@ -814,8 +789,8 @@ fn bump(
     account: &AccountId,
 ) -> Result<(), StoreError> {
     let current = get_u64(txn, table, account)?.unwrap_or(0);
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.insert(account.as_str(), current + 1).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.insert(account.as_str(), current + 1)?;
     Ok(())
 }
 
@@ -824,8 +799,8 @@ fn remove_u64(
     table: TableDefinition<&str, u64>,
     account: &AccountId,
 ) -> Result<(), StoreError> {
-    let mut table = txn.open_table(table).map_err(StoreError::new)?;
-    table.remove(account.as_str()).map_err(StoreError::new)?;
+    let mut table = txn.open_table(table)?;
+    table.remove(account.as_str())?;
     Ok(())
 }
 
@@ -837,10 +812,10 @@ fn promote_due_retries(
 ) -> Result<(bool, Option<u64>), StoreError> {
     let (mut due, mut next) = (Vec::new(), None::<u64>);
     {
-        let retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
+        let retries = txn.open_table(RETRIES)?;
         // One entry per account with a note waiting: as many as the accounts with trouble.
-        for entry in retries.iter().map_err(StoreError::new)? {
-            let (account, at) = entry.map_err(StoreError::new)?;
+        for entry in retries.iter()? {
+            let (account, at) = entry?;
             if at.value() <= now_ms {
                 due.push(account.value().to_owned());
             } else {
@@ -848,12 +823,12 @@ fn promote_due_retries(
             }
         }
     }
-    let mut retries = txn.open_table(RETRIES).map_err(StoreError::new)?;
-    let ready = txn.open_table(READY).map_err(StoreError::new)?;
+    let mut retries = txn.open_table(RETRIES)?;
+    let ready = txn.open_table(READY)?;
     let mut queue = Vec::new();
     for account in &due {
-        retries.remove(account.as_str()).map_err(StoreError::new)?;
-        if ready.get(account.as_str()).map_err(StoreError::new)?.is_none() {
+        retries.remove(account.as_str())?;
+        if ready.get(account.as_str())?.is_none() {
             queue.push(account.clone());
         }
     }
@@ -871,10 +846,10 @@ fn set_due(txn: &WriteTransaction, account: &AccountId, due_ms: u64) -> Result<(
 
 fn set_due_raw(txn: &WriteTransaction, account: &str, due_ms: u64) -> Result<(), StoreError> {
     remove_from_queue_raw(txn, account)?;
-    let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
-    ready.insert(account, due_ms).map_err(StoreError::new)?;
-    let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
-    due.insert((due_ms, account), ()).map_err(StoreError::new)?;
+    let mut ready = txn.open_table(READY)?;
+    ready.insert(account, due_ms)?;
+    let mut due = txn.open_table(DUE)?;
+    due.insert((due_ms, account), ())?;
     Ok(())
 }
 
@@ -883,11 +858,11 @@ fn remove_from_queue(txn: &WriteTransaction, account: &AccountId) -> Result<(), 
 }
 
 fn remove_from_queue_raw(txn: &WriteTransaction, account: &str) -> Result<(), StoreError> {
-    let mut ready = txn.open_table(READY).map_err(StoreError::new)?;
-    let previous = ready.remove(account).map_err(StoreError::new)?.map(|due| due.value());
+    let mut ready = txn.open_table(READY)?;
+    let previous = ready.remove(account)?.map(|due| due.value());
     if let Some(previous) = previous {
-        let mut due = txn.open_table(DUE).map_err(StoreError::new)?;
-        due.remove((previous, account)).map_err(StoreError::new)?;
+        let mut due = txn.open_table(DUE)?;
+        due.remove((previous, account))?;
     }
     Ok(())
 }
@@ -898,12 +873,11 @@ fn forget_files(
     account: &AccountId,
     doomed: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
-    let mut files = txn.open_table(FILES).map_err(StoreError::new)?;
+    let mut files = txn.open_table(FILES)?;
     let account = account.as_str();
     // Every key of the account sorts after (account, "") and before the next account's.
-    files
-        .retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
-            owner != account || !doomed(path)
-        })
-        .map_err(StoreError::new)
+    files.retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
+        owner != account || !doomed(path)
+    })?;
+    Ok(())
 }

@@ -10,7 +10,7 @@
 //! | `lease:<account>` | string, PX TTL | random token of the worker holding the account |
 //! | `tokens` | hash | account → sealed token record |
 //! | `cursors` | hash | account → `list_folder` cursor |
-//! | `files:<account>` | hash | `.md` lower-case path → [`FileRecord`] (JSON) |
+//! | `files:<account>` | hash | `.md` lower-case path → [`super::FileRecord`] (JSON) |
 //! | `failures` | hash | account → passes failed in a row, for the backoff |
 //! | `retries` | sorted set | accounts with notes waiting for a retry; score = when the soonest is due (ms) |
 //! | `metrics` | hash | series → count, added to by every process (`crate::metrics`) |
@@ -29,9 +29,10 @@ use redis::{AsyncCommands, Script};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OnceCell;
 
-use super::work::{Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, RecordChanges};
-use super::{AccountStatus, QueueDepth, StoreError, TokenSealer};
-use crate::account::{AccountId, AccountTokens};
+use super::codec::EncodedChanges;
+use super::work::{ClaimOutcome, Completion, Lease, LeaseError, StoredClaim};
+use super::{QueueDepth, StoreError};
+use crate::account::AccountId;
 
 /// A reply may take this long before the call counts as failed. Enqueueing is one short
 /// script; a Redis slower than this is better reported (503, and Dropbox retries) than waited on.
@@ -46,7 +47,6 @@ pub struct RedisStore {
     /// process that starts while Redis is down serves (503s) instead of crashing.
     connection: Arc<OnceCell<ConnectionManager>>,
     keys: Keys,
-    sealer: TokenSealer,
     scripts: Arc<Scripts>,
 }
 
@@ -146,17 +146,12 @@ impl RedisStore {
     ///
     /// Only the URL is checked here: a Redis that cannot be reached yet is not an error, each
     /// call reports its own failure and the next one tries again.
-    pub fn new(
-        url: &SecretString,
-        key_prefix: &str,
-        sealer: TokenSealer,
-    ) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url.expose_secret()).map_err(StoreError::new)?;
+    pub(super) fn new(url: &SecretString, key_prefix: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url.expose_secret())?;
         Ok(RedisStore {
             client: Arc::new(client),
             connection: Arc::new(OnceCell::new()),
             keys: Keys { prefix: key_prefix.to_owned() },
-            sealer,
             scripts: Arc::new(Scripts::new()),
         })
     }
@@ -177,8 +172,7 @@ impl RedisStore {
                     .set_number_of_retries(1);
                 ConnectionManager::new_with_config((*self.client).clone(), config)
             })
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(manager.clone())
     }
 
@@ -187,11 +181,10 @@ impl RedisStore {
         &self,
         hash: String,
         account: &AccountId,
-        value: String,
+        value: &str,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        let _: i64 =
-            connection.hset(hash, account.as_str(), value).await.map_err(StoreError::new)?;
+        let _: i64 = connection.hset(hash, account.as_str(), value).await?;
         Ok(())
     }
 
@@ -202,7 +195,7 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Option<String>, StoreError> {
         let mut connection = self.connection().await?;
-        connection.hget(hash, account.as_str()).await.map_err(StoreError::new)
+        Ok(connection.hget(hash, account.as_str()).await?)
     }
 
     pub(super) async fn enqueue(
@@ -219,32 +212,26 @@ impl RedisStore {
             invocation.key(self.keys.generation(account)).arg(account.as_str());
         }
         let mut connection = self.connection().await?;
-        let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let _: i64 = invocation.invoke_async(&mut connection).await?;
         Ok(())
     }
 
     pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
         let mut connection = self.connection().await?;
-        let members: Vec<String> =
-            connection.zrange(self.keys.ready(), 0, -1).await.map_err(StoreError::new)?;
+        let members: Vec<String> = connection.zrange(self.keys.ready(), 0, -1).await?;
         Ok(members.iter().filter_map(|member| AccountId::parse(member).ok()).collect())
     }
 
     pub(super) async fn save_tokens(
         &self,
         account: &AccountId,
-        tokens: &AccountTokens,
+        sealed: &str,
     ) -> Result<(), StoreError> {
-        let sealed = self.sealer.seal(account, tokens);
         self.hash_set(self.keys.tokens(), account, sealed).await
     }
 
-    pub(super) async fn tokens(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountTokens>, StoreError> {
-        let sealed: Option<String> = self.hash_get(self.keys.tokens(), account).await?;
-        Ok(sealed.and_then(|sealed| self.sealer.open_or_warn(account, &sealed)))
+    pub(super) async fn tokens(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        self.hash_get(self.keys.tokens(), account).await
     }
 
     pub(super) async fn save_display_name(
@@ -252,7 +239,7 @@ impl RedisStore {
         account: &AccountId,
         name: &str,
     ) -> Result<(), StoreError> {
-        self.hash_set(self.keys.names(), account, name.to_owned()).await
+        self.hash_set(self.keys.names(), account, name).await
     }
 
     pub(super) async fn display_name(
@@ -262,12 +249,8 @@ impl RedisStore {
         self.hash_get(self.keys.names(), account).await
     }
 
-    pub(super) async fn status(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<AccountStatus>, StoreError> {
-        let json: Option<String> = self.hash_get(self.keys.status(), account).await?;
-        Ok(json.and_then(|json| AccountStatus::from_stored(account, &json)))
+    pub(super) async fn status(&self, account: &AccountId) -> Result<Option<String>, StoreError> {
+        self.hash_get(self.keys.status(), account).await
     }
 
     pub(super) async fn link_id(
@@ -281,8 +264,7 @@ impl RedisStore {
             .hset_nx(self.keys.links(), account.as_str(), candidate)
             .hget(self.keys.links(), account.as_str())
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(id)
     }
 
@@ -295,10 +277,7 @@ impl RedisStore {
 
     pub(super) async fn is_queued(&self, account: &AccountId) -> Result<bool, StoreError> {
         let mut connection = self.connection().await?;
-        let score: Option<f64> = connection
-            .zscore(self.keys.ready(), account.as_str())
-            .await
-            .map_err(StoreError::new)?;
+        let score: Option<f64> = connection.zscore(self.keys.ready(), account.as_str()).await?;
         Ok(score.is_some())
     }
 
@@ -318,7 +297,7 @@ impl RedisStore {
             .key(self.keys.retries())
             .arg(account.as_str());
         let mut connection = self.connection().await?;
-        let _: i64 = invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let _: i64 = invocation.invoke_async(&mut connection).await?;
         Ok(())
     }
 
@@ -328,7 +307,7 @@ impl RedisStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        redis::pipe()
+        Ok(redis::pipe()
             .atomic()
             .del(self.keys.lease(account))
             .hdel(self.keys.cursors(), account.as_str())
@@ -337,15 +316,14 @@ impl RedisStore {
             .zadd(self.keys.ready(), account.as_str(), now_ms)
             .publish(self.keys.wake(), 1)
             .query_async::<()>(&mut connection)
-            .await
-            .map_err(StoreError::new)
+            .await?)
     }
 
     pub(super) async fn claim(
         &self,
         lease_ttl_ms: u64,
         now_ms: u64,
-    ) -> Result<ClaimOutcome, StoreError> {
+    ) -> Result<ClaimOutcome<StoredClaim>, StoreError> {
         let token = crate::crypto::random_token();
         let leased_at = std::time::Instant::now();
         let mut invocation = self.scripts.claim.prepare_invoke();
@@ -362,8 +340,7 @@ impl RedisStore {
             .arg(&self.keys.prefix)
             .arg(CLAIM_LOOKAHEAD);
         let mut connection = self.connection().await?;
-        let reply: Vec<Option<String>> =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let reply: Vec<Option<String>> = invocation.invoke_async(&mut connection).await?;
         if reply.len() != 7 {
             // Not claimed: the reply is empty, or the soonest member and its score.
             let next_due_in_ms = reply
@@ -387,20 +364,16 @@ impl RedisStore {
             return Err(StoreError::new(anyhow::anyhow!("a claim reply is missing fields")));
         };
         let account = AccountId::parse(&account).map_err(StoreError::new)?;
-        let tokens = self.sealer.open_or_warn(&account, &sealed_tokens);
-        let status =
-            status.and_then(|json| AccountStatus::from_stored(&account, &json)).unwrap_or_default();
-        Ok(ClaimOutcome::Claimed(Box::new(Claim {
+        Ok(ClaimOutcome::Claimed(StoredClaim {
             leased_at,
             due_at_ms: due_at.parse::<f64>().map_or(now_ms, |score| score as u64),
             lease: Lease { account, token },
-            tokens,
             sealed_tokens,
             cursor,
             generation: generation.parse().map_err(StoreError::new)?,
             failures: failures.parse().map_err(StoreError::new)?,
             status,
-        })))
+        }))
     }
 
     pub(super) async fn renew(
@@ -418,8 +391,7 @@ impl RedisStore {
             .arg(now_ms + lease_ttl_ms)
             .arg(lease.account.as_str());
         let mut connection = self.connection().await?;
-        let renewed: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let renewed: i64 = invocation.invoke_async(&mut connection).await?;
         Ok(renewed == 1)
     }
 
@@ -428,14 +400,14 @@ impl RedisStore {
         account: &AccountId,
     ) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection().await?;
-        connection.hkeys(self.keys.files(account)).await.map_err(StoreError::new)
+        Ok(connection.hkeys(self.keys.files(account)).await?)
     }
 
     pub(super) async fn file_records(
         &self,
         account: &AccountId,
         paths: &[String],
-    ) -> Result<Vec<Option<FileRecord>>, StoreError> {
+    ) -> Result<Vec<Option<String>>, StoreError> {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
@@ -447,26 +419,25 @@ impl RedisStore {
             .arg(self.keys.files(account))
             .arg(paths)
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
-        Ok(records
-            .into_iter()
-            // A record that does not parse is treated as none: the file is converted again.
-            .map(|json| json.and_then(|json| serde_json::from_str(&json).ok()))
-            .collect())
+            .await?;
+        Ok(records)
     }
 
     pub(super) async fn commit(
         &self,
         lease: &Lease,
-        changes: &RecordChanges,
+        changes: EncodedChanges,
         cursor: Option<&str>,
-        status: Option<&AccountStatus>,
+        status: Option<&str>,
     ) -> Result<(), LeaseError> {
         let account = &lease.account;
-        let status = status.map(AccountStatus::to_stored).transpose()?.unwrap_or_default();
-        let (writes, drops): (Vec<_>, Vec<_>) =
-            changes.files.iter().partition(|(_, record)| record.is_some());
+        let (mut writes, mut drops) = (Vec::new(), Vec::new());
+        for (path, record) in changes.files {
+            match record {
+                Some(record) => writes.push((path, record)),
+                None => drops.push(path),
+            }
+        }
         let mut invocation = self.scripts.commit.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -476,7 +447,7 @@ impl RedisStore {
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(cursor.unwrap_or(""))
-            .arg(status)
+            .arg(status.unwrap_or(""))
             .arg(changes.forget_under.len())
             .arg(writes.len())
             .arg(drops.len());
@@ -484,15 +455,13 @@ impl RedisStore {
             invocation.arg(prefix);
         }
         for (path, record) in writes {
-            let json = serde_json::to_string(record).map_err(StoreError::new)?;
-            invocation.arg(path).arg(json);
+            invocation.arg(path).arg(record);
         }
-        for (path, _) in drops {
+        for path in drops {
             invocation.arg(path);
         }
         let mut connection = self.connection().await?;
-        let committed: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let committed: i64 = invocation.invoke_async(&mut connection).await?;
         if committed == 1 { Ok(()) } else { Err(LeaseError::Lost) }
     }
 
@@ -500,7 +469,7 @@ impl RedisStore {
         &self,
         lease: &Lease,
         generation: u64,
-        status: &AccountStatus,
+        status: &str,
         retry_at: Option<u64>,
         now_ms: u64,
     ) -> Result<Completion, LeaseError> {
@@ -517,12 +486,11 @@ impl RedisStore {
             .arg(account.as_str())
             .arg(generation)
             .arg(now_ms)
-            .arg(status.to_stored()?)
+            .arg(status)
             .arg(self.keys.wake())
             .arg(retry_at.map(|at| at.to_string()).unwrap_or_default());
         let mut connection = self.connection().await?;
-        let outcome: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let outcome: i64 = invocation.invoke_async(&mut connection).await?;
         match outcome {
             0 => Ok(Completion::Done),
             1 => Ok(Completion::Again),
@@ -535,11 +503,10 @@ impl RedisStore {
         lease: &Lease,
         due_at_ms: u64,
         count_failure: bool,
-        status: Option<&AccountStatus>,
+        status: Option<&str>,
         wake: bool,
     ) -> Result<(), LeaseError> {
         let account = &lease.account;
-        let status = status.map(AccountStatus::to_stored).transpose()?.unwrap_or_default();
         let mut invocation = self.scripts.reschedule.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -550,11 +517,10 @@ impl RedisStore {
             .arg(account.as_str())
             .arg(due_at_ms)
             .arg(if count_failure { "1" } else { "0" })
-            .arg(status)
+            .arg(status.unwrap_or(""))
             .arg(if wake { self.keys.wake() } else { String::new() });
         let mut connection = self.connection().await?;
-        let rescheduled: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let rescheduled: i64 = invocation.invoke_async(&mut connection).await?;
         if rescheduled == 1 { Ok(()) } else { Err(LeaseError::Lost) }
     }
 
@@ -562,7 +528,7 @@ impl RedisStore {
         &self,
         lease: &Lease,
         sealed_tokens: &str,
-        status: &AccountStatus,
+        status: &str,
         now_ms: u64,
     ) -> Result<bool, LeaseError> {
         let account = &lease.account;
@@ -580,12 +546,11 @@ impl RedisStore {
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)
-            .arg(status.to_stored()?)
+            .arg(status)
             .arg(now_ms)
             .arg(self.keys.wake());
         let mut connection = self.connection().await?;
-        let outcome: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
+        let outcome: i64 = invocation.invoke_async(&mut connection).await?;
         match outcome {
             1 => Ok(true),
             0 => Ok(false),
@@ -597,10 +562,9 @@ impl RedisStore {
         &self,
         lease: &Lease,
         sealed_tokens: &str,
-        tokens: &AccountTokens,
-    ) -> Result<Option<String>, StoreError> {
+        sealed: &str,
+    ) -> Result<bool, StoreError> {
         let account = &lease.account;
-        let sealed = self.sealer.seal(account, tokens);
         let mut invocation = self.scripts.replace_tokens.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -608,11 +572,10 @@ impl RedisStore {
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)
-            .arg(&sealed);
+            .arg(sealed);
         let mut connection = self.connection().await?;
-        let replaced: i64 =
-            invocation.invoke_async(&mut connection).await.map_err(StoreError::new)?;
-        Ok((replaced == 1).then_some(sealed))
+        let replaced: i64 = invocation.invoke_async(&mut connection).await?;
+        Ok(replaced == 1)
     }
 
     /// Every linked account, a page at a time (HSCAN: no single call blocks Redis however many
@@ -629,8 +592,7 @@ impl RedisStore {
             .arg("COUNT")
             .arg(SWEEP_PAGE)
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok((next, pairs.iter().filter_map(|(field, _)| AccountId::parse(field).ok()).collect()))
     }
 
@@ -646,8 +608,7 @@ impl RedisStore {
                 .arg("COUNT")
                 .arg(SWEEP_PAGE)
                 .query_async(&mut connection)
-                .await
-                .map_err(StoreError::new)?;
+                .await?;
             held += keys.len();
             if next == 0 {
                 break;
@@ -660,8 +621,8 @@ impl RedisStore {
     /// A dedicated connection subscribed to the wake channel (pub/sub cannot share the
     /// multiplexed connection).
     pub(super) async fn subscribe_wake(&self) -> Result<redis::aio::PubSub, StoreError> {
-        let mut pubsub = self.client.get_async_pubsub().await.map_err(StoreError::new)?;
-        pubsub.subscribe(self.keys.wake()).await.map_err(StoreError::new)?;
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.keys.wake()).await?;
         Ok(pubsub)
     }
 
@@ -676,14 +637,14 @@ impl RedisStore {
             pipe.hincr(self.keys.metrics(), series, *count).ignore();
         }
         let mut connection = self.connection().await?;
-        pipe.query_async::<()>(&mut connection).await.map_err(StoreError::new)
+        Ok(pipe.query_async::<()>(&mut connection).await?)
     }
 
     pub(super) async fn metrics(
         &self,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         let mut connection = self.connection().await?;
-        connection.hgetall(self.keys.metrics()).await.map_err(StoreError::new)
+        Ok(connection.hgetall(self.keys.metrics()).await?)
     }
 
     pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
@@ -692,15 +653,13 @@ impl RedisStore {
             .zcard(self.keys.ready())
             .zcount(self.keys.ready(), "-inf", now_ms)
             .query_async(&mut connection)
-            .await
-            .map_err(StoreError::new)?;
+            .await?;
         Ok(QueueDepth { queued, due })
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
-        let _: String =
-            redis::cmd("PING").query_async(&mut connection).await.map_err(StoreError::new)?;
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
         Ok(())
     }
 }

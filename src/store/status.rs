@@ -102,23 +102,6 @@ pub enum Outcome {
 }
 
 impl AccountStatus {
-    /// The form both backends store.
-    pub(super) fn to_stored(&self) -> Result<String, super::StoreError> {
-        serde_json::to_string(self).map_err(super::StoreError::new)
-    }
-
-    /// A stored status; one that does not parse (written by another version, say) is no
-    /// outage: the page shows none until the next pass writes one.
-    pub(super) fn from_stored(account: &crate::account::AccountId, json: &str) -> Option<Self> {
-        match serde_json::from_str(json) {
-            Ok(status) => Some(status),
-            Err(error) => {
-                tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
-                None
-            }
-        }
-    }
-
     /// When the soonest note retry is due (ms since the epoch), if any note waits for one.
     pub fn next_retry_at_ms(&self) -> Option<u64> {
         self.retrying.values().map(|note| note.next_at_ms).min()

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::Store;
+use super::redis::RedisStore;
 
 /// Pause before subscribing again after the subscription failed.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
@@ -23,15 +23,16 @@ pub struct Wakeups {
 }
 
 impl Wakeups {
-    pub(super) fn start(store: Store) -> Wakeups {
-        match &store {
-            Store::Redis(_) => {
-                let notify = Arc::new(Notify::new());
-                let listener = tokio::spawn(listen(store, notify.clone()));
-                Wakeups { notify, listener: Some(listener) }
-            }
-            Store::Embedded(embedded) => Wakeups { notify: embedded.wake(), listener: None },
-        }
+    /// Wake-ups from the Redis channel, forwarded by a task of their own.
+    pub(super) fn subscribe(redis: RedisStore) -> Wakeups {
+        let notify = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(redis, notify.clone()));
+        Wakeups { notify, listener: Some(listener) }
+    }
+
+    /// Wake-ups the embedded store signals on `notify` itself.
+    pub(super) fn notified_by(notify: Arc<Notify>) -> Wakeups {
+        Wakeups { notify, listener: None }
     }
 
     /// Resolves at the next wake-up, or after `timeout`. A wake-up that came while nobody was
@@ -50,8 +51,7 @@ impl Drop for Wakeups {
     }
 }
 
-async fn listen(store: Store, notify: Arc<Notify>) {
-    let Store::Redis(redis) = store else { return };
+async fn listen(redis: RedisStore, notify: Arc<Notify>) {
     loop {
         match redis.subscribe_wake().await {
             Ok(mut pubsub) => {

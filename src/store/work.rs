@@ -38,7 +38,9 @@ impl fmt::Debug for Lease {
 /// surely held. It is read from the clocks, not from a flag another task sets, so a process
 /// frozen and resumed finds it gone at once; and from both the monotonic clock and the wall
 /// clock, since a paused virtual machine's monotonic clock may not count the pause while Redis's
-/// does.
+/// does. Never from the store's [`crate::clock::Clock`]: the lease runs out in real time whatever
+/// that clock says (Redis expires it), so a window a test's clock could hold open would let a
+/// write outlive the lease.
 #[derive(Clone, Debug)]
 pub struct LeaseWindow {
     until: Arc<Mutex<Option<(Instant, SystemTime)>>>,
@@ -128,10 +130,24 @@ impl fmt::Debug for Claim {
     }
 }
 
-/// What [`super::Store::claim`] found.
+/// A claim as a backend reads it: the token record still sealed and the status still encoded,
+/// for the store's front to open ([`super::Store::claim`]).
+pub(super) struct StoredClaim {
+    pub(super) lease: Lease,
+    pub(super) leased_at: Instant,
+    pub(super) due_at_ms: u64,
+    pub(super) sealed_tokens: String,
+    pub(super) cursor: Option<String>,
+    pub(super) generation: u64,
+    pub(super) failures: u32,
+    pub(super) status: Option<String>,
+}
+
+/// What [`super::Store::claim`] found (`C`: what a claim hands over; a backend's is a
+/// [`StoredClaim`], which the front opens).
 #[derive(Debug)]
-pub enum ClaimOutcome {
-    Claimed(Box<Claim>),
+pub enum ClaimOutcome<C = Box<Claim>> {
+    Claimed(C),
     /// Nothing is due now; the soonest entry is due in this many milliseconds (`None`: nothing
     /// queued that a worker could take; a lease being held may hide an entry).
     NothingDue {

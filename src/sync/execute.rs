@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::plan::{Conversion, Direct, NotePath, Sibling, Step, human_bytes};
-use super::{PassContext, PassError, now_millis, now_seconds, pass_error};
+use super::{PassContext, PassError, pass_error};
 use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
 use crate::render;
 use crate::store::{
@@ -139,7 +139,8 @@ pub(super) async fn steps(
                             kept_html_hash: None,
                         };
                         changes.files.insert(note.key.clone(), Some(record));
-                        let latency = now_millis().saturating_sub(context.due_at_ms);
+                        let latency =
+                            context.store.clock().now_millis().saturating_sub(context.due_at_ms);
                         context.metrics.webhook_to_upload(Duration::from_millis(latency));
                         settle(status, &note.key);
                         report(context, status, &note, Some(Outcome::Converted));
@@ -290,7 +291,7 @@ fn keep(
     report_it: bool,
 ) {
     status.retrying.remove(&note.key);
-    let since = now_seconds();
+    let since = context.store.clock().now_secs();
     status.kept.entry(note.key.clone()).or_insert_with(|| KeptPage { html: html.clone(), since });
     if report_it {
         report(context, status, note, Some(Outcome::Kept { html }));
@@ -322,7 +323,7 @@ fn fail(
                 markdown: note.display.clone(),
                 reason: reason.clone(),
                 attempts: attempts.saturating_add(1),
-                next_at_ms: now_millis() + delay.as_millis() as u64,
+                next_at_ms: context.store.clock().now_millis() + delay.as_millis() as u64,
                 removal,
             };
             status.retrying.insert(note.key.clone(), waiting);
@@ -551,6 +552,10 @@ fn report(
             Outcome::Skipped { .. } => "skipped",
             Outcome::Failed { .. } => "failed",
         });
-        status.record(Recent { path: note.display.clone(), at: now_seconds(), outcome });
+        status.record(Recent {
+            path: note.display.clone(),
+            at: context.store.clock().now_secs(),
+            outcome,
+        });
     }
 }

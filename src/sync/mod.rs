@@ -23,7 +23,7 @@ pub mod plan;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -193,7 +193,7 @@ pub async fn run(
             .collect();
         listing.entries.extend(gone);
     }
-    let now_ms = now_millis();
+    let now_ms = context.store.clock().now_millis();
     let retries_due: HashMap<String, plan::RetryDue> = status
         .retrying
         .iter()
@@ -282,14 +282,4 @@ async fn list(context: &PassContext, mut cursor: Option<String>) -> Result<Listi
             return Ok(listing);
         }
     }
-}
-
-/// Seconds since the Unix epoch, as the account page records times.
-pub(crate) fn now_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
-}
-
-/// Milliseconds since the Unix epoch, as retries are scheduled.
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

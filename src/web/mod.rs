@@ -125,6 +125,7 @@ impl Application {
             sessions: SessionCodec::new(
                 &settings.secret_key,
                 settings.base_url.scheme() == "https",
+                store.clock().clone(),
             ),
             redirect_uri: settings.redirect_uri(),
             metrics_token: settings.metrics_token.clone(),

@@ -2,15 +2,13 @@
 //! PKCE challenge kept in their session; `GET /oauth/callback` checks both, trades the code for
 //! tokens, stores them sealed, queues the first sync and signs the browser in.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use super::AppState;
 use super::pages::{MessagePage, render, see_other, with_session};
-use super::session::{PendingLogin, Session};
+use super::session::PendingLogin;
 use crate::account::AccountId;
 use crate::crypto::{constant_time_eq, random_token};
 use crate::dropbox::{DropboxError, PkceCodeVerifier, new_pkce};
@@ -29,7 +27,7 @@ pub async fn start_login(request: HttpRequest, state: web::Data<AppState>) -> Ht
     session.login = Some(PendingLogin {
         state: login_state,
         verifier: verifier.secret().to_owned(),
-        started_at: now_secs(),
+        started_at: state.store.clock().now_secs(),
     });
     with_session(see_other(authorize.as_str()), &state, &session)
 }
@@ -58,8 +56,8 @@ enum CallbackError {
     Incomplete,
     #[error("Dropbox did not complete the login")]
     Dropbox(#[source] DropboxError),
-    #[error("the store is unavailable")]
-    Store(#[source] StoreError),
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 /// `GET /oauth/callback`.
@@ -75,7 +73,7 @@ pub async fn finish_oauth(
         Ok((account, link_id)) => {
             tracing::info!(%account, "account linked");
             // A new session, so nothing from before sign-in (a planted CSRF token) carries over.
-            with_session(see_other("/account"), &state, &Session::signed_in(account, link_id))
+            with_session(see_other("/account"), &state, &state.sessions.signed_in(account, link_id))
         }
         Err(error) => {
             match &error {
@@ -96,7 +94,7 @@ async fn link_account(
     if !callback.state.as_deref().is_some_and(|given| constant_time_eq(&pending.state, given)) {
         return Err(CallbackError::StateMismatch);
     }
-    if now_secs().saturating_sub(pending.started_at) > LOGIN_LIFETIME_SECS {
+    if state.store.clock().now_secs().saturating_sub(pending.started_at) > LOGIN_LIFETIME_SECS {
         return Err(CallbackError::Expired);
     }
     match (callback.code, callback.error.as_deref()) {
@@ -209,8 +207,4 @@ fn known_error(code: &str) -> String {
         "temporarily_unavailable",
     ];
     CODES.iter().find(|known| **known == code).map_or("other", |known| known).to_owned()
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }

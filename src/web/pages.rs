@@ -137,7 +137,7 @@ pub async fn signed_in_account(
     if still_linked {
         Ok(Some(account))
     } else {
-        *session = Session::fresh();
+        *session = state.sessions.fresh();
         Ok(None)
     }
 }
@@ -260,7 +260,7 @@ pub async fn unlink_account(
     } else {
         "markdrop has deleted what it kept about your account, but could not reach Dropbox to give up its access: remove markdrop under Connected apps in your Dropbox settings."
     };
-    let signed_out = Session { notice: Some(notice.to_owned()), ..Session::fresh() };
+    let signed_out = Session { notice: Some(notice.to_owned()), ..state.sessions.fresh() };
     with_session(see_other("/"), &state, &signed_out)
 }
 

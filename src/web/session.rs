@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::account::AccountId;
+use crate::clock::Clock;
 use crate::crypto::{Sealer, constant_time_eq, random_token};
 
 const COOKIE: &str = "markdrop_session";
@@ -52,12 +53,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
-}
-
 /// A login sent to Dropbox and not back yet.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
@@ -74,17 +69,6 @@ impl std::fmt::Debug for PendingLogin {
 }
 
 impl Session {
-    /// A new session: nobody signed in, a fresh CSRF token.
-    pub fn fresh() -> Session {
-        Session { issued_at: now_secs(), csrf: random_token(), ..Session::default() }
-    }
-
-    /// A new session signed in as `account` (a fresh CSRF token too, so nothing known before
-    /// sign-in carries over).
-    pub fn signed_in(account: AccountId, link_id: String) -> Session {
-        Session { account: Some(account), link_id: Some(link_id), ..Session::fresh() }
-    }
-
     /// Whether `token` (from a posted form) is this session's CSRF token, compared in constant
     /// time.
     pub fn csrf_matches(&self, token: &str) -> bool {
@@ -92,17 +76,30 @@ impl Session {
     }
 }
 
-/// Seals sessions into cookies and opens them again.
+/// Seals sessions into cookies and opens them again, and starts new ones.
 #[derive(Clone)]
 pub struct SessionCodec {
     sealer: Sealer,
     /// `Secure` cookies when markdrop is served over https.
     secure: bool,
+    /// When a session begins, and how old one is.
+    clock: Clock,
 }
 
 impl SessionCodec {
-    pub fn new(secret_key: &SecretString, secure: bool) -> SessionCodec {
-        SessionCodec { sealer: Sealer::new(secret_key, PURPOSE), secure }
+    pub fn new(secret_key: &SecretString, secure: bool, clock: Clock) -> SessionCodec {
+        SessionCodec { sealer: Sealer::new(secret_key, PURPOSE), secure, clock }
+    }
+
+    /// A new session: nobody signed in, a fresh CSRF token.
+    pub fn fresh(&self) -> Session {
+        Session { issued_at: self.clock.now_secs(), csrf: random_token(), ..Session::default() }
+    }
+
+    /// A new session signed in as `account` (a fresh CSRF token too, so nothing known before
+    /// sign-in carries over).
+    pub fn signed_in(&self, account: AccountId, link_id: String) -> Session {
+        Session { account: Some(account), link_id: Some(link_id), ..self.fresh() }
     }
 
     /// The request's session; a missing, expired, forged or damaged cookie gives a fresh one.
@@ -112,9 +109,9 @@ impl SessionCodec {
             .and_then(|cookie| self.open(cookie.value()))
             .filter(|session| {
                 !session.csrf.is_empty()
-                    && now_secs().saturating_sub(session.issued_at) < MAX_AGE_SECS
+                    && self.clock.now_secs().saturating_sub(session.issued_at) < MAX_AGE_SECS
             })
-            .unwrap_or_else(Session::fresh)
+            .unwrap_or_else(|| self.fresh())
     }
 
     fn cookie_name(&self) -> &'static str {
@@ -142,9 +139,10 @@ impl SessionCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     fn codec(key: &str) -> SessionCodec {
-        SessionCodec::new(&key.to_owned().into(), true)
+        SessionCodec::new(&key.to_owned().into(), true, Clock::system())
     }
 
     #[test]
@@ -153,7 +151,7 @@ mod tests {
         let session = Session {
             csrf: "csrf-token".to_owned(),
             notice: Some("hello".to_owned()),
-            ..Session::signed_in(account, "link".to_owned())
+            ..codec("0123456789abcdef0123456789abcdef").signed_in(account, "link".to_owned())
         };
         let ours = codec("0123456789abcdef0123456789abcdef");
         let cookie = ours.cookie(&session);
@@ -170,16 +168,19 @@ mod tests {
 
     #[test]
     fn an_old_session_is_refused_and_debug_shows_no_csrf_token() {
-        let ours = codec("0123456789abcdef0123456789abcdef");
-        let old = Session { issued_at: now_secs() - MAX_AGE_SECS - 1, ..Session::fresh() };
-        let request =
-            actix_web::test::TestRequest::default().cookie(ours.cookie(&old)).to_http_request();
-        assert_ne!(ours.load(&request).issued_at, old.issued_at, "a fresh session instead");
-        let current = Session::fresh();
+        let time = ManualClock::new();
+        let ours = SessionCodec::new(
+            &"0123456789abcdef0123456789abcdef".to_owned().into(),
+            true,
+            time.clock(),
+        );
+        let current = ours.fresh();
         let request =
             actix_web::test::TestRequest::default().cookie(ours.cookie(&current)).to_http_request();
         assert_eq!(ours.load(&request).csrf, current.csrf);
         assert!(!format!("{current:?}").contains(&current.csrf));
+        time.advance(std::time::Duration::from_secs(MAX_AGE_SECS));
+        assert_ne!(ours.load(&request).csrf, current.csrf, "a fresh session instead");
     }
 
     #[test]

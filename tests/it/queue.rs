@@ -3,8 +3,9 @@
 //! start-up sweep and file records.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use markdrop::clock::ManualClock;
 use markdrop::dropbox::{AccountId, AccountTokens};
 use markdrop::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges,
@@ -124,11 +125,10 @@ async fn a_notification_during_a_pass_makes_one_more_pass(backend: Backend) {
 async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_its_failures(
     backend: Backend,
 ) {
-    let store = store_with(backend, "queue-backoff", &[ALICE]).await;
+    let time = ManualClock::new();
+    let store = store_with(backend, "queue-backoff", &[ALICE]).await.with_clock(time.clock());
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
-    // Taken before the call: the due time is computed inside it.
-    let backed_off_at = Instant::now();
     store
         .reschedule(&first.lease, Duration::from_secs(1), Reschedule::Failed, None)
         .await
@@ -136,8 +136,10 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
     assert_eq!(store.leases_held().await.expect("leases"), 0);
     store.enqueue(&[account(ALICE)]).await.expect("a notification during the backoff");
     assert!(claim(&store, LEASE).await.is_none(), "not due before the backoff ends");
-    let second = claim_when_due(&store, LEASE).await;
-    assert!(backed_off_at.elapsed() >= Duration::from_secs(1));
+    time.advance(Duration::from_millis(999));
+    assert!(claim(&store, LEASE).await.is_none(), "not even a millisecond before");
+    time.advance(Duration::from_millis(1));
+    let second = claim(&store, LEASE).await.expect("due once the backoff ends");
     assert_eq!(second.failures, 1);
     store
         .reschedule(&second.lease, Duration::ZERO, Reschedule::HandedBack, None)
@@ -156,23 +158,22 @@ async fn a_rescheduled_account_is_not_due_early_even_when_notified_and_counts_it
 async fn notes_waiting_for_a_retry_bring_the_account_back_when_due_or_sooner_when_notified(
     backend: Backend,
 ) {
-    let store = store_with(backend, "queue-retries", &[ALICE]).await;
-    let in_ms = |ms: u64| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        now.expect("a clock after 1970").as_millis() as u64 + ms
-    };
+    let time = ManualClock::new();
+    let store = store_with(backend, "queue-retries", &[ALICE]).await.with_clock(time.clock());
+    let in_ms = |ms: u64| time.clock().now_millis() + ms;
     store.enqueue(&[account(ALICE)]).await.expect("enqueue");
     let first = claim(&store, LEASE).await.expect("claimed");
-    let completed_at = Instant::now();
     let status = AccountStatus::default();
     store.complete(&first.lease, first.generation, &status, Some(in_ms(1000))).await.expect("done");
     assert!(store.queued().await.expect("queued").is_empty(), "no pass waiting, only a retry");
     match store.claim(LEASE).await.expect("claim") {
-        ClaimOutcome::NothingDue { next_due_in_ms: Some(due) } => assert!(due <= 1000, "{due}"),
+        ClaimOutcome::NothingDue { next_due_in_ms: Some(due) } => assert_eq!(due, 1000),
         other => panic!("the retry's time is the next wake-up: {other:?}"),
     }
-    let second = claim_when_due(&store, LEASE).await;
-    assert!(completed_at.elapsed() >= Duration::from_secs(1), "not before the retry is due");
+    time.advance(Duration::from_millis(999));
+    assert!(claim(&store, LEASE).await.is_none(), "not before the retry is due");
+    time.advance(Duration::from_millis(1));
+    let second = claim(&store, LEASE).await.expect("due when the retry is");
     // A retry a minute away; a notification brings the account back at once.
     store
         .complete(&second.lease, second.generation, &status, Some(in_ms(60_000)))

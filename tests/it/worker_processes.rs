@@ -231,7 +231,11 @@ async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_
     let retrying = first_event(&worker_log, |event| {
         event["message"].as_str().is_some_and(|message| message.contains("trying again"))
     });
-    assert!(retrying.is_some(), "the worker says it retries");
+    let error = retrying.as_ref().and_then(|event| event["error"].as_str()).unwrap_or_default();
+    assert!(
+        error.starts_with("the store is unavailable: ") && error.contains("refused"),
+        "the worker says it retries, and why: {error:?}"
+    );
     assert!(worker.try_wait().expect("wait").is_none(), "and keeps running");
 
     let mut web = without_redis("web");

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use markdrop::store::{Claim, ClaimOutcome, EmbeddedStore, RedisStore, Store, TokenSealer};
+use markdrop::config::StoreSettings;
+use markdrop::store::{Claim, ClaimOutcome, Store};
 
 use super::{SECRET_KEY, scratch_dir, unique_prefix, unique_suffix};
 
@@ -18,16 +19,14 @@ pub fn redis_url() -> String {
 
 /// A store on the Redis at `url`, its keys under `prefix`, sealing with `secret_key`.
 pub fn open_redis(url: &str, prefix: &str, secret_key: &str) -> Store {
-    let sealer = TokenSealer::new(&secret_key.to_owned().into());
-    let store = RedisStore::new(&url.to_owned().into(), prefix, sealer);
-    Store::Redis(store.unwrap_or_else(|error| panic!("a store on {url}: {error}")))
+    let store = Store::open(&StoreSettings::redis(url, prefix), &secret_key.to_owned().into());
+    store.unwrap_or_else(|error| panic!("a store on {url}: {error}"))
 }
 
 /// An embedded store in `dir`, sealing with `secret_key`.
 pub fn open_embedded(dir: &Path, secret_key: &str) -> Store {
-    let sealer = TokenSealer::new(&secret_key.to_owned().into());
-    let store = EmbeddedStore::open(dir, sealer);
-    Store::Embedded(store.unwrap_or_else(|error| panic!("a store in {}: {error}", dir.display())))
+    let store = Store::open(&StoreSettings::embedded(dir), &secret_key.to_owned().into());
+    store.unwrap_or_else(|error| panic!("a store in {}: {error}", dir.display()))
 }
 
 /// Which store a test runs on.

@@ -1,0 +1,87 @@
+//! The form records take in the store, decided here once for both backends, which only move
+//! the strings: an account's status and a file record are JSON (token records are sealed by
+//! [`super::sealed`]). Existing stores hold these forms, so a change must still read the old one.
+
+use super::{AccountStatus, FileRecord, RecordChanges, StoreError};
+use crate::account::AccountId;
+
+pub(super) fn encode_status(status: &AccountStatus) -> Result<String, StoreError> {
+    serde_json::to_string(status).map_err(StoreError::new)
+}
+
+/// A stored status; one that does not parse (written by another version, say) is no outage:
+/// the page shows none until the next pass writes one.
+pub(super) fn decode_status(account: &AccountId, stored: &str) -> Option<AccountStatus> {
+    match serde_json::from_str(stored) {
+        Ok(status) => Some(status),
+        Err(error) => {
+            tracing::warn!(%account, %error, "an account status does not parse; ignoring it");
+            None
+        }
+    }
+}
+
+/// A stored file record; one that does not parse is treated as none: the file is converted
+/// again.
+pub(super) fn decode_record(stored: &str) -> Option<FileRecord> {
+    serde_json::from_str(stored).ok()
+}
+
+/// A commit's record changes as the backends write them.
+pub(super) struct EncodedChanges {
+    /// Folders (lower-case, with a trailing `/`) whose records are all dropped; applied first.
+    pub(super) forget_under: Vec<String>,
+    /// `.md` lower-case path → its record as stored, or `None` to drop it; in path order.
+    pub(super) files: Vec<(String, Option<String>)>,
+}
+
+pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, StoreError> {
+    let files = changes
+        .files
+        .iter()
+        .map(|(path, record)| {
+            let stored = record.as_ref().map(serde_json::to_string).transpose();
+            Ok((path.clone(), stored.map_err(StoreError::new)?))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(EncodedChanges { forget_under: changes.forget_under.clone(), files })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_record_is_stable_json_and_one_that_does_not_parse_is_none() {
+        let record = FileRecord {
+            source_hash: "s".into(),
+            html_path: "/A.html".into(),
+            html_hash: "h".into(),
+            pending_html_hash: None,
+            kept_html_hash: Some("k".into()),
+        };
+        let mut changes = RecordChanges::default();
+        changes.files.insert("/a.md".into(), Some(record.clone()));
+        changes.files.insert("/b.md".into(), None);
+        changes.forget_under("/old");
+        let encoded = encode_changes(&changes).expect("encodes");
+        let stored =
+            r#"{"source_hash":"s","html_path":"/A.html","html_hash":"h","kept_html_hash":"k"}"#;
+        assert_eq!(
+            encoded.files,
+            [("/a.md".to_owned(), Some(stored.to_owned())), ("/b.md".to_owned(), None)]
+        );
+        assert_eq!(encoded.forget_under, ["/old/"]);
+        assert_eq!(decode_record(stored), Some(record));
+        assert_eq!(decode_record("{not json"), None);
+    }
+
+    #[test]
+    fn a_status_that_does_not_parse_is_none() {
+        let account = AccountId::parse("dbid:abc").expect("an account id");
+        let status = AccountStatus { last_pass_at: Some(5), ..AccountStatus::default() };
+        let stored = encode_status(&status).expect("encodes");
+        assert_eq!(decode_status(&account, &stored), Some(status));
+        assert_eq!(decode_status(&account, r#"{"state":"gone"}"#), None);
+    }
+}
