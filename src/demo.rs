@@ -23,7 +23,12 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::store::Store;
 
 /// What `demo` writes into an empty folder, so there is something to look at straight away.
-const WELCOME: &str = include_str!("../templates/demo/welcome.md");
+/// The notes an empty demo folder starts with: a welcome that shows what a note can use, and a
+/// second note for it to link to.
+const STARTER_NOTES: [(&str, &str); 2] = [
+    ("welcome.md", include_str!("../templates/demo/welcome.md")),
+    ("ideas.md", include_str!("../templates/demo/ideas.md")),
+];
 
 /// Runs the demo on `dir` until SIGTERM or Ctrl-C. `port` is markdrop's (0: any free one);
 /// `link` connects the folder's account at once instead of through the browser.
@@ -110,13 +115,15 @@ fn prepare_folder(dir: &Path) -> anyhow::Result<()> {
         .filter_map(Result::ok)
         .all(|entry| entry.file_name().to_string_lossy().starts_with('.'));
     if empty {
-        let welcome = dir.join("welcome.md");
-        std::fs::write(&welcome, WELCOME)
-            .with_context(|| format!("cannot write {}", welcome.display()))?;
+        for (name, text) in STARTER_NOTES {
+            let note = dir.join(name);
+            std::fs::write(&note, text)
+                .with_context(|| format!("cannot write {}", note.display()))?;
+        }
     } else {
         println!(
             "Note: {} has files already. Every .md in it, in subfolders too, gets an .html \
-             beside it, replacing any .html of the same name.",
+             beside it; an .html of the same name that markdrop did not write is left as it is.",
             dir.display()
         );
     }

@@ -6,8 +6,10 @@
 //!
 //! The pipeline is one pass over pulldown-cmark's events:
 //! 1. [`decode`]: lossy UTF-8, BOM stripped, front matter split off the top;
-//! 2. [`annotate`]: heading ids, the first heading's text for the title, footnotes moved to the end;
-//! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written;
+//! 2. [`annotate`]: heading ids, the first heading's text for the title, footnotes moved to the
+//!    end, links to notes pointed at their pages ([`links`]), alerts made boxes ([`alerts`]);
+//! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written, then
+//!    the table of contents when the front matter asks for one ([`contents`]);
 //! 4. `pulldown_cmark::html::push_html` streams the body into the same buffer;
 //! 5. the template's `tail` block closes the document;
 //! 6. [`seal`] writes the document's digest into its head, so markdrop can later tell a page it
