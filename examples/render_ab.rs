@@ -1,6 +1,7 @@
 //! Interleaved A/B timing of `markdrop::render::render` against bare `push_html`.
 //!
-//! `cargo run --release --example render_ab [ROUNDS]` alternates the two on each input and
+//! `cargo run --release --example render_ab [ROUNDS] [INPUT]` alternates the two on each input
+//! (or only the one named INPUT: `commonmark-spec`, `notes`, `math`) and
 //! prints min and median microseconds and the overhead: alternating keeps a noisy neighbour from
 //! favouring whichever ran second. Under `valgrind --tool=callgrind` (with ROUNDS=20, say) the
 //! instruction counts of `render` and `push_html` are repeatable to the instruction.
@@ -15,7 +16,11 @@ mod inputs;
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(300);
+    let only = std::env::args().nth(2);
     for (name, input) in inputs::all() {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         let (mut document, mut bare) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
         for _ in 0..rounds {
             let start = Instant::now();

@@ -13,6 +13,7 @@ use std::vec;
 use pulldown_cmark::{CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagEnd};
 
 use super::contents::Heading;
+use super::math::Math;
 use super::{alerts, links};
 
 /// Footnote ids live in their own namespace, so `[^intro]` cannot collide with `# Intro`.
@@ -51,6 +52,7 @@ pub(super) struct Annotate<'a, I> {
     tail: Option<vec::IntoIter<Event<'a>>>,
     /// Every heading, for a table of contents; `None` when none is wanted.
     headings: Option<Vec<Heading>>,
+    math: Math,
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
@@ -66,6 +68,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             referenced: HashMap::new(),
             tail: None,
             headings: None,
+            math: Math::default(),
         }
     }
 
@@ -174,7 +177,9 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
     fn hold_heading(&mut self, text: &mut String) {
         while let Some(event) = self.next_source_event() {
             match &event {
-                Event::Text(part) | Event::Code(part) => text.push_str(part),
+                Event::Text(part) | Event::Code(part) | Event::InlineMath(part) => {
+                    text.push_str(part)
+                }
                 Event::SoftBreak | Event::HardBreak => text.push(' '),
                 _ => {}
             }
@@ -219,7 +224,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
     }
 
     /// The events that change in place: footnote references into their namespace, links to
-    /// notes to their pages, alerts into their boxes.
+    /// notes to their pages, alerts into their boxes, formulas into MathML.
     fn rewrite(&mut self, event: Event<'a>) -> Event<'a> {
         match event {
             // A footnote's own references were moved into the namespace as it was set aside.
@@ -239,6 +244,8 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             }
             Event::Start(Tag::BlockQuote(Some(kind))) => Event::Html(alerts::open(kind).into()),
             Event::End(TagEnd::BlockQuote(Some(_))) => Event::Html(alerts::CLOSE.into()),
+            Event::InlineMath(tex) => Event::InlineHtml(self.math.convert(&tex, false).into()),
+            Event::DisplayMath(tex) => Event::InlineHtml(self.math.convert(&tex, true).into()),
             other => other,
         }
     }
@@ -292,6 +299,8 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for Annotate<'a, I> {
                             | Tag::BlockQuote(Some(_))
                     ) | Event::End(TagEnd::BlockQuote(Some(_)))
                         | Event::FootnoteReference(_)
+                        | Event::InlineMath(_)
+                        | Event::DisplayMath(_)
                 )
             ) {
                 return event;
@@ -327,7 +336,9 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 Some(
                     event @ (Event::FootnoteReference(_)
                     | Event::Start(Tag::Link { .. } | Tag::BlockQuote(Some(_)))
-                    | Event::End(TagEnd::BlockQuote(Some(_)))),
+                    | Event::End(TagEnd::BlockQuote(Some(_)))
+                    | Event::InlineMath(_)
+                    | Event::DisplayMath(_)),
                 ) => return Some(self.rewrite(event)),
                 other => return other,
             }

@@ -7,7 +7,8 @@
 //! The pipeline is one pass over pulldown-cmark's events:
 //! 1. [`decode`]: lossy UTF-8, BOM stripped, front matter split off the top;
 //! 2. [`annotate`]: heading ids, the first heading's text for the title, footnotes moved to the
-//!    end, links to notes pointed at their pages ([`links`]), alerts made boxes ([`alerts`]);
+//!    end, links to notes pointed at their pages ([`links`]), alerts made boxes ([`alerts`]),
+//!    formulas made MathML ([`math`]);
 //! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written, then
 //!    the table of contents when the front matter asks for one ([`contents`]);
 //! 4. `pulldown_cmark::html::push_html` streams the body into the same buffer;
@@ -21,6 +22,7 @@ mod contents;
 mod decode;
 mod front_matter;
 mod links;
+mod math;
 mod seal;
 
 use askama::Template;
@@ -45,8 +47,8 @@ const UNTITLED: &str = "Untitled";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// What markdrop uploads: CommonMark plus GFM tables, strikethrough, task lists, footnotes
-    /// and alerts, with an `id` on every heading so sections can be linked, and links to notes
-    /// pointing at their pages.
+    /// and alerts, and math; with an `id` on every heading so sections can be linked, and links
+    /// to notes pointing at their pages.
     Markdrop,
     /// Plain CommonMark 0.31.2 with nothing added; what the spec's examples are checked against.
     CommonMark,
@@ -61,6 +63,7 @@ impl Dialect {
                     | Options::ENABLE_TASKLISTS
                     | Options::ENABLE_FOOTNOTES
                     | Options::ENABLE_GFM
+                    | Options::ENABLE_MATH
             }
             Dialect::CommonMark => Options::empty(),
         }

@@ -91,7 +91,7 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
         std::fs::read(dir.join("ideas.html")).ok() == Some(rendered("ideas.md", "ideas"))
     });
     let welcome = std::fs::read_to_string(dir.join("welcome.html")).expect("the welcome page");
-    for shown in ["href=\"ideas.html\"", "class=\"toc\"", "markdown-alert-tip"] {
+    for shown in ["href=\"ideas.html\"", "class=\"toc\"", "markdown-alert-tip", "<math"] {
         assert!(welcome.contains(shown), "the welcome page shows {shown}");
     }
     std::fs::create_dir_all(dir.join("Notes")).expect("a subfolder");
