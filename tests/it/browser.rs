@@ -1,6 +1,7 @@
 //! A real headless Chromium drives the product as a person would: the emulator's one-time owner
 //! link, the landing page, "Connect Dropbox", the emulator's consent page, the account page, a note's conversion showing up on
-//! it, and disconnecting. Chromium is driven through chromedriver's WebDriver HTTP API, and a
+//! it, and disconnecting; then the pages markdrop wrote, opened from disk in light and dark mode,
+//! and a link from one note's page to another's. Chromium is driven through chromedriver's WebDriver HTTP API, and a
 //! screenshot of every page lands in `target/browser/` for a human to look at.
 //!
 //! Debian's `chromium` and `chromium-driver` must be installed; `scripts/test` installs them.
@@ -16,8 +17,8 @@ use markdrop::dropbox::AccountId;
 use serde_json::{Value, json};
 
 use crate::support::app::{TestApp, worker_settings};
-use crate::support::scratch_dir;
 use crate::support::wait::{Patience, eventually};
+use crate::support::{scratch_dir, unique_suffix};
 
 /// The key under which WebDriver returns an element's id (W3C WebDriver, "web element
 /// identifier").
@@ -70,6 +71,59 @@ async fn a_person_connects_dropbox_in_chromium_sees_a_note_converted_and_disconn
     assert!(world.store.tokens(&id).await.expect("the store").is_none(), "account forgotten");
     world.quiet().await;
 
+    browser.quit().await;
+    for worker in world.workers.drain(..) {
+        worker.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converted_notes_read_as_a_website_in_light_and_dark_and_their_links_navigate() {
+    let mut world = TestApp::builder("browser-site").with_worker().start().await;
+    let note = "---\ntoc: true\n---\n# Field notes\n\nSee [the setup](sub/b.md#setup).\n\n\
+        > [!WARNING]\n> Mind the gap.\n\n## Energy\n\nInline $E = mc^2$ and displayed:\n\n\
+        $$\n\\frac{a}{b} + \\sqrt{x}\n$$\n";
+    let linked = "# B\n\n## Setup\n\nBack to [the notes](../a.md).\n";
+    let files = [("/Notebook/a.md", note), ("/Notebook/sub/b.md", linked)];
+    let account = world.link_with_files("Grace Hopper", &files).await;
+    // The pages as markdrop uploaded them, laid out as in the Dropbox folder.
+    let site = scratch_dir("browser-site-pages");
+    for page in ["/Notebook/a.html", "/Notebook/sub/b.html"] {
+        let html = world.html(&account, page).await;
+        let path = site.join(page.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("the page's folder");
+        std::fs::write(&path, html).expect("save the page");
+    }
+    let mut browser = Browser::launch().await;
+    let a = format!("file://{}", site.join("Notebook/a.html").display());
+    browser.open(&a).await;
+    browser.screenshot("site-light").await;
+    let background = "return getComputedStyle(document.body).backgroundColor";
+    assert_eq!(browser.script(background).await, "rgb(255, 255, 255)");
+    let shown = browser.text().await;
+    for text in ["Contents", "Warning", "Mind the gap.", "Energy"] {
+        assert!(shown.contains(text), "{text} is shown: {shown}");
+    }
+    let formulas = "return document.querySelectorAll('math').length";
+    assert_eq!(browser.script(formulas).await, 2, "both formulas are MathML");
+    let title_colour =
+        "return getComputedStyle(document.querySelector('.markdown-alert-title')).color";
+    let light_warning = browser.script(title_colour).await;
+
+    browser.prefer_dark(true).await;
+    browser.screenshot("site-dark").await;
+    assert_eq!(browser.script(background).await, "rgb(13, 17, 23)", "the dark palette");
+    assert_ne!(browser.script(title_colour).await, light_warning, "alerts follow the palette");
+    browser.prefer_dark(false).await;
+
+    browser.click(r#"a[href="sub/b.html#setup"]"#).await;
+    browser
+        .wait_for_url("the linked note's page", |url| url.ends_with("/Notebook/sub/b.html#setup"))
+        .await;
+    browser.screenshot("site-linked").await;
+    assert!(browser.text_of("h2#setup").await.contains("Setup"));
+    browser.click(r#"a[href="../a.html"]"#).await;
+    browser.wait_for_url("back to the first page", |url| url == a).await;
     browser.quit().await;
     for worker in world.workers.drain(..) {
         worker.stop().await;
@@ -166,7 +220,10 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|error| panic!("start {}: {error}", chromedriver.display()));
         let url = format!("http://127.0.0.1:{port}");
-        let driver = Driver { child, url, profile: scratch_dir("browser-profile") };
+        // A profile of its own: a second Chromium on the same profile would hand its pages to the
+        // first one, whichever test that belongs to.
+        let profile = scratch_dir(&format!("browser-profile-{}", unique_suffix()));
+        let driver = Driver { child, url, profile };
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
         eventually("chromedriver to get ready", || async {
@@ -266,6 +323,23 @@ impl Browser {
                 if text.contains(wanted) { Ok(()) } else { Err(text) }
             })
             .await;
+    }
+
+    /// Runs `script` in the page (the test's, not the page's: markdrop's pages have none) and
+    /// returns what it returns.
+    async fn script(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Has the page's `prefers-color-scheme` say dark (or light), as a system in dark mode does.
+    async fn prefer_dark(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        let features = [json!({ "name": "prefers-color-scheme", "value": scheme })];
+        let command = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": features },
+        });
+        self.post("/goog/cdp/execute", command).await;
     }
 
     /// Saves the page as `target/browser/<NN>-<name>.png`.
