@@ -166,6 +166,18 @@ impl TestDropbox {
         self.http.post(self.url("oauth2/token")).form(params).send().await.expect("an answer")
     }
 
+    /// `/oauth2/token` with `refresh_token`, the app's key as `client_id`, and `secret` as
+    /// `client_secret` when given (a PKCE client has none).
+    async fn refresh_with(&self, refresh_token: &str, secret: Option<&str>) -> reqwest::Response {
+        let mut params = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", APP_KEY),
+        ];
+        params.extend(secret.map(|secret| ("client_secret", secret)));
+        self.token_request(&params).await
+    }
+
     /// Runs `/oauth2/authorize` (auto-approved) and returns the `code` from the redirect.
     async fn authorize(&self, extra: &[(&str, &str)]) -> String {
         self.emulator().sign_in(self.id());

@@ -50,13 +50,7 @@ async fn a_pkce_code_exchange_needs_no_secret_and_its_refresh_needs_only_the_cli
     let whoami = dropbox.rpc("users/get_current_account", access, Value::Null).await;
     assert_eq!(whoami.status(), StatusCode::OK);
 
-    let refreshed = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("client_id", APP_KEY),
-        ])
-        .await;
+    let refreshed = dropbox.refresh_with(refresh, None).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let refreshed: Value = refreshed.json().await.expect("JSON");
     assert!(
@@ -90,36 +84,16 @@ async fn a_secret_flow_grant_needs_the_secret_again_to_refresh() {
     let tokens: Value = response.json().await.expect("JSON");
     let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
 
-    let without_secret = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("client_id", APP_KEY),
-        ])
-        .await;
+    let without_secret = dropbox.refresh_with(refresh, None).await;
     assert_eq!(without_secret.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         without_secret.json::<Value>().await.expect("JSON"),
         json!({"error": "invalid_request", "error_description": "No auth function available for given request"})
     );
-    let wrong_secret = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("client_id", APP_KEY),
-            ("client_secret", "not-the-secret"),
-        ])
-        .await;
+    let wrong_secret = dropbox.refresh_with(refresh, Some("not-the-secret")).await;
     assert_eq!(wrong_secret.status(), StatusCode::BAD_REQUEST);
     assert_eq!(wrong_secret.json::<Value>().await.expect("JSON")["error"], "invalid_client");
-    let with_secret = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("client_id", APP_KEY),
-            ("client_secret", APP_SECRET),
-        ])
-        .await;
+    let with_secret = dropbox.refresh_with(refresh, Some(APP_SECRET)).await;
     assert_eq!(with_secret.status(), StatusCode::OK);
 }
 
@@ -151,14 +125,7 @@ async fn basic_credentials_are_form_decoded_so_a_secret_may_hold_plus_space_colo
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
     assert_eq!(raw.json::<Value>().await.expect("JSON")["error"], "invalid_client");
 
-    let in_form = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &dropbox.account.refresh_token),
-            ("client_id", APP_KEY),
-            ("client_secret", AWKWARD_SECRET),
-        ])
-        .await;
+    let in_form = dropbox.refresh_with(&dropbox.account.refresh_token, Some(AWKWARD_SECRET)).await;
     assert_eq!(in_form.status(), StatusCode::OK);
 }
 

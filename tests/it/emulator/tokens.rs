@@ -40,14 +40,7 @@ async fn tokens_that_are_absent_malformed_unknown_expired_or_revoked_are_refused
     let response = call(Some(format!("Bearer {}", dropbox.token()))).await.expect("an answer");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.json::<Value>().await.expect("JSON"), unauthorized("expired_access_token"));
-    let refreshed = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &dropbox.account.refresh_token),
-            ("client_id", APP_KEY),
-            ("client_secret", APP_SECRET),
-        ])
-        .await;
+    let refreshed = dropbox.refresh_with(&dropbox.account.refresh_token, Some(APP_SECRET)).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let fresh: Value = refreshed.json().await.expect("JSON");
     let fresh_token = fresh["access_token"].as_str().expect("a token").to_owned();
@@ -58,14 +51,7 @@ async fn tokens_that_are_absent_malformed_unknown_expired_or_revoked_are_refused
     let response = call(Some(format!("Bearer {fresh_token}"))).await.expect("an answer");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.json::<Value>().await.expect("JSON"), unauthorized("invalid_access_token"));
-    let refused = dropbox
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &dropbox.account.refresh_token),
-            ("client_id", APP_KEY),
-            ("client_secret", APP_SECRET),
-        ])
-        .await;
+    let refused = dropbox.refresh_with(&dropbox.account.refresh_token, Some(APP_SECRET)).await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         refused.json::<Value>().await.expect("JSON"),
@@ -117,16 +103,8 @@ async fn access_tokens_expire_after_the_configured_lifetime() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_token_kills_its_refresh_token_and_every_token_minted_from_it() {
     let dropbox = TestDropbox::start().await;
-    let refresh = || async {
-        dropbox
-            .token_request(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &dropbox.account.refresh_token),
-                ("client_id", APP_KEY),
-                ("client_secret", APP_SECRET),
-            ])
-            .await
-    };
+    let refresh =
+        || async { dropbox.refresh_with(&dropbox.account.refresh_token, Some(APP_SECRET)).await };
     let refreshed: Value = refresh().await.json().await.expect("JSON");
     let minted = refreshed["access_token"].as_str().expect("a second token").to_owned();
     assert_ne!(minted, dropbox.token());
