@@ -410,14 +410,14 @@ async fn read(
         return Ok(Prepared::Done { note, outcome: None });
     }
     // Hashing and rendering are CPU work: off the async threads, and bounded in time.
-    let stem = note.stem().to_owned();
+    let path = note.display.clone();
     let rendering = tokio::task::spawn_blocking(move || {
         let source_hash =
             download.metadata.content_hash.unwrap_or_else(|| content_hash(&download.content));
         if last_hash.as_deref() == Some(source_hash.as_str()) {
             return None;
         }
-        let document = Bytes::from(render::render(&download.content, &stem));
+        let document = Bytes::from(render::render(&download.content, &render::Page::alone(&path)));
         let html_hash = content_hash(&document);
         Some((source_hash, document, html_hash))
     });

@@ -12,7 +12,7 @@ use markdrop::store::{Outcome, SyncState};
 use secrecy::ExposeSecret;
 
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
-    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
+    markdrop::render::render(markdown.as_bytes(), &markdrop::render::Page::alone(stem)).into_bytes()
 }
 
 use crate::support::app::{TestApp, worker_settings};
