@@ -165,14 +165,9 @@ impl<'t> Target<'t> {
         Some(format!("#{}", slug(last)))
     }
 
-    /// The name a note would have to have to change what this target resolves to: the
-    /// lower-cased file name without `.md`.
+    /// The name a note would have to have to change what this target resolves to.
     fn note_name(&self) -> Option<String> {
-        let name = fold(file_name(self.path));
-        let name = match name.strip_suffix(".md") {
-            Some(stem) if !stem.is_empty() => stem.to_owned(),
-            _ => name,
-        };
+        let name = note_name(self.path);
         (!name.is_empty()).then_some(name)
     }
 }
@@ -249,6 +244,18 @@ impl<'a> Wikilinks<'a> {
             href.push_str(&anchor);
         }
         Some(href)
+    }
+}
+
+/// The name by which wikilinks find the note (or file) at `path`: its file name, lower-cased,
+/// without `.md` (`/Notes/Trip.MD` → `trip`). A page mentions the names of its wikilinks' targets
+/// ([`Rendered::wikilinks`](super::Rendered::wikilinks)); a note of that name appearing or going
+/// away may change what they resolve to.
+pub fn note_name(path: &str) -> String {
+    let name = fold(file_name(path));
+    match name.strip_suffix(".md") {
+        Some(stem) if !stem.is_empty() => stem.to_owned(),
+        _ => name,
     }
 }
 
