@@ -26,7 +26,12 @@ fn bench_render(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("render/{name}"));
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_function("document", |b| {
-            b.iter(|| markdrop::render::render(black_box(input.as_bytes()), "bench"))
+            b.iter(|| {
+                markdrop::render::render(
+                    black_box(input.as_bytes()),
+                    &markdrop::render::Page::alone("bench"),
+                )
+            })
         });
         group.bench_function("push_html", |b| {
             b.iter(|| {

@@ -374,7 +374,10 @@ impl World {
     fn check_every_note(&self, config: &Config) {
         for (a, account) in self.accounts.iter().enumerate() {
             for f in 1..=config.files {
-                let expected = markdrop::render::render(note(a, f, 0).as_bytes(), &stem(f));
+                let expected = markdrop::render::render(
+                    note(a, f, 0).as_bytes(),
+                    &markdrop::render::Page::alone(&stem(f)),
+                );
                 let html = self.emulator().read_file(account, &html_path(f));
                 assert!(
                     html.as_deref() == Some(expected.as_bytes()),
@@ -412,7 +415,9 @@ impl World {
                     (format!("/{stem}.md"), format!("/{stem}.html"), stem, note(a, 0, 1))
                 }
             };
-            let expected = markdrop::render::render(note.as_bytes(), &stem).into_bytes();
+            let expected =
+                markdrop::render::render(note.as_bytes(), &markdrop::render::Page::alone(&stem))
+                    .into_bytes();
             self.emulator().put_file(account, &md, note).expect("change a note");
             let emulator = self.emulator().clone();
             let (account_id, path) = (account.clone(), html.clone());

@@ -15,23 +15,32 @@ use crate::store::Store;
 use crate::web::Application;
 use crate::worker::Worker;
 
-/// `markdrop render [FILE] [--output OUT]`: the document the worker would upload for FILE (or
-/// standard input), written to OUT or standard output.
-pub fn render_file(file: Option<&Path>, output: Option<&Path>) -> anyhow::Result<()> {
-    let (markdown, stem) = match file {
+/// `markdrop render [FILE] [--output OUT] [--root DIR]`: the document the worker would upload for
+/// FILE (or standard input), written to OUT or standard output. Wikilinks resolve against the
+/// files under DIR (FILE's folder by default; none for standard input), with DIR as the root of
+/// the account.
+pub fn render_file(
+    file: Option<&Path>,
+    output: Option<&Path>,
+    root: Option<&Path>,
+) -> anyhow::Result<()> {
+    let document = match file {
         Some(path) => {
             let markdown =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
-            (markdown, stem.unwrap_or_default())
+            let (page_path, index) = page_in_folder(path, root)?;
+            render::render(&markdown, &render::Page::new(&page_path, &index))
         }
         None => {
             let mut markdown = Vec::new();
             io::stdin().read_to_end(&mut markdown).context("cannot read standard input")?;
-            (markdown, String::new())
+            let index = match root {
+                Some(root) => folder_index(root)?,
+                None => render::FileIndex::default(),
+            };
+            render::render(&markdown, &render::Page::new("", &index))
         }
     };
-    let document = render::render(&markdown, &stem);
     if let Some(output) = output {
         return std::fs::write(output, document)
             .with_context(|| format!("cannot write {}", output.display()));
@@ -42,6 +51,48 @@ pub fn render_file(file: Option<&Path>, output: Option<&Path>) -> anyhow::Result
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         result => result.context("cannot write to standard output"),
     }
+}
+
+/// FILE's display path from `root` (FILE's folder by default) as the worker would see it in the
+/// account (`/Trips/Lisbon.md`), and the index of every file under `root`.
+fn page_in_folder(file: &Path, root: Option<&Path>) -> anyhow::Result<(String, render::FileIndex)> {
+    let file =
+        std::fs::canonicalize(file).with_context(|| format!("cannot find {}", file.display()))?;
+    let root = match root {
+        Some(root) => std::fs::canonicalize(root)
+            .with_context(|| format!("cannot find the folder {}", root.display()))?,
+        None => file.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let inside = file.strip_prefix(&root).with_context(|| {
+        format!("{} is not inside the folder {}", file.display(), root.display())
+    })?;
+    Ok((display_path(inside), folder_index(&root)?))
+}
+
+/// Every file under `root`, by display path from it.
+fn folder_index(root: &Path) -> anyhow::Result<render::FileIndex> {
+    let mut paths = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list the folder {}", folder.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", folder.display()))?;
+            let kind =
+                entry.file_type().with_context(|| format!("cannot read {:?}", entry.path()))?;
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if let (true, Ok(inside)) = (kind.is_file(), entry.path().strip_prefix(root)) {
+                paths.push(display_path(inside));
+            }
+        }
+    }
+    Ok(render::FileIndex::new(paths))
+}
+
+/// `Trips/Lisbon.md` → `/Trips/Lisbon.md`, `/`-separated on every system.
+fn display_path(inside: &Path) -> String {
+    inside.components().map(|part| format!("/{}", part.as_os_str().to_string_lossy())).collect()
 }
 
 /// `markdrop web`: serves the web app on the shared Redis (`redis`, from

@@ -50,6 +50,10 @@ enum Command {
         /// Write the document to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// The folder that plays the part of the Dropbox: wikilinks resolve against the files
+        /// under it, as the worker resolves them against the account. Default: FILE's folder.
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Try markdrop on this machine, no Dropbox account needed.
     ///
@@ -112,8 +116,8 @@ fn main() -> ExitCode {
         Err(error) => return config_error(&error),
     }
     match cli.command {
-        Command::Render { file, output } => {
-            report(cli::render_file(file.as_deref(), output.as_deref()))
+        Command::Render { file, output, root } => {
+            report(cli::render_file(file.as_deref(), output.as_deref(), root.as_deref()))
         }
         Command::Serve => match Settings::from_env() {
             Ok(settings) => report(cli::run_serve(&settings)),

@@ -4,8 +4,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let document = markdrop::render::render(data, "fuzz");
+    let document = markdrop::render::render(data, &markdrop::render::Page::alone("fuzz"));
     assert!(document.starts_with("<!DOCTYPE html>"));
     assert!(document.trim_end().ends_with("</html>"));
-    assert_eq!(document, markdrop::render::render(data, "fuzz"));
+    assert_eq!(document, markdrop::render::render(data, &markdrop::render::Page::alone("fuzz")));
 });

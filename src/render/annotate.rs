@@ -14,6 +14,7 @@ use pulldown_cmark::{CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagE
 
 use super::contents::Heading;
 use super::math::Math;
+use super::wikilinks::{LinkRewrite, Page, Wikilinks};
 use super::{alerts, links};
 
 /// Footnote ids live in their own namespace, so `[^intro]` cannot collide with `# Intro`.
@@ -53,10 +54,11 @@ pub(super) struct Annotate<'a, I> {
     /// Every heading, for a table of contents; `None` when none is wanted.
     headings: Option<Vec<Heading>>,
     math: Math,
+    wikilinks: Wikilinks<'a>,
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
-    pub(super) fn new(events: I) -> Self {
+    pub(super) fn new(events: I, page: Page<'a>) -> Self {
         Annotate {
             events,
             pending: VecDeque::new(),
@@ -69,6 +71,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             tail: None,
             headings: None,
             math: Math::default(),
+            wikilinks: Wikilinks::new(page),
         }
     }
 
@@ -81,6 +84,11 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
     /// The headings kept, in order (empty unless [`Annotate::keeping_headings`]).
     pub(super) fn headings(&mut self) -> Vec<Heading> {
         self.headings.take().unwrap_or_default()
+    }
+
+    /// The lower-cased note names the wikilinks read so far mention (see [`Wikilinks::names`]).
+    pub(super) fn wikilink_names(&mut self) -> Vec<String> {
+        self.wikilinks.names()
     }
 
     /// The plain text of the first heading among the events read so far.
@@ -238,9 +246,17 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                     | LinkType::Shortcut => {
                         links::note_page_href(&dest_url).map_or(dest_url, CowStr::from)
                     }
+                    LinkType::WikiLink { .. } => match self.wikilinks.link(&dest_url) {
+                        LinkRewrite::To(href) => href.into(),
+                        LinkRewrite::Unchanged => dest_url,
+                        LinkRewrite::Missing(open) => return Event::InlineHtml(open.into()),
+                    },
                     _ => dest_url,
                 };
                 Event::Start(Tag::Link { link_type, dest_url, title, id })
+            }
+            Event::Start(Tag::Image { link_type: LinkType::WikiLink { .. }, dest_url, .. }) => {
+                self.embed(&dest_url)
             }
             Event::Start(Tag::BlockQuote(Some(kind))) => Event::Html(alerts::open(kind).into()),
             Event::End(TagEnd::BlockQuote(Some(_))) => Event::Html(alerts::CLOSE.into()),
@@ -250,21 +266,23 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
         }
     }
 
-    /// A GitHub-style slug (`## Sync & Queue` → `sync--queue`), made unique with `-1`, `-2`…
-    fn unique_id(&mut self, text: &str) -> CowStr<'a> {
-        let mut slug: String = text
-            .trim()
-            .chars()
-            .filter_map(|c| match c {
-                c if c.is_whitespace() => Some('-'),
-                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-                _ => None,
-            })
-            .flat_map(char::to_lowercase)
-            .collect();
-        if slug.is_empty() {
-            slug.push_str(EMPTY_SLUG);
+    /// `![[target]]`, read to its end: its text is the embed's alt text or size.
+    #[inline(never)]
+    fn embed(&mut self, dest: &str) -> Event<'a> {
+        let mut text = String::new();
+        while let Some(event) = self.next_source_event() {
+            match event {
+                Event::End(TagEnd::Image) => break,
+                Event::Text(part) | Event::Code(part) => text.push_str(&part),
+                _ => {}
+            }
         }
+        Event::InlineHtml(self.wikilinks.embed(dest, &text).into())
+    }
+
+    /// The heading's [`slug`], made unique with `-1`, `-2`…
+    fn unique_id(&mut self, text: &str) -> CowStr<'a> {
+        let mut slug = slug(text);
         if self.used_ids.contains(&slug) {
             let base = slug;
             slug = (1..)
@@ -296,6 +314,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for Annotate<'a, I> {
                         Tag::Heading { .. }
                             | Tag::FootnoteDefinition(_)
                             | Tag::Link { .. }
+                            | Tag::Image { link_type: LinkType::WikiLink { .. }, .. }
                             | Tag::BlockQuote(Some(_))
                     ) | Event::End(TagEnd::BlockQuote(Some(_)))
                         | Event::FootnoteReference(_)
@@ -335,7 +354,11 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 }
                 Some(
                     event @ (Event::FootnoteReference(_)
-                    | Event::Start(Tag::Link { .. } | Tag::BlockQuote(Some(_)))
+                    | Event::Start(
+                        Tag::Link { .. }
+                        | Tag::Image { link_type: LinkType::WikiLink { .. }, .. }
+                        | Tag::BlockQuote(Some(_)),
+                    )
                     | Event::End(TagEnd::BlockQuote(Some(_)))
                     | Event::InlineMath(_)
                     | Event::DisplayMath(_)),
@@ -344,6 +367,25 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             }
         }
     }
+}
+
+/// A GitHub-style slug (`## Sync & Queue` → `sync--queue`): a heading's id before it is made
+/// unique, and the fragment a wikilink to that heading uses.
+pub(super) fn slug(text: &str) -> String {
+    let mut slug: String = text
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            c if c.is_whitespace() => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .flat_map(char::to_lowercase)
+        .collect();
+    if slug.is_empty() {
+        slug.push_str(EMPTY_SLUG);
+    }
+    slug
 }
 
 fn footnote_id(name: &str) -> CowStr<'static> {

@@ -12,7 +12,7 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 
 /// What a file name needs encoded to stay one path segment of a URL: `push_html` escapes the
 /// rest of the href itself.
-const SEGMENT: &AsciiSet =
+pub(super) const SEGMENT: &AsciiSet =
     &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'?').add(b'<').add(b'>');
 
 /// The href of the page of the note `dest` links to, or `None` when `dest` is not a relative

@@ -8,7 +8,8 @@
 //! 1. [`decode`]: lossy UTF-8, BOM stripped, front matter split off the top;
 //! 2. [`annotate`]: heading ids, the first heading's text for the title, footnotes moved to the
 //!    end, links to notes pointed at their pages ([`links`]), alerts made boxes ([`alerts`]),
-//!    formulas made MathML ([`math`]);
+//!    formulas made MathML ([`math`]), wikilinks resolved against the account's files
+//!    ([`wikilinks`]);
 //! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written, then
 //!    the table of contents when the front matter asks for one ([`contents`]);
 //! 4. `pulldown_cmark::html::push_html` streams the body into the same buffer;
@@ -24,6 +25,7 @@ mod front_matter;
 mod links;
 mod math;
 mod seal;
+mod wikilinks;
 
 use askama::Template;
 use pulldown_cmark::{Options, Parser, html};
@@ -32,6 +34,7 @@ use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
 pub use seal::{SealCheck, is_sealed};
+pub use wikilinks::{FileIndex, Page, note_name};
 
 /// The stylesheet every document carries inline, so a rendered file is self-contained: it looks
 /// the same opened from Dropbox, a disk or an e-mail attachment, and makes no external requests.
@@ -47,8 +50,8 @@ const UNTITLED: &str = "Untitled";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// What markdrop uploads: CommonMark plus GFM tables, strikethrough, task lists, footnotes
-    /// and alerts, and math; with an `id` on every heading so sections can be linked, and links
-    /// to notes pointing at their pages.
+    /// and alerts, math and Obsidian's wikilinks; with an `id` on every heading so sections can
+    /// be linked, and links to notes pointing at their pages.
     Markdrop,
     /// Plain CommonMark 0.31.2 with nothing added; what the spec's examples are checked against.
     CommonMark,
@@ -64,27 +67,47 @@ impl Dialect {
                     | Options::ENABLE_FOOTNOTES
                     | Options::ENABLE_GFM
                     | Options::ENABLE_MATH
+                    | Options::ENABLE_WIKILINKS
             }
             Dialect::CommonMark => Options::empty(),
         }
     }
 }
 
+/// A note's page, and what it depends on besides the note's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The complete HTML5 document.
+    pub document: String,
+    /// The lower-cased names (file name without `.md`) of the notes its wikilinks mention,
+    /// resolved or not, in byte order: a note of one of these names appearing or going away may
+    /// change the page.
+    pub wikilinks: Vec<String>,
+}
+
 /// Renders one Markdown file into the complete HTML5 document markdrop uploads next to it.
 ///
-/// `file_stem` is the file's name without its extension (`ReadMe` for `/Notes/ReadMe.md`); it is
-/// the title of last resort, after a front matter `title:` and the first heading.
+/// `page` says where the note is (its file name without `.md` is the title of last resort,
+/// after a front matter `title:` and the first heading) and which files its wikilinks resolve
+/// against.
 ///
 /// Any bytes are accepted: invalid UTF-8 is replaced with U+FFFD rather than refused, because a
 /// note with one bad byte is still worth converting.
-pub fn render(markdown: &[u8], file_stem: &str) -> String {
+pub fn render(markdown: &[u8], page: &Page) -> String {
+    render_note(markdown, page).document
+}
+
+/// [`render`], also saying which note names the page depends on.
+pub fn render_note(markdown: &[u8], page: &Page) -> Rendered {
+    let file_stem = page.stem();
     let source = decode::decode(markdown);
     let (front_matter, body_source) = front_matter::split(&source);
     let front_matter = front_matter.map(FrontMatter::parse).unwrap_or_default();
     let lang = front_matter.lang.as_deref().unwrap_or(DEFAULT_LANG);
     let front_matter_title = front_matter.title.as_deref().filter(|title| !title.trim().is_empty());
 
-    let mut body = Annotate::new(Parser::new_ext(body_source, Dialect::Markdrop.parser_options()));
+    let events = Parser::new_ext(body_source, Dialect::Markdrop.parser_options());
+    let mut body = Annotate::new(events, *page);
     if front_matter.toc {
         body = body.keeping_headings();
     }
@@ -116,7 +139,7 @@ pub fn render(markdown: &[u8], file_stem: &str) -> String {
     }
     write_template(&mut document, &DocumentTail);
     seal::seal(&mut document);
-    document
+    Rendered { document, wikilinks: body.wikilink_names() }
 }
 
 /// How many events the title may wait for before the body is rendered apart instead.
@@ -141,12 +164,18 @@ fn write_template(document: &mut String, template: &impl Template) {
 
 /// Renders Markdown into the HTML that goes inside `<body>`, with nothing around it.
 ///
-/// This is the part of [`render`] that the CommonMark and GFM spec examples are checked against.
+/// This is the part of [`render`] that the CommonMark and GFM spec examples are checked against;
+/// its wikilinks resolve against nothing (see [`render_page_body`]).
 pub fn render_body(markdown: &str, dialect: Dialect) -> String {
+    render_page_body(markdown, dialect, &Page::alone(""))
+}
+
+/// [`render_body`] for the note of `page`.
+pub fn render_page_body(markdown: &str, dialect: Dialect, page: &Page) -> String {
     let mut body = String::with_capacity(markdown.len() * 2);
     let events = Parser::new_ext(markdown, dialect.parser_options());
     match dialect {
-        Dialect::Markdrop => html::push_html(&mut body, Annotate::new(events)),
+        Dialect::Markdrop => html::push_html(&mut body, Annotate::new(events, *page)),
         Dialect::CommonMark => html::push_html(&mut body, events),
     }
     body
@@ -179,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_document_has_doctype_charset_viewport_and_stylesheet() {
-        let document = render(b"# Hello\n\nworld\n", "hello");
+        let document = render(b"# Hello\n\nworld\n", &Page::alone("hello"));
         assert!(document.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
         assert!(document.contains("<meta charset=\"utf-8\">"));
         assert!(
@@ -194,29 +223,34 @@ mod tests {
 
     #[test]
     fn the_title_comes_from_front_matter_before_the_first_heading() {
-        let document = render(b"---\ntitle: \"Trip <2026>\"\n---\n# Packing list\n", "trip");
+        let document =
+            render(b"---\ntitle: \"Trip <2026>\"\n---\n# Packing list\n", &Page::alone("trip"));
         assert_eq!(title_of(&document), "Trip &#60;2026&#62;");
         assert!(!document.contains("title:"), "front matter must not be rendered as text");
     }
 
     #[test]
     fn the_title_is_the_first_headings_plain_text_without_front_matter() {
-        let document = render(b"Intro\n\n## The *plan* for `main`\n\n# Later\n", "notes");
+        let document =
+            render(b"Intro\n\n## The *plan* for `main`\n\n# Later\n", &Page::alone("notes"));
         assert_eq!(title_of(&document), "The plan for main");
     }
 
     #[test]
     fn the_title_falls_back_to_the_file_stem_then_untitled() {
-        assert_eq!(title_of(&render(b"just text\n", "Groceries & more")), "Groceries &#38; more");
-        assert_eq!(title_of(&render(b"just text\n", "")), "Untitled");
-        assert_eq!(title_of(&render(b"#\n", "  ")), "Untitled");
+        assert_eq!(
+            title_of(&render(b"just text\n", &Page::alone("Groceries & more"))),
+            "Groceries &#38; more"
+        );
+        assert_eq!(title_of(&render(b"just text\n", &Page::alone(""))), "Untitled");
+        assert_eq!(title_of(&render(b"#\n", &Page::alone("  "))), "Untitled");
     }
 
     #[test]
     fn a_late_first_heading_still_titles_a_long_note() {
         let mut note = "A paragraph.\n\n".repeat(TITLE_LOOKAHEAD_EVENTS);
         note.push_str("# Late title\n");
-        let document = render(note.as_bytes(), "long");
+        let document = render(note.as_bytes(), &Page::alone("long"));
         assert_eq!(title_of(&document), "Late title");
         assert!(document.contains(&render_body(&note, Dialect::Markdrop)));
     }
@@ -224,7 +258,7 @@ mod tests {
     #[test]
     fn the_document_body_is_exactly_the_rendered_body() {
         let note = "Intro[^n]\n\n# Title\n\n| a |\n|---|\n| b |\n\n[^n]: Note.\n";
-        let document = render(note.as_bytes(), "x");
+        let document = render(note.as_bytes(), &Page::alone("x"));
         let body = render_body(note, Dialect::Markdrop);
         let main = "<main class=\"markdown-body\">\n";
         let start = document.find(main).expect("a main") + main.len();
@@ -233,28 +267,30 @@ mod tests {
 
     #[test]
     fn front_matter_lang_sets_the_document_language() {
-        let document = render(b"---\nlang: fr-CA\n---\nBonjour\n", "salut");
+        let document = render(b"---\nlang: fr-CA\n---\nBonjour\n", &Page::alone("salut"));
         assert!(document.contains("<html lang=\"fr-CA\">"));
     }
 
     #[test]
     fn a_byte_order_mark_and_crlf_line_ends_change_nothing() {
-        let plain = render(b"---\ntitle: T\n---\n# A\n\n```\ncode\n```\n", "x");
-        let windows =
-            render(b"\xEF\xBB\xBF---\r\ntitle: T\r\n---\r\n# A\r\n\r\n```\r\ncode\r\n```\r\n", "x");
+        let plain = render(b"---\ntitle: T\n---\n# A\n\n```\ncode\n```\n", &Page::alone("x"));
+        let windows = render(
+            b"\xEF\xBB\xBF---\r\ntitle: T\r\n---\r\n# A\r\n\r\n```\r\ncode\r\n```\r\n",
+            &Page::alone("x"),
+        );
         assert_eq!(plain, windows);
     }
 
     #[test]
     fn invalid_utf8_is_replaced_not_refused() {
-        let document = render(b"caf\xE9 \xFF\n", "x");
+        let document = render(b"caf\xE9 \xFF\n", &Page::alone("x"));
         assert!(document.contains("<p>caf\u{FFFD} \u{FFFD}</p>"));
     }
 
     #[test]
     fn rendering_is_deterministic() {
         let source = b"# T\n\nA[^n] table:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n[^n]: note\n";
-        assert_eq!(render(source, "t"), render(source, "t"));
+        assert_eq!(render(source, &Page::alone("t")), render(source, &Page::alone("t")));
     }
 
     #[test]
@@ -281,7 +317,7 @@ mod tests {
     #[test]
     fn a_table_of_contents_opens_the_body_when_front_matter_asks_for_one() {
         let note = "---\ntoc: true\n---\n# Trip\n\n## Packing *list*\n\n## Trip\n";
-        let document = render(note.as_bytes(), "trip");
+        let document = render(note.as_bytes(), &Page::alone("trip"));
         let main = document.find("<main class=\"markdown-body\">\n").expect("a main");
         let nav = document.find("<nav class=\"toc\" aria-label=\"Contents\">").expect("a toc");
         let body = document.find("<h1 id=\"trip\">").expect("the body");
@@ -291,7 +327,7 @@ mod tests {
             assert!(document.contains(&format!(" id=\"{id}\">")), "{id}");
         }
         assert_eq!(title_of(&document), "Trip");
-        let without = render(b"---\ntoc: false\n---\n# Trip\n", "trip");
+        let without = render(b"---\ntoc: false\n---\n# Trip\n", &Page::alone("trip"));
         assert!(!without.contains("<nav"), "{without}");
     }
 

@@ -108,7 +108,8 @@ mod tests {
 
     #[test]
     fn a_rendered_document_carries_a_seal_that_verifies() {
-        let document = crate::render::render(b"# Plans\n\nShip it.\n", "Plans");
+        let document =
+            crate::render::render(b"# Plans\n\nShip it.\n", &crate::render::Page::alone("Plans"));
         assert!(document.contains("<meta name=\"markdrop-seal\" content=\"xxh3-128:"));
         assert!(!document.contains(PLACEHOLDER), "the placeholder is replaced");
         assert!(is_sealed(document.as_bytes()));
@@ -116,7 +117,8 @@ mod tests {
 
     #[test]
     fn any_edit_breaks_the_seal() {
-        let document = crate::render::render(b"# Plans\n\nShip it.\n", "Plans");
+        let document =
+            crate::render::render(b"# Plans\n\nShip it.\n", &crate::render::Page::alone("Plans"));
         let edits = [
             document.replace("Ship it.", "Ship it!"),
             document.replace("</main>", "<p>Added by hand.</p>\n</main>"),
@@ -145,7 +147,7 @@ mod tests {
     #[test]
     fn a_seal_checked_piece_by_piece_says_what_a_whole_check_says() {
         let note = "# Big\n\n".to_owned() + &"A line of text.\n\n".repeat(5000);
-        let document = crate::render::render(note.as_bytes(), "Big");
+        let document = crate::render::render(note.as_bytes(), &crate::render::Page::alone("Big"));
         let edited = document.replace("</main>", "<p>Mine.</p>\n</main>");
         assert_ne!(edited, document);
         for (page, sealed) in [(&document, true), (&edited, false)] {
@@ -159,8 +161,8 @@ mod tests {
 
     #[test]
     fn a_copy_of_the_digest_into_another_page_does_not_verify() {
-        let one = crate::render::render(b"one", "a");
-        let two = crate::render::render(b"two", "a");
+        let one = crate::render::render(b"one", &crate::render::Page::alone("a"));
+        let two = crate::render::render(b"two", &crate::render::Page::alone("a"));
         let at = digest_offset(one.as_bytes()).unwrap();
         let mut forged = two.clone();
         forged.replace_range(at..at + DIGITS, &one[at..at + DIGITS]);

@@ -59,6 +59,7 @@ mod tests {
             html_hash: "h".into(),
             pending_html_hash: None,
             kept_html_hash: Some("k".into()),
+            links: Vec::new(),
         };
         let mut changes = RecordChanges::default();
         changes.files.insert("/a.md".into(), Some(record.clone()));
@@ -74,6 +75,26 @@ mod tests {
         assert_eq!(encoded.forget_under, ["/old/"]);
         assert_eq!(decode_record(stored), Some(record));
         assert_eq!(decode_record("{not json"), None);
+    }
+
+    #[test]
+    fn a_file_records_wikilink_names_are_kept_and_an_older_record_reads_with_none() {
+        let record = FileRecord {
+            source_hash: "s".into(),
+            html_path: "/A.html".into(),
+            html_hash: "h".into(),
+            pending_html_hash: None,
+            kept_html_hash: None,
+            links: vec!["b".into(), "trip ideas".into()],
+        };
+        let mut changes = RecordChanges::default();
+        changes.files.insert("/a.md".into(), Some(record.clone()));
+        let encoded = encode_changes(&changes).expect("encodes");
+        let stored = r#"{"source_hash":"s","html_path":"/A.html","html_hash":"h","links":["b","trip ideas"]}"#;
+        assert_eq!(encoded.files, [("/a.md".to_owned(), Some(stored.to_owned()))]);
+        assert_eq!(decode_record(stored), Some(record.clone()));
+        let older = r#"{"source_hash":"s","html_path":"/A.html","html_hash":"h"}"#;
+        assert_eq!(decode_record(older), Some(FileRecord { links: Vec::new(), ..record }));
     }
 
     #[test]

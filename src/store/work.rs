@@ -194,6 +194,12 @@ pub struct FileRecord {
     /// deleting or renaming it, or restoring markdrop's latest page, ends that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_html_hash: Option<String>,
+    /// The note names (lower-cased, without `.md`) its wikilinks mention, resolved or not, as
+    /// its last rendering found them: a note of one of these names appearing or going away may
+    /// change its page (`crate::render::Rendered::wikilinks`). Empty in records from before
+    /// wikilinks, until the note is converted again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 impl FileRecord {
@@ -244,6 +250,7 @@ mod tests {
             html_hash: "h".into(),
             pending_html_hash: None,
             kept_html_hash: None,
+            links: Vec::new(),
         }
     }
 

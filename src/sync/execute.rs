@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 use super::plan::{Conversion, Direct, NotePath, Sibling, Step, human_bytes};
 use super::{PassContext, PassError, pass_error};
 use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
-use crate::render;
+use crate::render::{self, FileIndex};
 use crate::store::{
     AccountStatus, Conversion as Recent, FileRecord, KeptPage, Outcome, RecordChanges, RetryingNote,
 };
@@ -78,13 +79,27 @@ enum Prepared {
         document: Bytes,
         /// `content_hash` of `document`.
         html_hash: String,
+        /// The note names its wikilinks mention.
+        links: Vec<String>,
         /// This note's share of the worker's memory budget, held until it is uploaded.
         _memory: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// The page already is this rendering: it is recorded as markdrop's, nothing is written.
-    Current { note: NotePath, html: String, source_hash: String, html_hash: String },
+    Current {
+        note: NotePath,
+        html: String,
+        source_hash: String,
+        html_hash: String,
+        links: Vec<String>,
+    },
     /// The page is the person's: it stays as it is.
-    Kept { note: NotePath, html: String, source_hash: String, page_hash: String },
+    Kept {
+        note: NotePath,
+        html: String,
+        source_hash: String,
+        page_hash: String,
+        links: Vec<String>,
+    },
     /// Nothing to write; report this (or nothing) for the note.
     Done { note: NotePath, outcome: Option<Outcome> },
     /// Failed for a reason that may pass: tried again later, and after `give_up_after` tries
@@ -97,10 +112,12 @@ enum Prepared {
 type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
 
 /// Carries out `steps` in order. `records` are the notes' records before the pass; `changes`
-/// gathers the records as the pass leaves them, and is committed along the way.
+/// gathers the records as the pass leaves them, and is committed along the way. Notes render
+/// against `index`.
 pub(super) async fn steps(
     context: &PassContext,
     steps: Vec<Step>,
+    index: &Arc<FileIndex>,
     records: &HashMap<String, FileRecord>,
     changes: &mut RecordChanges,
     status: &mut AccountStatus,
@@ -113,7 +130,7 @@ pub(super) async fn steps(
         while pipeline.len() < context.settings.read_ahead.max(1) {
             let Some(step) = steps.next() else { break };
             let (head, is_head) = watch::channel(false);
-            pipeline.push_back((prepare(context, step, is_head), head));
+            pipeline.push_back((prepare(context, step, is_head, index.clone()), head));
         }
         context.check_stopping()?;
         let Some((preparation, head)) = pipeline.pop_front() else { break };
@@ -126,7 +143,7 @@ pub(super) async fn steps(
             None => records.get(key).cloned(),
         };
         match preparation.await? {
-            Prepared::Upload { note, html, source_hash, document, html_hash, _memory } => {
+            Prepared::Upload { note, html, source_hash, document, html_hash, links, _memory } => {
                 let previous = record(&note.key);
                 let outcome = upload(context, &note, &html, document, &html_hash, previous).await?;
                 match outcome {
@@ -137,6 +154,7 @@ pub(super) async fn steps(
                             html_hash: uploaded.content_hash.unwrap_or(html_hash),
                             pending_html_hash: None,
                             kept_html_hash: None,
+                            links,
                         };
                         changes.files.insert(note.key.clone(), Some(record));
                         let latency =
@@ -148,18 +166,19 @@ pub(super) async fn steps(
                     Err(error) => fail(context, status, &note, classify(error), false)?,
                 }
             }
-            Prepared::Current { note, html, source_hash, html_hash } => {
+            Prepared::Current { note, html, source_hash, html_hash, links } => {
                 let record = FileRecord {
                     source_hash,
                     html_path: html,
                     html_hash,
                     pending_html_hash: None,
                     kept_html_hash: None,
+                    links,
                 };
                 changes.files.insert(note.key.clone(), Some(record));
                 settle(status, &note.key);
             }
-            Prepared::Kept { note, html, source_hash, page_hash } => {
+            Prepared::Kept { note, html, source_hash, page_hash, links } => {
                 let previous = record(&note.key);
                 let record = FileRecord {
                     source_hash,
@@ -167,6 +186,7 @@ pub(super) async fn steps(
                     html_path: html.clone(),
                     pending_html_hash: None,
                     kept_html_hash: Some(page_hash),
+                    links,
                 };
                 changes.files.insert(note.key.clone(), Some(record));
                 keep(context, status, &note, html, true);
@@ -268,6 +288,7 @@ async fn upload(
             html_hash: String::new(),
             pending_html_hash: None,
             kept_html_hash: None,
+            links: Vec::new(),
         })
     };
     let mut intended = RecordChanges::default();
@@ -335,7 +356,12 @@ fn fail(
 
 /// Starts a step's reading part. Downloads and renders run as tasks of their own, so they go on
 /// while the pass waits for an upload. `is_head` turns `true` once the pass waits for this step.
-fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>) -> Preparation {
+fn prepare(
+    context: &PassContext,
+    step: Step,
+    mut is_head: watch::Receiver<bool>,
+    index: Arc<FileIndex>,
+) -> Preparation {
     let conversion = match step {
         Step::Convert(conversion) => conversion,
         Step::Direct(step) => return Box::pin(std::future::ready(Ok(Prepared::Direct(step)))),
@@ -360,7 +386,7 @@ fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>
             }
             None => None,
         };
-        read(&client, conversion, limit, render_limit, memory).await
+        read(&client, conversion, &index, limit, render_limit, memory).await
     }));
     Box::pin(async move {
         match task.await {
@@ -375,6 +401,7 @@ fn prepare(context: &PassContext, step: Step, mut is_head: watch::Receiver<bool>
 async fn read(
     client: &AccountClient,
     conversion: Conversion,
+    index: &Arc<FileIndex>,
     limit: u64,
     render_limit: Duration,
     memory: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -410,18 +437,20 @@ async fn read(
         return Ok(Prepared::Done { note, outcome: None });
     }
     // Hashing and rendering are CPU work: off the async threads, and bounded in time.
-    let stem = note.stem().to_owned();
+    let path = note.display.clone();
+    let index = index.clone();
     let rendering = tokio::task::spawn_blocking(move || {
         let source_hash =
             download.metadata.content_hash.unwrap_or_else(|| content_hash(&download.content));
         if last_hash.as_deref() == Some(source_hash.as_str()) {
             return None;
         }
-        let document = Bytes::from(render::render(&download.content, &stem));
+        let rendered = render::render_note(&download.content, &render::Page::new(&path, &index));
+        let document = Bytes::from(rendered.document);
         let html_hash = content_hash(&document);
-        Some((source_hash, document, html_hash))
+        Some((source_hash, document, html_hash, rendered.wikilinks))
     });
-    let (source_hash, document, html_hash) =
+    let (source_hash, document, html_hash, links) =
         match tokio::time::timeout(render_limit, rendering).await {
             Ok(Ok(Some(rendered))) => rendered,
             Ok(Ok(None)) => return Ok(Prepared::Done { note, outcome: None }),
@@ -454,29 +483,31 @@ async fn read(
         },
         (Sibling::Free | Sibling::Unlisted, None) => None,
         (Sibling::Ours { hash }, None) if hash == html_hash => {
-            return Ok(Prepared::Current { note, html, source_hash, html_hash });
+            return Ok(Prepared::Current { note, html, source_hash, html_hash, links });
         }
         (Sibling::Ours { .. }, None) => None,
         (Sibling::Unknown { hash }, None) => Some(hash),
     };
     if let Some(page_hash) = page_hash {
         if page_hash == html_hash {
-            return Ok(Prepared::Current { note, html, source_hash, html_hash });
+            return Ok(Prepared::Current { note, html, source_hash, html_hash, links });
         }
         // A page the record knows as markdrop's needs no reading.
         if !ours.contains(&page_hash) {
             match is_markdrops_page(client, &html).await {
                 Ok(true) => {}
-                Ok(false) => return Ok(Prepared::Kept { note, html, source_hash, page_hash }),
+                Ok(false) => {
+                    return Ok(Prepared::Kept { note, html, source_hash, page_hash, links });
+                }
                 // Whose it is cannot be told for good: it is kept, as a person's would be.
                 Err(FileError::Lasting(_)) => {
-                    return Ok(Prepared::Kept { note, html, source_hash, page_hash });
+                    return Ok(Prepared::Kept { note, html, source_hash, page_hash, links });
                 }
                 Err(error) => return failed(note, error),
             }
         }
     }
-    Ok(Prepared::Upload { note, html, source_hash, document, html_hash, _memory: memory })
+    Ok(Prepared::Upload { note, html, source_hash, document, html_hash, links, _memory: memory })
 }
 
 /// Whether the page at `html` is one markdrop wrote and nobody changed: its seal is intact.

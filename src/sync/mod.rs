@@ -213,13 +213,32 @@ pub async fn run(
         .zip(keys)
         .filter_map(|(record, key)| Some((key, record?)))
         .collect();
-    let plan = plan::plan(
-        &listing.entries,
-        listing.from_start,
-        &records,
-        &retries_due,
-        context.settings.max_markdown_bytes,
-    );
+    let plan_with = |records: &HashMap<String, FileRecord>| {
+        plan::plan(
+            &listing.entries,
+            listing.from_start,
+            records,
+            &retries_due,
+            context.settings.max_markdown_bytes,
+        )
+    };
+    let mut plan = plan_with(&records);
+    // Rendering resolves wikilinks against every note, and a note that appears or goes away
+    // sends its linkers to be converted again: then every record is needed, not only the
+    // listing's. A pass that only sees markdrop's own uploads reads no more than before.
+    if plan.needs_every_record() {
+        let account = context.lease.account();
+        let rest: Vec<String> = (context.store.recorded_paths(account).await)
+            .map_err(LeaseError::Store)?
+            .into_iter()
+            .filter(|key| !records.contains_key(key))
+            .collect();
+        let found = context.store.file_records(account, &rest).await.map_err(LeaseError::Store)?;
+        records
+            .extend(rest.into_iter().zip(found).filter_map(|(key, record)| Some((key, record?))));
+        plan = plan_with(&records);
+    }
+    let index = Arc::new(plan.index(&records));
     drop(listing.entries);
     let mut changes = RecordChanges::default();
     for folder in &plan.forget {
@@ -231,7 +250,7 @@ pub async fn run(
     let forgotten: std::collections::HashSet<&str> =
         plan.forget.iter().map(String::as_str).collect();
     records.retain(|key, _| !crate::store::ancestors(key).any(|folder| forgotten.contains(folder)));
-    let outcome = execute::steps(context, plan.steps, &records, &mut changes, status).await;
+    let outcome = execute::steps(context, plan.steps, &index, &records, &mut changes, status).await;
     // Whatever was written is recorded even when the pass did not finish, so a retry does not
     // upload it again; the cursor moves only past a listing that was carried out whole.
     let cursor = outcome.is_ok().then_some(listing.cursor.as_str());

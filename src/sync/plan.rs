@@ -18,10 +18,17 @@
 //! - A note without a record whose page the listing does not show may still have one (an
 //!   incremental listing shows only changes): the page is looked up before it is written. A
 //!   listing from the start shows every file, so there, no page listed means no page.
+//! - When a note appears or goes away (a rename is both), every recorded note whose wikilinks
+//!   mention its name (`FileRecord::links`) is converted again, whatever its content, since
+//!   they may now resolve differently. The rules above still decide about its page: a kept page
+//!   stays the person's, and one the listing does not show is markdrop's as recorded, rewritten
+//!   only when the new rendering differs. This needs every record of the account
+//!   ([`Plan::needs_every_record`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::dropbox::Metadata;
+use crate::render::{FileIndex, note_name};
 use crate::store::{FileRecord, ancestors};
 
 /// A note's path: as Dropbox displays it, and lower-cased (the key of its record).
@@ -143,11 +150,52 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
+impl Plan {
+    /// Whether the pass needs every record of the account, not only those of [`record_keys`]:
+    /// it converts a note (which renders against every note) or a note may have appeared or
+    /// gone away (whose linkers are converted again). Plan again with them all.
+    pub fn needs_every_record(&self) -> bool {
+        !self.forget.is_empty()
+            || self.steps.iter().any(|step| !matches!(step, Step::Direct(Direct::Keep { .. })))
+    }
+
+    /// Every note in the account as the pass leaves it, by display path, for wikilinks to
+    /// resolve against: the notes recorded (`records`, all of them) that the plan does not
+    /// remove or forget, and the notes it converts, keeps or skips. Other files (images) are
+    /// not recorded, so not in it.
+    pub fn index(&self, records: &HashMap<String, FileRecord>) -> FileIndex {
+        let forgotten: HashSet<&str> = self.forget.iter().map(String::as_str).collect();
+        let mut notes: BTreeMap<&str, String> = records
+            .iter()
+            .filter(|(key, _)| !ancestors(key).any(|folder| forgotten.contains(folder)))
+            .map(|(key, record)| (key.as_str(), NotePath::from_record(key, record).display))
+            .collect();
+        for step in &self.steps {
+            match step {
+                Step::Convert(Conversion { note, .. })
+                | Step::Direct(Direct::Keep { note, .. } | Direct::Skip { note, .. }) => {
+                    notes.insert(&note.key, note.display.clone());
+                }
+                Step::Direct(Direct::Remove { note, .. }) => {
+                    notes.remove(note.key.as_str());
+                }
+            }
+        }
+        FileIndex::new(notes.into_values())
+    }
+}
+
 /// What the listing says of a note, as its last entry left it.
 #[derive(Debug, Clone)]
 enum NoteSeen {
-    File { display: String, hash: Option<String>, size: u64, downloadable: bool },
-    Deleted,
+    File {
+        display: String,
+        hash: Option<String>,
+        size: u64,
+        downloadable: bool,
+    },
+    /// With the display path Dropbox gave, if any.
+    Deleted(Option<String>),
 }
 
 /// What the listing says of a page, as its last entry left it.
@@ -234,7 +282,7 @@ pub fn plan(
             Metadata::Deleted(deleted) => {
                 let Some(key) = deleted.path_lower.as_deref() else { continue };
                 if is_markdown(&deleted.name) {
-                    notes.insert(key, (NoteSeen::Deleted, at));
+                    notes.insert(key, (NoteSeen::Deleted(deleted.path_display.clone()), at));
                     name(key, &mut order);
                 } else if let Some(note) = note_key_of_page(key) {
                     name(&note, &mut order);
@@ -257,6 +305,7 @@ pub fn plan(
     let record = |key: &str| {
         records.get(key).filter(|_| !ancestors(key).any(|f| deleted_folders.contains_key(f)))
     };
+    let relinked = relinked(records, &notes, &deleted_after, &record);
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
     let mut steps = Vec::new();
@@ -267,7 +316,7 @@ pub fn plan(
         });
         let retry = retries_due.get(key);
         let listed = notes.get(key.as_str()).map(|(note, at)| match note {
-            NoteSeen::File { .. } if deleted_after(key, *at) => &NoteSeen::Deleted,
+            NoteSeen::File { .. } if deleted_after(key, *at) => &NoteSeen::Deleted(None),
             note => note,
         });
         let judged = |note, changed| Judged {
@@ -276,6 +325,7 @@ pub fn plan(
             page,
             changed,
             retry: retry.is_some(),
+            relink: relinked.contains(key.as_str()),
             from_start,
         };
         let step = match listed {
@@ -300,7 +350,7 @@ pub fn plan(
                     judge(judged(note, changed), *size)
                 }
             }
-            Some(NoteSeen::Deleted) => Some(remove(key, record(key), page)),
+            Some(NoteSeen::Deleted(_)) => Some(remove(key, record(key), page)),
             // The note is not listed: its page changed, or its retry is due.
             None => match (record(key), retry) {
                 (record, Some(RetryDue { removal: true, .. })) => Some(remove(key, record, page)),
@@ -315,7 +365,70 @@ pub fn plan(
         };
         steps.extend(step);
     }
+    // Linkers the listing does not name: judged as they are, converted for their links alone.
+    let mut unnamed: Vec<&str> = relinked
+        .into_iter()
+        .filter(|key| !named.contains(*key) && !retries_due.contains_key(*key))
+        .collect();
+    unnamed.sort_unstable();
+    for key in unnamed {
+        let Some(known) = record(key) else { continue };
+        let judged = Judged {
+            note: NotePath::from_record(key, known),
+            record: Some(known),
+            page: None,
+            changed: false,
+            retry: false,
+            relink: true,
+            from_start,
+        };
+        steps.extend(judge(judged, 0));
+    }
     Plan { forget, steps }
+}
+
+/// The recorded notes whose wikilinks mention a note that appears or goes away in the listing
+/// (a note listed that has no record, a recorded note deleted, or under a deleted folder).
+fn relinked<'r>(
+    records: &'r HashMap<String, FileRecord>,
+    notes: &HashMap<&str, (NoteSeen, usize)>,
+    deleted_after: &impl Fn(&str, usize) -> bool,
+    record: &impl Fn(&str) -> Option<&'r FileRecord>,
+) -> HashSet<&'r str> {
+    let mut names: HashSet<String> = HashSet::new();
+    for (key, (seen, at)) in notes {
+        let known = record(key);
+        let display = match seen {
+            NoteSeen::File { display, .. } if !deleted_after(key, *at) => {
+                if known.is_some() {
+                    continue;
+                }
+                Some(display.clone())
+            }
+            NoteSeen::File { .. } | NoteSeen::Deleted(_) if known.is_none() => continue,
+            NoteSeen::File { .. } => None,
+            NoteSeen::Deleted(display) => display.clone(),
+        };
+        let display = display
+            .or_else(|| known.map(|known| NotePath::from_record(key, known).display))
+            .unwrap_or_else(|| (*key).to_owned());
+        names.insert(note_name(&display));
+    }
+    for (key, known) in records {
+        if record(key).is_none() {
+            names.insert(note_name(&NotePath::from_record(key, known).display));
+        }
+    }
+    if names.is_empty() {
+        return HashSet::new();
+    }
+    records
+        .iter()
+        .filter(|(key, known)| {
+            record(key).is_some() && known.links.iter().any(|name| names.contains(name))
+        })
+        .map(|(key, _)| key.as_str())
+        .collect()
 }
 
 /// The note is gone: its record and what the account page says of it go too, and its page if
@@ -339,13 +452,15 @@ struct Judged<'a> {
     changed: bool,
     /// A retry is due: an earlier try failed, maybe before it could tell whose the page is.
     retry: bool,
+    /// Its wikilinks may resolve differently now: convert it whatever its content.
+    relink: bool,
     /// The listing shows every file, so a page it does not show is not there.
     from_start: bool,
 }
 
 /// What to do about a note that exists.
 fn judge(judged: Judged<'_>, size: u64) -> Option<Step> {
-    let Judged { note, record, page, changed, retry, from_start } = judged;
+    let Judged { note, record, page, changed, retry, relink, from_start } = judged;
     let changed = changed || retry;
     let html = record.map_or_else(|| note.html(), |record| record.html_path.clone());
     let kept = record.and_then(|record| record.kept_html_hash.clone());
@@ -357,7 +472,7 @@ fn judge(judged: Judged<'_>, size: u64) -> Option<Step> {
         // markdrop's latest page: free to write; if the person had kept the page, putting
         // markdrop's back ends that, and the page is brought up to date.
         (Some(record), Some(PageSeen::File(Some(hash)))) if record.is_ours(hash) => {
-            (Sibling::Ours { hash: hash.clone() }, kept.is_some())
+            (Sibling::Ours { hash: hash.clone() }, kept.is_some() || relink)
         }
         (_, Some(PageSeen::File(Some(hash)))) if Some(hash) == kept.as_ref() => {
             return keep(note, html, hash.clone());
@@ -367,10 +482,19 @@ fn judge(judged: Judged<'_>, size: u64) -> Option<Step> {
         }
         // Not listed in a listing of every file: there is no page.
         (_, None) if from_start => (Sibling::Free, true),
-        (Some(_), None) => match kept {
+        (Some(record), None) => match kept {
             Some(hash) => return keep(note, html, hash),
             // An earlier try may have failed before it could tell whose the page is: look.
             None if retry => (Sibling::Unlisted, true),
+            // Unlisted in an incremental listing, the page is as recorded: markdrop's, written
+            // only if the new rendering differs. Not while an upload may have landed unrecorded.
+            None if relink
+                && record.pending_html_hash.is_none()
+                && !record.html_hash.is_empty() =>
+            {
+                (Sibling::Ours { hash: record.html_hash.clone() }, true)
+            }
+            None if relink => (Sibling::Free, true),
             None => (Sibling::Free, false),
         },
         (None, None) => (Sibling::Unlisted, false),
@@ -437,6 +561,7 @@ mod tests {
             html_hash: "ours".to_owned(),
             pending_html_hash: None,
             kept_html_hash: None,
+            links: Vec::new(),
         }
     }
 
@@ -776,6 +901,149 @@ mod tests {
         assert_eq!(
             record_keys(&entries, ["/e.md"].into_iter()),
             ["/a.md", "/b.md", "/c.md", "/e.md"]
+        );
+    }
+
+    /// The record of a note at `display` whose wikilinks mention `links`.
+    fn linker(display: &str, links: &[&str]) -> (String, FileRecord) {
+        let html_path = format!("{}.html", &display[..display.len() - 3]);
+        let links = links.iter().map(|name| (*name).to_owned()).collect();
+        (display.to_lowercase(), FileRecord { html_path, links, ..record("1") })
+    }
+
+    /// `display`'s page converted again for its links: the page is markdrop's as recorded.
+    fn relinked(display: &str) -> Step {
+        let note = note(display);
+        Step::Convert(Conversion {
+            html: note.html(),
+            note,
+            last_hash: None,
+            sibling: Sibling::Ours { hash: "ours".into() },
+            ours: vec!["ours".into()],
+            size: 0,
+        })
+    }
+
+    fn plan_with(entries: &[Metadata], records: &[(String, FileRecord)]) -> Plan {
+        let records = records.iter().cloned().collect();
+        plan(entries, false, &records, &HashMap::new(), CAP)
+    }
+
+    #[test]
+    fn a_new_note_sends_the_notes_whose_wikilinks_mention_its_name_to_be_converted_again() {
+        let records =
+            [linker("/a.md", &["trip"]), linker("/b.md", &["other"]), linker("/c.md", &[])];
+        let steps = plan_with(&[file("/Notes/Trip.md", "t")], &records).steps;
+        assert_eq!(
+            steps,
+            vec![convert("/Notes/Trip.md", None, Sibling::Unlisted), relinked("/a.md")]
+        );
+    }
+
+    #[test]
+    fn a_deleted_or_renamed_note_sends_its_linkers_to_be_converted_again() {
+        let records = [
+            linker("/Trip.md", &[]),
+            linker("/a.md", &["trip"]),
+            linker("/b.md", &["journey"]),
+            linker("/c.md", &["elsewhere"]),
+        ];
+        let steps = plan_with(&[deleted("/Trip.md")], &records).steps;
+        let removed = Step::Direct(Direct::Remove {
+            note: note("/Trip.md"),
+            record: Some(records[0].1.clone()),
+        });
+        assert_eq!(steps, vec![removed.clone(), relinked("/a.md")]);
+        let renamed = [deleted("/Trip.md"), file("/Journey.md", "t")];
+        let steps = plan_with(&renamed, &records).steps;
+        assert_eq!(
+            steps,
+            vec![
+                removed,
+                convert("/Journey.md", None, Sibling::Unlisted),
+                relinked("/a.md"),
+                relinked("/b.md"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_note_gone_with_its_folder_sends_its_linkers_to_be_converted_again() {
+        let records =
+            [linker("/f/Trip.md", &[]), linker("/a.md", &["trip"]), linker("/f/b.md", &["trip"])];
+        let steps = plan_with(&[deleted("/f")], &records).steps;
+        assert_eq!(steps, vec![relinked("/a.md")]);
+    }
+
+    #[test]
+    fn a_linker_whose_page_is_the_persons_is_not_written_for_its_links() {
+        let (key, mut kept) = linker("/a.md", &["trip"]);
+        kept.kept_html_hash = Some("hers".into());
+        let records = [(key, kept)];
+        assert_eq!(
+            plan_with(&[file("/Trip.md", "t")], &records).steps,
+            vec![convert("/Trip.md", None, Sibling::Unlisted)]
+        );
+        // Listed with the person's page, it is still hers.
+        let entries = [file("/Trip.md", "t"), file("/a.html", "hers")];
+        assert_eq!(plan_with(&entries, &records).steps[1..], []);
+    }
+
+    #[test]
+    fn a_linker_in_the_listing_is_converted_again_whatever_its_content_and_a_changed_one_once() {
+        let records = [linker("/a.md", &["trip"]), linker("/b.md", &["trip"])];
+        // a's page is markdrop's own upload coming back; b changed.
+        let entries = [file("/a.html", "ours"), file("/b.md", "2"), file("/Trip.md", "t")];
+        let steps = plan_with(&entries, &records).steps;
+        let forced = |display: &str, size| {
+            let note = note(display);
+            Step::Convert(Conversion {
+                html: note.html(),
+                note,
+                last_hash: None,
+                sibling: Sibling::Ours { hash: "ours".into() },
+                ours: vec!["ours".into()],
+                size,
+            })
+        };
+        assert_eq!(
+            steps,
+            vec![
+                forced("/a.md", 0),
+                forced("/b.md", 10),
+                convert("/Trip.md", None, Sibling::Unlisted),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_edited_note_changes_no_other_page_and_an_upload_in_flight_is_looked_up() {
+        let records = [linker("/Trip.md", &[]), linker("/a.md", &["trip"])];
+        let steps = plan_with(&[file("/Trip.md", "2")], &records).steps;
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        let (key, mut pending) = linker("/a.md", &["trip"]);
+        pending.pending_html_hash = Some("landed?".into());
+        let steps = plan_with(&[file("/Trip.md", "t")], &[(key, pending)]).steps;
+        assert!(
+            matches!(&steps[1], Step::Convert(c) if c.sibling == Sibling::Free && c.last_hash.is_none()),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn the_index_is_every_note_the_pass_leaves_and_every_record_is_needed_to_build_it() {
+        let records = [linker("/Old.md", &[]), linker("/f/x.md", &[]), linker("/Keep.md", &[])];
+        let entries = [deleted("/Old.md"), deleted("/f"), file("/New.md", "n")];
+        let plan = plan_with(&entries, &records);
+        assert!(plan.needs_every_record());
+        let records = records.into_iter().collect();
+        let index = plan.index(&records);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.resolve("/a.md", "keep"), Some("/Keep.md"));
+        assert_eq!(index.resolve("/a.md", "new"), Some("/New.md"));
+        assert_eq!(index.resolve("/a.md", "old"), None);
+        assert!(
+            !plan_of(&[file("/a.html", "ours")], &[("/a.md", record("1"))]).needs_every_record()
         );
     }
 }

@@ -71,7 +71,10 @@ fn render_writes_the_document_to_an_output_file() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(output.stdout.is_empty());
     let html = std::fs::read_to_string(dir.join("notes.html")).expect("the document");
-    assert_eq!(html, markdrop::render::render(b"# Notes\n", "notes"));
+    assert_eq!(
+        html,
+        markdrop::render::render(b"# Notes\n", &markdrop::render::Page::alone("notes"))
+    );
 }
 
 #[test]
@@ -100,7 +103,10 @@ fn render_prints_the_same_document_the_library_renders() {
     std::fs::write(&note, markdown).expect("write the note");
     let output = markdrop(&dir).arg("render").arg(&note).output().expect("run markdrop");
     assert!(output.status.success(), "invalid UTF-8 renders without error: {}", stderr(&output));
-    assert_eq!(stdout(&output), markdrop::render::render(markdown, "ReadMe"));
+    assert_eq!(
+        stdout(&output),
+        markdrop::render::render(markdown, &markdrop::render::Page::alone("ReadMe"))
+    );
     assert!(stdout(&output).contains("<title>ReadMe</title>"));
     assert!(stdout(&output).contains("with a bad byte \u{FFFD} here"));
 }
@@ -231,4 +237,41 @@ async fn the_emulator_runs_alone_on_a_folder_and_stops_on_sigterm() {
     assert!(killed.expect("run kill").success());
     let status = child.wait().expect("wait for markdrop");
     assert!(status.success(), "SIGTERM stops the emulator cleanly: {status}");
+}
+
+#[test]
+fn render_resolves_wikilinks_against_the_files_under_its_root() {
+    let dir = scratch_dir("wikilinks");
+    std::fs::create_dir_all(dir.join("Notes/Trips")).expect("make the folders");
+    std::fs::write(dir.join("Ideas.md"), "# Ideas\n").expect("write a note");
+    std::fs::write(dir.join("Notes/pic.png"), b"png").expect("write an image");
+    let note = "[[ideas#Big one]] ![[pic.png]] [[Nowhere]]\n";
+    std::fs::write(dir.join("Notes/Trips/Lisbon.md"), note).expect("write the note");
+
+    let output = markdrop(&dir)
+        .args(["render", "Notes/Trips/Lisbon.md", "--root", "."])
+        .output()
+        .expect("run markdrop");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let index =
+        markdrop::render::FileIndex::new(["/Ideas.md", "/Notes/pic.png", "/Notes/Trips/Lisbon.md"]);
+    let page = markdrop::render::Page::new("/Notes/Trips/Lisbon.md", &index);
+    assert_eq!(stdout(&output), markdrop::render::render(note.as_bytes(), &page));
+    let html = stdout(&output);
+    assert!(html.contains("<a href=\"../../Ideas.html#big-one\">"), "{html}");
+    assert!(html.contains("<img src=\"../pic.png\" alt=\"pic.png\">"), "{html}");
+    assert!(html.contains("<a class=\"wikilink-missing\""), "{html}");
+
+    // Without --root, only the note's own folder is the account: nothing else resolves.
+    let output =
+        markdrop(&dir).args(["render", "Notes/Trips/Lisbon.md"]).output().expect("run markdrop");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stdout(&output).contains("Ideas.html"), "{}", stdout(&output));
+
+    let outside = markdrop(&dir.join("Notes"))
+        .args(["render", "../Ideas.md", "--root", "."])
+        .output()
+        .expect("run markdrop");
+    assert!(!outside.status.success());
+    assert!(stderr(&outside).contains("is not inside the folder"), "{}", stderr(&outside));
 }

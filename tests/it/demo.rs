@@ -82,7 +82,7 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
     let (child, _) = demo(&dir, true);
     let rendered = |path: &str, stem: &str| {
         let markdown = std::fs::read(dir.join(path)).unwrap_or_default();
-        markdrop::render::render(&markdown, stem).into_bytes()
+        markdrop::render::render(&markdown, &markdrop::render::Page::alone(stem)).into_bytes()
     };
     eventually_blocking("the welcome note's html", || {
         std::fs::read(dir.join("welcome.html")).ok() == Some(rendered("welcome.md", "welcome"))

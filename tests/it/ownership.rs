@@ -13,7 +13,7 @@ use crate::support::store::Backend;
 use crate::support::wait::eventually;
 
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
-    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
+    markdrop::render::render(markdown.as_bytes(), &markdrop::render::Page::alone(stem)).into_bytes()
 }
 
 /// Waits until the account page lists `html` as the person's.

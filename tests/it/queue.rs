@@ -229,6 +229,7 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
         html_hash: format!("html-{hash}"),
         pending_html_hash: None,
         kept_html_hash: None,
+        links: Vec::new(),
     };
     let mut changes = RecordChanges::default();
     for path in ["/a.md", "/notes/b.md", "/notes/deep/c.md", "/notes-old/d.md"] {
@@ -304,6 +305,7 @@ async fn restarting_a_sync_forgets_the_cursor_and_records_and_fences_off_the_wor
         html_hash: "h".to_owned(),
         pending_html_hash: None,
         kept_html_hash: None,
+        links: Vec::new(),
     };
     changes.files.insert("/a.md".to_owned(), Some(record));
     store.commit(&first.lease, &changes, Some("home-view"), None).await.expect("commit");
@@ -333,6 +335,7 @@ async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_sta
         html_hash: "h".to_owned(),
         pending_html_hash: Some("p".to_owned()),
         kept_html_hash: Some("k".to_owned()),
+        links: Vec::new(),
     };
     changes.files.insert("/a.md".to_owned(), Some(record));
     let status = AccountStatus { last_pass_at: Some(1), ..AccountStatus::default() };

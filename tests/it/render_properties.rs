@@ -1,6 +1,6 @@
 //! The renderer takes any bytes without panicking and always answers with a whole document.
 
-use markdrop::render::{Dialect, render, render_body};
+use markdrop::render::{Dialect, Page, render, render_body};
 use proptest::prelude::*;
 
 fn is_whole_document(document: &str) -> bool {
@@ -56,14 +56,14 @@ proptest! {
 
     #[test]
     fn any_bytes_render_to_a_whole_document(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        prop_assert!(is_whole_document(&render(&bytes, "note")));
+        prop_assert!(is_whole_document(&render(&bytes, &Page::alone("note"))));
     }
 
     #[test]
     fn any_markdownish_text_renders_to_a_whole_document(text in markdownish()) {
-        let document = render(text.as_bytes(), "note");
+        let document = render(text.as_bytes(), &Page::alone("note"));
         prop_assert!(is_whole_document(&document));
-        prop_assert_eq!(&document, &render(text.as_bytes(), "note"), "rendering is deterministic");
+        prop_assert_eq!(&document, &render(text.as_bytes(), &Page::alone("note")), "rendering is deterministic");
         render_body(&text, Dialect::CommonMark);
     }
 }

@@ -244,7 +244,10 @@ async fn under_faults_crashes_and_a_redis_restart_every_note_ends_up_converted_e
             match expected.hand_edited.get(&(account.clone(), html)) {
                 Some(mine) => page.as_deref() == Some(mine.as_bytes()),
                 None => {
-                    let rendered = markdrop::render::render(content.as_bytes(), stem_of(path));
+                    let rendered = markdrop::render::render(
+                        content.as_bytes(),
+                        &markdrop::render::Page::alone(stem_of(path)),
+                    );
                     page == Some(rendered.into_bytes())
                 }
             }
@@ -314,7 +317,9 @@ async fn settled_page(
 ) -> bool {
     use redis::AsyncCommands;
     let content = &expected.notes[&(account.to_owned(), path.to_owned())];
-    let rendered = markdrop::render::render(content.as_bytes(), stem_of(path)).into_bytes();
+    let rendered =
+        markdrop::render::render(content.as_bytes(), &markdrop::render::Page::alone(stem_of(path)))
+            .into_bytes();
     if emulator.read_file(account, &html_of(path)) != Some(rendered) {
         return false;
     }

@@ -12,7 +12,7 @@ use markdrop::store::{Outcome, SyncState};
 use secrecy::ExposeSecret;
 
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
-    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
+    markdrop::render::render(markdown.as_bytes(), &markdrop::render::Page::alone(stem)).into_bytes()
 }
 
 use crate::support::app::{TestApp, worker_settings};
@@ -504,7 +504,60 @@ async fn a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along
     die_after_a_then_delete_it(&mut world, &account, 0).await;
 }
 
+/// Waits until `/Home.html` is the rendering of `home` in an account whose notes are `notes`.
+async fn home_page_among(world: &TestApp, account: &str, home: &str, notes: &[&str]) -> String {
+    let index = markdrop::render::FileIndex::new(notes);
+    let page = markdrop::render::Page::new("/Home.md", &index);
+    let expected = markdrop::render::render(home.as_bytes(), &page).into_bytes();
+    let emulator = world.emulator();
+    eventually("/Home.html to be its note rendered among the notes there are", || {
+        std::future::ready(emulator.read_file(account, "/Home.html").as_ref() == Some(&expected))
+    })
+    .await;
+    String::from_utf8(expected).expect("UTF-8 HTML")
+}
+
+async fn a_wikilink_follows_the_note_it_names_as_that_note_appears_moves_and_is_renamed(
+    backend: Backend,
+) {
+    let world = TestApp::with_worker(backend, "sync-wikilinks").await;
+    let home = "# Home\n\nSee [[Trip#Packing list]].\n";
+    let account =
+        world.link_with_files("Ada", &[("/Home.md", home), ("/Notes/Other.md", "# Other\n")]).await;
+    let html = home_page_among(&world, &account, home, &["/Home.md", "/Notes/Other.md"]).await;
+    assert!(html.contains("<a class=\"wikilink-missing\" title=\"No note named Trip\">"), "{html}");
+    world.quiet().await;
+
+    // The note it names is made: the page that links to it is converted again, unedited.
+    world.emulator().put_file(&account, "/Notes/Trip.md", "## Packing list\n").expect("put");
+    let notes = ["/Home.md", "/Notes/Other.md", "/Notes/Trip.md"];
+    let html = home_page_among(&world, &account, home, &notes).await;
+    assert!(html.contains("<a href=\"Notes/Trip.html#packing-list\">"), "{html}");
+    world.html(&account, "/Notes/Trip.html").await;
+    world.quiet().await;
+    let uploads = world.uploads(&account);
+
+    // Moved to another folder, the link follows it.
+    world.emulator().move_path(&account, "/Notes/Trip.md", "/Archive/Trip.md").expect("move");
+    let notes = ["/Home.md", "/Notes/Other.md", "/Archive/Trip.md"];
+    let html = home_page_among(&world, &account, home, &notes).await;
+    assert!(html.contains("<a href=\"Archive/Trip.html#packing-list\">"), "{html}");
+    world.quiet().await;
+    assert_eq!(world.uploads(&account) - uploads, 2, "the moved note's page and the linker's");
+
+    // Renamed, it no longer has the name: the link is marked missing again.
+    world.emulator().move_path(&account, "/Archive/Trip.md", "/Archive/Journey.md").expect("move");
+    let notes = ["/Home.md", "/Notes/Other.md", "/Archive/Journey.md"];
+    let html = home_page_among(&world, &account, home, &notes).await;
+    assert!(html.contains("wikilink-missing"), "{html}");
+    world.html(&account, "/Archive/Journey.html").await;
+    world.quiet().await;
+    let other = world.emulator().read_file(&account, "/Notes/Other.html").expect("Other's page");
+    assert_eq!(other, render("# Other\n", "Other"), "a page that links to nothing is left alone");
+}
+
 crate::on_both_backends!(
+    a_wikilink_follows_the_note_it_names_as_that_note_appears_moves_and_is_renamed,
     a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along,
     a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note,
     a_note_deleted_while_the_cursor_was_reset_takes_its_html_along,

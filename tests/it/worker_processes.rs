@@ -205,7 +205,10 @@ async fn serve_on_the_embedded_store_loses_nothing_to_a_kill_9() {
     eventually("b.html after the restart", || std::future::ready(html("/b.html").is_some())).await;
     let from_scratch = emulator.stats().calls("files/list_folder", &account);
     assert_eq!(from_scratch, 1, "the cursor survived: no listing from scratch");
-    assert_eq!(html("/b.html"), Some(markdrop::render::render(b"# B", "b").into_bytes()));
+    assert_eq!(
+        html("/b.html"),
+        Some(markdrop::render::render(b"# B", &markdrop::render::Page::alone("b")).into_bytes())
+    );
     assert_eq!(emulator.stats().calls("files/upload", &account), before + 2, "a.html not redone");
     assert_eq!(emulator.stats().calls("oauth2/token", &account), 1, "the link's code only");
     signal(&processes.0[1], "TERM");
@@ -408,5 +411,5 @@ async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_re
 }
 
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
-    markdrop::render::render(markdown.as_bytes(), stem).into_bytes()
+    markdrop::render::render(markdown.as_bytes(), &markdrop::render::Page::alone(stem)).into_bytes()
 }

@@ -308,7 +308,9 @@ impl TestApp {
 
     /// Waits until `path` in the account holds exactly `render` of the Markdown `source`.
     pub async fn html_matching(&self, account: &str, path: &str, source: &str, stem: &str) {
-        let expected = markdrop::render::render(source.as_bytes(), stem).into_bytes();
+        let expected =
+            markdrop::render::render(source.as_bytes(), &markdrop::render::Page::alone(stem))
+                .into_bytes();
         let emulator = self.emulator();
         eventually(&format!("{path} to be the rendering of its note"), || {
             std::future::ready(emulator.read_file(account, path).as_ref() == Some(&expected))
