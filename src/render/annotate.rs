@@ -10,9 +10,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::vec;
 
-use pulldown_cmark::{CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagEnd};
+use pulldown_cmark::{
+    CodeBlockKind, CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagEnd,
+};
 
 use super::contents::Heading;
+use super::highlight::{self, Highlight};
 use super::math::Math;
 use super::{alerts, links};
 
@@ -53,6 +56,7 @@ pub(super) struct Annotate<'a, I> {
     /// Every heading, for a table of contents; `None` when none is wanted.
     headings: Option<Vec<Heading>>,
     math: Math,
+    highlight: Highlight,
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
@@ -69,6 +73,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             tail: None,
             headings: None,
             math: Math::default(),
+            highlight: Highlight::default(),
         }
     }
 
@@ -250,6 +255,30 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
         }
     }
 
+    /// A fenced block in a known language: reads its code and queues it highlighted, then the
+    /// block's end. The start is returned as it came, so push_html frames the block exactly as
+    /// it does a plain one.
+    #[inline(never)]
+    fn highlight_code(&mut self, info: CowStr<'a>) -> Event<'a> {
+        if let Some(language) = highlight::language(&info).filter(|_| self.highlight.has_budget()) {
+            let mut code = String::new();
+            // A code block holds only text; whatever ends it goes back in the queue as it came.
+            let end = loop {
+                match self.next_source_event() {
+                    Some(Event::Text(text)) => code.push_str(&text),
+                    other => break other,
+                }
+            };
+            let inside = match self.highlight.code(language, &code) {
+                Some(html) => Event::Html(html.into()),
+                None => Event::Text(code.into()),
+            };
+            self.pending.push_back(inside);
+            self.pending.extend(end);
+        }
+        Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))
+    }
+
     /// A GitHub-style slug (`## Sync & Queue` → `sync--queue`), made unique with `-1`, `-2`…
     fn unique_id(&mut self, text: &str) -> CowStr<'a> {
         let mut slug: String = text
@@ -297,6 +326,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for Annotate<'a, I> {
                             | Tag::FootnoteDefinition(_)
                             | Tag::Link { .. }
                             | Tag::BlockQuote(Some(_))
+                            | Tag::CodeBlock(CodeBlockKind::Fenced(_))
                     ) | Event::End(TagEnd::BlockQuote(Some(_)))
                         | Event::FootnoteReference(_)
                         | Event::InlineMath(_)
@@ -328,6 +358,9 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 }
                 Some(Event::Start(Tag::Heading { level, id, classes, attrs })) => {
                     return Some(self.annotate_heading(level, id, classes, attrs));
+                }
+                Some(Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))) => {
+                    return Some(self.highlight_code(info));
                 }
                 Some(Event::Start(Tag::FootnoteDefinition(name))) if self.tail.is_none() => {
                     self.set_aside_footnote(name);
