@@ -1,7 +1,7 @@
 //! Interleaved A/B timing of `markdrop::render::render` against bare `push_html`.
 //!
 //! `cargo run --release --example render_ab [ROUNDS] [INPUT]` alternates the two on each input
-//! (or only the one named INPUT: `commonmark-spec`, `notes`, `math`) and
+//! (or only the one named INPUT: `commonmark-spec`, `notes`, `math`, `code`) and
 //! prints min and median microseconds and the overhead: alternating keeps a noisy neighbour from
 //! favouring whichever ran second. Under `valgrind --tool=callgrind` (with ROUNDS=20, say) the
 //! instruction counts of `render` and `push_html` are repeatable to the instruction.

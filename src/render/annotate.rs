@@ -10,9 +10,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::vec;
 
-use pulldown_cmark::{CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagEnd};
+use pulldown_cmark::{
+    CodeBlockKind, CowStr, Event, HeadingLevel, InlineStr, LinkType, Tag, TagEnd,
+};
 
 use super::contents::Heading;
+use super::highlight::{self, Highlight};
 use super::math::Math;
 use super::wikilinks::{LinkRewrite, Page, Wikilinks};
 use super::{alerts, links};
@@ -55,6 +58,7 @@ pub(super) struct Annotate<'a, I> {
     headings: Option<Vec<Heading>>,
     math: Math,
     wikilinks: Wikilinks<'a>,
+    highlight: Highlight,
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
@@ -72,6 +76,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             headings: None,
             math: Math::default(),
             wikilinks: Wikilinks::new(page),
+            highlight: Highlight::default(),
         }
     }
 
@@ -266,6 +271,30 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
         }
     }
 
+    /// A fenced block in a known language: reads its code and queues it highlighted, then the
+    /// block's end. The start is returned as it came, so push_html frames the block exactly as
+    /// it does a plain one.
+    #[inline(never)]
+    fn highlight_code(&mut self, info: CowStr<'a>) -> Event<'a> {
+        if let Some(language) = highlight::language(&info).filter(|_| self.highlight.has_budget()) {
+            let mut code = String::new();
+            // A code block holds only text; whatever ends it goes back in the queue as it came.
+            let end = loop {
+                match self.next_source_event() {
+                    Some(Event::Text(text)) => code.push_str(&text),
+                    other => break other,
+                }
+            };
+            let inside = match self.highlight.code(language, &code) {
+                Some(html) => Event::Html(html.into()),
+                None => Event::Text(code.into()),
+            };
+            self.pending.push_back(inside);
+            self.pending.extend(end);
+        }
+        Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))
+    }
+
     /// `![[target]]`, read to its end: its text is the embed's alt text or size.
     #[inline(never)]
     fn embed(&mut self, dest: &str) -> Event<'a> {
@@ -316,6 +345,7 @@ impl<'a, I: Iterator<Item = Event<'a>>> Iterator for Annotate<'a, I> {
                             | Tag::Link { .. }
                             | Tag::Image { link_type: LinkType::WikiLink { .. }, .. }
                             | Tag::BlockQuote(Some(_))
+                            | Tag::CodeBlock(CodeBlockKind::Fenced(_))
                     ) | Event::End(TagEnd::BlockQuote(Some(_)))
                         | Event::FootnoteReference(_)
                         | Event::InlineMath(_)
@@ -347,6 +377,9 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 }
                 Some(Event::Start(Tag::Heading { level, id, classes, attrs })) => {
                     return Some(self.annotate_heading(level, id, classes, attrs));
+                }
+                Some(Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))) => {
+                    return Some(self.highlight_code(info));
                 }
                 Some(Event::Start(Tag::FootnoteDefinition(name))) if self.tail.is_none() => {
                     self.set_aside_footnote(name);

@@ -8,8 +8,8 @@
 //! 1. [`decode`]: lossy UTF-8, BOM stripped, front matter split off the top;
 //! 2. [`annotate`]: heading ids, the first heading's text for the title, footnotes moved to the
 //!    end, links to notes pointed at their pages ([`links`]), alerts made boxes ([`alerts`]),
-//!    formulas made MathML ([`math`]), wikilinks resolved against the account's files
-//!    ([`wikilinks`]);
+//!    formulas made MathML ([`math`]), fenced code highlighted ([`highlight`]), wikilinks
+//!    resolved against the account's files ([`wikilinks`]);
 //! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written, then
 //!    the table of contents when the front matter asks for one ([`contents`]);
 //! 4. `pulldown_cmark::html::push_html` streams the body into the same buffer;
@@ -22,6 +22,7 @@ mod annotate;
 mod contents;
 mod decode;
 mod front_matter;
+mod highlight;
 mod links;
 mod math;
 mod seal;
