@@ -82,7 +82,9 @@ async fn converted_notes_read_as_a_website_in_light_and_dark_and_their_links_nav
     let mut world = TestApp::builder("browser-site").with_worker().start().await;
     let note = "---\ntoc: true\n---\n# Field notes\n\nSee [the setup](sub/b.md#setup).\n\n\
         > [!WARNING]\n> Mind the gap.\n\n## Energy\n\nInline $E = mc^2$ and displayed:\n\n\
-        $$\n\\frac{a}{b} + \\sqrt{x}\n$$\n";
+        $$\n\\frac{a}{b} + \\sqrt{x}\n$$\n\n\
+        Also [[b#Setup|the setup, as a wikilink]].\n\n\
+        ```rust\nfn main() {\n    println!(\"hi\");\n}\n```\n";
     let linked = "# B\n\n## Setup\n\nBack to [the notes](../a.md).\n";
     let files = [("/Notebook/a.md", note), ("/Notebook/sub/b.md", linked)];
     let account = world.link_with_files("Grace Hopper", &files).await;
@@ -106,6 +108,16 @@ async fn converted_notes_read_as_a_website_in_light_and_dark_and_their_links_nav
     }
     let formulas = "return document.querySelectorAll('math').length";
     assert_eq!(browser.script(formulas).await, 2, "both formulas are MathML");
+    let keyword = "return getComputedStyle(document.querySelector('pre code a-k')).color";
+    let light_keyword = browser.script(keyword).await;
+    assert_ne!(
+        light_keyword,
+        browser.script("return getComputedStyle(document.querySelector('pre code')).color").await,
+        "keywords are coloured"
+    );
+    // The Markdown link and the wikilink, which found `b` in another folder.
+    let to_b = "return document.querySelectorAll('a[href=\"sub/b.html#setup\"]').length";
+    assert_eq!(browser.script(to_b).await, 2, "both links reach b's setup");
     let title_colour =
         "return getComputedStyle(document.querySelector('.markdown-alert-title')).color";
     let light_warning = browser.script(title_colour).await;
@@ -114,6 +126,7 @@ async fn converted_notes_read_as_a_website_in_light_and_dark_and_their_links_nav
     browser.screenshot("site-dark").await;
     assert_eq!(browser.script(background).await, "rgb(13, 17, 23)", "the dark palette");
     assert_ne!(browser.script(title_colour).await, light_warning, "alerts follow the palette");
+    assert_ne!(browser.script(keyword).await, light_keyword, "so does the code");
     browser.prefer_dark(false).await;
 
     browser.click(r#"a[href="sub/b.html#setup"]"#).await;

@@ -80,24 +80,29 @@ fn stop(mut demo: Demo) {
 fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted() {
     let dir = scratch_dir("demo-folder");
     let (child, _) = demo(&dir, true);
-    let rendered = |path: &str, stem: &str| {
+    // As the worker renders them: wikilinks resolve against the folder's notes.
+    let notes = ["/welcome.md", "/ideas.md", "/Notes/Plan.md"];
+    let index = markdrop::render::FileIndex::new(notes);
+    let rendered = |path: &str| {
         let markdown = std::fs::read(dir.join(path)).unwrap_or_default();
-        markdrop::render::render(&markdown, &markdrop::render::Page::alone(stem)).into_bytes()
+        let page_path = format!("/{path}");
+        let page = markdrop::render::Page::new(&page_path, &index);
+        markdrop::render::render(&markdown, &page).into_bytes()
     };
     eventually_blocking("the welcome note's html", || {
-        std::fs::read(dir.join("welcome.html")).ok() == Some(rendered("welcome.md", "welcome"))
+        std::fs::read(dir.join("welcome.html")).ok() == Some(rendered("welcome.md"))
     });
     eventually_blocking("the second note's html", || {
-        std::fs::read(dir.join("ideas.html")).ok() == Some(rendered("ideas.md", "ideas"))
+        std::fs::read(dir.join("ideas.html")).ok() == Some(rendered("ideas.md"))
     });
     let welcome = std::fs::read_to_string(dir.join("welcome.html")).expect("the welcome page");
-    for shown in ["href=\"ideas.html\"", "class=\"toc\"", "markdown-alert-tip", "<math"] {
+    for shown in ["href=\"ideas.html\"", "class=\"toc\"", "markdown-alert-tip", "<math", "<a-k>"] {
         assert!(welcome.contains(shown), "the welcome page shows {shown}");
     }
     std::fs::create_dir_all(dir.join("Notes")).expect("a subfolder");
     std::fs::write(dir.join("Notes/Plan.md"), "# Plan\n\n- [ ] demo\n").expect("save a note");
     eventually_blocking("Plan.html", || {
-        std::fs::read(dir.join("Notes/Plan.html")).ok() == Some(rendered("Notes/Plan.md", "Plan"))
+        std::fs::read(dir.join("Notes/Plan.html")).ok() == Some(rendered("Notes/Plan.md"))
     });
     std::fs::remove_file(dir.join("Notes/Plan.md")).expect("delete the note");
     eventually_blocking("Plan.html to go", || !dir.join("Notes/Plan.html").exists());
