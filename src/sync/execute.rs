@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -69,6 +69,14 @@ fn classify(error: DropboxError) -> FileError {
         error => FileError::Pass(pass_error(error)),
     }
 }
+
+/// One permit per core for rendering, shared by every pass of the process. Running more renders
+/// at once than there are cores finishes none sooner, and each thread that renders keeps its own
+/// highlighter (parsers and their buffers), so unbounded renders would cost memory for nothing.
+static RENDERING: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    Arc::new(tokio::sync::Semaphore::new(cores))
+});
 
 /// A conversion whose reading part is done, ready for its write.
 enum Prepared {
@@ -436,10 +444,13 @@ async fn read(
     if download.metadata.content_hash.is_some() && download.metadata.content_hash == last_hash {
         return Ok(Prepared::Done { note, outcome: None });
     }
-    // Hashing and rendering are CPU work: off the async threads, and bounded in time.
+    // Hashing and rendering are CPU work: off the async threads, no more at once than the
+    // machine has cores, and bounded in time.
     let path = note.display.clone();
     let index = index.clone();
+    let core = RENDERING.clone().acquire_owned().await.expect("the semaphore is never closed");
     let rendering = tokio::task::spawn_blocking(move || {
+        let _core = core;
         let source_hash =
             download.metadata.content_hash.unwrap_or_else(|| content_hash(&download.content));
         if last_hash.as_deref() == Some(source_hash.as_str()) {
