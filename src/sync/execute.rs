@@ -73,9 +73,9 @@ fn classify(error: DropboxError) -> FileError {
 /// One permit per core for rendering, shared by every pass of the process. Running more renders
 /// at once than there are cores finishes none sooner, and each thread that renders keeps its own
 /// highlighter (parsers and their buffers), so unbounded renders would cost memory for nothing.
-static RENDERING: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+static RENDERING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    Arc::new(tokio::sync::Semaphore::new(cores))
+    tokio::sync::Semaphore::new(cores)
 });
 
 /// A conversion whose reading part is done, ready for its write.
@@ -448,9 +448,10 @@ async fn read(
     // machine has cores, and bounded in time.
     let path = note.display.clone();
     let index = index.clone();
-    let core = RENDERING.clone().acquire_owned().await.expect("the semaphore is never closed");
+    // Held while the render is awaited, not inside it: a render past its time limit goes on
+    // running, but must not keep a core's permit from the renders after it.
+    let core = RENDERING.acquire().await.expect("the semaphore is never closed");
     let rendering = tokio::task::spawn_blocking(move || {
-        let _core = core;
         let source_hash =
             download.metadata.content_hash.unwrap_or_else(|| content_hash(&download.content));
         if last_hash.as_deref() == Some(source_hash.as_str()) {
@@ -461,23 +462,24 @@ async fn read(
         let html_hash = content_hash(&document);
         Some((source_hash, document, html_hash, rendered.wikilinks))
     });
-    let (source_hash, document, html_hash, links) =
-        match tokio::time::timeout(render_limit, rendering).await {
-            Ok(Ok(Some(rendered))) => rendered,
-            Ok(Ok(None)) => return Ok(Prepared::Done { note, outcome: None }),
-            // The same bytes would panic again: reported once, tried again when they change.
-            Ok(Err(panic)) => {
-                tracing::error!(markdown = %note.display, error = %panic, "rendering panicked");
-                let message = "markdrop could not render it (a bug; it has been logged)".to_owned();
-                return Ok(Prepared::Done { note, outcome: Some(Outcome::Failed { message }) });
-            }
-            // A busy machine may render it in time later, but a render that hits the limit keeps
-            // its thread until it ends: a few tries, not one every few minutes for ever.
-            Err(_) => {
-                let reason = format!("rendering took longer than {render_limit:?}");
-                return Ok(Prepared::Retry { note, reason, give_up_after: Some(RENDER_TRIES) });
-            }
-        };
+    let rendered = tokio::time::timeout(render_limit, rendering).await;
+    drop(core);
+    let (source_hash, document, html_hash, links) = match rendered {
+        Ok(Ok(Some(rendered))) => rendered,
+        Ok(Ok(None)) => return Ok(Prepared::Done { note, outcome: None }),
+        // The same bytes would panic again: reported once, tried again when they change.
+        Ok(Err(panic)) => {
+            tracing::error!(markdown = %note.display, error = %panic, "rendering panicked");
+            let message = "markdrop could not render it (a bug; it has been logged)".to_owned();
+            return Ok(Prepared::Done { note, outcome: Some(Outcome::Failed { message }) });
+        }
+        // A busy machine may render it in time later, but a render that hits the limit keeps
+        // its thread until it ends: a few tries, not one every few minutes for ever.
+        Err(_) => {
+            let reason = format!("rendering took longer than {render_limit:?}");
+            return Ok(Prepared::Retry { note, reason, give_up_after: Some(RENDER_TRIES) });
+        }
+    };
     let page_hash = match (sibling, page) {
         (_, Some(looked_up)) => match looked_up {
             Ok(Metadata::File(page)) => Some(page.content_hash.unwrap_or_default()),
