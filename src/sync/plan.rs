@@ -913,6 +913,11 @@ mod tests {
 
     /// `display`'s page converted again for its links: the page is markdrop's as recorded.
     fn relinked(display: &str) -> Step {
+        forced(display, 0)
+    }
+
+    /// `display` converted whatever its content (listed with `size`), onto markdrop's page.
+    fn forced(display: &str, size: u64) -> Step {
         let note = note(display);
         Step::Convert(Conversion {
             html: note.html(),
@@ -920,7 +925,7 @@ mod tests {
             last_hash: None,
             sibling: Sibling::Ours { hash: "ours".into() },
             ours: vec!["ours".into()],
-            size: 0,
+            size,
         })
     }
 
@@ -995,17 +1000,6 @@ mod tests {
         // a's page is markdrop's own upload coming back; b changed.
         let entries = [file("/a.html", "ours"), file("/b.md", "2"), file("/Trip.md", "t")];
         let steps = plan_with(&entries, &records).steps;
-        let forced = |display: &str, size| {
-            let note = note(display);
-            Step::Convert(Conversion {
-                html: note.html(),
-                note,
-                last_hash: None,
-                sibling: Sibling::Ours { hash: "ours".into() },
-                ours: vec!["ours".into()],
-                size,
-            })
-        };
         assert_eq!(
             steps,
             vec![
