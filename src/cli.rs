@@ -69,7 +69,8 @@ fn page_in_folder(file: &Path, root: Option<&Path>) -> anyhow::Result<(String, r
     Ok((display_path(inside), folder_index(&root)?))
 }
 
-/// Every file under `root`, by display path from it.
+/// Every note and attachment under `root`, by display path from it: the files the worker
+/// records for an account, so wikilinks resolve here as they would in Dropbox.
 fn folder_index(root: &Path) -> anyhow::Result<render::FileIndex> {
     let mut paths = Vec::new();
     let mut folders = vec![root.to_path_buf()];
@@ -83,7 +84,10 @@ fn folder_index(root: &Path) -> anyhow::Result<render::FileIndex> {
             if kind.is_dir() {
                 folders.push(entry.path());
             } else if let (true, Ok(inside)) = (kind.is_file(), entry.path().strip_prefix(root)) {
-                paths.push(display_path(inside));
+                let path = display_path(inside);
+                if crate::sync::is_markdown(&path) || render::is_attachment(&path) {
+                    paths.push(path);
+                }
             }
         }
     }

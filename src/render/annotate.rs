@@ -17,7 +17,7 @@ use pulldown_cmark::{
 use super::contents::Heading;
 use super::highlight::{self, Highlight};
 use super::math::Math;
-use super::wikilinks::{LinkRewrite, Page, Wikilinks};
+use super::wikilinks::{self, LinkRewrite, Page, Wikilinks};
 use super::{alerts, links};
 
 /// Footnote ids live in their own namespace, so `[^intro]` cannot collide with `# Intro`.
@@ -196,6 +196,17 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                 Event::SoftBreak | Event::HardBreak => text.push(' '),
                 _ => {}
             }
+            if let Event::Start(Tag::Link {
+                link_type: LinkType::WikiLink { has_pothole: false },
+                dest_url,
+                ..
+            }) = &event
+                && dest_url.contains('#')
+                && self.wikilinks.resolves(dest_url)
+            {
+                // Read whole by `rewrite`, its text never comes past here: count it as shown.
+                text.push_str(&wikilinks::heading_link_text(dest_url));
+            }
             let end = matches!(event, Event::End(TagEnd::Heading(_)));
             let event = self.rewrite(event);
             self.pending.push_back(event);
@@ -251,6 +262,12 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                     | LinkType::Shortcut => {
                         links::note_page_href(&dest_url).map_or(dest_url, CowStr::from)
                     }
+                    LinkType::WikiLink { has_pothole: false } if dest_url.contains('#') => {
+                        if let Some(link) = self.heading_wikilink(&dest_url) {
+                            return link;
+                        }
+                        dest_url
+                    }
                     LinkType::WikiLink { .. } => match self.wikilinks.link(&dest_url) {
                         LinkRewrite::To(href) => href.into(),
                         LinkRewrite::Unchanged => dest_url,
@@ -293,6 +310,26 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             self.pending.extend(end);
         }
         Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info)))
+    }
+
+    /// `[[Note#Heading]]` written without a `|`, read to its end: shown as Obsidian shows it,
+    /// `Note > Heading`. Read whole (as an embed is), so it is one event wherever it stands,
+    /// a heading held in `pending` included. `None` (nothing read) for a URL in brackets.
+    #[inline(never)]
+    fn heading_wikilink(&mut self, dest: &str) -> Option<Event<'a>> {
+        if !self.wikilinks.resolves(dest) {
+            return None;
+        }
+        // Without a `|`, the text is the target as written: only text.
+        let mut text = String::new();
+        while let Some(event) = self.next_source_event() {
+            match event {
+                Event::End(TagEnd::Link) => break,
+                Event::Text(part) | Event::Code(part) => text.push_str(&part),
+                _ => {}
+            }
+        }
+        Some(Event::InlineHtml(self.wikilinks.whole_link(dest, &text).into()))
     }
 
     /// `![[target]]`, read to its end: its text is the embed's alt text or size.

@@ -35,7 +35,7 @@ use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
 pub use seal::{SealCheck, is_sealed};
-pub use wikilinks::{FileIndex, Page, note_name};
+pub use wikilinks::{FileIndex, Page, is_attachment, note_name};
 
 /// The stylesheet every document carries inline, so a rendered file is self-contained: it looks
 /// the same opened from Dropbox, a disk or an e-mail attachment, and makes no external requests.

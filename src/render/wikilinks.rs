@@ -162,7 +162,7 @@ impl<'t> Target<'t> {
         if last.is_empty() || last.starts_with('^') {
             return None;
         }
-        Some(format!("#{}", slug(last)))
+        Some(format!("#{}", utf8_percent_encode(&slug(last), SEGMENT)))
     }
 
     /// The name a note would have to have to change what this target resolves to.
@@ -211,6 +211,23 @@ impl<'a> Wikilinks<'a> {
         }
     }
 
+    /// Whether `[[dest]]` is a wikilink to resolve, not a URL in brackets.
+    pub(super) fn resolves(&self, dest: &str) -> bool {
+        !has_scheme(Target::parse(dest).path)
+    }
+
+    /// The whole of `[[dest]]` written without a `|`, whose text (plain) is `text`: a link, or
+    /// marked missing, read as [`heading_link_text`] says, as Obsidian shows a link to a
+    /// heading.
+    pub(super) fn whole_link(&mut self, dest: &str, text: &str) -> String {
+        let target = Target::parse(dest);
+        let shown = heading_link_text(text);
+        match self.href(&target) {
+            Some(href) => render(&Wikilink::Link { href: &href, text: &shown }),
+            None => render(&Wikilink::Missing { target: target.path, text: &shown }),
+        }
+    }
+
     /// The whole of `![[dest]]` or `![[dest|text]]`, whose text (plain) is `text`.
     pub(super) fn embed(&mut self, dest: &str, text: &str) -> String {
         let target = Target::parse(dest);
@@ -245,6 +262,12 @@ impl<'a> Wikilinks<'a> {
         }
         Some(href)
     }
+}
+
+/// How `[[Note#A#B]]` written without a `|` reads: `Note > A > B`, and `[[#A]]` reads `A`.
+pub(super) fn heading_link_text(text: &str) -> String {
+    let parts: Vec<&str> = text.split('#').map(str::trim).filter(|p| !p.is_empty()).collect();
+    parts.join(" > ")
 }
 
 /// The name by which wikilinks find the note (or file) at `path`: its file name, lower-cased,
@@ -316,11 +339,27 @@ fn has_extension(name: &str) -> bool {
     })
 }
 
+const IMAGES: [&str; 8] = ["png", "jpg", "jpeg", "gif", "webp", "svg", "avif", "bmp"];
+
 fn is_image(path: &str) -> bool {
-    const IMAGES: [&str; 8] = ["png", "jpg", "jpeg", "gif", "webp", "svg", "avif", "bmp"];
-    file_name(path)
-        .rsplit_once('.')
-        .is_some_and(|(_, extension)| IMAGES.iter().any(|i| extension.eq_ignore_ascii_case(i)))
+    has_extension_in(path, &IMAGES)
+}
+
+/// Whether the file at `path` is one wikilinks may point at besides notes: the formats Obsidian
+/// opens itself (images, audio, video, PDF). The sync pass records these for the [`FileIndex`];
+/// other files (archives, office documents, a photo library's raw files) are not recorded, so
+/// a wikilink to one is missing. Recording every file would cost the store a field per file
+/// of every linked Dropbox, most of which no note ever names.
+pub fn is_attachment(path: &str) -> bool {
+    const OTHERS: [&str; 12] =
+        ["pdf", "mp3", "wav", "m4a", "ogg", "flac", "3gp", "webm", "mp4", "mov", "mkv", "ogv"];
+    is_image(path) || has_extension_in(path, &OTHERS)
+}
+
+fn has_extension_in(path: &str, extensions: &[&str]) -> bool {
+    file_name(path).rsplit_once('.').is_some_and(|(stem, extension)| {
+        !stem.is_empty() && extensions.iter().any(|known| extension.eq_ignore_ascii_case(known))
+    })
 }
 
 /// Whether a target is a URL (`[[https://example.com]]`): `scheme:` before any `/`.
@@ -466,9 +505,21 @@ mod tests {
         assert_eq!(
             html,
             "<p><a href=\"Trip.html\">Trip</a>, <a href=\"../Trip.html\">the old one</a>, \
-             <a href=\"../../Trip%20ideas.html#sync--queue\">Trip ideas#Sync &amp; Queue</a>, \
-             <a href=\"../../A/Meeting.html#b\">Meeting#A#B</a>, \
-             <a href=\"Trip.html\">Trip#^block</a> and <a href=\"#gr%C3%B6%C3%9Fe-1\">#Größe 1</a>.</p>\n"
+             <a href=\"../../Trip%20ideas.html#sync--queue\">Trip ideas &#62; Sync &#38; Queue</a>, \
+             <a href=\"../../A/Meeting.html#b\">Meeting &#62; A &#62; B</a>, \
+             <a href=\"Trip.html\">Trip &#62; ^block</a> and <a href=\"#gr%C3%B6%C3%9Fe-1\">Größe 1</a>.</p>\n"
+        );
+    }
+
+    #[test]
+    fn a_link_to_a_heading_shows_note_then_heading_in_a_heading_and_when_missing_too() {
+        let html =
+            body("/x.md", &index(), "## Day [[Trip#Day 1]]\n\n[[Gone#Part]] [[https://a.b/#c]]\n");
+        assert_eq!(
+            html,
+            "<h2 id=\"day-trip--day-1\">Day <a href=\"Notes/Trip.html#day-1\">Trip &#62; Day 1</a></h2>\n\
+             <p><a class=\"wikilink-missing\" title=\"No note named Gone\">Gone &#62; Part</a> \
+             <a href=\"https://a.b/#c\">https://a.b/#c</a></p>\n"
         );
     }
 

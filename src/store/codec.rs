@@ -33,6 +33,8 @@ pub(super) struct EncodedChanges {
     pub(super) forget_under: Vec<String>,
     /// `.md` lower-case path → its record as stored, or `None` to drop it; in path order.
     pub(super) files: Vec<(String, Option<String>)>,
+    /// An attachment's lower-case path → its display path, or `None` to drop it.
+    pub(super) attachments: Vec<(String, Option<String>)>,
 }
 
 pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, StoreError> {
@@ -44,7 +46,8 @@ pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, 
             Ok((path.clone(), stored.map_err(StoreError::new)?))
         })
         .collect::<Result<_, StoreError>>()?;
-    Ok(EncodedChanges { forget_under: changes.forget_under.clone(), files })
+    let attachments = changes.attachments.clone().into_iter().collect();
+    Ok(EncodedChanges { forget_under: changes.forget_under.clone(), files, attachments })
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
 const METRICS: TableDefinition<&str, u64> = TableDefinition::new("metrics");
 /// (account, `.md` lower-case path) → its file record as JSON.
 const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
+/// (account, lower-case path) → display path of an attachment (an image, a PDF…).
+const ATTACHMENTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("attachments");
 
 /// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
 /// queue.
@@ -93,6 +95,7 @@ impl EmbeddedStore {
                 txn.open_table(table)?;
             }
             txn.open_table(FILES)?;
+            txn.open_table(ATTACHMENTS)?;
         }
         txn.commit()?;
         Ok(EmbeddedStore {
@@ -485,6 +488,25 @@ impl EmbeddedStore {
         .await
     }
 
+    pub(super) async fn attachments(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let account = account.clone();
+        self.blocking(move |inner| {
+            let txn = inner.db.begin_read()?;
+            let table = txn.open_table(ATTACHMENTS)?;
+            let owner = account.as_str();
+            let mut attachments = std::collections::HashMap::new();
+            for entry in table.range((owner, "")..=(owner, "\u{10FFFF}"))? {
+                let (key, display) = entry?;
+                attachments.insert(key.value().1.to_owned(), display.value().to_owned());
+            }
+            Ok(attachments)
+        })
+        .await
+    }
+
     pub(super) async fn file_records(
         &self,
         account: &AccountId,
@@ -523,15 +545,17 @@ impl EmbeddedStore {
                     super::work::ancestors(path).any(|folder| forgotten.contains(folder))
                 })?;
             }
-            let mut files = txn.open_table(FILES)?;
-            for (path, record) in &changes.files {
-                let key = (account.as_str(), path.as_str());
-                match record {
-                    Some(record) => {
-                        files.insert(key, record.as_str())?;
-                    }
-                    None => {
-                        files.remove(key)?;
+            for (table, changed) in [(FILES, &changes.files), (ATTACHMENTS, &changes.attachments)] {
+                let mut table = txn.open_table(table)?;
+                for (path, value) in changed {
+                    let key = (account.as_str(), path.as_str());
+                    match value {
+                        Some(value) => {
+                            table.insert(key, value.as_str())?;
+                        }
+                        None => {
+                            table.remove(key)?;
+                        }
                     }
                 }
             }
@@ -868,16 +892,19 @@ fn remove_from_queue_raw(txn: &WriteTransaction, account: &str) -> Result<(), St
 }
 
 /// Drops the account's file records whose path `doomed` picks.
+/// Drops the account's file records and attachments whose path is `doomed`.
 fn forget_files(
     txn: &WriteTransaction,
     account: &AccountId,
     doomed: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
-    let mut files = txn.open_table(FILES)?;
     let account = account.as_str();
-    // Every key of the account sorts after (account, "") and before the next account's.
-    files.retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
-        owner != account || !doomed(path)
-    })?;
+    for table in [FILES, ATTACHMENTS] {
+        let mut files = txn.open_table(table)?;
+        // Every key of the account sorts after (account, "") and before the next account's.
+        files.retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {
+            owner != account || !doomed(path)
+        })?;
+    }
     Ok(())
 }

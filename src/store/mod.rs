@@ -340,6 +340,14 @@ impl Store {
         on_backend!(self, store => store.recorded_paths(account))
     }
 
+    /// The display paths of every attachment recorded for the account, by lower-case path.
+    pub async fn attachments(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        on_backend!(self, store => store.attachments(account))
+    }
+
     /// Saves a pass's progress in one atomic step, if the lease is still ours: the record
     /// changes, then the cursor and the status when given.
     pub async fn commit(

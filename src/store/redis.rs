@@ -21,6 +21,7 @@
 //! Every multi-step change is one Lua script (`src/store/lua/`), so it is atomic without locks.
 //! Idle workers learn of new work on the channel `<prefix>wake` instead of polling Redis.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +124,10 @@ impl Keys {
 
     fn files(&self, account: &AccountId) -> String {
         format!("{}files:{account}", self.prefix)
+    }
+
+    fn attachments(&self, account: &AccountId) -> String {
+        format!("{}attachments:{account}", self.prefix)
     }
 
     fn failures(&self) -> String {
@@ -295,6 +300,7 @@ impl RedisStore {
             .key(self.keys.files(account))
             .key(self.keys.failures())
             .key(self.keys.retries())
+            .key(self.keys.attachments(account))
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await?;
@@ -312,6 +318,7 @@ impl RedisStore {
             .del(self.keys.lease(account))
             .hdel(self.keys.cursors(), account.as_str())
             .del(self.keys.files(account))
+            .del(self.keys.attachments(account))
             // Due now, wherever a claim had pushed it; the wake-up tells idle workers.
             .zadd(self.keys.ready(), account.as_str(), now_ms)
             .publish(self.keys.wake(), 1)
@@ -423,6 +430,14 @@ impl RedisStore {
         Ok(records)
     }
 
+    pub(super) async fn attachments(
+        &self,
+        account: &AccountId,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(connection.hgetall(self.keys.attachments(account)).await?)
+    }
+
     pub(super) async fn commit(
         &self,
         lease: &Lease,
@@ -431,33 +446,31 @@ impl RedisStore {
         status: Option<&str>,
     ) -> Result<(), LeaseError> {
         let account = &lease.account;
-        let (mut writes, mut drops) = (Vec::new(), Vec::new());
-        for (path, record) in changes.files {
-            match record {
-                Some(record) => writes.push((path, record)),
-                None => drops.push(path),
-            }
-        }
+        let (writes, drops) = split_changes(changes.files);
+        let (attach, detach) = split_changes(changes.attachments);
         let mut invocation = self.scripts.commit.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
             .key(self.keys.files(account))
             .key(self.keys.cursors())
             .key(self.keys.status())
+            .key(self.keys.attachments(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(cursor.unwrap_or(""))
             .arg(status.unwrap_or(""))
             .arg(changes.forget_under.len())
             .arg(writes.len())
-            .arg(drops.len());
+            .arg(drops.len())
+            .arg(attach.len())
+            .arg(detach.len());
         for prefix in &changes.forget_under {
             invocation.arg(prefix);
         }
-        for (path, record) in writes {
-            invocation.arg(path).arg(record);
+        for (path, value) in writes.into_iter().chain(attach) {
+            invocation.arg(path).arg(value);
         }
-        for path in drops {
+        for path in drops.into_iter().chain(detach) {
             invocation.arg(path);
         }
         let mut connection = self.connection().await?;
@@ -666,6 +679,18 @@ impl RedisStore {
 
 /// Due members looked at per claim, so accounts held by live workers are stepped over.
 const CLAIM_LOOKAHEAD: u32 = 16;
+/// Changes to a hash as (field, value) pairs to set and fields to delete.
+fn split_changes(changes: Vec<(String, Option<String>)>) -> (Vec<(String, String)>, Vec<String>) {
+    let (mut writes, mut drops) = (Vec::new(), Vec::new());
+    for (field, value) in changes {
+        match value {
+            Some(value) => writes.push((field, value)),
+            None => drops.push(field),
+        }
+    }
+    (writes, drops)
+}
+
 /// Accounts read per HSCAN in the start-up sweep.
 const SWEEP_PAGE: u32 = 500;
 

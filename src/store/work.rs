@@ -218,11 +218,14 @@ pub struct RecordChanges {
     pub forget_under: Vec<String>,
     /// `.md` lower-case path → its new record, or `None` to drop it.
     pub files: BTreeMap<String, Option<FileRecord>>,
+    /// An attachment's lower-case path → its display path, or `None` to drop it: the files
+    /// other than notes that wikilinks can point at (`crate::render::is_attachment`).
+    pub attachments: BTreeMap<String, Option<String>>,
 }
 
 impl RecordChanges {
     pub fn is_empty(&self) -> bool {
-        self.forget_under.is_empty() && self.files.is_empty()
+        self.forget_under.is_empty() && self.files.is_empty() && self.attachments.is_empty()
     }
 
     /// Drops every record under `folder` (lower-case, no trailing slash), those changed
@@ -230,6 +233,7 @@ impl RecordChanges {
     pub fn forget_under(&mut self, folder: &str) {
         let prefix = format!("{folder}/");
         self.files.retain(|path, _| !path.starts_with(&prefix));
+        self.attachments.retain(|path, _| !path.starts_with(&prefix));
         self.forget_under.push(prefix);
     }
 }
@@ -259,7 +263,9 @@ mod tests {
         let mut changes = RecordChanges::default();
         changes.files.insert("/notes/a.md".into(), Some(record("1")));
         changes.files.insert("/notes-old/b.md".into(), Some(record("2")));
+        changes.attachments.insert("/notes/pic.png".into(), Some("/Notes/pic.png".into()));
         changes.forget_under("/notes");
+        assert!(changes.attachments.is_empty(), "attachments under it are dropped too");
         assert_eq!(changes.files.get("/notes/a.md"), None, "dropped from the batch");
         assert_eq!(changes.files.get("/notes-old/b.md"), Some(&Some(record("2"))));
         assert_eq!(changes.forget_under, ["/notes/"], "and forgotten in the store");

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::config::WorkerSettings;
 use crate::dropbox::{AccountClient, DeletedMetadata, DropboxError, Metadata};
+use crate::render::is_attachment;
 use crate::store::{
     AccountStatus, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges, Store,
 };
@@ -213,21 +214,34 @@ pub async fn run(
         .zip(keys)
         .filter_map(|(record, key)| Some((key, record?)))
         .collect();
-    let plan_with = |records: &HashMap<String, FileRecord>| {
+    let account = context.lease.account();
+    // The recorded attachments, when the listing may change them: it names one, deletes
+    // something (maybe a folder of them), or shows every file.
+    let touches_attachments = listing.from_start
+        || listing.entries.iter().any(|entry| match entry {
+            Metadata::File(file) => is_attachment(&file.name),
+            Metadata::Deleted(_) => true,
+            Metadata::Folder(_) | Metadata::Other => false,
+        });
+    let mut attachments = match touches_attachments {
+        true => Some(context.store.attachments(account).await.map_err(LeaseError::Store)?),
+        false => None,
+    };
+    let plan_with = |records: &HashMap<String, FileRecord>, attachments: &HashMap<_, _>| {
         plan::plan(
             &listing.entries,
             listing.from_start,
             records,
             &retries_due,
+            attachments,
             context.settings.max_markdown_bytes,
         )
     };
-    let mut plan = plan_with(&records);
-    // Rendering resolves wikilinks against every note, and a note that appears or goes away
-    // sends its linkers to be converted again: then every record is needed, not only the
-    // listing's. A pass that only sees markdrop's own uploads reads no more than before.
+    let mut plan = plan_with(&records, attachments.as_ref().unwrap_or(&HashMap::new()));
+    // Rendering resolves wikilinks against every file, and a file that appears or goes away
+    // sends its linkers to be converted again: then every record (and attachment) is needed,
+    // not only the listing's. A pass that only sees markdrop's own uploads reads no more.
     if plan.needs_every_record() {
-        let account = context.lease.account();
         let rest: Vec<String> = (context.store.recorded_paths(account).await)
             .map_err(LeaseError::Store)?
             .into_iter()
@@ -236,9 +250,15 @@ pub async fn run(
         let found = context.store.file_records(account, &rest).await.map_err(LeaseError::Store)?;
         records
             .extend(rest.into_iter().zip(found).filter_map(|(key, record)| Some((key, record?))));
-        plan = plan_with(&records);
+        if attachments.is_none() {
+            attachments =
+                Some(context.store.attachments(account).await.map_err(LeaseError::Store)?);
+        }
+        plan = plan_with(&records, attachments.as_ref().unwrap_or(&HashMap::new()));
     }
-    let index = Arc::new(plan.index(&records));
+    let index = Arc::new(plan.index(&records, attachments.as_ref().unwrap_or(&HashMap::new())));
+    drop(attachments);
+    let attachment_changes = std::mem::take(&mut plan.attachments);
     drop(listing.entries);
     let mut changes = RecordChanges::default();
     for folder in &plan.forget {
@@ -254,6 +274,10 @@ pub async fn run(
     // Whatever was written is recorded even when the pass did not finish, so a retry does not
     // upload it again; the cursor moves only past a listing that was carried out whole.
     let cursor = outcome.is_ok().then_some(listing.cursor.as_str());
+    if outcome.is_ok() {
+        // With the cursor: a listing carried out again after a failure finds them again.
+        changes.attachments = attachment_changes;
+    }
     if outcome.is_ok() || !changes.is_empty() {
         context.store.commit(&context.lease, &changes, cursor, Some(status)).await?;
     }
@@ -291,7 +315,9 @@ async fn list(context: &PassContext, mut cursor: Option<String>) -> Result<Listi
         }
         .map_err(pass_error)?;
         listing.entries.extend(page.entries.into_iter().filter(|entry| match entry {
-            Metadata::File(file) => is_markdown(&file.name) || plan::is_page(&file.name),
+            Metadata::File(file) => {
+                is_markdown(&file.name) || plan::is_page(&file.name) || is_attachment(&file.name)
+            }
             Metadata::Deleted(_) => true,
             Metadata::Folder(_) | Metadata::Other => false,
         }));

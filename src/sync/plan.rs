@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::dropbox::Metadata;
-use crate::render::{FileIndex, note_name};
+use crate::render::{FileIndex, is_attachment, note_name};
 use crate::store::{FileRecord, ancestors};
 
 /// A note's path: as Dropbox displays it, and lower-cased (the key of its record).
@@ -148,6 +148,9 @@ pub struct Plan {
     /// have been a folder, and its files went with it.
     pub forget: Vec<String>,
     pub steps: Vec<Step>,
+    /// Attachments (images, PDFs… that wikilinks may point at) that appear, change their
+    /// display path, or go away: lower-case path → display path, or `None` to drop it.
+    pub attachments: BTreeMap<String, Option<String>>,
 }
 
 impl Plan {
@@ -156,32 +159,50 @@ impl Plan {
     /// gone away (whose linkers are converted again). Plan again with them all.
     pub fn needs_every_record(&self) -> bool {
         !self.forget.is_empty()
+            || !self.attachments.is_empty()
             || self.steps.iter().any(|step| !matches!(step, Step::Direct(Direct::Keep { .. })))
     }
 
-    /// Every note in the account as the pass leaves it, by display path, for wikilinks to
+    /// Every file in the account as the pass leaves it, by display path, for wikilinks to
     /// resolve against: the notes recorded (`records`, all of them) that the plan does not
-    /// remove or forget, and the notes it converts, keeps or skips. Other files (images) are
-    /// not recorded, so not in it.
-    pub fn index(&self, records: &HashMap<String, FileRecord>) -> FileIndex {
+    /// remove or forget, and the notes it converts, keeps or skips; the attachments recorded
+    /// (`attachments`, all of them), with the plan's changes to them.
+    pub fn index(
+        &self,
+        records: &HashMap<String, FileRecord>,
+        attachments: &HashMap<String, String>,
+    ) -> FileIndex {
         let forgotten: HashSet<&str> = self.forget.iter().map(String::as_str).collect();
-        let mut notes: BTreeMap<&str, String> = records
+        let kept = |key: &&String| !ancestors(key).any(|folder| forgotten.contains(folder));
+        let mut files: BTreeMap<&str, String> = records
             .iter()
-            .filter(|(key, _)| !ancestors(key).any(|folder| forgotten.contains(folder)))
+            .filter(|(key, _)| kept(key))
             .map(|(key, record)| (key.as_str(), NotePath::from_record(key, record).display))
             .collect();
+        files.extend(
+            attachments
+                .iter()
+                .filter(|(key, _)| kept(key))
+                .map(|(key, display)| (key.as_str(), display.clone())),
+        );
+        for (key, display) in &self.attachments {
+            match display {
+                Some(display) => files.insert(key, display.clone()),
+                None => files.remove(key.as_str()),
+            };
+        }
         for step in &self.steps {
             match step {
                 Step::Convert(Conversion { note, .. })
                 | Step::Direct(Direct::Keep { note, .. } | Direct::Skip { note, .. }) => {
-                    notes.insert(&note.key, note.display.clone());
+                    files.insert(&note.key, note.display.clone());
                 }
                 Step::Direct(Direct::Remove { note, .. }) => {
-                    notes.remove(note.key.as_str());
+                    files.remove(note.key.as_str());
                 }
             }
         }
-        FileIndex::new(notes.into_values())
+        FileIndex::new(files.into_values())
     }
 }
 
@@ -236,13 +257,15 @@ pub struct RetryDue {
 }
 
 /// Plans a pass over `entries` (a whole listing; `from_start` when it lists every file rather
-/// than the changes since a cursor), given the records of [`record_keys`] and the notes whose
-/// retry is due, by lower-case path.
+/// than the changes since a cursor), given the records of [`record_keys`], the notes whose
+/// retry is due and the recorded attachments (all of them when the listing names an
+/// attachment, deletes anything, or is from the start), by lower-case path.
 pub fn plan(
     entries: &[Metadata],
     from_start: bool,
     records: &HashMap<String, FileRecord>,
     retries_due: &HashMap<String, RetryDue>,
+    attachments: &HashMap<String, String>,
     max_markdown_bytes: u64,
 ) -> Plan {
     // The last entry for each note and each page, with its place in the listing.
@@ -260,6 +283,8 @@ pub fn plan(
     // `/`, and the place in the listing of its last deletion.
     let mut deleted_folders: HashMap<String, usize> = HashMap::new();
     let mut forget: Vec<String> = Vec::new();
+    // The last entry for each attachment: its display path, or `None` when deleted.
+    let mut attachments_seen: HashMap<&str, (Option<&str>, usize)> = HashMap::new();
     for (at, entry) in entries.iter().enumerate() {
         match entry {
             Metadata::File(file) => {
@@ -277,6 +302,9 @@ pub fn plan(
                 } else if let Some(note) = note_key_of_page(key) {
                     name(&note, &mut order);
                     pages.insert(note, (PageSeen::File(file.content_hash.clone()), at));
+                } else if is_attachment(&file.name) {
+                    attachments_seen
+                        .insert(key, (Some(file.path_display.as_deref().unwrap_or(key)), at));
                 }
             }
             Metadata::Deleted(deleted) => {
@@ -287,6 +315,8 @@ pub fn plan(
                 } else if let Some(note) = note_key_of_page(key) {
                     name(&note, &mut order);
                     pages.insert(note, (PageSeen::Deleted, at));
+                } else if is_attachment(&deleted.name) {
+                    attachments_seen.insert(key, (None, at));
                 }
                 let folder = format!("{key}/");
                 if deleted_folders.insert(folder.clone(), at).is_none() {
@@ -305,7 +335,16 @@ pub fn plan(
     let record = |key: &str| {
         records.get(key).filter(|_| !ancestors(key).any(|f| deleted_folders.contains_key(f)))
     };
-    let relinked = relinked(records, &notes, &deleted_after, &record);
+    let under_deleted =
+        |key: &str| ancestors(key).any(|folder| deleted_folders.contains_key(folder));
+    let (attachments, moved) = attachment_changes(
+        attachments,
+        &attachments_seen,
+        from_start,
+        &under_deleted,
+        &deleted_after,
+    );
+    let relinked = relinked(records, &notes, moved, &deleted_after, &record);
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
     let mut steps = Vec::new();
@@ -384,18 +423,56 @@ pub fn plan(
         };
         steps.extend(judge(judged, 0));
     }
-    Plan { forget, steps }
+    Plan { forget, steps, attachments }
+}
+
+/// The changes to the recorded attachments (`known`) that the listing makes, and the names of
+/// the attachments that appear, go away or change their display path: wikilinks naming them
+/// may now resolve differently. A recorded attachment under a deleted folder is forgotten with
+/// it (written again if listed after the deletion); one that a listing from the start does not
+/// show is gone.
+fn attachment_changes(
+    known: &HashMap<String, String>,
+    seen: &HashMap<&str, (Option<&str>, usize)>,
+    from_start: bool,
+    under_deleted: &impl Fn(&str) -> bool,
+    deleted_after: &impl Fn(&str, usize) -> bool,
+) -> (BTreeMap<String, Option<String>>, HashSet<String>) {
+    let mut changes = BTreeMap::new();
+    let mut names = HashSet::new();
+    for (key, display) in known {
+        if under_deleted(key) {
+            names.insert(note_name(display));
+        } else if from_start && !seen.contains_key(key.as_str()) {
+            names.insert(note_name(display));
+            changes.insert(key.clone(), None);
+        }
+    }
+    for (&key, &(display, at)) in seen {
+        let display = display.filter(|_| !deleted_after(key, at));
+        let was = known.get(key).filter(|_| !under_deleted(key)).map(String::as_str);
+        if display == was {
+            continue;
+        }
+        names.extend(display.or(was).map(note_name));
+        if display.is_some() || was.is_some() {
+            changes.insert(key.to_owned(), display.map(str::to_owned));
+        }
+    }
+    (changes, names)
 }
 
 /// The recorded notes whose wikilinks mention a note that appears or goes away in the listing
-/// (a note listed that has no record, a recorded note deleted, or under a deleted folder).
+/// (a note listed that has no record, a recorded note deleted, or under a deleted folder), or
+/// one of the names in `moved` (attachments that appear, go away or move).
 fn relinked<'r>(
     records: &'r HashMap<String, FileRecord>,
     notes: &HashMap<&str, (NoteSeen, usize)>,
+    moved: HashSet<String>,
     deleted_after: &impl Fn(&str, usize) -> bool,
     record: &impl Fn(&str) -> Option<&'r FileRecord>,
 ) -> HashSet<&'r str> {
-    let mut names: HashSet<String> = HashSet::new();
+    let mut names = moved;
     for (key, (seen, at)) in notes {
         let known = record(key);
         let display = match seen {
@@ -589,7 +666,7 @@ mod tests {
     /// An incremental listing (from a cursor), no retries due.
     fn plan_of(entries: &[Metadata], records: &[(&str, FileRecord)]) -> Plan {
         let records = records.iter().map(|(k, r)| ((*k).to_owned(), r.clone())).collect();
-        plan(entries, false, &records, &HashMap::new(), CAP)
+        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), CAP)
     }
 
     #[test]
@@ -649,7 +726,8 @@ mod tests {
     fn a_new_note_s_page_is_looked_up_unless_the_listing_shows_every_file() {
         let entries = [file("/new.md", "n")];
         assert_eq!(plan_of(&entries, &[]).steps, vec![convert("/new.md", None, Sibling::Unlisted)]);
-        let from_start = plan(&entries, true, &HashMap::new(), &HashMap::new(), CAP);
+        let from_start =
+            plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), CAP);
         assert_eq!(from_start.steps, vec![convert("/new.md", None, Sibling::Free)]);
     }
 
@@ -661,7 +739,8 @@ mod tests {
             vec![file("/q3.html", "hers"), file("/q3.md", "n")],
             vec![file("/q3.md", "n"), file("/other.md", "o"), file("/Q3.HTML", "hers")],
         ] {
-            let steps = plan(&entries, true, &HashMap::new(), &HashMap::new(), CAP).steps;
+            let steps =
+                plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), CAP).steps;
             assert_eq!(
                 steps[0],
                 convert("/q3.md", None, Sibling::Unknown { hash: "hers".into() }),
@@ -830,7 +909,7 @@ mod tests {
         let retries = HashMap::from([retry("/Stuck.md", false), retry("/Known.md", false)]);
         let known = FileRecord { html_path: "/Known.html".into(), ..record("1") };
         let records = HashMap::from([("/known.md".to_owned(), known)]);
-        let steps = plan(&[], false, &records, &retries, CAP).steps;
+        let steps = plan(&[], false, &records, &retries, &HashMap::new(), CAP).steps;
         assert_eq!(
             steps,
             vec![
@@ -859,7 +938,7 @@ mod tests {
         let b = FileRecord { html_path: "/b.html".into(), ..record("1") };
         let retries = HashMap::from([retry("/b.md", true)]);
         let records = HashMap::from([("/b.md".to_owned(), b.clone())]);
-        let steps = plan(&[], false, &records, &retries, CAP).steps;
+        let steps = plan(&[], false, &records, &retries, &HashMap::new(), CAP).steps;
         assert_eq!(
             steps,
             vec![Step::Direct(Direct::Remove { note: note("/b.md"), record: Some(b) })]
@@ -872,7 +951,9 @@ mod tests {
         kept.kept_html_hash = Some("hers".into());
         for record in [record("1"), kept] {
             let records = HashMap::from([("/a.md".to_owned(), record)]);
-            let steps = plan(&[file("/a.md", "1")], true, &records, &HashMap::new(), CAP).steps;
+            let steps =
+                plan(&[file("/a.md", "1")], true, &records, &HashMap::new(), &HashMap::new(), CAP)
+                    .steps;
             assert!(
                 matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none() && c.sibling == Sibling::Free),
                 "{steps:?}"
@@ -931,7 +1012,7 @@ mod tests {
 
     fn plan_with(entries: &[Metadata], records: &[(String, FileRecord)]) -> Plan {
         let records = records.iter().cloned().collect();
-        plan(entries, false, &records, &HashMap::new(), CAP)
+        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), CAP)
     }
 
     #[test]
@@ -1031,7 +1112,7 @@ mod tests {
         let plan = plan_with(&entries, &records);
         assert!(plan.needs_every_record());
         let records = records.into_iter().collect();
-        let index = plan.index(&records);
+        let index = plan.index(&records, &HashMap::new());
         assert_eq!(index.len(), 2);
         assert_eq!(index.resolve("/a.md", "keep"), Some("/Keep.md"));
         assert_eq!(index.resolve("/a.md", "new"), Some("/New.md"));
@@ -1039,5 +1120,91 @@ mod tests {
         assert!(
             !plan_of(&[file("/a.html", "ours")], &[("/a.md", record("1"))]).needs_every_record()
         );
+    }
+
+    fn plan_knowing(
+        entries: &[Metadata],
+        records: &[(String, FileRecord)],
+        attachments: &[&str],
+        from_start: bool,
+    ) -> Plan {
+        let records = records.iter().cloned().collect();
+        let attachments = attachments
+            .iter()
+            .map(|display| (display.to_lowercase(), (*display).to_owned()))
+            .collect();
+        plan(entries, from_start, &records, &HashMap::new(), &attachments, CAP)
+    }
+
+    #[test]
+    fn an_attachment_that_appears_is_recorded_and_sends_the_notes_naming_it_to_be_converted_again()
+    {
+        let records = [linker("/a.md", &["pic.png"]), linker("/b.md", &["pic"])];
+        let plan =
+            plan_knowing(&[file("/Media/Pic.PNG", "p"), file("/x.zip", "z")], &records, &[], false);
+        assert_eq!(
+            plan.attachments,
+            BTreeMap::from([("/media/pic.png".into(), Some("/Media/Pic.PNG".into()))])
+        );
+        assert_eq!(plan.steps, vec![relinked("/a.md")]);
+        assert!(plan.needs_every_record(), "its linkers may be any note");
+        // Listed again unchanged (its content edited), it changes nothing.
+        let plan =
+            plan_knowing(&[file("/Media/Pic.PNG", "q")], &records, &["/Media/Pic.PNG"], false);
+        assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn a_deleted_attachment_is_dropped_and_one_never_recorded_is_no_change() {
+        let records = [linker("/a.md", &["pic.png"])];
+        let plan = plan_knowing(&[deleted("/Media/pic.png")], &records, &["/Media/Pic.png"], false);
+        assert_eq!(plan.attachments, BTreeMap::from([("/media/pic.png".into(), None)]));
+        assert_eq!(plan.steps, vec![relinked("/a.md")]);
+        let plan =
+            plan_knowing(&[deleted("/Media/other.png")], &records, &["/Media/Pic.png"], false);
+        assert!(plan.attachments.is_empty() && plan.steps.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn attachments_go_with_their_folder_unless_listed_after_its_deletion() {
+        let records = [linker("/a.md", &["pic.png"]), linker("/b.md", &["new.png"])];
+        let entries = [deleted("/media"), file("/Media/new.png", "n")];
+        let plan = plan_knowing(&entries, &records, &["/Media/pic.png", "/Media/new.png"], false);
+        assert_eq!(plan.forget, ["/media/"]);
+        assert_eq!(
+            plan.attachments,
+            BTreeMap::from([("/media/new.png".into(), Some("/Media/new.png".into()))]),
+            "written again after the forgetting"
+        );
+        assert_eq!(plan.steps, vec![relinked("/a.md"), relinked("/b.md")]);
+        let records_map = records.iter().cloned().collect();
+        let known = HashMap::from([("/media/pic.png".to_owned(), "/Media/pic.png".to_owned())]);
+        let index = plan.index(&records_map, &known);
+        assert_eq!(index.resolve("/a.md", "pic.png"), None);
+        assert_eq!(index.resolve("/a.md", "new.png"), Some("/Media/new.png"));
+    }
+
+    #[test]
+    fn a_listing_from_the_start_drops_the_attachments_it_does_not_show() {
+        let entries = [file("/kept.png", "k")];
+        let plan = plan_knowing(&entries, &[], &["/kept.png", "/gone.pdf"], true);
+        assert_eq!(plan.attachments, BTreeMap::from([("/gone.pdf".into(), None)]));
+    }
+
+    #[test]
+    fn the_index_holds_the_recorded_attachments_with_the_plans_changes() {
+        let plan = plan_knowing(
+            &[file("/b/new.pdf", "n"), deleted("/a/old.png")],
+            &[],
+            &["/a/old.png", "/a/pic.png"],
+            false,
+        );
+        let known: HashMap<String, String> =
+            ["/a/old.png", "/a/pic.png"].iter().map(|p| (p.to_string(), p.to_string())).collect();
+        let index = plan.index(&HashMap::new(), &known);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.resolve("/n.md", "pic.png"), Some("/a/pic.png"));
+        assert_eq!(index.resolve("/n.md", "new.pdf"), Some("/b/new.pdf"));
+        assert_eq!(index.resolve("/n.md", "old.png"), None);
     }
 }

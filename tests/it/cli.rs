@@ -245,7 +245,8 @@ fn render_resolves_wikilinks_against_the_files_under_its_root() {
     std::fs::create_dir_all(dir.join("Notes/Trips")).expect("make the folders");
     std::fs::write(dir.join("Ideas.md"), "# Ideas\n").expect("write a note");
     std::fs::write(dir.join("Notes/pic.png"), b"png").expect("write an image");
-    let note = "[[ideas#Big one]] ![[pic.png]] [[Nowhere]]\n";
+    std::fs::write(dir.join("Notes/backup.zip"), b"zip").expect("write an archive");
+    let note = "[[ideas#Big one]] ![[pic.png]] [[Nowhere]] [[backup.zip]]\n";
     std::fs::write(dir.join("Notes/Trips/Lisbon.md"), note).expect("write the note");
 
     let output = markdrop(&dir)
@@ -261,6 +262,7 @@ fn render_resolves_wikilinks_against_the_files_under_its_root() {
     assert!(html.contains("<a href=\"../../Ideas.html#big-one\">"), "{html}");
     assert!(html.contains("<img src=\"../pic.png\" alt=\"pic.png\">"), "{html}");
     assert!(html.contains("<a class=\"wikilink-missing\""), "{html}");
+    assert!(html.contains("title=\"No note named backup.zip\""), "the worker records no archive");
 
     // Without --root, only the note's own folder is the account: nothing else resolves.
     let output =

@@ -556,7 +556,34 @@ async fn a_wikilink_follows_the_note_it_names_as_that_note_appears_moves_and_is_
     assert_eq!(other, render("# Other\n", "Other"), "a page that links to nothing is left alone");
 }
 
+async fn an_embedded_image_and_a_linked_pdf_are_found_in_any_folder_and_followed_when_they_go(
+    backend: Backend,
+) {
+    let world = TestApp::with_worker(backend, "sync-attachments").await;
+    let home = "# Home\n\n![[Pic.png]] and [[Guide.pdf]] and [[backup.zip]]\n";
+    let files = [("/Home.md", home), ("/Attachments/Pic.png", "png"), ("/b.zip", "zip")];
+    let account = world.link_with_files("Ada", &files).await;
+    let html = home_page_among(&world, &account, home, &["/Home.md", "/Attachments/Pic.png"]).await;
+    assert!(html.contains("<img src=\"Attachments/Pic.png\" alt=\"Pic.png\">"), "{html}");
+    assert!(html.contains("title=\"No note named Guide.pdf\""), "{html}");
+    assert!(html.contains("title=\"No note named backup.zip\""), "not a file wikilinks open");
+    world.quiet().await;
+
+    // A PDF appears in another folder: the page that names it is converted again, unedited.
+    world.emulator().put_file(&account, "/Docs/Guide.pdf", "%PDF").expect("put");
+    let files = ["/Home.md", "/Attachments/Pic.png", "/Docs/Guide.pdf"];
+    let html = home_page_among(&world, &account, home, &files).await;
+    assert!(html.contains("<a href=\"Docs/Guide.pdf\">Guide.pdf</a>"), "{html}");
+    world.quiet().await;
+
+    // The image's folder is deleted: the embed falls back to a file beside the note.
+    world.emulator().delete_path(&account, "/Attachments").expect("delete");
+    let html = home_page_among(&world, &account, home, &["/Home.md", "/Docs/Guide.pdf"]).await;
+    assert!(html.contains("<img src=\"Pic.png\" alt=\"Pic.png\">"), "{html}");
+}
+
 crate::on_both_backends!(
+    an_embedded_image_and_a_linked_pdf_are_found_in_any_folder_and_followed_when_they_go,
     a_wikilink_follows_the_note_it_names_as_that_note_appears_moves_and_is_renamed,
     a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along,
     a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note,

@@ -1,40 +1,54 @@
--- Saves a pass's progress, if the lease is still ours: file records, then the cursor and the
--- status. A worker that lost its lease cannot move the cursor (the fence).
--- KEYS[1] = lease:<account>, KEYS[2] = files:<account>, KEYS[3] = cursors, KEYS[4] = status
+-- Saves a pass's progress, if the lease is still ours: file records and attachments, then the
+-- cursor and the status. A worker that lost its lease cannot move the cursor (the fence).
+-- KEYS[1] = lease:<account>, KEYS[2] = files:<account>, KEYS[3] = cursors, KEYS[4] = status,
+-- KEYS[5] = attachments:<account>
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = cursor ('' = keep),
 -- ARGV[4] = status JSON ('' = keep), ARGV[5] = folder prefixes to forget (count p),
--- ARGV[6] = records to write (count w), ARGV[7] = records to drop (count d), then
--- p prefixes, w (path, record) pairs, d paths.
+-- ARGV[6] = records to write (count w), ARGV[7] = records to drop (count d),
+-- ARGV[8] = attachments to write (count a), ARGV[9] = attachments to drop (count x), then
+-- p prefixes, w (path, record) pairs, a (path, display path) pairs, d paths, x paths.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local i = 8
--- The forgotten folders as a set: each record's ancestor folders are looked up in it, so the cost
--- grows with the records and their depth, never with records times folders.
+local i = 10
+-- The forgotten folders as a set: each field's ancestor folders are looked up in it, so the cost
+-- grows with the fields and their depth, never with fields times folders.
 local forgotten, any = {}, false
 for _ = 1, tonumber(ARGV[5]) do
   forgotten[ARGV[i]] = true
   any = true
   i = i + 1
 end
-if any then
-  for _, path in ipairs(redis.call('HKEYS', KEYS[2])) do
+local function forget_in(hash)
+  for _, path in ipairs(redis.call('HKEYS', hash)) do
     local slash = string.find(path, '/', 2, true)
     while slash do
       if forgotten[string.sub(path, 1, slash)] then
-        redis.call('HDEL', KEYS[2], path)
+        redis.call('HDEL', hash, path)
         break
       end
       slash = string.find(path, '/', slash + 1, true)
     end
   end
 end
+if any then
+  forget_in(KEYS[2])
+  forget_in(KEYS[5])
+end
 for _ = 1, tonumber(ARGV[6]) do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+for _ = 1, tonumber(ARGV[8]) do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
 for _ = 1, tonumber(ARGV[7]) do
   redis.call('HDEL', KEYS[2], ARGV[i])
+  i = i + 1
+end
+for _ = 1, tonumber(ARGV[9]) do
+  redis.call('HDEL', KEYS[5], ARGV[i])
   i = i + 1
 end
 if ARGV[3] ~= '' then
