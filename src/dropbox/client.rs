@@ -13,8 +13,8 @@ use rand::Rng;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use reqwest::{RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
@@ -128,6 +128,7 @@ impl DropboxClient {
             client: self.clone(),
             tokens: RwLock::new(tokens),
             refreshing: Mutex::new(()),
+            in_flight: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT_PER_ACCOUNT),
             path_root,
         }
     }
@@ -194,6 +195,9 @@ pub struct AccountClient {
     /// Held while refreshing, so concurrent callers that all find the token expired refresh it
     /// once (the official SDK's `TokenCache::update_token` does the same).
     refreshing: Mutex<()>,
+    /// One permit per call in flight for this account: however far a pass reads ahead, Dropbox
+    /// sees no more than [`CALLS_IN_FLIGHT_PER_ACCOUNT`] of its calls at once.
+    in_flight: tokio::sync::Semaphore,
     /// `Dropbox-API-Path-Root` for files calls, when the Dropbox is a team space.
     path_root: Option<HeaderValue>,
 }
@@ -353,6 +357,75 @@ impl AccountClient {
         json_body(response).await
     }
 
+    /// `files/upload_session/start` with the whole of `content`, closed: the bytes wait at
+    /// Dropbox for [`AccountClient::finish_batch`] to commit them. A session takes no write
+    /// lock, so many may be started at once (docs/dropbox.md §11). Returns the session id.
+    pub async fn upload_session_start(
+        &self,
+        content: Bytes,
+        content_hash: &str,
+    ) -> Result<String, DropboxError> {
+        #[derive(Deserialize)]
+        struct Started {
+            session_id: String,
+        }
+        let arg = header_arg(&json!({ "close": true, "content_hash": content_hash }))?;
+        let url =
+            self.client.route_url(&self.client.inner.content_url, "files/upload_session/start");
+        let response = self
+            .authorized(|token| {
+                self.post(&url, token)
+                    .header(API_ARG, &arg)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(content.clone())
+            })
+            .await?;
+        let started: Started = json_body(response).await?;
+        Ok(started.session_id)
+    }
+
+    /// `files/upload_session/finish_batch_v2`: commits closed sessions (at most
+    /// [`MAX_BATCH_ENTRIES`]) in overwrite mode with `mute`, taking the namespace's write lock
+    /// once for them all. The outer error is the call's; each entry has its own result, in order,
+    /// a failed entry read as [`AccountClient::upload`] would read the same refusal.
+    pub async fn finish_batch(
+        &self,
+        entries: &[BatchEntry],
+    ) -> Result<Vec<Result<FileMetadata, DropboxError>>, DropboxError> {
+        #[derive(Deserialize)]
+        struct Finished {
+            entries: Vec<serde_json::Value>,
+        }
+        if entries.len() > MAX_BATCH_ENTRIES {
+            return Err(DropboxError::local(format!(
+                "a batch of {} entries is over Dropbox's {MAX_BATCH_ENTRIES}",
+                entries.len()
+            )));
+        }
+        let arg = json!({
+            "entries": entries.iter().map(|entry| json!({
+                "cursor": { "session_id": entry.session_id, "offset": entry.size },
+                "commit": {
+                    "path": entry.path,
+                    "mode": { ".tag": "overwrite" },
+                    "autorename": false,
+                    "mute": true,
+                },
+                "content_hash": entry.content_hash,
+            })).collect::<Vec<_>>(),
+        });
+        let finished: Finished =
+            self.rpc("files/upload_session/finish_batch_v2", Some(&arg)).await?;
+        if finished.entries.len() != entries.len() {
+            return Err(DropboxError::unexpected_success(format!(
+                "{} results for a batch of {}",
+                finished.entries.len(),
+                entries.len()
+            )));
+        }
+        Ok(finished.entries.into_iter().map(batch_result).collect())
+    }
+
     /// `auth/token/revoke`: ends this link at Dropbox (the refresh token dies with it).
     pub async fn revoke(&self) -> Result<(), DropboxError> {
         let _: serde_json::Value = self.rpc("auth/token/revoke", None::<&()>).await?;
@@ -405,7 +478,10 @@ impl AccountClient {
         let mut refreshed = false;
         loop {
             let header = bearer(&tokens.access_token)?;
-            match self.client.send(|| request(header.clone())).await {
+            let permit = self.in_flight.acquire().await;
+            let sent = self.client.send(|| request(header.clone())).await;
+            drop(permit);
+            match sent {
                 Err(error) if !refreshed && error.calls_for_refresh() => {
                     tokens = self.refresh_replacing(&tokens.access_token).await?;
                     refreshed = true;
@@ -432,6 +508,38 @@ impl AccountClient {
         *self.tokens.write().await = tokens.clone();
         tracing::debug!("refreshed a Dropbox access token");
         Ok(tokens)
+    }
+}
+
+/// The most calls one account has in flight at once. Dropbox publishes no number, but it rate
+/// limits per user and counts refused calls too; its own SDK's example of parallel uploads for
+/// one user runs 20 at once, and the emulator refuses past that (docs/dropbox.md §6), so this
+/// stays below it with room for the web process linking the same account.
+pub const CALLS_IN_FLIGHT_PER_ACCOUNT: usize = 16;
+
+/// The most entries one `finish_batch_v2` may commit (docs/dropbox.md §11).
+pub const MAX_BATCH_ENTRIES: usize = 1000;
+
+/// One file of a batch commit: its closed upload session and where it goes.
+#[derive(Debug, Clone)]
+pub struct BatchEntry {
+    pub session_id: String,
+    /// The session's length in bytes: the cursor's offset once all of it is uploaded.
+    pub size: u64,
+    pub path: String,
+    /// `content_hash` of the session's bytes, checked by Dropbox before it commits.
+    pub content_hash: String,
+}
+
+/// One entry of `finish_batch_v2`'s answer: `success` with the file's metadata flattened
+/// beside the tag, or `failure` with an `UploadSessionFinishError`.
+fn batch_result(mut entry: serde_json::Value) -> Result<FileMetadata, DropboxError> {
+    match entry[".tag"].as_str() {
+        Some("success") => serde_json::from_value(entry).map_err(|error| {
+            DropboxError::unexpected_success(format!("a batch entry's metadata: {error}"))
+        }),
+        Some("failure") => Err(DropboxError::from_route_error(entry["failure"].take())),
+        _ => Err(DropboxError::unexpected_success("a batch entry neither success nor failure")),
     }
 }
 
@@ -486,5 +594,45 @@ mod tests {
         }
         let waits: Vec<Duration> = (0..50).map(|_| policy.backoff(3)).collect();
         assert!(waits.iter().any(|w| *w != waits[0]), "full jitter varies the wait");
+    }
+
+    #[test]
+    fn a_batch_entry_is_the_files_metadata_or_the_error_a_single_upload_would_give() {
+        let success = json!({
+            ".tag": "success", "name": "a.html", "id": "id:1", "path_lower": "/a.html",
+            "path_display": "/A.html", "rev": "0123456789", "size": 3,
+            "server_modified": "2026-11-29T10:00:00Z", "content_hash": "h",
+        });
+        let written = batch_result(success).expect("written");
+        assert_eq!(
+            (written.path_display.as_deref(), written.content_hash.as_deref()),
+            (Some("/A.html"), Some("h"))
+        );
+
+        let folder = json!({".tag": "failure", "failure": {".tag": "path", "path": {".tag": "conflict", "conflict": {".tag": "folder"}}}});
+        match batch_result(folder) {
+            Err(DropboxError::Route(route)) => {
+                assert_eq!(route.tags, ["path", "conflict", "folder"]);
+                assert!(route.is_lasting_write_refusal());
+            }
+            other => panic!("a route error, not {other:?}"),
+        }
+        let lost = json!({".tag": "failure", "failure": {".tag": "lookup_failed", "lookup_failed": {".tag": "not_found"}}});
+        assert!(
+            matches!(batch_result(lost), Err(DropboxError::Route(route)) if route.tags == ["lookup_failed", "not_found"])
+        );
+        let contended =
+            json!({".tag": "failure", "failure": {".tag": "too_many_write_operations"}});
+        assert!(matches!(
+            batch_result(contended),
+            Err(DropboxError::RateLimited {
+                reason: crate::dropbox::RateLimitReason::TooManyWriteOperations,
+                ..
+            })
+        ));
+        assert!(matches!(
+            batch_result(json!({".tag": "maybe"})),
+            Err(DropboxError::Unexpected { .. })
+        ));
     }
 }

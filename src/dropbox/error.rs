@@ -157,6 +157,20 @@ impl DropboxError {
         matches!(self, DropboxError::Server { .. } | DropboxError::Transport(_))
     }
 
+    /// A route's own error (a 409's `error`, or a failed entry of a batch commit);
+    /// `too_many_write_operations` among its tags is write contention, whatever wraps it.
+    pub(crate) fn from_route_error(error: Value) -> DropboxError {
+        let route = RouteError::from_error(error);
+        if route.tags.iter().any(|tag| tag == "too_many_write_operations") {
+            DropboxError::RateLimited {
+                reason: RateLimitReason::TooManyWriteOperations,
+                retry_after: WRITE_CONTENTION_RETRY_AFTER,
+            }
+        } else {
+            DropboxError::Route(route)
+        }
+    }
+
     /// Reads a non-success answer.
     pub(crate) fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
         let json = || serde_json::from_slice::<Value>(body).ok();
@@ -181,17 +195,7 @@ impl DropboxError {
                 None => unexpected(status, body),
             },
             409 => match json() {
-                Some(mut v) => {
-                    let route = RouteError::from_error(v["error"].take());
-                    if route.tags.iter().any(|tag| tag == "too_many_write_operations") {
-                        DropboxError::RateLimited {
-                            reason: RateLimitReason::TooManyWriteOperations,
-                            retry_after: WRITE_CONTENTION_RETRY_AFTER,
-                        }
-                    } else {
-                        DropboxError::Route(route)
-                    }
-                }
+                Some(mut v) => DropboxError::from_route_error(v["error"].take()),
                 None => unexpected(status, body),
             },
             422 => match json() {

@@ -13,7 +13,9 @@ mod oauth;
 mod types;
 
 pub use arg::{escape_non_ascii, header_json};
-pub use client::{AccountClient, Download, DropboxClient, RetryPolicy};
+pub use client::{
+    AccountClient, BatchEntry, Download, DropboxClient, MAX_BATCH_ENTRIES, RetryPolicy,
+};
 pub use content_hash::{ContentHasher, content_hash};
 pub use error::{DropboxError, RateLimitReason, RouteError};
 pub use oauth::{Grant, SCOPES, new_pkce};

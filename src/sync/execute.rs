@@ -15,8 +15,8 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::plan::{Conversion, Direct, NotePath, Sibling, Step, human_bytes};
-use super::{PassContext, PassError, pass_error};
-use crate::dropbox::{AccountClient, DropboxError, Metadata, content_hash};
+use super::{PassContext, PassError, batch, pass_error};
+use crate::dropbox::{AccountClient, DropboxError, FileMetadata, Metadata, content_hash};
 use crate::render::{self, FileIndex};
 use crate::store::{
     AccountStatus, Conversion as Recent, FileRecord, KeptPage, Outcome, RecordChanges, RetryingNote,
@@ -31,7 +31,7 @@ const COMMIT_EVERY: usize = 500;
 const RENDER_TRIES: u32 = 4;
 
 /// What a Dropbox error about one note means for that note.
-enum FileError {
+pub(super) enum FileError {
     /// The file went before it could be read: the listing says what happened to it.
     Gone,
     /// A reason that stays until the note (or its folder) changes: reported once.
@@ -42,7 +42,20 @@ enum FileError {
     Pass(PassError),
 }
 
-fn classify(error: DropboxError) -> FileError {
+impl FileError {
+    /// The same reason, for another note that failed with it (the pages of a batch whose
+    /// commit failed); `None` for a reason that ends the pass.
+    pub(super) fn again(&self) -> Option<FileError> {
+        match self {
+            FileError::Gone => Some(FileError::Gone),
+            FileError::Lasting(reason) => Some(FileError::Lasting(reason.clone())),
+            FileError::Passing(reason) => Some(FileError::Passing(reason.clone())),
+            FileError::Pass(_) => None,
+        }
+    }
+}
+
+pub(super) fn classify(error: DropboxError) -> FileError {
     match error {
         DropboxError::Route(route) if route.is_not_found() => FileError::Gone,
         DropboxError::Route(route) if route.is_unsupported_file() => {
@@ -79,19 +92,16 @@ static RENDERING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
 });
 
 /// A conversion whose reading part is done, ready for its write.
-enum Prepared {
+pub(super) enum Prepared {
     Upload {
-        note: NotePath,
-        html: String,
-        source_hash: String,
+        page: Page,
         document: Bytes,
-        /// `content_hash` of `document`.
-        html_hash: String,
-        /// The note names its wikilinks mention.
-        links: Vec<String>,
         /// This note's share of the worker's memory budget, held until it is uploaded.
         _memory: Option<tokio::sync::OwnedSemaphorePermit>,
     },
+    /// The page's bytes wait at Dropbox in a closed upload session, to be committed with the
+    /// others ready by then in one batch (`super::batch`).
+    Staged(Staged),
     /// The page already is this rendering: it is recorded as markdrop's, nothing is written.
     Current {
         note: NotePath,
@@ -117,7 +127,26 @@ enum Prepared {
     Direct(Direct),
 }
 
-type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
+/// A page to write: the note's rendering, as it will be recorded once written.
+pub(super) struct Page {
+    pub(super) note: NotePath,
+    /// Display path of the page.
+    pub(super) html: String,
+    pub(super) source_hash: String,
+    /// `content_hash` of the rendering.
+    pub(super) html_hash: String,
+    /// The note names its wikilinks mention.
+    pub(super) links: Vec<String>,
+}
+
+/// A page whose bytes are in a closed upload session.
+pub(super) struct Staged {
+    pub(super) page: Page,
+    pub(super) session_id: String,
+    pub(super) size: u64,
+}
+
+pub(super) type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassError>> + Send>>;
 
 /// Carries out `steps` in order. `records` are the notes' records before the pass; `changes`
 /// gathers the records as the pass leaves them, and is committed along the way. Notes render
@@ -130,6 +159,9 @@ pub(super) async fn steps(
     changes: &mut RecordChanges,
     status: &mut AccountStatus,
 ) -> Result<(), PassError> {
+    // Pages are written through upload sessions committed in batches when there may be more
+    // than one (docs/dropbox.md §11); one page alone takes the single upload, one call.
+    let stage = steps.iter().filter(|step| matches!(step, Step::Convert(_))).count() > 1;
     let mut steps = steps.into_iter();
     // Up to `read_ahead` steps are being prepared (each in a task of its own, so they go on
     // while this loop waits for an upload); they are taken in listing order.
@@ -138,7 +170,7 @@ pub(super) async fn steps(
         while pipeline.len() < context.settings.read_ahead.max(1) {
             let Some(step) = steps.next() else { break };
             let (head, is_head) = watch::channel(false);
-            pipeline.push_back((prepare(context, step, is_head, index.clone()), head));
+            pipeline.push_back((prepare(context, step, is_head, index.clone(), stage), head));
         }
         context.check_stopping()?;
         let Some((preparation, head)) = pipeline.pop_front() else { break };
@@ -151,28 +183,19 @@ pub(super) async fn steps(
             None => records.get(key).cloned(),
         };
         match preparation.await? {
-            Prepared::Upload { note, html, source_hash, document, html_hash, links, _memory } => {
-                let previous = record(&note.key);
-                let outcome = upload(context, &note, &html, document, &html_hash, previous).await?;
+            Prepared::Upload { page, document, _memory } => {
+                let previous = record(&page.note.key);
+                let outcome = upload(context, &page, document, previous).await?;
                 match outcome {
-                    Ok(uploaded) => {
-                        let record = FileRecord {
-                            source_hash,
-                            html_path: uploaded.path_display.unwrap_or(html),
-                            html_hash: uploaded.content_hash.unwrap_or(html_hash),
-                            pending_html_hash: None,
-                            kept_html_hash: None,
-                            links,
-                        };
-                        changes.files.insert(note.key.clone(), Some(record));
-                        let latency =
-                            context.store.clock().now_millis().saturating_sub(context.due_at_ms);
-                        context.metrics.webhook_to_upload(Duration::from_millis(latency));
-                        settle(status, &note.key);
-                        report(context, status, &note, Some(Outcome::Converted));
-                    }
-                    Err(error) => fail(context, status, &note, classify(error), false)?,
+                    Ok(uploaded) => converted(context, status, changes, page, uploaded),
+                    Err(error) => fail(context, status, &page.note, classify(error), false)?,
                 }
+            }
+            Prepared::Staged(first) => {
+                let batch = batch::gather(first, &mut pipeline);
+                let previous: Vec<Option<FileRecord>> =
+                    batch.iter().map(|staged| record(&staged.page.note.key)).collect();
+                batch::commit(context, batch, previous, changes, status).await?;
             }
             Prepared::Current { note, html, source_hash, html_hash, links } => {
                 let record = FileRecord {
@@ -278,31 +301,58 @@ async fn carry_out(
 /// written within the time the lease has left.
 async fn upload(
     context: &PassContext,
-    note: &NotePath,
-    html: &str,
+    page: &Page,
     document: Bytes,
-    html_hash: &str,
     previous: Option<FileRecord>,
-) -> Result<Result<crate::dropbox::FileMetadata, DropboxError>, PassError> {
+) -> Result<Result<FileMetadata, DropboxError>, PassError> {
     context.lease_left()?;
-    // The source hash stays the old one until the upload is done, so an interrupted note is
-    // converted again.
-    let intent = FileRecord {
-        pending_html_hash: Some(html_hash.to_owned()),
+    let mut intended = RecordChanges::default();
+    intended.files.insert(page.note.key.clone(), Some(intent(page, previous)));
+    context.store.commit(&context.lease, &intended, None, None).await?;
+    context.write(context.client.upload_hashed(&page.html, document, &page.html_hash)).await
+}
+
+/// The record of a page about to be written, before the write: the hash it will have is
+/// markdrop's (so a worker killed meanwhile leaves a page the next pass recognises), and the
+/// source hash stays the old one until the write is done, so an interrupted note is converted
+/// again.
+pub(super) fn intent(page: &Page, previous: Option<FileRecord>) -> FileRecord {
+    FileRecord {
+        pending_html_hash: Some(page.html_hash.clone()),
         kept_html_hash: None,
         ..previous.unwrap_or_else(|| FileRecord {
             source_hash: String::new(),
-            html_path: html.to_owned(),
+            html_path: page.html.clone(),
             html_hash: String::new(),
             pending_html_hash: None,
             kept_html_hash: None,
             links: Vec::new(),
         })
+    }
+}
+
+/// The page is written as `uploaded`: recorded as markdrop's, and reported.
+pub(super) fn converted(
+    context: &PassContext,
+    status: &mut AccountStatus,
+    changes: &mut RecordChanges,
+    page: Page,
+    uploaded: FileMetadata,
+) {
+    let Page { note, html, source_hash, html_hash, links } = page;
+    let record = FileRecord {
+        source_hash,
+        html_path: uploaded.path_display.unwrap_or(html),
+        html_hash: uploaded.content_hash.unwrap_or(html_hash),
+        pending_html_hash: None,
+        kept_html_hash: None,
+        links,
     };
-    let mut intended = RecordChanges::default();
-    intended.files.insert(note.key.clone(), Some(intent));
-    context.store.commit(&context.lease, &intended, None, None).await?;
-    context.write(context.client.upload_hashed(html, document, html_hash)).await
+    changes.files.insert(note.key.clone(), Some(record));
+    let latency = context.store.clock().now_millis().saturating_sub(context.due_at_ms);
+    context.metrics.webhook_to_upload(Duration::from_millis(latency));
+    settle(status, &note.key);
+    report(context, status, &note, Some(Outcome::Converted));
 }
 
 /// The note converted, or its page found current: nothing about it waits any more.
@@ -329,7 +379,7 @@ fn keep(
 
 /// A note that failed: reported, and retried later if the reason may pass (`removal`: what
 /// failed was removing the page of the deleted note).
-fn fail(
+pub(super) fn fail(
     context: &PassContext,
     status: &mut AccountStatus,
     note: &NotePath,
@@ -369,6 +419,7 @@ fn prepare(
     step: Step,
     mut is_head: watch::Receiver<bool>,
     index: Arc<FileIndex>,
+    stage: bool,
 ) -> Preparation {
     let conversion = match step {
         Step::Convert(conversion) => conversion,
@@ -394,7 +445,7 @@ fn prepare(
             }
             None => None,
         };
-        read(&client, conversion, &index, limit, render_limit, memory).await
+        read(&client, conversion, &index, limit, render_limit, memory, stage).await
     }));
     Box::pin(async move {
         match task.await {
@@ -413,6 +464,7 @@ async fn read(
     limit: u64,
     render_limit: Duration,
     memory: Option<tokio::sync::OwnedSemaphorePermit>,
+    stage: bool,
 ) -> Result<Prepared, PassError> {
     let Conversion { note, html, last_hash, sibling, ours, size: _ } = conversion;
     let failed = |note: NotePath, error: FileError| match error {
@@ -520,7 +572,17 @@ async fn read(
             }
         }
     }
-    Ok(Prepared::Upload { note, html, source_hash, document, html_hash, links, _memory: memory })
+    let page = Page { note, html, source_hash, html_hash, links };
+    if !stage {
+        return Ok(Prepared::Upload { page, document, _memory: memory });
+    }
+    // Staged now, while other notes are read: the bytes go to Dropbox without its write lock,
+    // and leave this process's memory.
+    let size = document.len() as u64;
+    match client.upload_session_start(document, &page.html_hash).await {
+        Ok(session_id) => Ok(Prepared::Staged(Staged { page, session_id, size })),
+        Err(error) => failed(page.note, classify(error)),
+    }
 }
 
 /// Whether the page at `html` is one markdrop wrote and nobody changed: its seal is intact.

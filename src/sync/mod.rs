@@ -17,6 +17,7 @@
 //! Conversions are idempotent (the same Markdown always renders to the same bytes), which is what
 //! makes a pass safe to repeat after a crash: only the cursor and the file records need fencing.
 
+mod batch;
 mod execute;
 pub mod plan;
 
