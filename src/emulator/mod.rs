@@ -20,6 +20,7 @@ mod folder;
 mod guard;
 mod oauth;
 mod path;
+mod rate_limit;
 mod routes;
 mod state;
 mod stats;
@@ -50,6 +51,12 @@ use self::state::{Minter, MoveError, Namespace, NodeKind, WriteMode, WriteReques
 use self::tokens::{ClientAuth, Tokens, all_scopes, random_token};
 use self::wire::{Conflict, WriteError};
 
+/// The default of [`EmulatorConfig::max_concurrent_calls_per_user`]: Dropbox publishes no rate
+/// limit, and its own Rust SDK's `examples/large-file-upload.rs` runs 20 calls at once for one
+/// user (`PARALLELISM`), so Dropbox tolerates that many. markdrop's worker keeps at most
+/// `WORKER_READ_AHEAD` (4) reads and one write in flight per account.
+pub const DEFAULT_CALLS_PER_USER: usize = 20;
+
 /// How the emulated Dropbox app is registered, and the knobs tests turn.
 #[derive(Clone)]
 pub struct EmulatorConfig {
@@ -78,6 +85,14 @@ pub struct EmulatorConfig {
     /// 429 `too_many_write_operations`, as on Dropbox. On by default; off only for a test that
     /// must have writes to one account overlap.
     pub refuse_overlapping_writes: bool,
+    /// Dropbox's per-user rate limit, modelled as the most `/2/…` calls one account may have in
+    /// flight at once; one more is answered 429 `too_many_requests` with `Retry-After`
+    /// (docs/dropbox.md §13). Default 20: Dropbox publishes no number, and 20 is what its own
+    /// Rust SDK's example runs at once for one user. `None` = no limit.
+    pub max_concurrent_calls_per_user: Option<usize>,
+    /// How long an upload session may be used after it started; then it is `not_found`.
+    /// Default 7 days, as on Dropbox (docs/dropbox.md §13).
+    pub upload_session_lifetime: Duration,
     /// Opens the `/_emulator/` control routes (as a bearer token) and mints the owner links
     /// that let a browser "Allow" on the consent page ([`guard`]); `None` = made up for the
     /// run, read back with [`Emulator::control_secret`].
@@ -100,6 +115,8 @@ impl EmulatorConfig {
             webhook_batch_window: Duration::from_millis(100),
             latency: Duration::ZERO,
             refuse_overlapping_writes: true,
+            max_concurrent_calls_per_user: Some(DEFAULT_CALLS_PER_USER),
+            upload_session_lifetime: Duration::from_secs(7 * 24 * 3600),
             control_secret: None,
         }
     }
@@ -121,6 +138,8 @@ impl fmt::Debug for EmulatorConfig {
             .field("webhook_batch_window", &self.webhook_batch_window)
             .field("latency", &self.latency)
             .field("refuse_overlapping_writes", &self.refuse_overlapping_writes)
+            .field("max_concurrent_calls_per_user", &self.max_concurrent_calls_per_user)
+            .field("upload_session_lifetime", &self.upload_session_lifetime)
             .field("control_secret", &self.control_secret.as_ref().map(|_| "[redacted]"))
             .finish()
     }
@@ -168,6 +187,7 @@ struct Inner {
     guard: guard::Guard,
     world: Mutex<World>,
     stats: stats::Recorder,
+    calls_in_flight: rate_limit::CallsInFlight,
     faults: Mutex<Vec<FaultRule>>,
     holds: Mutex<Vec<Hold>>,
     /// Accounts that changed, for the webhook sender; `None` without a webhook URL.
@@ -190,6 +210,7 @@ struct World {
     accounts: BTreeMap<String, Account>,
     listings: cursor::Listings,
     writes: routes::NamespaceWrites,
+    sessions: routes::UploadSessions,
     tokens: Tokens,
     signed_in: Option<String>,
     mint: Mint,
@@ -295,6 +316,7 @@ impl Emulator {
                 guard,
                 world: Mutex::default(),
                 stats: stats::Recorder::default(),
+                calls_in_flight: rate_limit::CallsInFlight::default(),
                 faults: Mutex::default(),
                 holds: Mutex::default(),
                 changes,
@@ -585,6 +607,12 @@ impl Emulator {
     /// fault included): a write that may still land.
     pub fn writes_in_flight(&self, account_id: &str) -> u32 {
         self.inner.stats.writes_in_flight(account_id)
+    }
+
+    /// The `/2/…` calls for the account in flight right now, as the rate limit counts them
+    /// (0 when `max_concurrent_calls_per_user` is `None`).
+    pub fn calls_in_flight(&self, account_id: &str) -> usize {
+        self.inner.calls_in_flight.of(account_id)
     }
 
     /// Adds a fault: the next `fault.times` matching calls are delayed and/or answered with the

@@ -1,5 +1,7 @@
 //! Call counts and peak concurrency, so tests can assert how a client used the API: how many
-//! uploads a sync made, and that it never listed or wrote for one account in parallel.
+//! uploads a sync made, and that it never listed or wrote for one account in parallel; and what
+//! the calls cost on Dropbox's side: 429 refusals by reason, content-host calls, files committed
+//! in batches. A benchmark reads the same figures from the serialized form (`/_emulator/stats`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,6 +20,11 @@ pub struct Stats {
     peak_listings: BTreeMap<String, u32>,
     /// account id → most `upload` + `delete_v2` calls in flight at once.
     peak_writes: BTreeMap<String, u32>,
+    /// reason (`too_many_write_operations`, `too_many_requests`) → account id → calls the
+    /// emulator itself answered with that 429 (injected faults are not counted).
+    refusals: BTreeMap<String, BTreeMap<String, u64>>,
+    /// account id → files committed by `upload_session/finish_batch` and `finish_batch_v2`.
+    batch_commits: BTreeMap<String, u64>,
     /// Webhook POSTs the receiver answered with 200.
     webhooks_delivered: u64,
     /// Webhook POSTs made, retries included.
@@ -52,6 +59,47 @@ impl Stats {
         self.calls.get(route).map_or(0, |by_account| by_account.values().sum())
     }
 
+    /// Calls from `account_id` the emulator refused with 429 for `reason`
+    /// (`too_many_write_operations` or `too_many_requests`).
+    pub fn refusals(&self, reason: &str, account_id: &str) -> u64 {
+        self.refusals.get(reason).and_then(|by| by.get(account_id)).copied().unwrap_or(0)
+    }
+
+    /// Calls from anyone the emulator refused with 429 for `reason`.
+    pub fn total_refusals(&self, reason: &str) -> u64 {
+        self.refusals.get(reason).map_or(0, |by_account| by_account.values().sum())
+    }
+
+    /// Calls to the content host (`download`, `upload`, `upload_session/start`, `append_v2`,
+    /// `finish`): the ones that move file bytes, and what Dropbox's data transport limit
+    /// counts. `""` for everyone.
+    pub fn content_calls(&self, account_id: &str) -> u64 {
+        CONTENT_ROUTES
+            .iter()
+            .map(|route| {
+                if account_id.is_empty() {
+                    self.total_calls(route)
+                } else {
+                    self.calls(route, account_id)
+                }
+            })
+            .sum()
+    }
+
+    /// Calls to any `files/upload_session/…` route with `account_id`'s tokens.
+    pub fn upload_session_calls(&self, account_id: &str) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(route, _)| route.starts_with("files/upload_session/"))
+            .filter_map(|(_, by_account)| by_account.get(account_id))
+            .sum()
+    }
+
+    /// Files `account_id` committed through `finish_batch` and `finish_batch_v2`.
+    pub fn batch_commits(&self, account_id: &str) -> u64 {
+        self.batch_commits.get(account_id).copied().unwrap_or(0)
+    }
+
     pub fn peak_listings(&self, account_id: &str) -> u32 {
         self.peak_listings.get(account_id).copied().unwrap_or(0)
     }
@@ -73,6 +121,15 @@ impl Stats {
         self.webhooks_pending
     }
 }
+
+/// The routes served on the content host (docs/dropbox.md §1, §13).
+pub const CONTENT_ROUTES: [&str; 5] = [
+    "files/download",
+    "files/upload",
+    "files/upload_session/start",
+    "files/upload_session/append_v2",
+    "files/upload_session/finish",
+];
 
 /// Which concurrency a call counts towards.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -125,6 +182,23 @@ impl Recorder {
             .or_default()
             .entry(account_id.to_owned())
             .or_default() += 1;
+    }
+
+    /// A 429 the emulator answered itself, by its `reason` tag.
+    pub fn count_refusal(&self, reason: &str, account_id: &str) {
+        let mut live = self.live();
+        *live
+            .stats
+            .refusals
+            .entry(reason.to_owned())
+            .or_default()
+            .entry(account_id.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Files committed by one batch.
+    pub fn count_batch_commits(&self, account_id: &str, files: u64) {
+        *self.live().stats.batch_commits.entry(account_id.to_owned()).or_default() += files;
     }
 
     pub fn webhook_attempt(&self, delivered: bool) {

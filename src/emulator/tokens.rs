@@ -93,6 +93,7 @@ pub struct PendingConsent {
 }
 
 /// A caller that presented a live token.
+#[derive(Clone)]
 pub struct Caller {
     pub account_id: String,
     pub scopes: Scopes,

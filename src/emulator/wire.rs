@@ -25,6 +25,8 @@ pub enum CallError {
     Route(RouteError),
     /// 429 `too_many_write_operations`: another write holds the namespace.
     TooManyWriteOperations,
+    /// 429 `too_many_requests`: the account has too many calls in flight (docs/dropbox.md §13).
+    TooManyRequests { retry_after_seconds: u32 },
     /// 422, JSON `PathRootError`: `Dropbox-API-Path-Root` names a namespace the account cannot
     /// start from.
     PathRoot(Value),
@@ -70,6 +72,11 @@ impl CallError {
                 FaultRule::too_many_write_operations(route, 1).response().unwrap_or_else(|| {
                     HttpResponse::TooManyRequests().content_type(TEXT_PLAIN).finish()
                 })
+            }
+            CallError::TooManyRequests { retry_after_seconds } => {
+                FaultRule::rate_limited(route, 1, retry_after_seconds).response().unwrap_or_else(
+                    || HttpResponse::TooManyRequests().content_type(TEXT_PLAIN).finish(),
+                )
             }
         }
     }
@@ -209,6 +216,72 @@ impl RouteError {
     /// A void member: the tag alone (`reset`, `unsupported_file`, `payload_too_large`, …).
     pub fn void(tag: &'static str) -> RouteError {
         RouteError { summary: tag.to_owned(), error: json!({".tag": tag}) }
+    }
+
+    /// `UploadSessionAppendError`: the lookup's member itself, at the top.
+    pub fn session_append(error: SessionLookup) -> RouteError {
+        RouteError { summary: error.tag().to_owned(), error: error.value() }
+    }
+
+    /// `UploadSessionFinishError.lookup_failed`, nested (its value is a union).
+    pub fn session_lookup_failed(error: SessionLookup) -> RouteError {
+        RouteError {
+            summary: format!("lookup_failed/{}", error.tag()),
+            error: json!({".tag": "lookup_failed", "lookup_failed": error.value()}),
+        }
+    }
+
+    /// `UploadSessionFinishError.path`: unlike upload's, a plain `WriteError`, so nested.
+    pub fn session_write(error: WriteError) -> RouteError {
+        let mut tags = vec!["path"];
+        tags.extend(error.tags());
+        RouteError {
+            summary: tags.join("/"),
+            error: json!({".tag": "path", "path": error.value()}),
+        }
+    }
+
+    /// The `error` value alone, for a batch entry's `failure`.
+    pub fn into_value(self) -> Value {
+        self.error
+    }
+}
+
+/// `UploadSessionLookupError` (and the same members of `UploadSessionAppendError`), those the
+/// emulator gives (docs/dropbox.md §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionLookup {
+    /// No such session for this account, or it is older than its lifetime.
+    NotFound,
+    /// The cursor's offset is not the session's length, which is the right one.
+    IncorrectOffset { correct_offset: u64 },
+    /// Closed (or already committed): no more data may be added.
+    Closed,
+    /// A batch commits only closed sessions.
+    NotClosed,
+    /// Past the most a session may hold.
+    TooLarge,
+}
+
+impl SessionLookup {
+    fn tag(self) -> &'static str {
+        match self {
+            SessionLookup::NotFound => "not_found",
+            SessionLookup::IncorrectOffset { .. } => "incorrect_offset",
+            SessionLookup::Closed => "closed",
+            SessionLookup::NotClosed => "not_closed",
+            SessionLookup::TooLarge => "too_large",
+        }
+    }
+
+    fn value(self) -> Value {
+        match self {
+            // `UploadSessionOffsetError` is a struct, so it is flattened beside the tag.
+            SessionLookup::IncorrectOffset { correct_offset } => {
+                json!({".tag": "incorrect_offset", "correct_offset": correct_offset})
+            }
+            other => json!({".tag": other.tag()}),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::emulator::path::{PathPattern, rev_problem};
-use crate::emulator::state::{NodeKind, WriteMode, WriteRequest};
+use crate::emulator::state::{NodeKind, WriteMode, WriteRequest, Written};
 use crate::emulator::tokens::{Caller, random_token};
 use crate::emulator::wire::{CallError, LookupError, RouteError, WriteError, header_safe_json};
 use crate::emulator::{Emulator, World, clock};
@@ -129,10 +129,10 @@ pub(super) struct PropertyField {
     value: String,
 }
 
-/// `UploadArg` (`CommitInfo`).
+/// `CommitInfo`: where and how an upload or an upload session's content is written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct UploadArg {
+pub(super) struct CommitInfo {
     path: String,
     mode: Option<Value>,
     #[serde(default)]
@@ -145,28 +145,65 @@ pub(super) struct UploadArg {
     property_groups: Option<Vec<PropertyGroup>>,
     #[serde(default)]
     strict_conflict: bool,
+}
+
+impl Argument for CommitInfo {
+    fn check(&self) -> Result<(), String> {
+        PathPattern::WritePathOrId.check(&self.path)?;
+        write_mode(self.mode.as_ref())?;
+        match &self.client_modified {
+            Some(text) if clock::parse_timestamp(text).is_none() => {
+                Err(format!("client_modified: bad timestamp {text:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `UploadArg`: a `CommitInfo` with the `content_hash` of the body. Stone's `extends` is a
+/// struct with the parent's fields and its own, all flat; serde's `flatten` cannot refuse
+/// unknown fields, so `content_hash` is taken out and the rest read as a `CommitInfo`.
+pub(super) struct UploadArg {
+    commit: CommitInfo,
     content_hash: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for UploadArg {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::deserialize(deserializer)?;
+        let content_hash = match fields.remove("content_hash") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(hash)) => Some(hash),
+            Some(_) => return Err(D::Error::custom("content_hash: expected a string")),
+        };
+        let commit = CommitInfo::deserialize(Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(UploadArg { commit, content_hash })
+    }
 }
 
 impl Argument for UploadArg {
     fn check(&self) -> Result<(), String> {
-        PathPattern::WritePathOrId.check(&self.path)?;
-        write_mode(self.mode.as_ref())?;
-        if let Some(text) = &self.client_modified
-            && clock::parse_timestamp(text).is_none()
-        {
-            return Err(format!("client_modified: bad timestamp {text:?}"));
-        }
-        // `Sha256HexHash`: `String(min_length=64, max_length=64)`.
-        match &self.content_hash {
-            Some(hash) if hash.chars().count() > 64 => Err(format!(
-                "content_hash: '{hash}' must be at most 64 characters, got {}",
-                hash.chars().count()
-            )),
-            Some(hash) => check_min_length("content_hash", hash, 64),
-            None => Ok(()),
-        }
+        self.commit.check()?;
+        check_content_hash("content_hash", self.content_hash.as_deref())
     }
+}
+
+/// An optional `Sha256HexHash`: `String(min_length=64, max_length=64)`.
+pub(super) fn check_content_hash(field: &str, hash: Option<&str>) -> Result<(), String> {
+    match hash {
+        Some(hash) if hash.chars().count() > 64 => Err(format!(
+            "{field}: '{hash}' must be at most 64 characters, got {}",
+            hash.chars().count()
+        )),
+        Some(hash) => check_min_length(field, hash, 64),
+        None => Ok(()),
+    }
+}
+
+/// Whether `content` is what `expected` (a `content_hash` argument) says it is.
+pub(super) fn hash_matches(expected: Option<&str>, content: &[u8]) -> bool {
+    expected.is_none_or(|hash| hash.eq_ignore_ascii_case(&crate::emulator::content_hash(content)))
 }
 
 /// `WriteMode` in any of its forms: `"add"`, `{".tag": "overwrite"}`,
@@ -209,56 +246,90 @@ pub(super) fn upload(
     arg: UploadArg,
     content: Vec<u8>,
 ) -> Result<HttpResponse, CallError> {
-    // Checked with the argument already; the spec's default is `add`.
-    let mode = write_mode(arg.mode.as_ref()).map_err(|detail| ArgPlace::Header.refuse(detail))?;
-    let client_modified = arg.client_modified.as_deref().and_then(clock::parse_timestamp);
     let session = random_token(20);
-    if let Some(group) = arg.property_groups.as_ref().and_then(|groups| groups.first()) {
-        // The emulator keeps no property templates, so none a group names exists.
-        return Err(CallError::Route(RouteError::template_not_found(
-            "properties_error",
-            &group.template_id,
-        )));
-    }
-    if let Some(expected) = &arg.content_hash
-        && !expected.eq_ignore_ascii_case(&crate::emulator::content_hash(&content))
-    {
+    if !hash_matches(arg.content_hash.as_deref(), &content) {
         return Err(CallError::Route(RouteError::void("content_hash_mismatch")));
     }
     let written = {
         let mut world = emulator.world();
-        let malformed = || RouteError::upload_write(WriteError::MalformedPath, &session);
-        let target = resolve(
-            &world,
-            caller,
-            &arg.path,
-            PathPattern::WritePathOrId,
-            ArgPlace::Header,
-            |_| malformed(),
-        )?;
-        let Target::Path(path) = target else {
-            return Err(CallError::Route(malformed()));
-        };
-        let World { accounts, mint, .. } = &mut *world;
-        let files = &mut account_mut(accounts, caller)?.files;
-        let request = WriteRequest {
-            path,
-            content,
-            mode,
-            autorename: arg.autorename,
-            strict_conflict: arg.strict_conflict,
-            client_modified,
-        };
-        files
-            .write(request, clock::now_seconds(), mint)
-            .map_err(|error| CallError::Route(RouteError::upload_write(error, &session)))?
+        commit(&mut world, caller, &arg.commit, content, ArgPlace::Header).map_err(|error| {
+            error.into_call_error(|write| RouteError::upload_write(write, &session))
+        })?
     };
+    Ok(json_response(&committed(emulator, caller, written)))
+}
+
+/// Why a commit wrote nothing.
+pub(super) enum CommitError {
+    /// The write itself: each route wraps it in its own union (upload's flattened
+    /// `UploadWriteFailed`, a session's nested `WriteError`).
+    Write(WriteError),
+    /// `properties_error/template_not_found`, the same in both.
+    TemplateNotFound(String),
+    /// The caller's account is gone, or the path argument is refused outright.
+    Call(CallError),
+}
+
+impl CommitError {
+    pub(super) fn into_call_error(self, write: impl FnOnce(WriteError) -> RouteError) -> CallError {
+        match self {
+            CommitError::Write(error) => CallError::Route(write(error)),
+            CommitError::TemplateNotFound(id) => {
+                CallError::Route(RouteError::template_not_found("properties_error", &id))
+            }
+            CommitError::Call(error) => error,
+        }
+    }
+}
+
+/// Writes `content` as `commit` says, for `files/upload` and upload sessions alike: the same
+/// mode, conflict and rev rules, content hash and journal entry. The caller holds the world
+/// (so a session can be marked committed in the same step) and then calls [`committed`].
+pub(super) fn commit(
+    world: &mut World,
+    caller: &Caller,
+    commit: &CommitInfo,
+    content: Vec<u8>,
+    place: ArgPlace,
+) -> Result<Written, CommitError> {
+    // Checked with the argument already; the spec's default is `add`.
+    let mode = write_mode(commit.mode.as_ref())
+        .map_err(|detail| CommitError::Call(place.refuse(detail)))?;
+    if let Some(group) = commit.property_groups.as_ref().and_then(|groups| groups.first()) {
+        // The emulator keeps no property templates, so none a group names exists.
+        return Err(CommitError::TemplateNotFound(group.template_id.clone()));
+    }
+    let malformed = |_| RouteError::void("malformed_path");
+    let target = resolve(world, caller, &commit.path, PathPattern::WritePathOrId, place, malformed)
+        .map_err(|error| match error {
+            CallError::Route(_) => CommitError::Write(WriteError::MalformedPath),
+            other => CommitError::Call(other),
+        })?;
+    let Target::Path(path) = target else {
+        return Err(CommitError::Write(WriteError::MalformedPath));
+    };
+    let World { accounts, mint, .. } = world;
+    let files = &mut account_mut(accounts, caller).map_err(CommitError::Call)?.files;
+    let request = WriteRequest {
+        path,
+        content,
+        mode,
+        autorename: commit.autorename,
+        strict_conflict: commit.strict_conflict,
+        client_modified: commit.client_modified.as_deref().and_then(clock::parse_timestamp),
+    };
+    files.write(request, clock::now_seconds(), mint).map_err(CommitError::Write)
+}
+
+/// After a [`commit`], with the world let go: the webhook for a change, and the file's
+/// `FileMetadata` as the caller sees it.
+pub(super) fn committed(emulator: &Emulator, caller: &Caller, written: Written) -> Value {
     if written.changed {
         // The app's own uploads notify too, as on Dropbox (mdwebhook relies on ignoring them).
         emulator.notify(&caller.account_id);
     }
-    tracing::debug!(account_id = %caller.account_id, changed = written.changed, "uploaded");
-    Ok(json_response(&present(caller, written.entry.to_json(false))))
+    tracing::debug!(account_id = %caller.account_id, changed = written.changed, "file committed");
+    present(caller, written.entry.to_json(false))
 }
 
 /// The namespaces with a write in progress. Dropbox takes a namespace's lock for each write, and

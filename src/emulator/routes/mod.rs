@@ -10,9 +10,12 @@
 //! patterns, and a write to an account while another is in progress gets 429
 //! `too_many_write_operations` ([`NamespaceWrites`]).
 //!
+//! Before any of that, a call for an account that has `max_concurrent_calls_per_user` calls in
+//! flight already is refused with 429 `too_many_requests` ([`crate::emulator::rate_limit`]).
+//!
 //! Here: the pipeline, tokens, scopes, path roots and the caller's account. The checks of a
 //! request's type and argument are in `args`, the routes that read the tree in `listing`, those
-//! that move file contents in `files`.
+//! that move file contents in `files`, upload sessions in `sessions`.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::emulator::path::{DropboxPath, PathArg, PathPattern, PathProblem, parse_arg};
+use crate::emulator::rate_limit::{CallInFlight, RETRY_AFTER_SECONDS};
 use crate::emulator::stats::Concurrency;
 use crate::emulator::tokens::{Caller, random_token};
 use crate::emulator::wire::{AuthFailure, CallError, LookupError, RouteError, TEXT_PLAIN};
@@ -30,11 +34,13 @@ use crate::emulator::{Account, Emulator, World};
 mod args;
 mod files;
 mod listing;
+mod sessions;
 
 use self::args::{ArgPlace, check_content_type, header_arg, rpc_arg, void_arg};
 pub use self::files::NamespaceWrites;
 use self::files::{begin_write, delete, download, upload};
 use self::listing::{get_metadata, list_folder, list_folder_continue};
+pub use self::sessions::UploadSessions;
 
 /// Dropbox's limit for a single `files/upload` (larger files need upload sessions).
 const MAX_UPLOAD: usize = 150 * 1024 * 1024;
@@ -64,6 +70,12 @@ enum Route {
     Download,
     Upload,
     Revoke,
+    SessionStart,
+    SessionAppend,
+    SessionFinish,
+    SessionFinishBatch,
+    SessionFinishBatchV2,
+    SessionFinishBatchCheck,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,6 +97,12 @@ impl Route {
             "files/download" => Route::Download,
             "files/upload" => Route::Upload,
             "auth/token/revoke" => Route::Revoke,
+            "files/upload_session/start" => Route::SessionStart,
+            "files/upload_session/append_v2" => Route::SessionAppend,
+            "files/upload_session/finish" => Route::SessionFinish,
+            "files/upload_session/finish_batch" => Route::SessionFinishBatch,
+            "files/upload_session/finish_batch_v2" => Route::SessionFinishBatchV2,
+            "files/upload_session/finish_batch/check" => Route::SessionFinishBatchCheck,
             _ => return None,
         })
     }
@@ -93,7 +111,9 @@ impl Route {
         match self {
             Route::GetCurrentAccount | Route::Revoke => Style::RpcVoid,
             Route::Download => Style::Download,
-            Route::Upload => Style::Upload,
+            Route::Upload | Route::SessionStart | Route::SessionAppend | Route::SessionFinish => {
+                Style::Upload
+            }
             _ => Style::Rpc,
         }
     }
@@ -106,28 +126,33 @@ impl Route {
                 Some("files.metadata.read")
             }
             Route::Download => Some("files.content.read"),
-            Route::Upload | Route::DeleteV2 => Some("files.content.write"),
+            Route::Upload
+            | Route::DeleteV2
+            | Route::SessionStart
+            | Route::SessionAppend
+            | Route::SessionFinish
+            | Route::SessionFinishBatch
+            | Route::SessionFinishBatchV2
+            | Route::SessionFinishBatchCheck => Some("files.content.write"),
             Route::Revoke => None,
         }
     }
 
     /// A `files/…` route, whose paths a path root changes.
     fn is_files(self) -> bool {
-        matches!(
-            self,
-            Route::ListFolder
-                | Route::ListFolderContinue
-                | Route::GetMetadata
-                | Route::DeleteV2
-                | Route::Download
-                | Route::Upload
-        )
+        !matches!(self, Route::GetCurrentAccount | Route::Revoke)
     }
 
+    /// Which concurrency the stats count the call towards: the routes that take the namespace's
+    /// write lock are writes; sending bytes to a session is not.
     fn concurrency(self) -> Concurrency {
         match self {
             Route::ListFolder | Route::ListFolderContinue => Concurrency::Listing,
-            Route::Upload | Route::DeleteV2 => Concurrency::Write,
+            Route::Upload
+            | Route::DeleteV2
+            | Route::SessionFinish
+            | Route::SessionFinishBatch
+            | Route::SessionFinishBatchV2 => Concurrency::Write,
             _ => Concurrency::Untracked,
         }
     }
@@ -148,17 +173,51 @@ async fn call(
         .unwrap_or_default();
     tracing::debug!(route = %name, %account_id, "api call");
     emulator.inner.stats.count(&name, &account_id);
+    // Held until the answer is made, through the `latency` wait and any hold or fault.
+    let _counted = match admit(&emulator, &account_id) {
+        Ok(counted) => counted,
+        Err(refusal) => return with_request_id(refusal.into_response(&name)),
+    };
     let _in_flight = emulator.inner.stats.enter(route.concurrency(), &account_id);
     if let Some(response) = emulator.intercept(&name, &account_id).await {
         return response;
     }
-    let mut response = match serve(route, &request, payload, &emulator).await {
+    let response = match serve(route, &request, payload, &emulator).await {
         Ok(response) => {
             emulator.inner.stats.count_success(&name, &account_id);
             response
         }
-        Err(error) => error.into_response(&name),
+        Err(error) => {
+            if matches!(error, CallError::TooManyWriteOperations) {
+                emulator.inner.stats.count_refusal("too_many_write_operations", &account_id);
+            }
+            error.into_response(&name)
+        }
     };
+    with_request_id(response)
+}
+
+/// Counts the call against its account's limit of calls in flight, or refuses it as Dropbox's
+/// rate limit does (docs/dropbox.md §13). Calls without a known token are not counted: they
+/// are refused before they cost anything.
+fn admit(emulator: &Emulator, account_id: &str) -> Result<Option<CallInFlight>, CallError> {
+    let Some(limit) = emulator.config().max_concurrent_calls_per_user else {
+        return Ok(None);
+    };
+    if account_id.is_empty() {
+        return Ok(None);
+    }
+    match emulator.inner.calls_in_flight.enter(account_id, limit) {
+        Some(counted) => Ok(Some(counted)),
+        None => {
+            tracing::debug!(%account_id, limit, "call past the rate limit refused");
+            emulator.inner.stats.count_refusal("too_many_requests", account_id);
+            Err(CallError::TooManyRequests { retry_after_seconds: RETRY_AFTER_SECONDS })
+        }
+    }
+}
+
+fn with_request_id(mut response: HttpResponse) -> HttpResponse {
     if let Ok(id) = header::HeaderValue::from_str(&random_token(32)) {
         response.headers_mut().insert(header::HeaderName::from_static("x-dropbox-request-id"), id);
     }
@@ -197,20 +256,33 @@ async fn serve(
     emulator: &Emulator,
 ) -> Result<HttpResponse, CallError> {
     let headers = request.headers();
-    if route == Route::Upload {
+    if route.style() == Style::Upload {
         // Up to 150 MiB: everything that can refuse the upload is checked before any of it is
         // read, so a refused one costs no buffering. Its argument is in a header, not the body.
         check_content_type(Style::Upload, headers, false)?;
         let caller = authenticate_for(route, emulator, headers)?;
-        let arg = header_arg(headers)?;
-        // Held while the body streams in: Dropbox's write is in progress from here.
-        let _writing = begin_write(emulator, &caller)?;
-        let content = match payload.to_bytes_limited(MAX_UPLOAD).await {
-            Ok(Ok(content)) => content,
-            Ok(Err(_)) => return Err(unreadable_body()),
-            Err(_) => return Err(CallError::Route(RouteError::void("payload_too_large"))),
+        return match route {
+            Route::Upload => {
+                let arg = header_arg(headers)?;
+                // Held while the body streams in: Dropbox's write is in progress from here.
+                let _writing = begin_write(emulator, &caller)?;
+                upload(emulator, &caller, arg, read_content(payload).await?)
+            }
+            // Sending bytes to a session writes nothing yet: no lock (docs/dropbox.md §13).
+            Route::SessionStart => {
+                let arg = header_arg(headers)?;
+                sessions::start(emulator, &caller, arg, read_content(payload).await?)
+            }
+            Route::SessionAppend => {
+                let arg = header_arg(headers)?;
+                sessions::append(emulator, &caller, arg, read_content(payload).await?)
+            }
+            _ => {
+                let arg = header_arg(headers)?;
+                let _writing = begin_write(emulator, &caller)?;
+                sessions::finish(emulator, &caller, arg, read_content(payload).await?)
+            }
         };
-        return upload(emulator, &caller, arg, content.to_vec());
     }
     // An RPC argument is the body itself (and at most a megabyte), so it is read first.
     let body = match payload.to_bytes_limited(MAX_RPC_BODY).await {
@@ -240,8 +312,33 @@ async fn serve(
             delete(emulator, &caller, arg)
         }
         Route::Download => download(emulator, &caller, header_arg(headers)?),
-        // Served above, before its body was read; never reached.
-        Route::Upload => Err(unreadable_body()),
+        Route::SessionFinishBatchV2 => {
+            let arg = rpc_arg(&body)?;
+            // Once for the whole batch, as Dropbox takes it (docs/dropbox.md §13).
+            let _writing = begin_write(emulator, &caller)?;
+            sessions::finish_batch_v2(emulator, &caller, arg)
+        }
+        Route::SessionFinishBatch => {
+            let arg = rpc_arg(&body)?;
+            let writing = begin_write(emulator, &caller)?;
+            sessions::finish_batch(emulator, &caller, arg, writing)
+        }
+        Route::SessionFinishBatchCheck => {
+            sessions::finish_batch_check(emulator, &caller, rpc_arg(&body)?)
+        }
+        // Served above, before their bodies were read; never reached.
+        Route::Upload | Route::SessionStart | Route::SessionAppend | Route::SessionFinish => {
+            Err(unreadable_body())
+        }
+    }
+}
+
+/// The body of an upload-style call: at most 150 MiB, or the route's `payload_too_large`.
+async fn read_content(payload: web::Payload) -> Result<Vec<u8>, CallError> {
+    match payload.to_bytes_limited(MAX_UPLOAD).await {
+        Ok(Ok(content)) => Ok(content.to_vec()),
+        Ok(Err(_)) => Err(unreadable_body()),
+        Err(_) => Err(CallError::Route(RouteError::void("payload_too_large"))),
     }
 }
 
