@@ -358,7 +358,8 @@ impl AccountClient {
     }
 
     /// `files/upload_session/start` with the whole of `content`, closed: the bytes wait at
-    /// Dropbox for [`AccountClient::finish_batch`] to commit them. A session takes no write
+    /// Dropbox for [`AccountClient::finish_batch`] to commit them. `content_hash` is checked
+    /// here, where the bytes are sent (a finish's own hash is of the bytes sent with it: none). A session takes no write
     /// lock, so many may be started at once (docs/dropbox.md §11). Returns the session id.
     pub async fn upload_session_start(
         &self,
@@ -411,7 +412,6 @@ impl AccountClient {
                     "autorename": false,
                     "mute": true,
                 },
-                "content_hash": entry.content_hash,
             })).collect::<Vec<_>>(),
         });
         let finished: Finished =
@@ -527,8 +527,6 @@ pub struct BatchEntry {
     /// The session's length in bytes: the cursor's offset once all of it is uploaded.
     pub size: u64,
     pub path: String,
-    /// `content_hash` of the session's bytes, checked by Dropbox before it commits.
-    pub content_hash: String,
 }
 
 /// One entry of `finish_batch_v2`'s answer: `success` with the file's metadata flattened

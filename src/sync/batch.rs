@@ -65,7 +65,6 @@ pub(super) async fn commit(
             session_id: staged.session_id.clone(),
             size: staged.size,
             path: staged.page.html.clone(),
-            content_hash: staged.page.html_hash.clone(),
         })
         .collect();
     let results = match context.write(context.client.finish_batch(&entries)).await? {

@@ -2,6 +2,7 @@
 //! in `support`; the emulator's own tests are under `emulator`.
 
 mod bad_input;
+mod batches;
 mod browser;
 mod cli;
 mod commonmark_spec;

@@ -140,17 +140,15 @@ async fn a_worker_killed_mid_pass_is_taken_over_from_the_last_saved_cursor(backe
     let account = world.link_with_files("Ada", &[("/a.md", "a")]).await;
     world.html(&account, "/a.html").await;
     world.quiet().await;
-    // The next upload stalls; the worker dies while it waits.
+    // The next download stalls; the worker dies while it waits.
     world.emulator().add_fault(
-        FaultRule::delay("files/upload", 1, Duration::from_secs(30)).for_account(&account),
+        FaultRule::delay("files/download", 1, Duration::from_secs(30)).for_account(&account),
     );
-    let before = world.uploads(&account);
+    let downloads = || world.emulator().stats().calls("files/download", &account);
+    let before = downloads();
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
     world.emulator().put_file(&account, "/c.md", "c").expect("put");
-    eventually("an upload to be under way", || {
-        std::future::ready(world.uploads(&account) > before)
-    })
-    .await;
+    eventually("a download to be under way", || std::future::ready(downloads() > before)).await;
     world.workers.pop().expect("the worker").kill().await;
     world.spawn_worker(worker_settings());
     world.html(&account, "/b.html").await;
@@ -412,8 +410,11 @@ async fn metrics_count_webhooks_passes_files_and_dropbox_calls_as_work_happens(b
         value(&text, "markdrop_files_total{outcome=\"converted\"}") == 2
             && value(&text, "markdrop_webhooks_total{outcome=\"accepted\"}") >= 1
             && value(&text, "markdrop_passes_total{outcome=\"complete\"}") >= 1
-            && value(&text, "markdrop_dropbox_calls_total{route=\"files/upload\",status=\"200\"}")
+            // Two notes in one pass: their pages are staged, then committed in batches.
+            && value(&text, "markdrop_dropbox_calls_total{route=\"files/upload_session/start\",status=\"200\"}")
                 == 2
+            && value(&text, "markdrop_dropbox_calls_total{route=\"files/upload_session/finish_batch_v2\",status=\"200\"}")
+                >= 1
             && value(&text, "markdrop_webhook_to_upload_seconds_count") == 2
             && value(&text, "markdrop_accounts_queued") == 0
     })
@@ -454,33 +455,46 @@ async fn a_note_deleted_while_the_cursor_was_reset_takes_its_html_along(backend:
 async fn a_page_uploaded_by_a_worker_that_died_before_recording_it_goes_with_its_note(
     backend: Backend,
 ) {
-    let mut world = TestApp::with_worker(backend, "sync-unrecorded").await;
+    let mut world = one_note_at_a_time(backend, "sync-unrecorded").await;
     let account = world.link_with_files("Ada", &[]).await;
     world.quiet().await;
-    // a's upload goes through, b's stalls: the worker dies with a.html written but the page,
-    // and so a's record, not committed.
-    stall_the_second_upload(&world, &account);
-    let before = world.uploads(&account);
+    // One page goes through, the other's stalls: the worker dies with one page written but
+    // the pass, and so that note's record, not committed.
+    stall_the_second_page(&world, &account);
+    let before = world.emulator().stats().calls(STAGE, &account);
     world.emulator().put_file(&account, "/a.md", "a").expect("put");
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
     die_after_a_then_delete_it(&mut world, &account, before).await;
 }
 
-/// The account's next upload goes through; the one after it stalls for half a minute.
-fn stall_the_second_upload(world: &TestApp, account: &str) {
-    let pause = |delay| FaultRule::delay("files/upload", 1, delay).for_account(account);
+/// A worker that reads one note at a time (`read_ahead` 1), so its pages are sent in listing
+/// order: a's first, then b's.
+async fn one_note_at_a_time(backend: Backend, test: &str) -> TestApp {
+    let mut world = TestApp::on(backend, test).await;
+    world.spawn_worker(WorkerSettings { read_ahead: 1, ..worker_settings() });
+    world
+}
+
+/// Where a pass with several notes sends each page's bytes (then committed in batches).
+const STAGE: &str = "files/upload_session/start";
+
+/// The account's next page goes up; the one after it stalls for half a minute, so the first
+/// is committed alone.
+fn stall_the_second_page(world: &TestApp, account: &str) {
+    let pause = |delay| FaultRule::delay(STAGE, 1, delay).for_account(account);
     world.emulator().add_fault(pause(Duration::from_millis(1)));
     world.emulator().add_fault(pause(Duration::from_secs(30)));
 }
 
-/// Once a.html is written and b's upload (stalled) under way, the worker dies and a.md is
-/// deleted; a new worker must convert b and take a.html away with its note.
-async fn die_after_a_then_delete_it(world: &mut TestApp, account: &str, uploads_before: u64) {
-    eventually("both uploads to start", || {
-        std::future::ready(world.uploads(account) >= uploads_before + 2)
+/// Once a's page is written and b's stalled, the worker dies and a.md is deleted; a new
+/// worker must convert b and take a.html away with its note.
+async fn die_after_a_then_delete_it(world: &mut TestApp, account: &str, staged_before: u64) {
+    eventually("both pages to be sent", || {
+        std::future::ready(world.emulator().stats().calls(STAGE, account) >= staged_before + 2)
     })
     .await;
     world.html(account, "/a.html").await;
+    assert_eq!(world.emulator().read_file(account, "/b.html"), None, "b's page is stalled");
     world.workers.pop().expect("the worker").kill().await;
     world.emulator().delete_path(account, "/a.md").expect("delete a");
     world.spawn_worker(worker_settings());
@@ -493,13 +507,13 @@ async fn die_after_a_then_delete_it(world: &mut TestApp, account: &str, uploads_
 }
 
 async fn a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along(backend: Backend) {
-    let mut world = TestApp::with_worker(backend, "sync-first-uncommitted").await;
+    let mut world = one_note_at_a_time(backend, "sync-first-uncommitted").await;
     let account = world.emulator().create_account("Ada").account_id;
     world.emulator().put_file(&account, "/a.md", "a").expect("put");
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
-    // The first pass writes a.html, stalls on b's upload and dies: no cursor was ever saved,
-    // so the next pass lists from the start, where a deleted note simply is not.
-    stall_the_second_upload(&world, &account);
+    // The first pass writes one page, stalls on the other's and dies: no cursor was ever
+    // saved, so the next pass lists from the start, where a deleted note simply is not.
+    stall_the_second_page(&world, &account);
     world.connect(&account).await;
     die_after_a_then_delete_it(&mut world, &account, 0).await;
 }

@@ -362,15 +362,22 @@ async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_re
     world.html_matching(&account, "/a.html", "version 1", "a").await;
     world.quiet().await;
 
-    // The first worker's upload of version 2 reaches Dropbox and is held there, and the worker
-    // is frozen while it waits (SIGSTOP: a VM pause, a long partition).
+    // The first worker lists version 2 of a and a new b together (its listing is held until
+    // both are there), so it commits their pages in one batch. The batch reaches Dropbox and
+    // is held there, and the worker is frozen while it waits (SIGSTOP: a VM pause, a long
+    // partition).
+    let listed = Gate::default();
+    let listing = FaultRule::held("files/list_folder/continue", 1, &listed);
+    world.emulator().add_fault(listing.for_account(&account));
     let gate = Gate::default();
-    world.emulator().add_fault(FaultRule::held("files/upload", 1, &gate).for_account(&account));
-    let uploads = world.uploads(&account);
+    world.emulator().add_fault(FaultRule::held(BATCH, 1, &gate).for_account(&account));
+    let batches = || world.emulator().stats().calls(BATCH, &account);
+    let before = batches();
     world.emulator().put_file(&account, "/a.md", "version 2").expect("edit");
     world.emulator().put_file(&account, "/b.md", "b").expect("put");
-    eventually("the upload of version 2 to be in flight", || {
-        std::future::ready(world.uploads(&account) > uploads)
+    listed.open();
+    eventually("the batch with version 2 to be in flight", || {
+        std::future::ready(batches() > before)
     })
     .await;
     signal(&processes.0[0], "STOP");
@@ -382,10 +389,10 @@ async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_re
     world.html_matching(&account, "/b.html", "b", "b").await;
 
     // Now the held upload lands: the page shows version 2, older than its note ...
-    let landed = world.emulator().stats().succeeded("files/upload", &account);
+    let landed = world.emulator().stats().succeeded(BATCH, &account);
     gate.open();
-    eventually("the late upload to land", || {
-        std::future::ready(world.emulator().stats().succeeded("files/upload", &account) > landed)
+    eventually("the late batch to land", || {
+        std::future::ready(world.emulator().stats().succeeded(BATCH, &account) > landed)
     })
     .await;
     // ... until the second worker, told of the change, recognizes one of markdrop's older
@@ -409,6 +416,9 @@ async fn a_frozen_worker_s_late_upload_is_repaired_and_it_writes_nothing_once_re
     signal(&processes.0[0], "TERM");
     assert!(exit_of(&mut processes.0[0]).await.success(), "the first worker stops cleanly");
 }
+
+/// Where a pass with several pages commits them.
+const BATCH: &str = "files/upload_session/finish_batch_v2";
 
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
     markdrop::render::render(markdown.as_bytes(), &markdrop::render::Page::alone(stem)).into_bytes()

@@ -334,9 +334,11 @@ impl TestApp {
         .await;
     }
 
-    /// Uploads the emulator has seen for the account so far.
+    /// Pages written for the account so far: single uploads the emulator has seen, and files
+    /// committed in batches (a pass with several pages stages them and commits them together).
     pub fn uploads(&self, account: &str) -> u64 {
-        self.emulator().stats().calls("files/upload", account)
+        let stats = self.emulator().stats();
+        stats.calls("files/upload", account) + stats.batch_commits(account)
     }
 }
 

@@ -1,0 +1,61 @@
+//! Pages written in batches: a pass with several pages stages each in an upload session and
+//! commits them with `finish_batch_v2`, judging every entry as a single upload would be.
+
+use markdrop::store::{Outcome, SyncState};
+
+use crate::support::app::TestApp;
+use crate::support::store::Backend;
+
+async fn a_pass_with_many_notes_commits_their_pages_in_batches_with_no_write_refused(
+    backend: Backend,
+) {
+    let world = TestApp::with_worker(backend, "batch-many").await;
+    let notes: Vec<(String, String)> =
+        (0..30).map(|n| (format!("/Notes/n{n:02}.md"), format!("# Note {n}\n"))).collect();
+    let files: Vec<(&str, &str)> =
+        notes.iter().map(|(path, body)| (path.as_str(), body.as_str())).collect();
+    let account = world.link_with_files("Ada", &files).await;
+    for (n, (_, body)) in notes.iter().enumerate() {
+        let stem = format!("n{n:02}");
+        world.html_matching(&account, &format!("/Notes/{stem}.html"), body, &stem).await;
+    }
+    world.quiet().await;
+    let stats = world.emulator().stats();
+    assert_eq!(stats.calls("files/upload", &account), 0, "no page went up alone");
+    assert_eq!(stats.calls("files/upload_session/start", &account), 30, "one session a page");
+    assert_eq!(stats.batch_commits(&account), 30, "every page committed in a batch");
+    let commits = stats.calls("files/upload_session/finish_batch_v2", &account);
+    assert!((1..=30).contains(&commits), "{commits} commits");
+    assert_eq!(stats.refusals("too_many_write_operations", &account), 0);
+    assert_eq!(stats.refusals("too_many_requests", &account), 0);
+    assert_eq!(stats.content_calls(&account), 60, "a download and a session a note");
+}
+
+async fn a_page_refused_in_a_batch_is_reported_and_the_others_are_written(backend: Backend) {
+    let world = TestApp::with_worker(backend, "batch-refused").await;
+    // A folder where b's page would go: Dropbox refuses that entry, and only that one.
+    let files = [("/a.md", "a"), ("/b.md", "b"), ("/b.html/inside.txt", "x"), ("/c.md", "c")];
+    let account = world.link_with_files("Ada", &files).await;
+    world.html_matching(&account, "/a.html", "a", "a").await;
+    world.html_matching(&account, "/c.html", "c", "c").await;
+    world.quiet().await;
+    let status = world.status(&account).await;
+    let refused = status.recent.iter().find(|c| c.path == "/b.md").expect("b reported");
+    assert!(
+        matches!(&refused.outcome, Outcome::Failed { message } if message.contains("path/conflict/folder")),
+        "{refused:?}"
+    );
+    assert!(status.retrying.is_empty(), "a folder in the way stays until it moves: {status:?}");
+    assert_eq!(status.state, SyncState::Idle, "{status:?}");
+    assert_eq!(world.emulator().stats().batch_commits(&account), 2);
+    assert_eq!(
+        world.emulator().read_file(&account, "/b.html/inside.txt").as_deref(),
+        Some(&b"x"[..]),
+        "the folder is left as it was"
+    );
+}
+
+crate::on_both_backends!(
+    a_pass_with_many_notes_commits_their_pages_in_batches_with_no_write_refused,
+    a_page_refused_in_a_batch_is_reported_and_the_others_are_written,
+);
