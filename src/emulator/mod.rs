@@ -496,7 +496,7 @@ impl Emulator {
             let files = &mut account_mut(accounts, account_id)?.files;
             let request = WriteRequest {
                 path: path.clone(),
-                content: content.into(),
+                content: Arc::new(content.into()),
                 mode: WriteMode::Overwrite,
                 autorename: false,
                 strict_conflict: false,

@@ -430,3 +430,26 @@ async fn the_rate_limit_is_on_by_default_at_twenty_calls_per_user() {
         assert_eq!(status, StatusCode::CONFLICT);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_uploads_session_id_commits_its_bytes_with_finish() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().put_file(dropbox.id(), "/taken/inside.md", "x").expect("a folder");
+    let response = dropbox.upload(dropbox.token(), json!({"path": "/taken"}), b"kept bytes").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        body["error"]["reason"],
+        json!({".tag": "conflict", "conflict": {".tag": "folder"}})
+    );
+    let id = body["error"]["upload_session_id"].as_str().expect("a session id");
+    assert!(id.starts_with("pid_upload_session:"), "{id}");
+
+    let finish =
+        json!({"cursor": {"session_id": id, "offset": 10}, "commit": {"path": "/free.md"}});
+    let (status, metadata) = send(&dropbox, "finish", dropbox.token(), &finish, b"").await;
+    assert_eq!(status, StatusCode::OK, "{metadata}");
+    assert_eq!(metadata["content_hash"], small_file_hash(b"kept bytes"));
+    let (status, _) = send(&dropbox, "finish", dropbox.token(), &finish, b"").await;
+    assert_eq!(status, StatusCode::CONFLICT, "committed once only");
+}
