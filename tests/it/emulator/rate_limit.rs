@@ -8,6 +8,18 @@ use serde_json::{Value, json};
 use super::TestDropbox;
 use crate::support::wait::{DEADLINE, eventually};
 
+/// A `get_metadata` call with `token` as a task of its own (so a test can hold it at a gate
+/// and go on), answering its status.
+fn spawn_lookup(dropbox: &TestDropbox, token: &str) -> tokio::task::JoinHandle<StatusCode> {
+    let request = dropbox
+        .http
+        .post(dropbox.url("2/files/get_metadata"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(r#"{"path": "/nothing.md"}"#);
+    tokio::spawn(async move { request.send().await.expect("an answer").status() })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_per_user_limit_get_429_with_retry_after_until_one_ends() {
     let dropbox =
@@ -17,20 +29,7 @@ async fn calls_past_the_per_user_limit_get_429_with_retry_after_until_one_ends()
     dropbox
         .emulator()
         .add_fault(FaultRule::held("files/get_metadata", 2, &gate).for_account(dropbox.id()));
-    let lookup = |token: String| {
-        let (http, url) = (dropbox.http.clone(), dropbox.url("2/files/get_metadata"));
-        async move {
-            http.post(url)
-                .bearer_auth(token)
-                .header("Content-Type", "application/json")
-                .body(r#"{"path": "/nothing.md"}"#)
-                .send()
-                .await
-                .expect("an answer")
-                .status()
-        }
-    };
-    let held: Vec<_> = (0..2).map(|_| tokio::spawn(lookup(dropbox.token().to_owned()))).collect();
+    let held: Vec<_> = (0..2).map(|_| spawn_lookup(&dropbox, dropbox.token())).collect();
     eventually("two calls in flight", || {
         std::future::ready(dropbox.emulator().calls_in_flight(dropbox.id()) == 2)
     })
@@ -46,7 +45,8 @@ async fn calls_past_the_per_user_limit_get_429_with_retry_after_until_one_ends()
         json!({"error_summary": "too_many_requests/..",
                "error": {"reason": {".tag": "too_many_requests"}, "retry_after": 1}})
     );
-    assert_eq!(lookup(other.access_token.clone()).await, StatusCode::CONFLICT, "per user");
+    let another = spawn_lookup(&dropbox, &other.access_token).await.expect("ran");
+    assert_eq!(another, StatusCode::CONFLICT, "the limit is per user");
 
     gate.open();
     for call in held {
@@ -66,22 +66,7 @@ async fn the_rate_limit_is_on_by_default_at_twenty_calls_per_user() {
     let dropbox = TestDropbox::start().await;
     let gate = Gate::default();
     dropbox.emulator().add_fault(FaultRule::held("files/get_metadata", 20, &gate));
-    let calls: Vec<_> = (0..20)
-        .map(|_| {
-            let (http, url) = (dropbox.http.clone(), dropbox.url("2/files/get_metadata"));
-            let token = dropbox.token().to_owned();
-            tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .header("Content-Type", "application/json")
-                    .body(r#"{"path": "/nothing.md"}"#)
-                    .send()
-                    .await
-                    .expect("an answer")
-                    .status()
-            })
-        })
-        .collect();
+    let calls: Vec<_> = (0..20).map(|_| spawn_lookup(&dropbox, dropbox.token())).collect();
     eventually("twenty calls in flight", || {
         std::future::ready(dropbox.emulator().calls_in_flight(dropbox.id()) == 20)
     })
