@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use markdrop::config::{Settings, StoreSettings};
 use markdrop::dropbox::{AccountId, AccountTokens};
-use markdrop::emulator::{Emulator, EmulatorConfig, LinkedAccount, RunningEmulator, Stats};
+use markdrop::emulator::{
+    CONTENT_ROUTES, Emulator, EmulatorConfig, LinkedAccount, RunningEmulator, Stats,
+};
 use markdrop::store::Store;
 use markdrop::web::Application;
 use secrecy::SecretString;
@@ -357,6 +359,7 @@ impl World {
             polling,
             during,
             calls: Calls::from(&self.emulator().stats()),
+            refusals: Refusals::from(&self.emulator().stats()),
             note_bytes: self.note_bytes,
         }
     }
@@ -674,8 +677,9 @@ impl Calls {
         self.0.get(route).copied().unwrap_or(0)
     }
 
+    /// Calls to the content host: downloads, uploads and upload-session calls.
     fn content(&self) -> u64 {
-        self.route("files/download") + self.route("files/upload")
+        CONTENT_ROUTES.iter().map(|route| self.route(route)).sum()
     }
 
     fn all(&self) -> u64 {
@@ -698,7 +702,24 @@ struct Convergence {
     polling: Duration,
     during: Usage,
     calls: Calls,
+    refusals: Refusals,
     note_bytes: usize,
+}
+
+/// The 429s the emulator answered by itself during the run: its namespace lock and its
+/// per-user rate limit, which a client that paces itself never meets.
+struct Refusals {
+    write_lock: u64,
+    rate_limit: u64,
+}
+
+impl Refusals {
+    fn from(stats: &Stats) -> Refusals {
+        Refusals {
+            write_lock: stats.total_refusals("too_many_write_operations"),
+            rate_limit: stats.total_refusals("too_many_requests"),
+        }
+    }
 }
 
 struct Latency {
@@ -781,10 +802,18 @@ impl Report<'_> {
             writeln!(out, "| conversions/s | **{rate:.0}** | ≥ 500: {} |", verdict(rate >= 500.0));
         let _ = writeln!(
             out,
-            "| content calls per converted file (download + upload) | **{content_per_file:.3}** ({} + {}) | exactly 2: {} |",
+            "| content calls per converted file (download + upload; upload sessions {}) | **{content_per_file:.3}** ({} + {}) | exactly 2: {} |",
+            c.calls.content() - c.calls.route("files/download") - c.calls.route("files/upload"),
             c.calls.route("files/download"),
             c.calls.route("files/upload"),
             verdict(c.calls.content() == 2 * files)
+        );
+        let _ = writeln!(
+            out,
+            "| 429s the emulator answered while converging: write-lock refusals / rate-limit refusals | {} / {} | 0 / 0: {} |",
+            c.refusals.write_lock,
+            c.refusals.rate_limit,
+            verdict(c.refusals.write_lock == 0 && c.refusals.rate_limit == 0)
         );
         let _ = writeln!(
             out,

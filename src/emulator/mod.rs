@@ -43,7 +43,7 @@ pub use self::content_hash::content_hash;
 pub use self::faults::{FaultRule, Gate};
 pub use self::folder::{FolderMirror, FolderProblem, SymlinkProblem};
 pub use self::guard::{WeakSecret, parse_control_secret};
-pub use self::stats::Stats;
+pub use self::stats::{CONTENT_ROUTES, Stats};
 pub use self::webhooks::ChallengeError;
 
 use self::path::DropboxPath;
@@ -87,7 +87,7 @@ pub struct EmulatorConfig {
     pub refuse_overlapping_writes: bool,
     /// Dropbox's per-user rate limit, modelled as the most `/2/…` calls one account may have in
     /// flight at once; one more is answered 429 `too_many_requests` with `Retry-After`
-    /// (docs/dropbox.md §13). Default 20: Dropbox publishes no number, and 20 is what its own
+    /// (docs/dropbox.md §14). Default 20: Dropbox publishes no number, and 20 is what its own
     /// Rust SDK's example runs at once for one user. `None` = no limit.
     pub max_concurrent_calls_per_user: Option<usize>,
     /// How long an upload session may be used after it started; then it is `not_found`.
@@ -496,7 +496,7 @@ impl Emulator {
             let files = &mut account_mut(accounts, account_id)?.files;
             let request = WriteRequest {
                 path: path.clone(),
-                content: content.into(),
+                content: Arc::new(content.into()),
                 mode: WriteMode::Overwrite,
                 autorename: false,
                 strict_conflict: false,

@@ -1,7 +1,7 @@
 //! Dropbox's per-user rate limit, as a bound on the `/2/…` calls one account has in flight.
 //!
 //! Dropbox limits calls per authorization (per user for a user-linked app) and answers past the
-//! limit with 429 `too_many_requests` and a `Retry-After` header (docs/dropbox.md §13). It does
+//! limit with 429 `too_many_requests` and a `Retry-After` header (docs/dropbox.md §14). It does
 //! not publish the limit, and counts calls over a window of time; the emulator counts what a
 //! client controls and a test can reason about: calls in flight at once. A client that fans out
 //! without a bound for one user fails here as it would, sooner or later, on Dropbox.

@@ -149,7 +149,8 @@ pub enum WriteMode {
 /// A write as the routes and the controls ask for it.
 pub struct WriteRequest {
     pub path: DropboxPath,
-    pub content: Vec<u8>,
+    /// Shared, so a caller can keep the bytes of a write that is refused.
+    pub content: Arc<Vec<u8>>,
     pub mode: WriteMode,
     pub autorename: bool,
     pub strict_conflict: bool,
@@ -319,7 +320,7 @@ impl Namespace {
         };
         let file = FileNode {
             rev: minter.rev(),
-            content: Arc::new(request.content),
+            content: request.content,
             content_hash: hash,
             client_modified: request.client_modified.unwrap_or(now),
             server_modified: now,
@@ -615,7 +616,7 @@ mod tests {
     fn put(files: &mut Namespace, mint: &mut Counter, at: &str, content: &str) -> Written {
         let request = WriteRequest {
             path: path(at),
-            content: content.as_bytes().to_vec(),
+            content: Arc::new(content.as_bytes().to_vec()),
             mode: WriteMode::Overwrite,
             autorename: false,
             strict_conflict: false,
@@ -688,7 +689,7 @@ mod tests {
         put(&mut files, &mut mint, "/a.md", "same");
         let request = WriteRequest {
             path: path("/a.md"),
-            content: b"same".to_vec(),
+            content: Arc::new(b"same".to_vec()),
             mode: WriteMode::Add,
             autorename: false,
             strict_conflict: true,

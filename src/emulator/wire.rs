@@ -25,7 +25,7 @@ pub enum CallError {
     Route(RouteError),
     /// 429 `too_many_write_operations`: another write holds the namespace.
     TooManyWriteOperations,
-    /// 429 `too_many_requests`: the account has too many calls in flight (docs/dropbox.md §13).
+    /// 429 `too_many_requests`: the account has too many calls in flight (docs/dropbox.md §14).
     TooManyRequests { retry_after_seconds: u32 },
     /// 422, JSON `PathRootError`: `Dropbox-API-Path-Root` names a namespace the account cannot
     /// start from.
@@ -362,6 +362,30 @@ mod tests {
         assert_eq!(header_safe_json(&value), r#""/\ud83d\ude00.md""#);
         let back: Value = serde_json::from_str(&header_safe_json(&value)).unwrap();
         assert_eq!(back, value);
+    }
+
+    #[test]
+    fn a_session_finish_nests_its_write_error_and_flattens_an_offset() {
+        // `UploadSessionFinishError.path` is a `WriteError` (a union), unlike upload's struct.
+        let error = RouteError::session_write(WriteError::Conflict(Conflict::Folder));
+        assert_eq!(error.summary, "path/conflict/folder");
+        assert_eq!(
+            error.error,
+            json!({".tag": "path", "path": {".tag": "conflict", "conflict": {".tag": "folder"}}})
+        );
+        let error =
+            RouteError::session_lookup_failed(SessionLookup::IncorrectOffset { correct_offset: 7 });
+        assert_eq!(error.summary, "lookup_failed/incorrect_offset");
+        assert_eq!(
+            error.error,
+            json!({".tag": "lookup_failed",
+                   "lookup_failed": {".tag": "incorrect_offset", "correct_offset": 7}})
+        );
+        let error = RouteError::session_append(SessionLookup::NotFound);
+        assert_eq!(
+            (error.summary.as_str(), error.error),
+            ("not_found", json!({".tag": "not_found"}))
+        );
     }
 
     #[test]

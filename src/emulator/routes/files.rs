@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::emulator::path::{PathPattern, rev_problem};
 use crate::emulator::state::{NodeKind, WriteMode, WriteRequest, Written};
-use crate::emulator::tokens::{Caller, random_token};
+use crate::emulator::tokens::Caller;
 use crate::emulator::wire::{CallError, LookupError, RouteError, WriteError, header_safe_json};
 use crate::emulator::{Emulator, World, clock};
 
@@ -246,15 +246,24 @@ pub(super) fn upload(
     arg: UploadArg,
     content: Vec<u8>,
 ) -> Result<HttpResponse, CallError> {
-    let session = random_token(20);
     if !hash_matches(arg.content_hash.as_deref(), &content) {
         return Err(CallError::Route(RouteError::void("content_hash_mismatch")));
     }
+    let content = Arc::new(content);
     let written = {
         let mut world = emulator.world();
-        commit(&mut world, caller, &arg.commit, content, ArgPlace::Header).map_err(|error| {
-            error.into_call_error(|write| RouteError::upload_write(write, &session))
-        })?
+        match commit(&mut world, caller, &arg.commit, content.clone(), ArgPlace::Header) {
+            Ok(written) => written,
+            Err(error) => {
+                let error = error.into_write_error()?;
+                // `UploadWriteFailed.upload_session_id`: "data has already been uploaded to the
+                // corresponding upload session and this ID may be used to retry the commit
+                // with upload_session/finish" (docs/dropbox.md §13).
+                let bytes = Arc::try_unwrap(content).unwrap_or_else(|shared| (*shared).clone());
+                let session = world.sessions.keep(caller, bytes, clock::now_seconds());
+                return Err(CallError::Route(RouteError::upload_write(error, &session)));
+            }
+        }
     };
     Ok(json_response(&committed(emulator, caller, written)))
 }
@@ -271,13 +280,21 @@ pub(super) enum CommitError {
 }
 
 impl CommitError {
-    pub(super) fn into_call_error(self, write: impl FnOnce(WriteError) -> RouteError) -> CallError {
+    /// The write error, for the route to wrap its own way; or the call error this already is.
+    pub(super) fn into_write_error(self) -> Result<WriteError, CallError> {
         match self {
-            CommitError::Write(error) => CallError::Route(write(error)),
+            CommitError::Write(error) => Ok(error),
             CommitError::TemplateNotFound(id) => {
-                CallError::Route(RouteError::template_not_found("properties_error", &id))
+                Err(CallError::Route(RouteError::template_not_found("properties_error", &id)))
             }
-            CommitError::Call(error) => error,
+            CommitError::Call(error) => Err(error),
+        }
+    }
+
+    pub(super) fn into_call_error(self, write: impl FnOnce(WriteError) -> RouteError) -> CallError {
+        match self.into_write_error() {
+            Ok(error) => CallError::Route(write(error)),
+            Err(error) => error,
         }
     }
 }
@@ -289,7 +306,7 @@ pub(super) fn commit(
     world: &mut World,
     caller: &Caller,
     commit: &CommitInfo,
-    content: Vec<u8>,
+    content: Arc<Vec<u8>>,
     place: ArgPlace,
 ) -> Result<Written, CommitError> {
     // Checked with the argument already; the spec's default is `add`.

@@ -198,7 +198,7 @@ async fn call(
 }
 
 /// Counts the call against its account's limit of calls in flight, or refuses it as Dropbox's
-/// rate limit does (docs/dropbox.md §13). Calls without a known token are not counted: they
+/// rate limit does (docs/dropbox.md §14). Calls without a known token are not counted: they
 /// are refused before they cost anything.
 fn admit(emulator: &Emulator, account_id: &str) -> Result<Option<CallInFlight>, CallError> {
     let Some(limit) = emulator.config().max_concurrent_calls_per_user else {

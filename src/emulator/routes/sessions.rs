@@ -12,6 +12,7 @@
 //! served; a concurrent one is refused with a 400 that says so.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::HttpResponse;
 use serde::Deserialize;
@@ -72,6 +73,22 @@ impl UploadSessions {
     fn prune(&mut self, now: i64, lifetime: i64) {
         self.sessions.retain(|_, session| now - session.started < lifetime);
         self.jobs.retain(|_, job| now - job.started < lifetime);
+    }
+
+    /// A closed session holding the bytes of a `files/upload` whose write failed, so the
+    /// commit can be retried with `finish` (`UploadWriteFailed.upload_session_id`); its id.
+    /// Closed, since the upload sent the whole file: the emulator's choice, which Dropbox's
+    /// documentation leaves open.
+    pub(super) fn keep(&mut self, caller: &Caller, content: Vec<u8>, now: i64) -> String {
+        let session_id = new_session_id();
+        let session = Session {
+            account_id: caller.account_id.clone(),
+            started: now,
+            content,
+            state: SessionState::Closed,
+        };
+        self.sessions.insert(session_id.clone(), session);
+        session_id
     }
 
     /// The caller's live session: another account's, an expired or an unknown one is
@@ -214,6 +231,11 @@ impl Argument for PollArg {
     }
 }
 
+/// A session id of the shape of Dropbox's (`pid_upload_session:` and URL-safe characters).
+fn new_session_id() -> String {
+    format!("pid_upload_session:{}", random_token(48))
+}
+
 /// The emulator's clock and the session lifetime, in seconds.
 fn now_and_lifetime(emulator: &Emulator) -> (i64, i64) {
     let lifetime = emulator.config().upload_session_lifetime.as_secs();
@@ -230,8 +252,7 @@ pub(super) fn start(
         return Err(CallError::Route(RouteError::void("content_hash_mismatch")));
     }
     let (now, lifetime) = now_and_lifetime(emulator);
-    // The shape of Dropbox's ids (`pid_upload_session:` and 48 URL-safe characters).
-    let session_id = format!("pid_upload_session:{}", random_token(48));
+    let session_id = new_session_id();
     let state = if arg.close { SessionState::Closed } else { SessionState::Open };
     let session =
         Session { account_id: caller.account_id.clone(), started: now, content: data, state };
@@ -299,7 +320,7 @@ fn finish_one(
         return Err(CallError::Route(RouteError::void("content_hash_mismatch")));
     }
     session.content.extend_from_slice(&data);
-    let content = session.content.clone();
+    let content = Arc::new(session.content.clone());
     let place = if in_batch { ArgPlace::Body } else { ArgPlace::Header };
     let written = commit(world, caller, &arg.commit, content, place)
         .map_err(|error| error.into_call_error(RouteError::session_write))?;

@@ -8,7 +8,8 @@
 //! - `tokens`: access tokens refused, scoped, expiring and revoked like Dropbox's;
 //! - `oauth`: authorization, the consent page, code exchange and refresh;
 //! - `files`: uploads, downloads, deletes, autorename, overlapping writes refused;
-//! - `sessions`: upload sessions, batch commits and the per-user rate limit;
+//! - `sessions`: upload sessions and batch commits;
+//! - `rate_limit`: the per-user limit of calls in flight;
 //! - `listing`: pages, cursors and the change journal behind them;
 //! - `webhooks`: signed notifications, batching and retries;
 //! - `control`: injected faults, stats and the `/_emulator/` control routes;
@@ -26,6 +27,7 @@ mod folder;
 mod guard;
 mod listing;
 mod oauth;
+mod rate_limit;
 mod refusals;
 mod sessions;
 mod tokens;

@@ -1,7 +1,6 @@
 //! Upload sessions over HTTP: bytes sent in several calls and committed alone or in batches,
-//! with Dropbox's lookup errors, its limits and its write lock; and the per-user rate limit.
+//! with Dropbox's lookup errors, its limits and its write lock.
 
-use markdrop::emulator::{FaultRule, Gate};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -345,88 +344,24 @@ async fn the_async_finish_batch_answers_a_job_id_whose_check_completes_with_ever
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_past_the_per_user_limit_get_429_with_retry_after_until_one_ends() {
-    let dropbox =
-        TestDropbox::start_with(|config| config.max_concurrent_calls_per_user = Some(2)).await;
-    let other = dropbox.emulator().create_account("Grace Hopper");
-    let gate = Gate::default();
-    dropbox
-        .emulator()
-        .add_fault(FaultRule::held("files/get_metadata", 2, &gate).for_account(dropbox.id()));
-    let lookup = |token: String| {
-        let (http, url) = (dropbox.http.clone(), dropbox.url("2/files/get_metadata"));
-        async move {
-            http.post(url)
-                .bearer_auth(token)
-                .header("Content-Type", "application/json")
-                .body(r#"{"path": "/nothing.md"}"#)
-                .send()
-                .await
-                .expect("an answer")
-                .status()
-        }
-    };
-    let held: Vec<_> = (0..2).map(|_| tokio::spawn(lookup(dropbox.token().to_owned()))).collect();
-    eventually("two calls in flight", || {
-        std::future::ready(dropbox.emulator().calls_in_flight(dropbox.id()) == 2)
-    })
-    .await;
-
-    let response = dropbox.rpc("files/list_folder", dropbox.token(), json!({"path": ""})).await;
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(response.headers()["Retry-After"], "1");
-    assert_eq!(response.headers()["Content-Type"], "application/json");
+async fn a_refused_uploads_session_id_commits_its_bytes_with_finish() {
+    let dropbox = TestDropbox::start().await;
+    dropbox.emulator().put_file(dropbox.id(), "/taken/inside.md", "x").expect("a folder");
+    let response = dropbox.upload(dropbox.token(), json!({"path": "/taken"}), b"kept bytes").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(
-        body,
-        json!({"error_summary": "too_many_requests/..",
-               "error": {"reason": {".tag": "too_many_requests"}, "retry_after": 1}})
+        body["error"]["reason"],
+        json!({".tag": "conflict", "conflict": {".tag": "folder"}})
     );
-    assert_eq!(lookup(other.access_token.clone()).await, StatusCode::CONFLICT, "per user");
+    let id = body["error"]["upload_session_id"].as_str().expect("a session id");
+    assert!(id.starts_with("pid_upload_session:"), "{id}");
 
-    gate.open();
-    for call in held {
-        let status = tokio::time::timeout(DEADLINE, call).await.expect("released").expect("ran");
-        assert_eq!(status, StatusCode::CONFLICT, "served: not_found");
-    }
-    assert_eq!(dropbox.emulator().calls_in_flight(dropbox.id()), 0);
-    let response = dropbox.rpc("files/list_folder", dropbox.token(), json!({"path": ""})).await;
-    assert_eq!(response.status(), StatusCode::OK, "served again");
-    let stats = dropbox.emulator().stats();
-    assert_eq!(stats.refusals("too_many_requests", dropbox.id()), 1);
-    assert_eq!(stats.total_refusals("too_many_requests"), 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rate_limit_is_on_by_default_at_twenty_calls_per_user() {
-    let dropbox = TestDropbox::start().await;
-    let gate = Gate::default();
-    dropbox.emulator().add_fault(FaultRule::held("files/get_metadata", 20, &gate));
-    let calls: Vec<_> = (0..20)
-        .map(|_| {
-            let (http, url) = (dropbox.http.clone(), dropbox.url("2/files/get_metadata"));
-            let token = dropbox.token().to_owned();
-            tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .header("Content-Type", "application/json")
-                    .body(r#"{"path": "/nothing.md"}"#)
-                    .send()
-                    .await
-                    .expect("an answer")
-                    .status()
-            })
-        })
-        .collect();
-    eventually("twenty calls in flight", || {
-        std::future::ready(dropbox.emulator().calls_in_flight(dropbox.id()) == 20)
-    })
-    .await;
-    let response = dropbox.rpc("files/list_folder", dropbox.token(), json!({"path": ""})).await;
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "the 21st");
-    gate.open();
-    for call in calls {
-        let status = tokio::time::timeout(DEADLINE, call).await.expect("released").expect("ran");
-        assert_eq!(status, StatusCode::CONFLICT);
-    }
+    let finish =
+        json!({"cursor": {"session_id": id, "offset": 10}, "commit": {"path": "/free.md"}});
+    let (status, metadata) = send(&dropbox, "finish", dropbox.token(), &finish, b"").await;
+    assert_eq!(status, StatusCode::OK, "{metadata}");
+    assert_eq!(metadata["content_hash"], small_file_hash(b"kept bytes"));
+    let (status, _) = send(&dropbox, "finish", dropbox.token(), &finish, b"").await;
+    assert_eq!(status, StatusCode::CONFLICT, "committed once only");
 }
