@@ -509,6 +509,35 @@ mod tests {
     }
 
     #[test]
+    fn threads_sharing_a_cache_get_the_blocks_a_fresh_highlight_gives() {
+        let blocks: Vec<String> = (0..8).map(|n| format!("fn f{n}() -> u8 {{ {n} }}\n")).collect();
+        let fresh: Vec<_> = blocks
+            .iter()
+            .map(|code| through(&BlockCache::new(CAPACITY_BYTES), "rust", code))
+            .collect();
+        assert!(fresh.iter().all(Option::is_some));
+        let cache = BlockCache::new(CAPACITY_BYTES);
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut highlight = Highlight::default();
+                        blocks
+                            .iter()
+                            .map(|code| highlight.code_through(&cache, "rust", code))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for thread in threads {
+                assert_eq!(thread.join().expect("no panic"), fresh);
+            }
+        });
+        let counts = cache.counts();
+        assert_eq!((counts.blocks, counts.hits + counts.misses), (8, 32));
+    }
+
+    #[test]
     fn a_block_the_highlighter_fails_on_is_not_cached() {
         let cache = BlockCache::new(CAPACITY_BYTES);
         for _ in 0..2 {
