@@ -2,7 +2,10 @@
 //!
 //! `cargo bench --bench render` compares, on the same input and with the same parser options:
 //! - `document`: `markdrop::render::render`, what the worker uploads (decoding, front matter,
-//!   heading ids, footnotes, title, template, inlined stylesheet);
+//!   heading ids, footnotes, title, template, inlined stylesheet), as a first render: the
+//!   process's cache of highlighted blocks is emptied before each one, outside the timing;
+//! - `document-again`: the same note rendered again, every block it highlights in the cache
+//!   (a note converted again because a wikilink target appeared, or a retry);
 //! - `push_html`: `pulldown_cmark::html::push_html` alone.
 //!
 //! Two inputs (see `support/inputs.rs`): the CommonMark spec, a real 200 KB Markdown document,
@@ -14,7 +17,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use pulldown_cmark::{Parser, html};
 
 #[path = "support/inputs.rs"]
@@ -25,13 +28,22 @@ fn bench_render(c: &mut Criterion) {
         let input = input.as_str();
         let mut group = c.benchmark_group(format!("render/{name}"));
         group.throughput(Throughput::Bytes(input.len() as u64));
+        let render = || {
+            markdrop::render::render(
+                black_box(input.as_bytes()),
+                &markdrop::render::Page::alone("bench"),
+            )
+        };
         group.bench_function("document", |b| {
-            b.iter(|| {
-                markdrop::render::render(
-                    black_box(input.as_bytes()),
-                    &markdrop::render::Page::alone("bench"),
-                )
-            })
+            b.iter_batched(
+                markdrop::render::forget_highlighted_blocks,
+                |()| render(),
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function("document-again", |b| {
+            render();
+            b.iter(render)
         });
         group.bench_function("push_html", |b| {
             b.iter(|| {

@@ -6,12 +6,21 @@
 //!
 //! A block whose language is unknown, or that comes after the note's highlighting budget is
 //! spent, or that the highlighter fails on, is written exactly as before: plain, escaped text.
+//!
+//! A block already highlighted in this process comes from [`cache`] instead, byte for byte what
+//! highlighting it again would give, and charged to the budget the same: a page never depends
+//! on what the process happened to render before.
+
+mod cache;
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, LazyLock};
 
 use arborium::{GrammarStore, Highlighter};
+
+pub use self::cache::CacheCounts;
+use self::cache::{BlockCache, CAPACITY_BYTES};
 
 /// How much code one note may have highlighted; the blocks after it are plain. Highlighting runs
 /// at about 5 MB/s, so this keeps it near a tenth of a second per note, however large: a 10 MiB
@@ -28,6 +37,20 @@ const LONGEST_NAME: usize = 16;
 
 /// The grammars, each compiled on first use (a few to 40 ms), once for the whole process.
 static GRAMMARS: LazyLock<Arc<GrammarStore>> = LazyLock::new(|| Arc::new(GrammarStore::new()));
+
+/// The blocks highlighted so far, shared by every rendering thread.
+static BLOCKS: LazyLock<BlockCache> = LazyLock::new(|| BlockCache::new(CAPACITY_BYTES));
+
+/// How often the process's cache of highlighted blocks answered, and what it holds.
+pub fn cache_counts() -> CacheCounts {
+    BLOCKS.counts()
+}
+
+/// Forgets every highlighted block, so the next renders highlight afresh: what a benchmark of a
+/// first render needs. Pages do not change.
+pub fn forget_highlighted_blocks() {
+    BLOCKS.clear();
+}
 
 thread_local! {
     /// A highlighter holds a parse context that needs `&mut`; the worker renders on blocking
@@ -120,15 +143,32 @@ impl Highlight {
     /// breaks the code ends in (as plain code would); `None` once the budget is spent, or if the
     /// highlighter fails, and the block is then written plain.
     pub(super) fn code(&mut self, language: &'static str, code: &str) -> Option<String> {
+        self.code_through(&BLOCKS, language, code)
+    }
+
+    /// [`Highlight::code`], looking in `cache` first and storing there what it highlights.
+    fn code_through(
+        &mut self,
+        cache: &BlockCache,
+        language: &'static str,
+        code: &str,
+    ) -> Option<String> {
         // Counted whether or not it fits: the budget is the first 512 KiB of code, so once a
-        // block goes past it, that block and every later one stay plain.
+        // block goes past it, that block and every later one stay plain. Counted before the
+        // cache is asked, so a cached block costs the budget what a fresh one does and which
+        // blocks are highlighted never depends on what is cached.
         self.spent = self.spent.saturating_add(BLOCK_BYTES + code.len());
         if self.spent > BUDGET_BYTES {
             return None;
         }
+        let key = cache.key(language, code);
+        if let Some(html) = cache.get(key) {
+            return Some(html.to_string());
+        }
         let mut html = highlight(language, code)?;
         // arborium drops the code's final line breaks; plain code keeps them.
         html.push_str(&code[code.trim_end_matches('\n').len()..]);
+        cache.insert(key, &html);
         Some(html)
     }
 }
@@ -406,6 +446,118 @@ mod tests {
             assert_eq!(again.join().expect("no panic"), first);
             assert_eq!(render_body(note, Dialect::Markdrop), first);
         }
+    }
+
+    /// `code` through a fresh [`Highlight`] (a whole budget) and `cache`.
+    fn through(cache: &BlockCache, language: &'static str, code: &str) -> Option<String> {
+        Highlight::default().code_through(cache, language, code)
+    }
+
+    #[test]
+    fn a_cached_block_is_byte_identical_to_a_fresh_one() {
+        let cache = BlockCache::new(CAPACITY_BYTES);
+        let blocks = [
+            ("rust", "fn f<T>(x: T) -> T { x } // \"q\" & <b>\n\n\n"),
+            ("html", "<p class=x>a</p><script>let a = 1;</script><style>p{color:red}</style>"),
+            ("python", "def f():\n\treturn 'x'"),
+        ];
+        for (language, code) in blocks {
+            let fresh = through(&BlockCache::new(CAPACITY_BYTES), language, code);
+            assert!(fresh.as_deref().is_some_and(|html| html.contains("<a-")), "{language}");
+            assert_eq!(through(&cache, language, code), fresh, "{language}, a miss");
+            assert_eq!(through(&cache, language, code), fresh, "{language}, a hit");
+        }
+        let counts = cache.counts();
+        assert_eq!((counts.misses, counts.hits, counts.blocks), (3, 3, 3));
+    }
+
+    #[test]
+    fn the_budget_is_charged_the_same_whether_a_block_is_cached_or_not() {
+        // 40 different blocks of 14-16 KiB, more than the budget covers.
+        let blocks: Vec<String> =
+            (0..40).map(|n| format!("let x{n} = {n}; // {n}\n").repeat(16 * 1024 / 20)).collect();
+        let note = |cache: &BlockCache| {
+            let mut highlight = Highlight::default();
+            blocks
+                .iter()
+                .map(|code| highlight.code_through(cache, "rust", code))
+                .collect::<Vec<_>>()
+        };
+        let cache = BlockCache::new(CAPACITY_BYTES);
+        let cold = note(&cache);
+        let highlighted = cold.iter().take_while(|block| block.is_some()).count();
+        let mut spent = 0;
+        let within = blocks
+            .iter()
+            .take_while(|code| {
+                spent += BLOCK_BYTES + code.len();
+                spent <= BUDGET_BYTES
+            })
+            .count();
+        assert!(highlighted == within && within < blocks.len(), "{highlighted} of {within}");
+        assert!(cold[highlighted..].iter().all(Option::is_none), "the rest plain");
+        assert_eq!(cache.counts().blocks, highlighted);
+
+        assert_eq!(note(&cache), cold, "every block within the budget cached");
+
+        let some = BlockCache::new(CAPACITY_BYTES);
+        for code in blocks.iter().step_by(3) {
+            through(&some, "rust", code).expect("highlighted with a whole budget");
+        }
+        assert_eq!(some.counts().blocks, 14, "past the budget too: they were alone in a note");
+        assert_eq!(note(&some), cold, "every third block cached, some past the budget");
+    }
+
+    #[test]
+    fn threads_sharing_a_cache_get_the_blocks_a_fresh_highlight_gives() {
+        let blocks: Vec<String> = (0..8).map(|n| format!("fn f{n}() -> u8 {{ {n} }}\n")).collect();
+        let fresh: Vec<_> = blocks
+            .iter()
+            .map(|code| through(&BlockCache::new(CAPACITY_BYTES), "rust", code))
+            .collect();
+        assert!(fresh.iter().all(Option::is_some));
+        let cache = BlockCache::new(CAPACITY_BYTES);
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut highlight = Highlight::default();
+                        blocks
+                            .iter()
+                            .map(|code| highlight.code_through(&cache, "rust", code))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for thread in threads {
+                assert_eq!(thread.join().expect("no panic"), fresh);
+            }
+        });
+        let counts = cache.counts();
+        assert_eq!((counts.blocks, counts.hits + counts.misses), (8, 32));
+    }
+
+    #[test]
+    fn a_block_the_highlighter_fails_on_is_not_cached() {
+        let cache = BlockCache::new(CAPACITY_BYTES);
+        for _ in 0..2 {
+            assert_eq!(through(&cache, "no-such-grammar", "let x = 1;"), None);
+        }
+        let counts = cache.counts();
+        assert_eq!((counts.misses, counts.hits, counts.blocks), (2, 0, 0));
+    }
+
+    #[test]
+    fn a_note_rendered_again_is_the_same_page_with_its_blocks_from_the_cache() {
+        let note = "# Again\n\n```rust\nfn again() { 1 }\n```\n\nText.\n\n\
+                    ```py\nagain = 'cached'\n```\n\n```js\nlet again = `cached`;\n```\n";
+        let first = render_body(note, Dialect::Markdrop);
+        let hits = cache_counts().hits;
+        assert_eq!(render_body(note, Dialect::Markdrop), first);
+        // Other tests render at the same time and only ever add hits.
+        assert!(cache_counts().hits >= hits + 3, "the three blocks came from the cache");
+        let edited = note.replace("Text.", "Other text.");
+        assert_eq!(render_body(&edited, Dialect::Markdrop), first.replace("Text.", "Other text."));
     }
 
     #[test]

@@ -34,6 +34,9 @@ use pulldown_cmark::{Options, Parser, html};
 use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
+pub use highlight::{
+    CacheCounts, cache_counts as highlight_cache_counts, forget_highlighted_blocks,
+};
 pub use seal::{SealCheck, is_sealed};
 pub use wikilinks::{FileIndex, Page, is_attachment, note_name};
 
