@@ -542,7 +542,7 @@ impl WorkerProcess {
         let accounts = std::env::var("WORKER_ACCOUNTS")
             .ok()
             .filter(|accounts| !accounts.is_empty())
-            .unwrap_or_else(|| "32 (default)".into());
+            .unwrap_or_else(|| "256 (default)".into());
         let child = command.spawn().expect("start `markdrop worker`");
         WorkerProcess { child, log, accounts }
     }

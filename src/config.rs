@@ -78,10 +78,14 @@ pub struct Settings {
 /// How the sync worker runs. The variables are for tuning; the defaults suit a small dyno.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// `WORKER_ACCOUNTS`: how many accounts one worker process syncs at once. Default 32.
+    /// `WORKER_ACCOUNTS`: how many accounts one worker process syncs at once. Default 256: a
+    /// pass spends nearly all its time waiting for Dropbox (100-300 ms a call), so a small
+    /// dyno keeps that many in flight in under 100 MB (BENCHMARKS.md), and the memory budget
+    /// below bounds the files they hold.
     pub accounts: usize,
-    /// `WORKER_READ_AHEAD`: how many files of one account may be downloaded and rendered ahead
-    /// of its uploads, which go one at a time. Default 4.
+    /// `WORKER_READ_AHEAD`: how many files of one account may be downloaded, rendered and sent
+    /// to Dropbox ahead of their commit. Default 64; the account's calls in flight stay within
+    /// Dropbox's per-user limit whatever this is (`dropbox::CALLS_IN_FLIGHT_PER_ACCOUNT`).
     pub read_ahead: usize,
     /// `MAX_MARKDOWN_BYTES`: Markdown files larger than this are skipped and reported.
     /// Default 10 MiB.
@@ -111,8 +115,8 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
-            accounts: 32,
-            read_ahead: 4,
+            accounts: 256,
+            read_ahead: 64,
             max_markdown_bytes: 10 * 1024 * 1024,
             lease_ttl: Duration::from_secs(15),
             retry_base: Duration::from_secs(2),

@@ -14,7 +14,8 @@ mod types;
 
 pub use arg::{escape_non_ascii, header_json};
 pub use client::{
-    AccountClient, BatchEntry, Download, DropboxClient, MAX_BATCH_ENTRIES, RetryPolicy,
+    AccountClient, BatchEntry, CALLS_IN_FLIGHT_PER_ACCOUNT, Download, DropboxClient,
+    MAX_BATCH_ENTRIES, RetryPolicy,
 };
 pub use content_hash::{ContentHasher, content_hash};
 pub use error::{DropboxError, RateLimitReason, RouteError};

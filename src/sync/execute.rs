@@ -1,9 +1,10 @@
 //! Carrying out a pass's plan against Dropbox and the store.
 //!
 //! Each conversion has a reading part (download the note, render it, and when the page's owner
-//! is in doubt, look at the page) that runs as a task of its own, up to `read_ahead` ahead, and
-//! a writing part that runs in listing order, one at a time, each write bounded by the time the
-//! lease has left.
+//! is in doubt, look at the page; in a pass of several, send the page's bytes to an upload
+//! session) that runs as a task of its own, up to `read_ahead` ahead, and a writing part that
+//! runs in listing order, one write at a time (an upload, a batch commit, a deletion), each
+//! bounded by the time the lease has left.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;

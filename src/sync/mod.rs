@@ -5,9 +5,11 @@
 //!
 //! [`plan`] decides from the listing and the records, without I/O (its module docs hold the
 //! ownership rules); [`execute`] carries the plan out against Dropbox and the store. Downloads
-//! and renders run up to `read_ahead` notes ahead, while writes (uploads, deletions) go one at a
-//! time and in listing order: Dropbox serialises writes per namespace, and a path's changes must
-//! land in the order they happened.
+//! and renders run up to `read_ahead` notes ahead, while writes (uploads, batch commits,
+//! deletions) go one at a time and in listing order: Dropbox serialises writes per namespace,
+//! and a path's changes must land in the order they happened. A pass with more than one note
+//! to convert sends each page's bytes in an upload session as soon as it is rendered (sessions
+//! take no write lock) and commits the pages ready together in one call ([`batch`]).
 //!
 //! No write starts unless the lease will outlast it: each one is bounded by the time the lease
 //! has left, and a worker that may have lost its lease writes nothing more. A request already on
