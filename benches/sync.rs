@@ -791,21 +791,32 @@ impl Report<'_> {
         );
         let _ = writeln!(out, "| figure | measured | goal |");
         let _ = writeln!(out, "|---|---|---|");
+        // The goals (issue 15): on loopback, throughput; at Dropbox's latency, the time a
+        // first pass takes, which is mostly waiting.
+        let waiting = !config.latency.is_zero();
+        let time_goal = match waiting {
+            true => format!("≤ 10 s: {}", verdict(c.elapsed <= Duration::from_secs(10))),
+            false => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| time until every `.html` exists (from the first enqueue; enqueueing took {:.0} ms, saving the tokens before it {:.0} ms) | {:.2} s | |",
+            "| time until every `.html` exists (from the first enqueue; enqueueing took {:.0} ms, saving the tokens before it {:.0} ms) | **{:.2} s** | {time_goal} |",
             ms(c.enqueued),
             ms(self.saving_tokens),
             c.elapsed.as_secs_f64()
         );
-        let _ =
-            writeln!(out, "| conversions/s | **{rate:.0}** | ≥ 500: {} |", verdict(rate >= 500.0));
+        let rate_goal = match waiting {
+            true => String::new(),
+            false => format!("≥ 6,000: {}", verdict(rate >= 6000.0)),
+        };
+        let _ = writeln!(out, "| conversions/s | **{rate:.0}** | {rate_goal} |");
         let _ = writeln!(
             out,
-            "| content calls per converted file (download + upload; upload sessions {}) | **{content_per_file:.3}** ({} + {}) | exactly 2: {} |",
+            "| content calls per converted file (download + upload; upload sessions {}), and batch commits | **{content_per_file:.3}** ({} + {}), {} commits | 2 per file, one commit per batch: {} |",
             c.calls.content() - c.calls.route("files/download") - c.calls.route("files/upload"),
             c.calls.route("files/download"),
             c.calls.route("files/upload"),
+            c.calls.route("files/upload_session/finish_batch_v2"),
             verdict(c.calls.content() == 2 * files)
         );
         let _ = writeln!(
@@ -825,11 +836,17 @@ impl Report<'_> {
             "| worker peak RSS (`VmHWM`, both phases) | **{rss_mb:.1} MiB** | ≤ 100 MB: {} |",
             verdict(self.peak_rss_kib as f64 * 1024.0 <= 100e6)
         );
+        // A change costs three calls in a row (list, download, upload): at Dropbox's latency,
+        // three times it; on loopback, what markdrop itself takes.
+        let (latency_goal, latency_bound) = match waiting {
+            true => ("≤ 3 × the latency", config.latency * 3),
+            false => ("≤ 20 ms", Duration::from_millis(20)),
+        };
         let _ = writeln!(
             out,
-            "| single-change latency, webhook sent → `.html` uploaded: median | **{:.2} ms** | ≤ 20 ms: {} |",
+            "| single-change latency, webhook sent → `.html` uploaded: median | **{:.2} ms** | {latency_goal}: {} |",
             ms(median),
-            verdict(median <= Duration::from_millis(20))
+            verdict(median <= latency_bound)
         );
         let _ = writeln!(
             out,
