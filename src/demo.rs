@@ -22,12 +22,13 @@ use crate::crypto::random_token;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::store::Store;
 
-/// What `demo` writes into an empty folder, so there is something to look at straight away.
-/// The notes an empty demo folder starts with: a welcome that shows what a note can use, and a
-/// second note for it to link to.
-const STARTER_NOTES: [(&str, &str); 2] = [
+/// What `demo` writes into an empty folder, so there is something to look at straight away: a
+/// welcome note that shows what a note can use, a second note for it to link to, and a picture
+/// in a folder of its own for it to embed.
+const STARTER_FILES: [(&str, &str); 3] = [
     ("welcome.md", include_str!("../templates/demo/welcome.md")),
     ("ideas.md", include_str!("../templates/demo/ideas.md")),
+    ("pictures/markdrop.svg", include_str!("../templates/demo/pictures/markdrop.svg")),
 ];
 
 /// Runs the demo on `dir` until SIGTERM or Ctrl-C. `port` is markdrop's (0: any free one);
@@ -115,10 +116,14 @@ fn prepare_folder(dir: &Path) -> anyhow::Result<()> {
         .filter_map(Result::ok)
         .all(|entry| entry.file_name().to_string_lossy().starts_with('.'));
     if empty {
-        for (name, text) in STARTER_NOTES {
-            let note = dir.join(name);
-            std::fs::write(&note, text)
-                .with_context(|| format!("cannot write {}", note.display()))?;
+        for (name, text) in STARTER_FILES {
+            let file = dir.join(name);
+            if let Some(folder) = file.parent() {
+                std::fs::create_dir_all(folder)
+                    .with_context(|| format!("cannot create {}", folder.display()))?;
+            }
+            std::fs::write(&file, text)
+                .with_context(|| format!("cannot write {}", file.display()))?;
         }
     } else {
         println!(

@@ -81,7 +81,7 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
     let dir = scratch_dir("demo-folder");
     let (child, _) = demo(&dir, true);
     // As the worker renders them: wikilinks resolve against the folder's notes.
-    let notes = ["/welcome.md", "/ideas.md", "/Notes/Plan.md"];
+    let notes = ["/welcome.md", "/ideas.md", "/Notes/Plan.md", "/pictures/markdrop.svg"];
     let index = markdrop::render::FileIndex::new(notes);
     let rendered = |path: &str| {
         let markdown = std::fs::read(dir.join(path)).unwrap_or_default();
@@ -96,7 +96,10 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
         std::fs::read(dir.join("ideas.html")).ok() == Some(rendered("ideas.md"))
     });
     let welcome = std::fs::read_to_string(dir.join("welcome.html")).expect("the welcome page");
-    for shown in ["href=\"ideas.html\"", "class=\"toc\"", "markdown-alert-tip", "<math", "<a-k>"] {
+    let picture = "<img src=\"pictures/markdrop.svg\" alt=\"markdrop.svg\" width=\"48\">";
+    let shown =
+        ["href=\"ideas.html\"", "class=\"toc\"", "markdown-alert-tip", "<math", "<a-k>", picture];
+    for shown in shown {
         assert!(welcome.contains(shown), "the welcome page shows {shown}");
     }
     std::fs::create_dir_all(dir.join("Notes")).expect("a subfolder");
