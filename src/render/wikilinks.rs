@@ -207,7 +207,10 @@ impl<'a> Wikilinks<'a> {
         }
         match self.href(&target) {
             Some(href) => LinkRewrite::To(href),
-            None => LinkRewrite::Missing(render(&Wikilink::MissingOpen { target: target.path })),
+            None => LinkRewrite::Missing(render(&Wikilink::MissingOpen {
+                target: target.path,
+                file: is_attachment(target.path),
+            })),
         }
     }
 
@@ -224,7 +227,11 @@ impl<'a> Wikilinks<'a> {
         let shown = heading_link_text(text);
         match self.href(&target) {
             Some(href) => render(&Wikilink::Link { href: &href, text: &shown }),
-            None => render(&Wikilink::Missing { target: target.path, text: &shown }),
+            None => render(&Wikilink::Missing {
+                target: target.path,
+                file: is_attachment(target.path),
+                text: &shown,
+            }),
         }
     }
 
@@ -243,7 +250,11 @@ impl<'a> Wikilinks<'a> {
         }
         match self.href(&target) {
             Some(href) => render(&Wikilink::Link { href: &href, text: shown }),
-            None => render(&Wikilink::Missing { target: target.path, text: shown }),
+            None => render(&Wikilink::Missing {
+                target: target.path,
+                file: is_attachment(target.path),
+                text: shown,
+            }),
         }
     }
 
@@ -404,9 +415,10 @@ fn normalize(path: &str) -> Option<String> {
 #[derive(Template)]
 enum Wikilink<'t> {
     #[template(path = "wikilink.html", block = "missing_open")]
-    MissingOpen { target: &'t str },
+    /// `file`: the target names an attachment (a picture, a PDF…), not a note.
+    MissingOpen { target: &'t str, file: bool },
     #[template(path = "wikilink.html", block = "missing")]
-    Missing { target: &'t str, text: &'t str },
+    Missing { target: &'t str, file: bool, text: &'t str },
     #[template(path = "wikilink.html", block = "link")]
     Link { href: &'t str, text: &'t str },
     #[template(path = "wikilink.html", block = "image")]

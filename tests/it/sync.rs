@@ -579,7 +579,7 @@ async fn an_embedded_image_and_a_linked_pdf_are_found_in_any_folder_and_followed
     let account = world.link_with_files("Ada", &files).await;
     let html = home_page_among(&world, &account, home, &["/Home.md", "/Attachments/Pic.png"]).await;
     assert!(html.contains("<img src=\"Attachments/Pic.png\" alt=\"Pic.png\">"), "{html}");
-    assert!(html.contains("title=\"No note named Guide.pdf\""), "{html}");
+    assert!(html.contains("title=\"No file named Guide.pdf\""), "{html}");
     assert!(html.contains("title=\"No note named backup.zip\""), "not a file wikilinks open");
     world.quiet().await;
 
