@@ -151,12 +151,17 @@ impl DropboxClient {
         url
     }
 
-    /// Sends what `request` builds, again after transient failures, and returns a 2xx response.
+    /// Sends what `request` builds, again after transient failures when `repeat` allows, and
+    /// returns a 2xx response.
     async fn send(
         &self,
         request: impl Fn() -> RequestBuilder + Send + Sync,
+        repeat: Repeat,
     ) -> Result<Response, DropboxError> {
-        let retry = self.inner.retry;
+        let retry = match repeat {
+            Repeat::Safe => self.inner.retry,
+            Repeat::Once => RetryPolicy { attempts: 1, ..self.inner.retry },
+        };
         let mut attempt = 0;
         loop {
             let request = request();
@@ -359,8 +364,9 @@ impl AccountClient {
 
     /// `files/upload_session/start` with the whole of `content`, closed: the bytes wait at
     /// Dropbox for [`AccountClient::finish_batch`] to commit them. `content_hash` is checked
-    /// here, where the bytes are sent (a finish's own hash is of the bytes sent with it: none). A session takes no write
-    /// lock, so many may be started at once (docs/dropbox.md §11). Returns the session id.
+    /// here, where the bytes are sent (a finish's own hash is of the bytes sent with it: none).
+    /// A session takes no write lock, so many may be started at once (docs/dropbox.md §11).
+    /// Returns the session id.
     pub async fn upload_session_start(
         &self,
         content: Bytes,
@@ -414,8 +420,10 @@ impl AccountClient {
                 },
             })).collect::<Vec<_>>(),
         });
+        // Not sent again by the client: a commit whose answer was lost may have happened, and
+        // its sessions are spent; the pass tries the pages again, and finds them current.
         let finished: Finished =
-            self.rpc("files/upload_session/finish_batch_v2", Some(&arg)).await?;
+            self.rpc_with("files/upload_session/finish_batch_v2", Some(&arg), Repeat::Once).await?;
         if finished.entries.len() != entries.len() {
             return Err(DropboxError::unexpected_success(format!(
                 "{} results for a batch of {}",
@@ -438,6 +446,16 @@ impl AccountClient {
         route: &str,
         arg: Option<&impl Serialize>,
     ) -> Result<T, DropboxError> {
+        self.rpc_with(route, arg, Repeat::Safe).await
+    }
+
+    /// [`AccountClient::rpc`], sent again after a transient failure only if `repeat` allows.
+    async fn rpc_with<T: DeserializeOwned>(
+        &self,
+        route: &str,
+        arg: Option<&impl Serialize>,
+        repeat: Repeat,
+    ) -> Result<T, DropboxError> {
         let body = match arg {
             Some(arg) => serde_json::to_vec(arg),
             None => serde_json::to_vec(&()),
@@ -446,9 +464,14 @@ impl AccountClient {
         let body = Bytes::from(body);
         let url = self.client.route_url(&self.client.inner.api_url, route);
         let response = self
-            .authorized(|token| {
-                self.post(&url, token).header(CONTENT_TYPE, "application/json").body(body.clone())
-            })
+            .authorized_with(
+                |token| {
+                    self.post(&url, token)
+                        .header(CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                },
+                repeat,
+            )
             .await?;
         json_body(response).await
     }
@@ -471,6 +494,16 @@ impl AccountClient {
         &self,
         request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
     ) -> Result<Response, DropboxError> {
+        self.authorized_with(request, Repeat::Safe).await
+    }
+
+    /// [`AccountClient::authorized`], sent again after a transient failure only if `repeat`
+    /// allows. (A refused token is always worth a second try: Dropbox did nothing with it.)
+    async fn authorized_with(
+        &self,
+        request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
+        repeat: Repeat,
+    ) -> Result<Response, DropboxError> {
         let mut tokens = self.tokens.read().await.clone();
         if tokens.expires_within(REFRESH_MARGIN) {
             tokens = self.refresh_replacing(&tokens.access_token).await?;
@@ -479,7 +512,7 @@ impl AccountClient {
         loop {
             let header = bearer(&tokens.access_token)?;
             let permit = self.in_flight.acquire().await;
-            let sent = self.client.send(|| request(header.clone())).await;
+            let sent = self.client.send(|| request(header.clone()), repeat).await;
             drop(permit);
             match sent {
                 Err(error) if !refreshed && error.calls_for_refresh() => {
@@ -511,7 +544,16 @@ impl AccountClient {
     }
 }
 
-/// The most calls one account has in flight at once. Dropbox publishes no number, but it rate
+/// Whether a call may be sent again after a transient failure (5xx, no answer).
+#[derive(Debug, Clone, Copy)]
+enum Repeat {
+    /// Doing it twice is doing it once: reads, and writes of the same bytes to the same path.
+    Safe,
+    /// A second try could meet what the first did (a batch commit spends its sessions).
+    Once,
+}
+
+/// The most calls one account has in flight at once (until their answer's headers arrive). Dropbox publishes no number, but it rate
 /// limits per user and counts refused calls too; its own SDK's example of parallel uploads for
 /// one user runs 20 at once, and the emulator refuses past that (docs/dropbox.md §6), so this
 /// stays below it with room for the web process linking the same account.

@@ -275,7 +275,7 @@ impl EmbeddedStore {
                 remove_u64(txn, GENERATIONS, &account)?;
                 remove_u64(txn, FAILURES, &account)?;
                 remove_u64(txn, RETRIES, &account)?;
-                forget_files(txn, &account, |_| true)
+                forget_files(txn, &account, true, |_| true)
             })
         })
         .await
@@ -293,7 +293,7 @@ impl EmbeddedStore {
                 inner.leases().remove(&account);
                 remove(txn, CURSORS, &account)?;
                 set_due(txn, &account, now_ms)?;
-                forget_files(txn, &account, |_| true)
+                forget_files(txn, &account, true, |_| true)
             })
         })
         .await?;
@@ -541,7 +541,7 @@ impl EmbeddedStore {
             if !changes.forget_under.is_empty() {
                 let forgotten: std::collections::HashSet<&str> =
                     changes.forget_under.iter().map(String::as_str).collect();
-                forget_files(txn, account, |path| {
+                forget_files(txn, account, false, |path| {
                     super::work::ancestors(path).any(|folder| forgotten.contains(folder))
                 })?;
             }
@@ -655,7 +655,7 @@ impl EmbeddedStore {
                 remove_u64(txn, GENERATIONS, account)?;
                 remove_u64(txn, FAILURES, account)?;
                 remove_u64(txn, RETRIES, account)?;
-                forget_files(txn, account, |_| true)?;
+                forget_files(txn, account, true, |_| true)?;
                 put(txn, STATUS, account, &status)?;
                 Ok(true)
             })
@@ -891,15 +891,18 @@ fn remove_from_queue_raw(txn: &WriteTransaction, account: &str) -> Result<(), St
     Ok(())
 }
 
-/// Drops the account's file records whose path `doomed` picks.
-/// Drops the account's file records and attachments whose path is `doomed`.
+/// Drops the account's file records whose path is `doomed`, and its attachments too when
+/// `attachments` (a whole account forgotten; a pass drops attachments one by one, with its
+/// cursor, so a pass that fails leaves them for the retry to judge again).
 fn forget_files(
     txn: &WriteTransaction,
     account: &AccountId,
+    attachments: bool,
     doomed: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
     let account = account.as_str();
-    for table in [FILES, ATTACHMENTS] {
+    let tables: &[_] = if attachments { &[FILES, ATTACHMENTS] } else { &[FILES] };
+    for &table in tables {
         let mut files = txn.open_table(table)?;
         // Every key of the account sorts after (account, "") and before the next account's.
         files.retain_in((account, "")..=(account, "\u{10FFFF}"), |(owner, path), _| {

@@ -556,6 +556,7 @@ impl RedisStore {
             .key(self.keys.failures())
             .key(self.keys.status())
             .key(self.keys.retries())
+            .key(self.keys.attachments(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)

@@ -219,7 +219,10 @@ pub struct RecordChanges {
     /// `.md` lower-case path → its new record, or `None` to drop it.
     pub files: BTreeMap<String, Option<FileRecord>>,
     /// An attachment's lower-case path → its display path, or `None` to drop it: the files
-    /// other than notes that wikilinks can point at (`crate::render::is_attachment`).
+    /// other than notes that wikilinks can point at (`crate::render::is_attachment`). Not
+    /// touched by `forget_under`: a pass drops those under a deleted folder one by one, with its
+    /// cursor, so a pass that fails leaves them for its retry to see go (and convert their
+    /// linkers).
     pub attachments: BTreeMap<String, Option<String>>,
 }
 
@@ -233,7 +236,6 @@ impl RecordChanges {
     pub fn forget_under(&mut self, folder: &str) {
         let prefix = format!("{folder}/");
         self.files.retain(|path, _| !path.starts_with(&prefix));
-        self.attachments.retain(|path, _| !path.starts_with(&prefix));
         self.forget_under.push(prefix);
     }
 }
@@ -263,9 +265,7 @@ mod tests {
         let mut changes = RecordChanges::default();
         changes.files.insert("/notes/a.md".into(), Some(record("1")));
         changes.files.insert("/notes-old/b.md".into(), Some(record("2")));
-        changes.attachments.insert("/notes/pic.png".into(), Some("/Notes/pic.png".into()));
         changes.forget_under("/notes");
-        assert!(changes.attachments.is_empty(), "attachments under it are dropped too");
         assert_eq!(changes.files.get("/notes/a.md"), None, "dropped from the batch");
         assert_eq!(changes.files.get("/notes-old/b.md"), Some(&Some(record("2"))));
         assert_eq!(changes.forget_under, ["/notes/"], "and forgotten in the store");

@@ -71,16 +71,16 @@ pub(super) async fn commit(
         Ok(results) => results,
         // The call itself failed: every page in it failed the same way.
         Err(error) => {
-            let error = match classify(error) {
+            // The call failed as a whole, so nothing says any one note is at fault: each is
+            // tried again later (a lasting reason is found out then, note by note, or passes).
+            let reason = match classify(error) {
                 FileError::Pass(error) => return Err(error),
-                // Not about any one note: nothing says the notes went.
-                FileError::Gone => FileError::Passing("Dropbox could not find the batch".into()),
-                error => error,
+                FileError::Gone => "Dropbox could not find the batch of pages".to_owned(),
+                FileError::Lasting(reason) | FileError::Passing(reason) => reason,
             };
             for staged in &batch {
-                if let Some(error) = error.again() {
-                    fail(context, status, &staged.page.note, error, false)?;
-                }
+                let error = FileError::Passing(reason.clone());
+                fail(context, status, &staged.page.note, error, false)?;
             }
             return Ok(());
         }
@@ -100,6 +100,11 @@ pub(super) async fn commit(
             Err(error) => match classify(error) {
                 FileError::Pass(error) => {
                     ends_pass.get_or_insert(error);
+                }
+                // A page's write cannot find the note gone: whatever it means, try again.
+                FileError::Gone => {
+                    let error = FileError::Passing("Dropbox could not find the page".to_owned());
+                    fail(context, status, &staged.page.note, error, false)?;
                 }
                 error => fail(context, status, &staged.page.note, error, false)?,
             },

@@ -43,19 +43,6 @@ pub(super) enum FileError {
     Pass(PassError),
 }
 
-impl FileError {
-    /// The same reason, for another note that failed with it (the pages of a batch whose
-    /// commit failed); `None` for a reason that ends the pass.
-    pub(super) fn again(&self) -> Option<FileError> {
-        match self {
-            FileError::Gone => Some(FileError::Gone),
-            FileError::Lasting(reason) => Some(FileError::Lasting(reason.clone())),
-            FileError::Passing(reason) => Some(FileError::Passing(reason.clone())),
-            FileError::Pass(_) => None,
-        }
-    }
-}
-
 pub(super) fn classify(error: DropboxError) -> FileError {
     match error {
         DropboxError::Route(route) if route.is_not_found() => FileError::Gone,
@@ -167,12 +154,15 @@ pub(super) async fn steps(
     // Up to `read_ahead` steps are being prepared (each in a task of its own, so they go on
     // while this loop waits for an upload); they are taken in listing order.
     let mut pipeline = VecDeque::new();
-    loop {
+    let fill = |pipeline: &mut VecDeque<_>, steps: &mut std::vec::IntoIter<Step>| {
         while pipeline.len() < context.settings.read_ahead.max(1) {
             let Some(step) = steps.next() else { break };
             let (head, is_head) = watch::channel(false);
             pipeline.push_back((prepare(context, step, is_head, index.clone(), stage), head));
         }
+    };
+    loop {
+        fill(&mut pipeline, &mut steps);
         context.check_stopping()?;
         let Some((preparation, head)) = pipeline.pop_front() else { break };
         // The step this pass waits for never waits for the memory budget: every pass can always
@@ -194,6 +184,8 @@ pub(super) async fn steps(
             }
             Prepared::Staged(first) => {
                 let batch = batch::gather(first, &mut pipeline);
+                // The places the batch took are read ahead again while it commits.
+                fill(&mut pipeline, &mut steps);
                 let previous: Vec<Option<FileRecord>> =
                     batch.iter().map(|staged| record(&staged.page.note.key)).collect();
                 batch::commit(context, batch, previous, changes, status).await?;

@@ -179,12 +179,8 @@ impl Plan {
             .filter(|(key, _)| kept(key))
             .map(|(key, record)| (key.as_str(), NotePath::from_record(key, record).display))
             .collect();
-        files.extend(
-            attachments
-                .iter()
-                .filter(|(key, _)| kept(key))
-                .map(|(key, display)| (key.as_str(), display.clone())),
-        );
+        // Attachments under a deleted folder are among the plan's own changes.
+        files.extend(attachments.iter().map(|(key, display)| (key.as_str(), display.clone())));
         for (key, display) in &self.attachments {
             match display {
                 Some(display) => files.insert(key, display.clone()),
@@ -428,9 +424,9 @@ pub fn plan(
 
 /// The changes to the recorded attachments (`known`) that the listing makes, and the names of
 /// the attachments that appear, go away or change their display path: wikilinks naming them
-/// may now resolve differently. A recorded attachment under a deleted folder is forgotten with
-/// it (written again if listed after the deletion); one that a listing from the start does not
-/// show is gone.
+/// may now resolve differently. A recorded attachment under a deleted folder went with it,
+/// unless listed after the deletion; one that a listing from the start does not show is gone.
+/// Each is dropped by name, never by folder, so that a pass that fails leaves them to its retry.
 fn attachment_changes(
     known: &HashMap<String, String>,
     seen: &HashMap<&str, (Option<&str>, usize)>,
@@ -441,16 +437,15 @@ fn attachment_changes(
     let mut changes = BTreeMap::new();
     let mut names = HashSet::new();
     for (key, display) in known {
-        if under_deleted(key) {
-            names.insert(note_name(display));
-        } else if from_start && !seen.contains_key(key.as_str()) {
+        // Listed ones are judged below, by their last entry.
+        if !seen.contains_key(key.as_str()) && (under_deleted(key) || from_start) {
             names.insert(note_name(display));
             changes.insert(key.clone(), None);
         }
     }
     for (&key, &(display, at)) in seen {
         let display = display.filter(|_| !deleted_after(key, at));
-        let was = known.get(key).filter(|_| !under_deleted(key)).map(String::as_str);
+        let was = known.get(key).map(String::as_str);
         if display == was {
             continue;
         }
@@ -1169,16 +1164,17 @@ mod tests {
     fn attachments_go_with_their_folder_unless_listed_after_its_deletion() {
         let records = [linker("/a.md", &["pic.png"]), linker("/b.md", &["new.png"])];
         let entries = [deleted("/media"), file("/Media/new.png", "n")];
-        let plan = plan_knowing(&entries, &records, &["/Media/pic.png", "/Media/new.png"], false);
+        let known = ["/Media/pic.png", "/Media/new.png"];
+        let plan = plan_knowing(&entries, &records, &known, false);
         assert_eq!(plan.forget, ["/media/"]);
         assert_eq!(
             plan.attachments,
-            BTreeMap::from([("/media/new.png".into(), Some("/Media/new.png".into()))]),
-            "written again after the forgetting"
+            BTreeMap::from([("/media/pic.png".into(), None)]),
+            "dropped by name; the one listed after the deletion stays"
         );
-        assert_eq!(plan.steps, vec![relinked("/a.md"), relinked("/b.md")]);
+        assert_eq!(plan.steps, vec![relinked("/a.md")], "only pic.png's linkers");
         let records_map = records.iter().cloned().collect();
-        let known = HashMap::from([("/media/pic.png".to_owned(), "/Media/pic.png".to_owned())]);
+        let known = known.map(|display| (display.to_lowercase(), display.to_owned())).into();
         let index = plan.index(&records_map, &known);
         assert_eq!(index.resolve("/a.md", "pic.png"), None);
         assert_eq!(index.resolve("/a.md", "new.png"), Some("/Media/new.png"));

@@ -1,6 +1,7 @@
 //! Pages written in batches: a pass with several pages stages each in an upload session and
 //! commits them with `finish_batch_v2`, judging every entry as a single upload would be.
 
+use markdrop::emulator::FaultRule;
 use markdrop::store::{Outcome, SyncState};
 
 use crate::support::app::TestApp;
@@ -55,7 +56,36 @@ async fn a_page_refused_in_a_batch_is_reported_and_the_others_are_written(backen
     );
 }
 
+async fn a_batch_commit_that_fails_whole_is_tried_again_later_and_every_page_arrives(
+    backend: Backend,
+) {
+    let world = TestApp::with_worker(backend, "batch-failed").await;
+    let account = world.emulator().create_account("Ada").account_id;
+    for note in ["a", "b", "c"] {
+        world.emulator().put_file(&account, &format!("/{note}.md"), note).expect("put");
+    }
+    // The first commit fails with a server error. The client does not send it again by itself
+    // (its sessions may be spent): the pages wait for a retry of their own.
+    let failure = FaultRule::status(BATCH, 1, 503, "upstream trouble").for_account(&account);
+    world.emulator().add_fault(failure);
+    world.connect(&account).await;
+    for note in ["a", "b", "c"] {
+        world.html_matching(&account, &format!("/{note}.html"), note, note).await;
+    }
+    world.quiet().await;
+    let stats = world.emulator().stats();
+    assert!(stats.calls(BATCH, &account) >= 2, "committed again, later");
+    let status = world.status(&account).await;
+    assert!(status.retrying.is_empty(), "nothing left waiting: {status:?}");
+    let failed = status.recent.iter().filter(|c| matches!(c.outcome, Outcome::Failed { .. }));
+    assert!(failed.count() >= 1, "the failure was reported: {:?}", status.recent);
+}
+
+/// Where a pass with several pages commits them.
+const BATCH: &str = "files/upload_session/finish_batch_v2";
+
 crate::on_both_backends!(
+    a_batch_commit_that_fails_whole_is_tried_again_later_and_every_page_arrives,
     a_pass_with_many_notes_commits_their_pages_in_batches_with_no_write_refused,
     a_page_refused_in_a_batch_is_reported_and_the_others_are_written,
 );

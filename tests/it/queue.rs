@@ -258,7 +258,7 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
     assert_eq!(found["/notes-old/d.md"], Some(record("/notes-old/d.md")), "a sibling stays");
 }
 
-async fn attachments_are_committed_forgotten_by_folder_and_go_with_a_restart_or_an_unlink(
+async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink(
     backend: Backend,
 ) {
     let store = store_with(backend, "queue-attachments", &[ALICE, BOB]).await;
@@ -268,21 +268,27 @@ async fn attachments_are_committed_forgotten_by_folder_and_go_with_a_restart_or_
     let (alice, bob) =
         if first.lease.account() == &account(ALICE) { (first, second) } else { (second, first) };
     let mut changes = RecordChanges::default();
-    for display in ["/Media/Pic.png", "/media/deep/b.pdf", "/Media-old/c.png", "/d.png"] {
+    for display in ["/Media/Pic.png", "/media/deep/b.pdf", "/d.png"] {
         changes.attachments.insert(display.to_lowercase(), Some(display.to_owned()));
     }
     store.commit(&alice.lease, &changes, None, None).await.expect("commit");
     store.commit(&bob.lease, &changes, None, None).await.expect("Bob's");
+    // Forgetting a folder drops records, not attachments: a pass drops those by name, with
+    // its cursor.
     let mut changes = RecordChanges::default();
     changes.forget_under("/media");
+    changes.attachments.insert("/media/pic.png".to_owned(), None);
     changes.attachments.insert("/media/new.png".to_owned(), Some("/Media/new.png".to_owned()));
-    changes.attachments.insert("/d.png".to_owned(), None);
     store.commit(&alice.lease, &changes, None, None).await.expect("commit");
     let found = store.attachments(&account(ALICE)).await.expect("attachments");
-    let expected = [("/media/new.png", "/Media/new.png"), ("/media-old/c.png", "/Media-old/c.png")];
+    let expected = [
+        ("/media/new.png", "/Media/new.png"),
+        ("/media/deep/b.pdf", "/media/deep/b.pdf"),
+        ("/d.png", "/d.png"),
+    ];
     let expected = expected.map(|(key, display)| (key.to_owned(), display.to_owned())).into();
-    assert_eq!(found, expected, "the folder's went, a sibling folder's stayed");
-    assert_eq!(store.attachments(&account(BOB)).await.expect("Bob's").len(), 4, "untouched");
+    assert_eq!(found, expected);
+    assert_eq!(store.attachments(&account(BOB)).await.expect("Bob's").len(), 3, "untouched");
 
     store.restart_sync(&account(ALICE)).await.expect("restart");
     assert!(store.attachments(&account(ALICE)).await.expect("attachments").is_empty());
@@ -403,6 +409,6 @@ crate::on_both_backends!(
     an_account_that_is_not_linked_leaves_the_queue_when_claimed,
     the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short,
     file_records_are_committed_with_the_cursor_and_forgotten_by_folder,
-    attachments_are_committed_forgotten_by_folder_and_go_with_a_restart_or_an_unlink,
+    attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink,
     refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile,
 );

@@ -11,8 +11,8 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 local i = 10
--- The forgotten folders as a set: each field's ancestor folders are looked up in it, so the cost
--- grows with the fields and their depth, never with fields times folders.
+-- The forgotten folders as a set: each record's ancestor folders are looked up in it, so the cost
+-- grows with the records and their depth, never with records times folders.
 local forgotten, any = {}, false
 for _ = 1, tonumber(ARGV[5]) do
   forgotten[ARGV[i]] = true
@@ -31,9 +31,9 @@ local function forget_in(hash)
     end
   end
 end
+-- Only records: attachments are dropped one by one, with the cursor.
 if any then
   forget_in(KEYS[2])
-  forget_in(KEYS[5])
 end
 for _ = 1, tonumber(ARGV[6]) do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
