@@ -2,6 +2,8 @@
 //! the strings: an account's status and a file record are JSON (token records are sealed by
 //! [`super::sealed`]). Existing stores hold these forms, so a change must still read the old one.
 
+use std::collections::BTreeMap;
+
 use super::{AccountStatus, FileRecord, RecordChanges, StoreError};
 use crate::account::AccountId;
 
@@ -35,6 +37,9 @@ pub(super) struct EncodedChanges {
     pub(super) files: Vec<(String, Option<String>)>,
     /// An attachment's lower-case path → its display path, or `None` to drop it.
     pub(super) attachments: Vec<(String, Option<String>)>,
+    /// A note's lower-case path → its display path, or `None` to drop it: the records'
+    /// notes, kept beside them so a pass can know every note without reading every record.
+    pub(super) note_paths: Vec<(String, Option<String>)>,
 }
 
 pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, StoreError> {
@@ -47,7 +52,21 @@ pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, 
         })
         .collect::<Result<_, StoreError>>()?;
     let attachments = changes.attachments.clone().into_iter().collect();
-    Ok(EncodedChanges { forget_under: changes.forget_under.clone(), files, attachments })
+    let mut note_paths: BTreeMap<String, Option<String>> = changes
+        .note_paths
+        .iter()
+        .map(|(key, display)| (key.clone(), Some(display.clone())))
+        .collect();
+    for (key, record) in &changes.files {
+        note_paths.insert(key.clone(), record.as_ref().map(|record| record.note_display(key)));
+    }
+    let note_paths = note_paths.into_iter().collect();
+    Ok(EncodedChanges {
+        forget_under: changes.forget_under.clone(),
+        files,
+        attachments,
+        note_paths,
+    })
 }
 
 #[cfg(test)]

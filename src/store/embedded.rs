@@ -48,6 +48,13 @@ const METRICS: TableDefinition<&str, u64> = TableDefinition::new("metrics");
 const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files");
 /// (account, lower-case path) → display path of an attachment (an image, a PDF…).
 const ATTACHMENTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("attachments");
+/// (account, `.md` lower-case path) → the note's display path, beside its record in FILES.
+const NOTES: TableDefinition<(&str, &str), &str> = TableDefinition::new("notes");
+/// What a pass's forgotten folders drop: records and their notes' paths. Attachments are
+/// dropped one by one, with the cursor.
+const FORGOTTEN_WITH_FOLDERS: [TableDefinition<(&str, &str), &str>; 2] = [FILES, NOTES];
+/// Everything kept per file of an account.
+const EVERY_FILE_TABLE: [TableDefinition<(&str, &str), &str>; 3] = [FILES, NOTES, ATTACHMENTS];
 
 /// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
 /// queue.
@@ -96,6 +103,7 @@ impl EmbeddedStore {
             }
             txn.open_table(FILES)?;
             txn.open_table(ATTACHMENTS)?;
+            txn.open_table(NOTES)?;
         }
         txn.commit()?;
         Ok(EmbeddedStore {
@@ -275,7 +283,7 @@ impl EmbeddedStore {
                 remove_u64(txn, GENERATIONS, &account)?;
                 remove_u64(txn, FAILURES, &account)?;
                 remove_u64(txn, RETRIES, &account)?;
-                forget_files(txn, &account, true, |_| true)
+                forget_files(txn, &account, &EVERY_FILE_TABLE, |_| true)
             })
         })
         .await
@@ -293,7 +301,7 @@ impl EmbeddedStore {
                 inner.leases().remove(&account);
                 remove(txn, CURSORS, &account)?;
                 set_due(txn, &account, now_ms)?;
-                forget_files(txn, &account, true, |_| true)
+                forget_files(txn, &account, &EVERY_FILE_TABLE, |_| true)
             })
         })
         .await?;
@@ -488,14 +496,34 @@ impl EmbeddedStore {
         .await
     }
 
+    pub(super) async fn note_paths(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        self.paths_in(NOTES, account).await
+    }
+
+    pub(super) async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
+        Ok(self.recorded_paths(account).await?.len())
+    }
+
     pub(super) async fn attachments(
         &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        self.paths_in(ATTACHMENTS, account).await
+    }
+
+    /// Every (lower-case path → display path) of the account in `table`.
+    async fn paths_in(
+        &self,
+        table: TableDefinition<'static, (&'static str, &'static str), &'static str>,
         account: &AccountId,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let account = account.clone();
         self.blocking(move |inner| {
             let txn = inner.db.begin_read()?;
-            let table = txn.open_table(ATTACHMENTS)?;
+            let table = txn.open_table(table)?;
             let owner = account.as_str();
             let mut attachments = std::collections::HashMap::new();
             for entry in table.range((owner, "")..=(owner, "\u{10FFFF}"))? {
@@ -541,11 +569,16 @@ impl EmbeddedStore {
             if !changes.forget_under.is_empty() {
                 let forgotten: std::collections::HashSet<&str> =
                     changes.forget_under.iter().map(String::as_str).collect();
-                forget_files(txn, account, false, |path| {
+                forget_files(txn, account, &FORGOTTEN_WITH_FOLDERS, |path| {
                     super::work::ancestors(path).any(|folder| forgotten.contains(folder))
                 })?;
             }
-            for (table, changed) in [(FILES, &changes.files), (ATTACHMENTS, &changes.attachments)] {
+            let changed_tables = [
+                (FILES, &changes.files),
+                (ATTACHMENTS, &changes.attachments),
+                (NOTES, &changes.note_paths),
+            ];
+            for (table, changed) in changed_tables {
                 let mut table = txn.open_table(table)?;
                 for (path, value) in changed {
                     let key = (account.as_str(), path.as_str());
@@ -655,7 +688,7 @@ impl EmbeddedStore {
                 remove_u64(txn, GENERATIONS, account)?;
                 remove_u64(txn, FAILURES, account)?;
                 remove_u64(txn, RETRIES, account)?;
-                forget_files(txn, account, true, |_| true)?;
+                forget_files(txn, account, &EVERY_FILE_TABLE, |_| true)?;
                 put(txn, STATUS, account, &status)?;
                 Ok(true)
             })
@@ -891,17 +924,14 @@ fn remove_from_queue_raw(txn: &WriteTransaction, account: &str) -> Result<(), St
     Ok(())
 }
 
-/// Drops the account's file records whose path is `doomed`, and its attachments too when
-/// `attachments` (a whole account forgotten; a pass drops attachments one by one, with its
-/// cursor, so a pass that fails leaves them for the retry to judge again).
+/// Drops the account's entries in `tables` whose path is `doomed`.
 fn forget_files(
     txn: &WriteTransaction,
     account: &AccountId,
-    attachments: bool,
+    tables: &[TableDefinition<(&str, &str), &str>],
     doomed: impl Fn(&str) -> bool,
 ) -> Result<(), StoreError> {
     let account = account.as_str();
-    let tables: &[_] = if attachments { &[FILES, ATTACHMENTS] } else { &[FILES] };
     for &table in tables {
         let mut files = txn.open_table(table)?;
         // Every key of the account sorts after (account, "") and before the next account's.

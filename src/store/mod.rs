@@ -340,6 +340,21 @@ impl Store {
         on_backend!(self, store => store.recorded_paths(account))
     }
 
+    /// The display path of every note the account has a record for, by lower-case path: what
+    /// the records say, without reading them. A store from before these were kept has none
+    /// (or fewer than [`Store::recorded_paths`]); the records are then the truth.
+    pub async fn note_paths(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        on_backend!(self, store => store.note_paths(account))
+    }
+
+    /// How many notes the account has a record for.
+    pub async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
+        on_backend!(self, store => store.record_count(account))
+    }
+
     /// The display paths of every attachment recorded for the account, by lower-case path.
     pub async fn attachments(
         &self,

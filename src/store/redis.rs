@@ -130,6 +130,10 @@ impl Keys {
         format!("{}attachments:{account}", self.prefix)
     }
 
+    fn notes(&self, account: &AccountId) -> String {
+        format!("{}notes:{account}", self.prefix)
+    }
+
     fn failures(&self) -> String {
         format!("{}failures", self.prefix)
     }
@@ -301,6 +305,7 @@ impl RedisStore {
             .key(self.keys.failures())
             .key(self.keys.retries())
             .key(self.keys.attachments(account))
+            .key(self.keys.notes(account))
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await?;
@@ -319,6 +324,7 @@ impl RedisStore {
             .hdel(self.keys.cursors(), account.as_str())
             .del(self.keys.files(account))
             .del(self.keys.attachments(account))
+            .del(self.keys.notes(account))
             // Due now, wherever a claim had pushed it; the wake-up tells idle workers.
             .zadd(self.keys.ready(), account.as_str(), now_ms)
             .publish(self.keys.wake(), 1)
@@ -430,6 +436,19 @@ impl RedisStore {
         Ok(records)
     }
 
+    pub(super) async fn note_paths(
+        &self,
+        account: &AccountId,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(connection.hgetall(self.keys.notes(account)).await?)
+    }
+
+    pub(super) async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(connection.hlen(self.keys.files(account)).await?)
+    }
+
     pub(super) async fn attachments(
         &self,
         account: &AccountId,
@@ -448,6 +467,7 @@ impl RedisStore {
         let account = &lease.account;
         let (writes, drops) = split_changes(changes.files);
         let (attach, detach) = split_changes(changes.attachments);
+        let (name, unname) = split_changes(changes.note_paths);
         let mut invocation = self.scripts.commit.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -455,6 +475,7 @@ impl RedisStore {
             .key(self.keys.cursors())
             .key(self.keys.status())
             .key(self.keys.attachments(account))
+            .key(self.keys.notes(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(cursor.unwrap_or(""))
@@ -463,14 +484,16 @@ impl RedisStore {
             .arg(writes.len())
             .arg(drops.len())
             .arg(attach.len())
-            .arg(detach.len());
+            .arg(detach.len())
+            .arg(name.len())
+            .arg(unname.len());
         for prefix in &changes.forget_under {
             invocation.arg(prefix);
         }
-        for (path, value) in writes.into_iter().chain(attach) {
+        for (path, value) in writes.into_iter().chain(attach).chain(name) {
             invocation.arg(path).arg(value);
         }
-        for path in drops.into_iter().chain(detach) {
+        for path in drops.into_iter().chain(detach).chain(unname) {
             invocation.arg(path);
         }
         let mut connection = self.connection().await?;
@@ -557,6 +580,7 @@ impl RedisStore {
             .key(self.keys.status())
             .key(self.keys.retries())
             .key(self.keys.attachments(account))
+            .key(self.keys.notes(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)

@@ -203,6 +203,15 @@ pub struct FileRecord {
 }
 
 impl FileRecord {
+    /// The display path of the note this record (kept under the note's lower-case `key`) is
+    /// about: the page's, with `.md` for `.html`.
+    pub fn note_display(&self, key: &str) -> String {
+        match self.html_path.strip_suffix(".html") {
+            Some(stem) => format!("{stem}.md"),
+            None => key.to_owned(),
+        }
+    }
+
     /// Whether a sibling with `content_hash` is one of markdrop's pages for this note as the
     /// record knows them: the latest one, or the one being uploaded.
     pub fn is_ours(&self, content_hash: &str) -> bool {
@@ -224,11 +233,17 @@ pub struct RecordChanges {
     /// cursor, so a pass that fails leaves them for its retry to see go (and convert their
     /// linkers).
     pub attachments: BTreeMap<String, Option<String>>,
+    /// Notes' display paths to record without a record change (`Store::note_paths`), for a
+    /// store written before they were kept: lower-case path → display path.
+    pub note_paths: BTreeMap<String, String>,
 }
 
 impl RecordChanges {
     pub fn is_empty(&self) -> bool {
-        self.forget_under.is_empty() && self.files.is_empty() && self.attachments.is_empty()
+        self.forget_under.is_empty()
+            && self.files.is_empty()
+            && self.attachments.is_empty()
+            && self.note_paths.is_empty()
     }
 
     /// Drops every record under `folder` (lower-case, no trailing slash), those changed

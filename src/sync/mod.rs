@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::config::WorkerSettings;
 use crate::dropbox::{AccountClient, DeletedMetadata, DropboxError, Metadata};
-use crate::render::is_attachment;
+use crate::render::{FileIndex, is_attachment};
 use crate::store::{
     AccountStatus, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges, Store,
 };
@@ -241,10 +241,19 @@ pub async fn run(
         )
     };
     let mut plan = plan_with(&records, attachments.as_ref().unwrap_or(&HashMap::new()));
-    // Rendering resolves wikilinks against every file, and a file that appears or goes away
-    // sends its linkers to be converted again: then every record (and attachment) is needed,
-    // not only the listing's. A pass that only sees markdrop's own uploads reads no more.
-    if plan.needs_every_record() {
+    // Rendering resolves wikilinks against every note's path, kept beside the records; a file
+    // that appears or goes away sends its linkers to be converted again, and finding them
+    // takes every record. A pass that only sees markdrop's own uploads reads neither.
+    let mut notes = None;
+    if plan.needs_index() && !plan.needs_every_record() {
+        let paths = context.store.note_paths(account).await.map_err(LeaseError::Store)?;
+        let recorded = context.store.record_count(account).await.map_err(LeaseError::Store)?;
+        // Fewer paths than records: a store from before the paths were kept (or written by
+        // an older worker during a deploy). The records are read, and their paths recorded.
+        notes = (paths.len() == recorded).then_some(paths);
+    }
+    let backfill_paths = plan.needs_index() && !plan.needs_every_record() && notes.is_none();
+    if plan.needs_every_record() || backfill_paths {
         let rest: Vec<String> = (context.store.recorded_paths(account).await)
             .map_err(LeaseError::Store)?
             .into_iter()
@@ -258,8 +267,21 @@ pub async fn run(
                 Some(context.store.attachments(account).await.map_err(LeaseError::Store)?);
         }
         plan = plan_with(&records, attachments.as_ref().unwrap_or(&HashMap::new()));
+        notes = Some(
+            records.iter().map(|(key, record)| (key.clone(), record.note_display(key))).collect(),
+        );
     }
-    let index = Arc::new(plan.index(&records, attachments.as_ref().unwrap_or(&HashMap::new())));
+    let index = match notes {
+        Some(notes) if plan.needs_index() => {
+            if attachments.is_none() {
+                attachments =
+                    Some(context.store.attachments(account).await.map_err(LeaseError::Store)?);
+            }
+            plan.index(&notes, attachments.as_ref().unwrap_or(&HashMap::new()))
+        }
+        _ => FileIndex::default(),
+    };
+    let index = Arc::new(index);
     drop(attachments);
     let attachment_changes = std::mem::take(&mut plan.attachments);
     drop(listing.entries);
@@ -273,6 +295,10 @@ pub async fn run(
     let forgotten: std::collections::HashSet<&str> =
         plan.forget.iter().map(String::as_str).collect();
     records.retain(|key, _| !crate::store::ancestors(key).any(|folder| forgotten.contains(folder)));
+    if backfill_paths {
+        changes.note_paths =
+            records.iter().map(|(key, record)| (key.clone(), record.note_display(key))).collect();
+    }
     let outcome = execute::steps(context, plan.steps, &index, &records, &mut changes, status).await;
     // Whatever was written is recorded even when the pass did not finish, so a retry does not
     // upload it again; the cursor moves only past a listing that was carried out whole.

@@ -48,11 +48,7 @@ impl NotePath {
     /// The note a record is about, when the listing does not name it: its display path is the
     /// page's, with `.md` for `.html`.
     fn from_record(key: &str, record: &FileRecord) -> NotePath {
-        let display = match record.html_path.strip_suffix(".html") {
-            Some(stem) => format!("{stem}.md"),
-            None => key.to_owned(),
-        };
-        NotePath { display, key: key.to_owned() }
+        NotePath { display: record.note_display(key), key: key.to_owned() }
     }
 
     /// The sibling page's display path, keeping the casing of folder and stem:
@@ -151,33 +147,40 @@ pub struct Plan {
     /// Attachments (images, PDFs… that wikilinks may point at) that appear, change their
     /// display path, or go away: lower-case path → display path, or `None` to drop it.
     pub attachments: BTreeMap<String, Option<String>>,
+    /// A note or an attachment appears or goes away in the listing: the notes whose wikilinks
+    /// mention its name are converted again, and finding them takes every record.
+    pub names_moved: bool,
 }
 
 impl Plan {
     /// Whether the pass needs every record of the account, not only those of [`record_keys`]:
-    /// it converts a note (which renders against every note) or a note may have appeared or
-    /// gone away (whose linkers are converted again). Plan again with them all.
+    /// a note or an attachment may have appeared or gone away (whose linkers, which any record
+    /// may be, are converted again), or a folder did. Plan again with them all.
     pub fn needs_every_record(&self) -> bool {
-        !self.forget.is_empty()
-            || !self.attachments.is_empty()
-            || self.steps.iter().any(|step| !matches!(step, Step::Direct(Direct::Keep { .. })))
+        !self.forget.is_empty() || self.names_moved
+    }
+
+    /// Whether the pass renders, and so needs every note's path for wikilinks to resolve
+    /// against (not every record: `Store::note_paths` has the paths alone).
+    pub fn needs_index(&self) -> bool {
+        self.steps.iter().any(|step| matches!(step, Step::Convert(_)))
     }
 
     /// Every file in the account as the pass leaves it, by display path, for wikilinks to
-    /// resolve against: the notes recorded (`records`, all of them) that the plan does not
-    /// remove or forget, and the notes it converts, keeps or skips; the attachments recorded
+    /// resolve against: the notes recorded (`notes`: every record's note, lower-case path →
+    /// display path) that the plan does not remove or forget, and the notes it converts, keeps or skips; the attachments recorded
     /// (`attachments`, all of them), with the plan's changes to them.
     pub fn index(
         &self,
-        records: &HashMap<String, FileRecord>,
+        notes: &HashMap<String, String>,
         attachments: &HashMap<String, String>,
     ) -> FileIndex {
         let forgotten: HashSet<&str> = self.forget.iter().map(String::as_str).collect();
         let kept = |key: &&String| !ancestors(key).any(|folder| forgotten.contains(folder));
-        let mut files: BTreeMap<&str, String> = records
+        let mut files: BTreeMap<&str, String> = notes
             .iter()
             .filter(|(key, _)| kept(key))
-            .map(|(key, record)| (key.as_str(), NotePath::from_record(key, record).display))
+            .map(|(key, display)| (key.as_str(), display.clone()))
             .collect();
         // Attachments under a deleted folder are among the plan's own changes.
         files.extend(attachments.iter().map(|(key, display)| (key.as_str(), display.clone())));
@@ -340,7 +343,7 @@ pub fn plan(
         &under_deleted,
         &deleted_after,
     );
-    let relinked = relinked(records, &notes, moved, &deleted_after, &record);
+    let (relinked, names_moved) = relinked(records, &notes, moved, &deleted_after, &record);
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
     let mut steps = Vec::new();
@@ -419,7 +422,7 @@ pub fn plan(
         };
         steps.extend(judge(judged, 0));
     }
-    Plan { forget, steps, attachments }
+    Plan { forget, steps, attachments, names_moved }
 }
 
 /// The changes to the recorded attachments (`known`) that the listing makes, and the names of
@@ -459,14 +462,15 @@ fn attachment_changes(
 
 /// The recorded notes whose wikilinks mention a note that appears or goes away in the listing
 /// (a note listed that has no record, a recorded note deleted, or under a deleted folder), or
-/// one of the names in `moved` (attachments that appear, go away or move).
+/// one of the names in `moved` (attachments that appear, go away or move); and whether any
+/// name moved at all.
 fn relinked<'r>(
     records: &'r HashMap<String, FileRecord>,
     notes: &HashMap<&str, (NoteSeen, usize)>,
     moved: HashSet<String>,
     deleted_after: &impl Fn(&str, usize) -> bool,
     record: &impl Fn(&str) -> Option<&'r FileRecord>,
-) -> HashSet<&'r str> {
+) -> (HashSet<&'r str>, bool) {
     let mut names = moved;
     for (key, (seen, at)) in notes {
         let known = record(key);
@@ -492,15 +496,16 @@ fn relinked<'r>(
         }
     }
     if names.is_empty() {
-        return HashSet::new();
+        return (HashSet::new(), false);
     }
-    records
+    let linkers = records
         .iter()
         .filter(|(key, known)| {
             record(key).is_some() && known.links.iter().any(|name| names.contains(name))
         })
         .map(|(key, _)| key.as_str())
-        .collect()
+        .collect();
+    (linkers, true)
 }
 
 /// The note is gone: its record and what the account page says of it go too, and its page if
@@ -980,6 +985,11 @@ mod tests {
         );
     }
 
+    /// The notes of `records` by lower-case path, as `Store::note_paths` keeps them.
+    fn notes_of(records: &[(String, FileRecord)]) -> HashMap<String, String> {
+        records.iter().map(|(key, record)| (key.clone(), record.note_display(key))).collect()
+    }
+
     /// The record of a note at `display` whose wikilinks mention `links`.
     fn linker(display: &str, links: &[&str]) -> (String, FileRecord) {
         let html_path = format!("{}.html", &display[..display.len() - 3]);
@@ -1101,20 +1111,24 @@ mod tests {
     }
 
     #[test]
-    fn the_index_is_every_note_the_pass_leaves_and_every_record_is_needed_to_build_it() {
+    fn the_index_is_every_note_the_pass_leaves_and_every_record_is_needed_when_names_move() {
         let records = [linker("/Old.md", &[]), linker("/f/x.md", &[]), linker("/Keep.md", &[])];
         let entries = [deleted("/Old.md"), deleted("/f"), file("/New.md", "n")];
         let plan = plan_with(&entries, &records);
-        assert!(plan.needs_every_record());
-        let records = records.into_iter().collect();
-        let index = plan.index(&records, &HashMap::new());
+        assert!(plan.needs_every_record() && plan.needs_index());
+        let index = plan.index(&notes_of(&records), &HashMap::new());
         assert_eq!(index.len(), 2);
         assert_eq!(index.resolve("/a.md", "keep"), Some("/Keep.md"));
         assert_eq!(index.resolve("/a.md", "new"), Some("/New.md"));
         assert_eq!(index.resolve("/a.md", "old"), None);
-        assert!(
-            !plan_of(&[file("/a.html", "ours")], &[("/a.md", record("1"))]).needs_every_record()
-        );
+        // markdrop's own upload coming back: nothing to read at all.
+        let own = plan_of(&[file("/a.html", "ours")], &[("/a.md", record("1"))]);
+        assert!(!own.needs_every_record() && !own.needs_index());
+        // An edit of a note already recorded renders (every note's path), but no name moved
+        // (no record's links).
+        let records = [linker("/a.md", &["b"]), linker("/b.md", &[])];
+        let edit = plan_with(&[file("/b.md", "2")], &records);
+        assert!(edit.needs_index() && !edit.needs_every_record(), "{edit:?}");
     }
 
     fn plan_knowing(
@@ -1173,9 +1187,8 @@ mod tests {
             "dropped by name; the one listed after the deletion stays"
         );
         assert_eq!(plan.steps, vec![relinked("/a.md")], "only pic.png's linkers");
-        let records_map = records.iter().cloned().collect();
         let known = known.map(|display| (display.to_lowercase(), display.to_owned())).into();
-        let index = plan.index(&records_map, &known);
+        let index = plan.index(&notes_of(&records), &known);
         assert_eq!(index.resolve("/a.md", "pic.png"), None);
         assert_eq!(index.resolve("/a.md", "new.png"), Some("/Media/new.png"));
     }

@@ -243,6 +243,10 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
     let found = store.file_records(&account(ALICE), &paths).await.expect("records");
     assert_eq!(found[0], Some(record("/a.md")));
     assert_eq!(found[4], None);
+    let notes = store.note_paths(&account(ALICE)).await.expect("note paths");
+    assert_eq!(notes.len(), 4, "each record's note, kept beside it: {notes:?}");
+    assert_eq!(notes["/notes/b.md"], record("/notes/b.md").note_display("/notes/b.md"));
+    assert_eq!(store.record_count(&account(ALICE)).await.expect("count"), 4);
 
     let mut changes = RecordChanges::default();
     changes.forget_under("/notes");
@@ -256,6 +260,17 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
     assert_eq!(found["/notes/b.md"], Some(record("new")), "written after the folder went");
     assert_eq!(found["/notes/deep/c.md"], None);
     assert_eq!(found["/notes-old/d.md"], Some(record("/notes-old/d.md")), "a sibling stays");
+    let notes = store.note_paths(&account(ALICE)).await.expect("note paths");
+    let mut kept: Vec<&str> = notes.keys().map(String::as_str).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, ["/notes-old/d.md", "/notes/b.md"], "the paths follow the records");
+
+    // Paths recorded on their own, for a store written before they were kept.
+    let mut changes = RecordChanges::default();
+    changes.note_paths.insert("/notes-old/d.md".to_owned(), "/Notes-Old/d.md".to_owned());
+    store.commit(&claim.lease, &changes, None, None).await.expect("commit");
+    let notes = store.note_paths(&account(ALICE)).await.expect("note paths");
+    assert_eq!(notes["/notes-old/d.md"], "/Notes-Old/d.md");
 }
 
 async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink(

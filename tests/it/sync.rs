@@ -596,6 +596,30 @@ async fn an_embedded_image_and_a_linked_pdf_are_found_in_any_folder_and_followed
     assert!(html.contains("<img src=\"Pic.png\" alt=\"Pic.png\">"), "{html}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_from_before_note_paths_were_kept_still_resolves_wikilinks_and_is_filled_in() {
+    use ::redis::AsyncCommands;
+    let world = TestApp::with_worker(Backend::Redis, "sync-paths-backfill").await;
+    let home = "# Home\n\nSee [[Trip]].\n";
+    let account =
+        world.link_with_files("Ada", &[("/Home.md", home), ("/Notes/Trip.md", "# Trip\n")]).await;
+    home_page_among(&world, &account, home, &["/Home.md", "/Notes/Trip.md"]).await;
+    world.quiet().await;
+    // As a store written by an older markdrop: records, but no note paths beside them.
+    let client = ::redis::Client::open(crate::support::store::redis_url()).expect("client");
+    let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
+    let notes = format!("{}notes:{account}", world.prefix);
+    let _: () = redis.del(&notes).await.expect("delete the note paths");
+
+    let home = "# Home\n\nSee [[Trip]], again.\n";
+    world.emulator().put_file(&account, "/Home.md", home).expect("edit");
+    let html = home_page_among(&world, &account, home, &["/Home.md", "/Notes/Trip.md"]).await;
+    assert!(html.contains("<a href=\"Notes/Trip.html\">"), "resolved from the records: {html}");
+    world.quiet().await;
+    let kept: usize = redis.hlen(&notes).await.expect("hlen");
+    assert_eq!(kept, 2, "every record's note path written back");
+}
+
 crate::on_both_backends!(
     an_embedded_image_and_a_linked_pdf_are_found_in_any_folder_and_followed_when_they_go,
     a_wikilink_follows_the_note_it_names_as_that_note_appears_moves_and_is_renamed,

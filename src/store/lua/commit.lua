@@ -1,16 +1,17 @@
 -- Saves a pass's progress, if the lease is still ours: file records and attachments, then the
 -- cursor and the status. A worker that lost its lease cannot move the cursor (the fence).
 -- KEYS[1] = lease:<account>, KEYS[2] = files:<account>, KEYS[3] = cursors, KEYS[4] = status,
--- KEYS[5] = attachments:<account>
+-- KEYS[5] = attachments:<account>, KEYS[6] = notes:<account> (each record's note display path)
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = cursor ('' = keep),
 -- ARGV[4] = status JSON ('' = keep), ARGV[5] = folder prefixes to forget (count p),
 -- ARGV[6] = records to write (count w), ARGV[7] = records to drop (count d),
--- ARGV[8] = attachments to write (count a), ARGV[9] = attachments to drop (count x), then
--- p prefixes, w (path, record) pairs, a (path, display path) pairs, d paths, x paths.
+-- ARGV[8] = attachments to write (count a), ARGV[9] = attachments to drop (count x),
+-- ARGV[10] = note paths to write (count n), ARGV[11] = note paths to drop (count m), then
+-- p prefixes, w (path, record) pairs, a and n (path, display path) pairs, d, x and m paths.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local i = 10
+local i = 12
 -- The forgotten folders as a set: each record's ancestor folders are looked up in it, so the cost
 -- grows with the records and their depth, never with records times folders.
 local forgotten, any = {}, false
@@ -31,9 +32,10 @@ local function forget_in(hash)
     end
   end
 end
--- Only records: attachments are dropped one by one, with the cursor.
+-- Records and their notes' paths; attachments are dropped one by one, with the cursor.
 if any then
   forget_in(KEYS[2])
+  forget_in(KEYS[6])
 end
 for _ = 1, tonumber(ARGV[6]) do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
@@ -43,12 +45,20 @@ for _ = 1, tonumber(ARGV[8]) do
   redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+for _ = 1, tonumber(ARGV[10]) do
+  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
 for _ = 1, tonumber(ARGV[7]) do
   redis.call('HDEL', KEYS[2], ARGV[i])
   i = i + 1
 end
 for _ = 1, tonumber(ARGV[9]) do
   redis.call('HDEL', KEYS[5], ARGV[i])
+  i = i + 1
+end
+for _ = 1, tonumber(ARGV[11]) do
+  redis.call('HDEL', KEYS[6], ARGV[i])
   i = i + 1
 end
 if ARGV[3] ~= '' then
