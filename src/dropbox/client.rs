@@ -79,6 +79,9 @@ struct Inner {
     retry: RetryPolicy,
     /// Counts every call by route and status, when set.
     metrics: Option<crate::metrics::Metrics>,
+    /// One permit per call in flight from this process, whatever the accounts: each holds a
+    /// connection and its buffers, so this bounds the memory that waiting on Dropbox takes.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl DropboxClient {
@@ -100,6 +103,7 @@ impl DropboxClient {
                 content_url: settings.content_url.clone(),
                 retry: RetryPolicy::default(),
                 metrics: None,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(CALLS_IN_FLIGHT_PER_PROCESS)),
             }),
         })
     }
@@ -511,9 +515,11 @@ impl AccountClient {
         let mut refreshed = false;
         loop {
             let header = bearer(&tokens.access_token)?;
-            let permit = self.in_flight.acquire().await;
+            // The account's permit first: an account at its limit holds none of the process's.
+            let account = self.in_flight.acquire().await;
+            let process = self.client.inner.in_flight.acquire().await;
             let sent = self.client.send(|| request(header.clone()), repeat).await;
-            drop(permit);
+            drop((process, account));
             match sent {
                 Err(error) if !refreshed && error.calls_for_refresh() => {
                     tokens = self.refresh_replacing(&tokens.access_token).await?;
@@ -558,6 +564,11 @@ enum Repeat {
 /// one user runs 20 at once, and the emulator refuses past that (docs/dropbox.md §6), so this
 /// stays below it with room for the web process linking the same account.
 pub const CALLS_IN_FLIGHT_PER_ACCOUNT: usize = 16;
+
+/// The most calls one process has in flight at once, all accounts together: at Dropbox's
+/// 100-300 ms a call that is over a thousand calls a second, while the connections and buffers
+/// they hold stay within a small dyno's memory (BENCHMARKS.md).
+pub const CALLS_IN_FLIGHT_PER_PROCESS: usize = 512;
 
 /// The most entries one `finish_batch_v2` may commit (docs/dropbox.md §11).
 pub const MAX_BATCH_ENTRIES: usize = 1000;
