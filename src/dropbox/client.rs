@@ -354,16 +354,7 @@ impl AccountClient {
             "mute": true,
             "content_hash": content_hash,
         }))?;
-        let url = self.client.route_url(&self.client.inner.content_url, "files/upload");
-        let response = self
-            .authorized(|token| {
-                self.post(&url, token)
-                    .header(API_ARG, &arg)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(content.clone())
-            })
-            .await?;
-        json_body(response).await
+        self.upload_style("files/upload", &arg, content).await
     }
 
     /// `files/upload_session/start` with the whole of `content`, closed: the bytes wait at
@@ -381,18 +372,29 @@ impl AccountClient {
             session_id: String,
         }
         let arg = header_arg(&json!({ "close": true, "content_hash": content_hash }))?;
-        let url =
-            self.client.route_url(&self.client.inner.content_url, "files/upload_session/start");
+        let started: Started =
+            self.upload_style("files/upload_session/start", &arg, content).await?;
+        Ok(started.session_id)
+    }
+
+    /// An upload-style route (docs/dropbox.md §1): `arg` in the `Dropbox-API-Arg` header, the
+    /// bytes as the body, a JSON result.
+    async fn upload_style<T: DeserializeOwned>(
+        &self,
+        route: &str,
+        arg: &str,
+        content: Bytes,
+    ) -> Result<T, DropboxError> {
+        let url = self.client.route_url(&self.client.inner.content_url, route);
         let response = self
             .authorized(|token| {
                 self.post(&url, token)
-                    .header(API_ARG, &arg)
+                    .header(API_ARG, arg)
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .body(content.clone())
             })
             .await?;
-        let started: Started = json_body(response).await?;
-        Ok(started.session_id)
+        json_body(response).await
     }
 
     /// `files/upload_session/finish_batch_v2`: commits closed sessions (at most

@@ -37,29 +37,19 @@ if any then
   forget_in(KEYS[2])
   forget_in(KEYS[6])
 end
-for _ = 1, tonumber(ARGV[6]) do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  i = i + 2
+-- Writes, then drops, to each hash in turn: records, attachments, note paths.
+local hashes = { { KEYS[2], 6, 7 }, { KEYS[5], 8, 9 }, { KEYS[6], 10, 11 } }
+for _, hash in ipairs(hashes) do
+  for _ = 1, tonumber(ARGV[hash[2]]) do
+    redis.call('HSET', hash[1], ARGV[i], ARGV[i + 1])
+    i = i + 2
+  end
 end
-for _ = 1, tonumber(ARGV[8]) do
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-for _ = 1, tonumber(ARGV[10]) do
-  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-for _ = 1, tonumber(ARGV[7]) do
-  redis.call('HDEL', KEYS[2], ARGV[i])
-  i = i + 1
-end
-for _ = 1, tonumber(ARGV[9]) do
-  redis.call('HDEL', KEYS[5], ARGV[i])
-  i = i + 1
-end
-for _ = 1, tonumber(ARGV[11]) do
-  redis.call('HDEL', KEYS[6], ARGV[i])
-  i = i + 1
+for _, hash in ipairs(hashes) do
+  for _ = 1, tonumber(ARGV[hash[3]]) do
+    redis.call('HDEL', hash[1], ARGV[i])
+    i = i + 1
+  end
 end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
