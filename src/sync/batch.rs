@@ -69,7 +69,6 @@ pub(super) async fn commit(
         .collect();
     let results = match context.write(context.client.finish_batch(&entries)).await? {
         Ok(results) => results,
-        // The call itself failed: every page in it failed the same way.
         Err(error) => {
             // The call failed as a whole, so nothing says any one note is at fault: each is
             // tried again later (a lasting reason is found out then, note by note, or passes).
