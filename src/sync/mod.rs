@@ -245,14 +245,15 @@ pub async fn run(
     // that appears or goes away sends its linkers to be converted again, and finding them
     // takes every record. A pass that only sees markdrop's own uploads reads neither.
     let mut notes = None;
-    if plan.needs_index() && !plan.needs_every_record() {
+    let paths_suffice = plan.needs_index() && !plan.needs_every_record();
+    if paths_suffice {
         let paths = context.store.note_paths(account).await.map_err(LeaseError::Store)?;
         let recorded = context.store.record_count(account).await.map_err(LeaseError::Store)?;
         // Fewer paths than records: a store from before the paths were kept (or written by
         // an older worker during a deploy). The records are read, and their paths recorded.
         notes = (paths.len() == recorded).then_some(paths);
     }
-    let backfill_paths = plan.needs_index() && !plan.needs_every_record() && notes.is_none();
+    let backfill_paths = paths_suffice && notes.is_none();
     if plan.needs_every_record() || backfill_paths {
         let rest: Vec<String> = (context.store.recorded_paths(account).await)
             .map_err(LeaseError::Store)?
