@@ -2,8 +2,11 @@
 //! from the settings, retries for what is worth retrying, and each account's tokens.
 //!
 //! Retrying: 5xx and transport failures are retried here with full-jitter exponential backoff,
-//! a few times. A 429 is *not* waited out here: it goes back to the caller with its
-//! `retry_after`, so the worker can reschedule the account instead of holding a slot asleep.
+//! a few times. A `too_many_requests` 429 lowers the account's bound on calls in flight
+//! ([`super::concurrency`]); when its `Retry-After` is short the refused call waits it out and
+//! goes again, as Dropbox's SDKs do, while the account's other calls go on. A longer wait, or a
+//! call refused again and again, goes back to the caller with its `retry_after`, so the worker
+//! can reschedule the account instead of holding a slot asleep.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +23,9 @@ use tokio::sync::{Mutex, RwLock};
 use url::Url;
 
 use super::arg::header_json;
+use super::concurrency::{CALLS_IN_FLIGHT_PER_ACCOUNT, CallLimit};
 use super::content_hash::content_hash;
-use super::error::DropboxError;
+use super::error::{DropboxError, RateLimitReason};
 use super::oauth::{self, OAuthClient};
 use super::types::{Account, FileMetadata, ListFolderPage, Metadata};
 use crate::account::AccountTokens;
@@ -132,7 +136,7 @@ impl DropboxClient {
             client: self.clone(),
             tokens: RwLock::new(tokens),
             refreshing: Mutex::new(()),
-            in_flight: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT_PER_ACCOUNT),
+            calls: CallLimit::new(CALLS_IN_FLIGHT_PER_ACCOUNT),
             path_root,
         }
     }
@@ -204,9 +208,9 @@ pub struct AccountClient {
     /// Held while refreshing, so concurrent callers that all find the token expired refresh it
     /// once (the official SDK's `TokenCache::update_token` does the same).
     refreshing: Mutex<()>,
-    /// One permit per call in flight for this account: however far a pass reads ahead, Dropbox
-    /// sees no more than [`CALLS_IN_FLIGHT_PER_ACCOUNT`] of its calls at once.
-    in_flight: tokio::sync::Semaphore,
+    /// The bound on this account's calls in flight: however far a pass reads ahead, Dropbox
+    /// sees no more of its calls at once than it has lately taken without a refusal.
+    calls: CallLimit,
     /// `Dropbox-API-Path-Root` for files calls, when the Dropbox is a team space.
     path_root: Option<HeaderValue>,
 }
@@ -515,21 +519,49 @@ impl AccountClient {
             tokens = self.refresh_replacing(&tokens.access_token).await?;
         }
         let mut refreshed = false;
+        let mut waits = 0;
         loop {
             let header = bearer(&tokens.access_token)?;
-            // The account's permit first: an account at its limit holds none of the process's.
-            let account = self.in_flight.acquire().await;
+            // The account's room first: an account at its limit holds none of the process's.
+            let slot = self.calls.start().await;
             let process = self.client.inner.in_flight.acquire().await;
             let sent = self.client.send(|| request(header.clone()), repeat).await;
-            drop((process, account));
+            drop(process);
             match sent {
+                // A refused call did nothing, so even a call sent only once may go again.
+                Err(DropboxError::RateLimited {
+                    reason: RateLimitReason::TooManyRequests,
+                    retry_after,
+                }) if waits < WAITS_IN_PLACE && retry_after <= LONGEST_WAIT_IN_PLACE => {
+                    slot.refused();
+                    waits += 1;
+                    tracing::debug!(
+                        ?retry_after,
+                        limit = self.calls.current(),
+                        "waiting out a rate limit"
+                    );
+                    tokio::time::sleep(retry_after).await;
+                }
+                Err(error @ DropboxError::RateLimited { .. }) => {
+                    slot.refused();
+                    return Err(error);
+                }
                 Err(error) if !refreshed && error.calls_for_refresh() => {
+                    slot.answered();
                     tokens = self.refresh_replacing(&tokens.access_token).await?;
                     refreshed = true;
                 }
-                outcome => return outcome,
+                outcome => {
+                    slot.answered();
+                    return outcome;
+                }
             }
         }
+    }
+
+    /// The bound on this account's calls in flight now.
+    pub fn calls_in_flight_limit(&self) -> usize {
+        self.calls.current()
     }
 
     /// Refreshes the access token, unless another caller already replaced `stale`.
@@ -561,11 +593,13 @@ enum Repeat {
     Once,
 }
 
-/// The most calls one account has in flight at once (until their answer's headers arrive). Dropbox publishes no number, but it rate
-/// limits per user and counts refused calls too; its own SDK's example of parallel uploads for
-/// one user runs 20 at once, and the emulator refuses past that (docs/dropbox.md §6), so this
-/// stays below it with room for the web process linking the same account.
-pub const CALLS_IN_FLIGHT_PER_ACCOUNT: usize = 16;
+/// The longest `Retry-After` a refused call waits out in place. Dropbox asks for a second or
+/// two when an account merely has too many calls in flight; ending the pass instead would lose
+/// every upload session not yet committed. Longer waits go to the worker, which frees the slot.
+pub const LONGEST_WAIT_IN_PLACE: Duration = Duration::from_secs(1);
+
+/// How many refusals one call waits out before it goes back to the caller.
+const WAITS_IN_PLACE: u32 = 3;
 
 /// The most calls one process has in flight at once, all accounts together: at Dropbox's
 /// 100-300 ms a call that is over a thousand calls a second, while the connections and buffers

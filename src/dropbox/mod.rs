@@ -7,6 +7,7 @@
 
 mod arg;
 mod client;
+mod concurrency;
 mod content_hash;
 mod error;
 mod oauth;
@@ -14,9 +15,10 @@ mod types;
 
 pub use arg::{escape_non_ascii, header_json};
 pub use client::{
-    AccountClient, BatchEntry, CALLS_IN_FLIGHT_PER_ACCOUNT, Download, DropboxClient,
-    MAX_BATCH_ENTRIES, RetryPolicy,
+    AccountClient, BatchEntry, Download, DropboxClient, LONGEST_WAIT_IN_PLACE, MAX_BATCH_ENTRIES,
+    RetryPolicy,
 };
+pub use concurrency::{CALLS_IN_FLIGHT_PER_ACCOUNT, MOST_CALLS_IN_FLIGHT_PER_ACCOUNT};
 pub use content_hash::{ContentHasher, content_hash};
 pub use error::{DropboxError, RateLimitReason, RouteError};
 pub use oauth::{Grant, SCOPES, new_pkce};

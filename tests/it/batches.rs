@@ -81,6 +81,39 @@ async fn a_batch_commit_that_fails_whole_is_tried_again_later_and_every_page_arr
     assert!(failed.count() >= 1, "the failure was reported: {:?}", status.recent);
 }
 
+async fn a_pass_past_the_per_user_limit_waits_out_each_refusal_and_finishes_in_one_go(
+    backend: Backend,
+) {
+    // Half the calls the client starts with, each answered late enough for the pass to have
+    // them all in flight at once: its first burst is refused in part.
+    let world = TestApp::builder("batch-rate-limit")
+        .on(backend)
+        .with_worker()
+        .with_emulator(|config| {
+            config.max_concurrent_calls_per_user = Some(8);
+            config.latency = std::time::Duration::from_millis(50);
+        })
+        .start()
+        .await;
+    let notes: Vec<(String, String)> =
+        (0..40).map(|n| (format!("/n{n:02}.md"), format!("# Note {n}\n"))).collect();
+    let files: Vec<(&str, &str)> =
+        notes.iter().map(|(path, body)| (path.as_str(), body.as_str())).collect();
+    let account = world.link_with_files("Ada", &files).await;
+    for (n, (_, body)) in notes.iter().enumerate() {
+        let stem = format!("n{n:02}");
+        world.html_matching(&account, &format!("/{stem}.html"), body, &stem).await;
+    }
+    world.quiet().await;
+    let stats = world.emulator().stats();
+    assert!(stats.refusals("too_many_requests", &account) > 0, "the limit was met");
+    assert_eq!(stats.calls("files/list_folder", &account), 1, "one pass did it all");
+    assert_eq!(stats.batch_commits(&account), 40);
+    let status = world.status(&account).await;
+    assert_eq!(status.state, SyncState::Idle, "{status:?}");
+    assert!(status.retrying.is_empty(), "{status:?}");
+}
+
 /// Where a pass with several pages commits them.
 const BATCH: &str = "files/upload_session/finish_batch_v2";
 
@@ -88,4 +121,5 @@ crate::on_both_backends!(
     a_batch_commit_that_fails_whole_is_tried_again_later_and_every_page_arrives,
     a_pass_with_many_notes_commits_their_pages_in_batches_with_no_write_refused,
     a_page_refused_in_a_batch_is_reported_and_the_others_are_written,
+    a_pass_past_the_per_user_limit_waits_out_each_refusal_and_finishes_in_one_go,
 );

@@ -324,6 +324,30 @@ async fn a_rate_limit_comes_back_with_its_wait_and_is_not_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_rate_limit_is_waited_out_and_the_call_goes_through_with_fewer_in_flight() {
+    let dropbox = TestDropbox::start().await;
+    let refusal = r#"{"error_summary":"too_many_requests/..","error":{"reason":{".tag":"too_many_requests"},"retry_after":1}}"#;
+    dropbox.fail_next("files/list_folder", 1, 429, "application/json", refusal);
+    let session = dropbox.session();
+    let before = session.calls_in_flight_limit();
+    let started = std::time::Instant::now();
+    session.list_folder("", true, None).await.expect("answered the second time");
+    assert!(started.elapsed() >= Duration::from_secs(1), "sent again before Retry-After");
+    assert_eq!(dropbox.calls("files/list_folder"), 2);
+    assert!(session.calls_in_flight_limit() < before, "the account backs off");
+
+    // Refused again and again, the call gives up and says how long to wait.
+    dropbox.fail_next("files/list_folder", 4, 429, "application/json", refusal);
+    match session.list_folder("", true, None).await {
+        Err(DropboxError::RateLimited { retry_after, .. }) => {
+            assert_eq!(retry_after, Duration::from_secs(1))
+        }
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+    assert_eq!(dropbox.calls("files/list_folder"), 6, "three waits, then back to the caller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_text_rate_limit_takes_its_wait_from_retry_after() {
     let dropbox = TestDropbox::start().await;
     dropbox.emulator().add_fault(

@@ -48,10 +48,14 @@ pub struct Builder<'t> {
     consent_page: bool,
     worker: bool,
     settings: Option<AdjustSettings>,
+    emulator: Option<AdjustEmulator>,
 }
 
 /// A change a test makes to the app's settings before it starts.
 type AdjustSettings = Box<dyn FnOnce(&mut Settings) + Send>;
+
+/// A change a test makes to the emulator's configuration before it starts.
+type AdjustEmulator = Box<dyn FnOnce(&mut EmulatorConfig) + Send>;
 
 impl<'t> Builder<'t> {
     pub fn on(mut self, backend: Backend) -> Self {
@@ -83,6 +87,15 @@ impl<'t> Builder<'t> {
         self
     }
 
+    /// The emulator's configuration changed by `adjust` before it starts.
+    pub fn with_emulator(
+        mut self,
+        adjust: impl FnOnce(&mut EmulatorConfig) + Send + 'static,
+    ) -> Self {
+        self.emulator = Some(Box::new(adjust));
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         // `RUST_LOG=markdrop=debug cargo test …` shows what the app and workers did.
         let _ = tracing_subscriber::fmt()
@@ -97,6 +110,9 @@ impl<'t> Builder<'t> {
         config.auto_approve = !self.consent_page;
         config.webhook_batch_window = Duration::from_millis(5);
         config.webhook_retry_base = Duration::from_millis(50);
+        if let Some(adjust) = self.emulator {
+            adjust(&mut config);
+        }
         let dropbox = Emulator::new(config).start(0).await.expect("start the emulator");
         let mut settings = settings(dropbox.url());
         settings.base_url = address.parse().expect("the app's URL");
@@ -197,6 +213,7 @@ impl TestApp {
             consent_page: false,
             worker: false,
             settings: None,
+            emulator: None,
         }
     }
 
