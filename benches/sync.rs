@@ -812,19 +812,21 @@ impl Report<'_> {
         let _ = writeln!(out, "| conversions/s | **{rate:.0}** | {rate_goal} |");
         let _ = writeln!(
             out,
-            "| content calls per converted file (download + upload; upload sessions {}), and batch commits | **{content_per_file:.3}** ({} + {}), {} commits | 2 per file, one commit per batch: {} |",
+            "| content calls per converted file (download + upload; upload sessions {}), and batch commits | **{content_per_file:.3}** ({} + {}), {} commits | 2 per file (refused calls sent again aside), one commit per batch: {} |",
             c.calls.content() - c.calls.route("files/download") - c.calls.route("files/upload"),
             c.calls.route("files/download"),
             c.calls.route("files/upload"),
             c.calls.route("files/upload_session/finish_batch_v2"),
-            verdict(c.calls.content() == 2 * files)
+            verdict(c.calls.content() <= 2 * files + c.refusals.rate_limit)
         );
+        // Rate-limit refusals are how an account's bound on calls in flight finds Dropbox's
+        // (src/dropbox/concurrency.rs): a few are the design, and each is waited out.
         let _ = writeln!(
             out,
-            "| 429s the emulator answered while converging: write-lock refusals / rate-limit refusals | {} / {} | 0 / 0: {} |",
+            "| 429s the emulator answered while converging: write-lock refusals / rate-limit refusals | {} / {} | 0 write-lock refusals: {} |",
             c.refusals.write_lock,
             c.refusals.rate_limit,
-            verdict(c.refusals.write_lock == 0 && c.refusals.rate_limit == 0)
+            verdict(c.refusals.write_lock == 0)
         );
         let _ = writeln!(
             out,

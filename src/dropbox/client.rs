@@ -19,11 +19,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::{Mutex, RwLock, SemaphorePermit};
 use url::Url;
 
 use super::arg::header_json;
-use super::concurrency::{CALLS_IN_FLIGHT_PER_ACCOUNT, CallLimit};
+use super::concurrency::{CALLS_IN_FLIGHT_PER_ACCOUNT, CallLimit, Slot};
 use super::content_hash::content_hash;
 use super::error::{DropboxError, RateLimitReason};
 use super::oauth::{self, OAuthClient};
@@ -286,14 +286,14 @@ impl AccountClient {
     /// `files/download`, refusing a file over `limit` bytes before reading its body (a huge
     /// file named `.md` must not exhaust the worker's memory).
     pub async fn download(&self, path: &str, limit: u64) -> Result<Download, DropboxError> {
-        let (metadata, mut response) = self.start_download(path).await?;
+        let (metadata, mut answer) = self.start_download(path).await?;
         if metadata.size > limit {
             return Err(DropboxError::TooLarge { size: metadata.size, limit });
         }
         let mut content =
             bytes::BytesMut::with_capacity(usize::try_from(metadata.size).unwrap_or(0));
         // The metadata's size is Dropbox's word; the body is what counts.
-        while let Some(chunk) = response.chunk().await.map_err(DropboxError::Transport)? {
+        while let Some(chunk) = answer.response.chunk().await.map_err(DropboxError::Transport)? {
             content.extend_from_slice(&chunk);
             if content.len() as u64 > limit {
                 return Err(DropboxError::TooLarge { size: content.len() as u64, limit });
@@ -309,20 +309,20 @@ impl AccountClient {
         path: &str,
         mut each: impl FnMut(&[u8]),
     ) -> Result<FileMetadata, DropboxError> {
-        let (metadata, mut response) = self.start_download(path).await?;
-        while let Some(chunk) = response.chunk().await.map_err(DropboxError::Transport)? {
+        let (metadata, mut answer) = self.start_download(path).await?;
+        while let Some(chunk) = answer.response.chunk().await.map_err(DropboxError::Transport)? {
             each(&chunk);
         }
         Ok(metadata)
     }
 
     /// A download's metadata, with its body not read yet.
-    async fn start_download(&self, path: &str) -> Result<(FileMetadata, Response), DropboxError> {
+    async fn start_download(&self, path: &str) -> Result<(FileMetadata, Answer<'_>), DropboxError> {
         let arg = header_arg(&json!({ "path": path }))?;
         let url = self.client.route_url(&self.client.inner.content_url, "files/download");
-        let response =
-            self.authorized(|token| self.post(&url, token).header(API_ARG, &arg)).await?;
-        let metadata = response
+        let answer = self.authorized(|token| self.post(&url, token).header(API_ARG, &arg)).await?;
+        let metadata = answer
+            .response
             .headers()
             .get(API_RESULT)
             .ok_or_else(|| {
@@ -333,7 +333,7 @@ impl AccountClient {
                     DropboxError::unexpected_success(format!("Dropbox-API-Result: {error}"))
                 })
             })?;
-        Ok((metadata, response))
+        Ok((metadata, answer))
     }
 
     /// `files/upload` in overwrite mode with `mute` (no desktop notification for a generated
@@ -390,7 +390,7 @@ impl AccountClient {
         content: Bytes,
     ) -> Result<T, DropboxError> {
         let url = self.client.route_url(&self.client.inner.content_url, route);
-        let response = self
+        let answer = self
             .authorized(|token| {
                 self.post(&url, token)
                     .header(API_ARG, arg)
@@ -398,7 +398,7 @@ impl AccountClient {
                     .body(content.clone())
             })
             .await?;
-        json_body(response).await
+        json_body(answer).await
     }
 
     /// `files/upload_session/finish_batch_v2`: commits closed sessions (at most
@@ -473,7 +473,7 @@ impl AccountClient {
         .map_err(|error| DropboxError::local(format!("cannot encode the argument: {error}")))?;
         let body = Bytes::from(body);
         let url = self.client.route_url(&self.client.inner.api_url, route);
-        let response = self
+        let answer = self
             .authorized_with(
                 |token| {
                     self.post(&url, token)
@@ -483,7 +483,7 @@ impl AccountClient {
                 repeat,
             )
             .await?;
-        json_body(response).await
+        json_body(answer).await
     }
 
     /// A POST to `url` carrying the bearer token; every route is a POST.
@@ -503,7 +503,7 @@ impl AccountClient {
     async fn authorized(
         &self,
         request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
-    ) -> Result<Response, DropboxError> {
+    ) -> Result<Answer<'_>, DropboxError> {
         self.authorized_with(request, Repeat::Safe).await
     }
 
@@ -513,7 +513,7 @@ impl AccountClient {
         &self,
         request: impl Fn(HeaderValue) -> RequestBuilder + Send + Sync,
         repeat: Repeat,
-    ) -> Result<Response, DropboxError> {
+    ) -> Result<Answer<'_>, DropboxError> {
         let mut tokens = self.tokens.read().await.clone();
         if tokens.expires_within(REFRESH_MARGIN) {
             tokens = self.refresh_replacing(&tokens.access_token).await?;
@@ -524,9 +524,8 @@ impl AccountClient {
             let header = bearer(&tokens.access_token)?;
             // The account's room first: an account at its limit holds none of the process's.
             let slot = self.calls.start().await;
-            let process = self.client.inner.in_flight.acquire().await;
+            let process = self.client.inner.in_flight.acquire().await.ok();
             let sent = self.client.send(|| request(header.clone()), repeat).await;
-            drop(process);
             match sent {
                 // A refused call did nothing, so even a call sent only once may go again.
                 Err(DropboxError::RateLimited {
@@ -534,6 +533,7 @@ impl AccountClient {
                     retry_after,
                 }) if waits < WAITS_IN_PLACE && retry_after <= LONGEST_WAIT_IN_PLACE => {
                     slot.refused();
+                    drop((process, slot));
                     waits += 1;
                     tracing::debug!(
                         ?retry_after,
@@ -548,12 +548,17 @@ impl AccountClient {
                 }
                 Err(error) if !refreshed && error.calls_for_refresh() => {
                     slot.answered();
+                    drop((process, slot));
                     tokens = self.refresh_replacing(&tokens.access_token).await?;
                     refreshed = true;
                 }
-                outcome => {
+                Err(error) => {
                     slot.answered();
-                    return outcome;
+                    return Err(error);
+                }
+                Ok(response) => {
+                    slot.answered();
+                    return Ok(Answer { response, _room: (slot, process) });
                 }
             }
         }
@@ -582,6 +587,13 @@ impl AccountClient {
         tracing::debug!("refreshed a Dropbox access token");
         Ok(tokens)
     }
+}
+
+/// A 2xx answer, holding its call's room (the account's and the process's) until its body has
+/// been read: Dropbox counts a call as in flight until then, and its buffers are still held.
+struct Answer<'a> {
+    response: Response,
+    _room: (Slot<'a>, Option<SemaphorePermit<'a>>),
 }
 
 /// Whether a call may be sent again after a transient failure (5xx, no answer).
@@ -651,7 +663,8 @@ fn header_arg(arg: &serde_json::Value) -> Result<String, DropboxError> {
 
 /// The JSON result of an RPC or upload route. Such a response never carries
 /// `Dropbox-API-Result` (docs/dropbox.md §1): one that does is not the answer we asked for.
-async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T, DropboxError> {
+async fn json_body<T: DeserializeOwned>(answer: Answer<'_>) -> Result<T, DropboxError> {
+    let response = answer.response;
     if response.headers().contains_key(API_RESULT) {
         return Err(DropboxError::unexpected_success(
             "an RPC or upload response with a Dropbox-API-Result header",

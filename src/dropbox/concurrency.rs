@@ -5,8 +5,10 @@
 //! them, another app). A fixed bound is either too timid, leaving a big account's first pass
 //! waiting on latency it could overlap, or too bold, turning a pass into a stream of 429s. So the
 //! bound moves the way TCP's window does: one more call after each window of calls answered
-//! without a refusal, a quarter fewer after `too_many_requests`. Calls already in flight when the
-//! bound drops are not cancelled; the bound is met again as they finish.
+//! without a refusal, a quarter fewer after `too_many_requests`. Unlike TCP it then stays below
+//! the bound that was refused: each refusal costs a call a whole `Retry-After` (a second or
+//! more), far more than probing again could win back within one pass. Calls already in flight
+//! when the bound drops are not cancelled; the bound is met again as they finish.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -31,6 +33,8 @@ pub(super) struct CallLimit {
 
 struct State {
     limit: usize,
+    /// The most the limit may grow to: just under the last bound Dropbox refused.
+    ceiling: usize,
     /// Calls answered since the limit last moved.
     answered: usize,
     /// Permits to retire as calls finish, after the limit dropped below the calls in flight.
@@ -40,8 +44,8 @@ struct State {
     epoch: u64,
 }
 
-/// One call in flight. Say how it went with [`Slot::answered`] or [`Slot::refused`]; dropping
-/// it without either (an error other than a refusal) leaves the limit where it is.
+/// One call in flight until dropped. Say how it went with [`Slot::answered`] or
+/// [`Slot::refused`]; a call that ends with neither leaves the limit where it is.
 pub(super) struct Slot<'a> {
     limit: &'a CallLimit,
     permit: Option<SemaphorePermit<'a>>,
@@ -50,7 +54,8 @@ pub(super) struct Slot<'a> {
 
 impl CallLimit {
     pub(super) fn new(limit: usize) -> CallLimit {
-        let state = State { limit, answered: 0, owed: 0, epoch: 0 };
+        let ceiling = MOST_CALLS_IN_FLIGHT_PER_ACCOUNT.max(limit);
+        let state = State { limit, ceiling, answered: 0, owed: 0, epoch: 0 };
         CallLimit { permits: Semaphore::new(limit), state: Mutex::new(state) }
     }
 
@@ -75,10 +80,10 @@ impl CallLimit {
 impl Slot<'_> {
     /// Dropbox answered (anything but a rate limit): after a whole window of such answers the
     /// account may have one more call in flight.
-    pub(super) fn answered(self) {
+    pub(super) fn answered(&self) {
         let mut state = self.limit.state();
         state.answered += 1;
-        if state.answered >= state.limit && state.limit < MOST_CALLS_IN_FLIGHT_PER_ACCOUNT {
+        if state.answered >= state.limit && state.limit < state.ceiling {
             state.answered = 0;
             state.limit += 1;
             if state.owed > 0 {
@@ -89,12 +94,14 @@ impl Slot<'_> {
         }
     }
 
-    /// Dropbox answered `too_many_requests`: a quarter fewer calls in flight, once per burst.
-    pub(super) fn refused(self) {
+    /// Dropbox answered `too_many_requests`: a quarter fewer calls in flight, once per burst,
+    /// and never again as many as were refused.
+    pub(super) fn refused(&self) {
         let mut state = self.limit.state();
         if self.epoch != state.epoch {
             return;
         }
+        state.ceiling = state.limit.saturating_sub(1).max(FEWEST_CALLS_IN_FLIGHT);
         let lower = (state.limit * 3 / 4).max(FEWEST_CALLS_IN_FLIGHT);
         state.owed += state.limit.saturating_sub(lower);
         state.limit = lower;
@@ -135,6 +142,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_a_refusal_the_limit_grows_back_to_just_under_the_refused_bound() {
+        let limit = CallLimit::new(8);
+        limit.start().await.refused();
+        assert_eq!(limit.current(), 6);
+        for _ in 0..100 {
+            limit.start().await.answered();
+        }
+        assert_eq!((limit.current(), room(&limit)), (7, 7));
+    }
+
+    #[tokio::test]
     async fn a_burst_of_refusals_lowers_the_limit_once_and_calls_in_flight_finish() {
         let limit = CallLimit::new(8);
         let mut burst = Vec::new();
@@ -144,16 +162,17 @@ mod tests {
         assert_eq!(room(&limit), 0);
         for slot in burst.drain(..5) {
             slot.refused();
+            drop(slot);
         }
         assert_eq!(limit.current(), 6, "three quarters of 8, once for the whole burst");
         assert_eq!(room(&limit), 3, "five ended, and two of their permits were retired");
         for slot in burst {
             slot.answered();
+            drop(slot);
         }
         assert_eq!(room(&limit), 6, "back to the new limit once the burst is over");
 
-        let late = limit.start().await;
-        late.refused();
+        limit.start().await.refused();
         assert_eq!(limit.current(), 4, "a call started after the drop lowers it again");
     }
 
@@ -181,6 +200,7 @@ mod tests {
         // Six answers make a window at 6: the limit grows to 7 with one permit still owed.
         for slot in held.by_ref().take(6) {
             slot.answered();
+            drop(slot);
         }
         assert_eq!(limit.current(), 7);
         drop(held);
