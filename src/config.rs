@@ -85,7 +85,7 @@ pub struct WorkerSettings {
     pub accounts: usize,
     /// `WORKER_READ_AHEAD`: how many files of one account may be downloaded, rendered and sent
     /// to Dropbox ahead of their commit. Default 64; the account's calls in flight stay within
-    /// Dropbox's per-user limit whatever this is (`dropbox::CALLS_IN_FLIGHT_PER_ACCOUNT`).
+    /// Dropbox's per-user limit whatever this is (`src/dropbox/concurrency.rs`).
     pub read_ahead: usize,
     /// `MAX_MARKDOWN_BYTES`: Markdown files larger than this are skipped and reported.
     /// Default 10 MiB.

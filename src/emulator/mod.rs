@@ -53,8 +53,8 @@ use self::wire::{Conflict, WriteError};
 
 /// The default of [`EmulatorConfig::max_concurrent_calls_per_user`]: Dropbox publishes no rate
 /// limit, and its own Rust SDK's `examples/large-file-upload.rs` runs 20 calls at once for one
-/// user (`PARALLELISM`), so Dropbox tolerates that many. markdrop's client keeps at most
-/// `CALLS_IN_FLIGHT_PER_ACCOUNT` (16) calls in flight per account.
+/// user (`PARALLELISM`), so Dropbox tolerates that many. markdrop's client starts an account at
+/// `CALLS_IN_FLIGHT_PER_ACCOUNT` (16) calls in flight and feels its way from there.
 pub const DEFAULT_CALLS_PER_USER: usize = 20;
 
 /// How the emulated Dropbox app is registered, and the knobs tests turn.
