@@ -150,7 +150,7 @@ fn double_quoted(quoted: &str) -> Option<String> {
 }
 
 /// Enough of BCP 47 to keep anything odd out of the `lang` attribute: `en`, `pt-BR`, `zh-Hant-TW`.
-fn is_language_tag(value: &str) -> bool {
+pub(crate) fn is_language_tag(value: &str) -> bool {
     (2..=35).contains(&value.len())
         && value.split('-').all(|part| {
             (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())

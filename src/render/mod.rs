@@ -34,6 +34,7 @@ use pulldown_cmark::{Options, Parser, html};
 use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
+pub(crate) use front_matter::is_language_tag;
 pub use highlight::{
     CacheCounts, cache_counts as highlight_cache_counts, forget_highlighted_blocks,
 };
