@@ -106,11 +106,11 @@ mod tests {
     fn the_persons_stylesheet_comes_after_the_themes_in_its_own_element() {
         let document = page_with(&NoteSettings::DEFAULT, Some("body { color: teal }"), NOTE);
         let theme = document.find(STYLESHEET).expect("the theme");
-        let own = document.find("<style>\nbody { color: teal }\n</style>\n</head>").expect("own");
+        let own = document.find("<style>\nbody { color: teal }</style>\n</head>").expect("own");
         assert!(theme < own);
         let plain = page_with(&with(|s| s.theme = Theme::Plain), Some("p{}"), NOTE);
         assert_eq!(plain.matches("<style>").count(), 1);
-        assert!(plain.contains("</title>\n<style>\np{}\n</style>\n</head>"), "{plain}");
+        assert!(plain.contains("</title>\n<style>\np{}</style>\n</head>"), "{plain}");
     }
 
     #[test]
