@@ -40,9 +40,9 @@ pub(super) fn read_settings(file: &Path, top: &Path) -> anyhow::Result<DiskLook>
         let Some(name) = settings_file_in(&on_disk(top, folder)) else { continue };
         let dropbox_path = format!("{folder}/{name}");
         let path = on_disk(top, &dropbox_path);
-        let text = std::fs::read_to_string(&path)
+        let bytes = std::fs::read(&path)
             .with_context(|| format!("cannot read the settings file {}", path.display()))?;
-        let parsed = SettingsFile::parse(&dropbox_path, &text)
+        let parsed = SettingsFile::parse_bytes(&dropbox_path, &bytes)
             .map_err(|error| anyhow!("invalid settings file {}: {error}", path.display()))?;
         files.push(parsed);
     }

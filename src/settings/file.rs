@@ -49,14 +49,32 @@ pub struct SettingsError {
 }
 
 impl SettingsFile {
+    /// [`SettingsFile::parse`] for the file's bytes as they come from Dropbox or a disk: text
+    /// that is not UTF-8 is an error at the first byte that is not.
+    pub fn parse_bytes(path: &str, bytes: &[u8]) -> Result<SettingsFile, SettingsError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => SettingsFile::parse(path, text),
+            Err(error) => {
+                let text = std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default();
+                Err(located(text, text.len(), "not UTF-8 text; save the file as UTF-8".to_owned()))
+            }
+        }
+    }
+
     /// Reads the settings file at the Dropbox path `path` (`/Notes/markdrop.toml`; its folder is
     /// what `exclude` and `css` are relative to) from its text.
     pub fn parse(path: &str, text: &str) -> Result<SettingsFile, SettingsError> {
         let error_at = |span: Range<usize>, message: String| located(text, span.start, message);
         let table = DeTable::parse(text).map_err(|error| {
-            let message = error.message().lines().next().unwrap_or("not valid TOML").trim();
-            let start = error.span().map_or(0, |span| span.start);
-            located(text, start, format!("not valid TOML: {message}"))
+            let message = error.message().lines().next().unwrap_or_default().trim();
+            let span = error.span().unwrap_or_default();
+            // toml says only "duplicate key"; the key is at the span.
+            let key = text.get(span.clone()).map(str::trim).filter(|key| !key.is_empty());
+            let message = match key {
+                Some(key) if message == "duplicate key" => format!("duplicate key {key}"),
+                _ => message.to_owned(),
+            };
+            located(text, span.start, format!("not valid TOML: {message}"))
         })?;
         let mut file = SettingsFile {
             path: path.to_owned(),

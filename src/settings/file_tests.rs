@@ -47,6 +47,22 @@ fn a_toml_syntax_error_says_where_it_is() {
 }
 
 #[test]
+fn a_duplicate_key_is_named() {
+    assert_eq!(
+        error("toc = true\ntoc = false\n"),
+        "line 2, column 1: not valid TOML: duplicate key toc"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_the_first_bad_byte() {
+    let error = SettingsFile::parse_bytes("/markdrop.toml", b"toc = true\nlang = \"\xE9\"")
+        .expect_err("not UTF-8");
+    assert_eq!(error.to_string(), "line 2, column 9: not UTF-8 text; save the file as UTF-8");
+    assert!(SettingsFile::parse_bytes("/markdrop.toml", b"toc = true").is_ok());
+}
+
+#[test]
 fn an_unknown_key_suggests_the_nearest_known_one() {
     assert_eq!(
         error("toc = true\n\ntheme = \"serif\"\n  them = \"plain\""),
