@@ -1,3 +1,5 @@
+use proptest::prelude::*;
+
 use super::*;
 
 fn error(text: &str) -> String {
@@ -191,4 +193,28 @@ fn columns_count_characters_not_bytes() {
         "line 2, column 8: \"lang\" = \"é\" is not a language tag, like \"en\" or \"pt-BR\""
     );
     assert_eq!(error("lang = \"x\" ; ü\n").split(':').next(), Some("line 1, column 12"));
+}
+
+proptest! {
+    #[test]
+    fn any_text_is_read_or_refused_at_a_place_inside_it(text in "[a-z=\\[\\]\"' .,/*?\\n#é{}0-9-]{0,80}") {
+        if let Err(error) = SettingsFile::parse("/a/markdrop.toml", &text) {
+            let lines: Vec<&str> = text.split('\n').collect();
+            prop_assert!(error.line >= 1 && error.line <= lines.len(), "{error} in {text:?}");
+            let columns = lines[error.line - 1].chars().count() + 1;
+            prop_assert!(error.column >= 1 && error.column <= columns, "{error} in {text:?}");
+        }
+    }
+
+    #[test]
+    fn any_value_of_a_known_key_is_read_or_refused_at_a_place_inside_it(
+        key in prop::sample::select(KEYS.to_vec()),
+        value in "[a-z\"\\[\\]*?/,. !0-9-]{0,24}",
+    ) {
+        let text = format!("{key} = {value}");
+        if let Err(error) = SettingsFile::parse("/markdrop.toml", &text) {
+            prop_assert!(error.line == 1, "{error} in {text:?}");
+            prop_assert!(error.column <= text.chars().count() + 1, "{error} in {text:?}");
+        }
+    }
 }

@@ -129,37 +129,61 @@ fn class(chars: &mut Peekable<Chars>) -> Result<Token, String> {
 }
 
 fn segments_match(pattern: &[Segment], names: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => names.is_empty(),
-        Some((Segment::AnyFolders, rest)) => {
-            (0..=names.len()).any(|skip| segments_match(rest, &names[skip..]))
-        }
-        Some((Segment::Name(tokens), rest)) => match names.split_first() {
-            Some((name, names)) => {
-                let name: Vec<char> = name.chars().collect();
-                name_matches(tokens, &name) && segments_match(rest, names)
+    wildcard(
+        pattern,
+        names,
+        |segment| *segment == Segment::AnyFolders,
+        |segment, name| {
+            let Segment::Name(tokens) = segment else { return false };
+            let name: Vec<char> = name.chars().collect();
+            wildcard(tokens, &name, |token| *token == Token::Run, token_matches)
+        },
+    )
+}
+
+/// Whether `items` match `pattern`, where a star (`*` in a name, `**` in a path) matches any
+/// run of items and every other element exactly one. The classic greedy match that retries
+/// from the last star only: time proportional to pattern × items, where trying every split
+/// would take exponential time on a pattern like `*a*a*a*a*b`, and stall a worker.
+fn wildcard<P, I>(
+    pattern: &[P],
+    items: &[I],
+    is_star: impl Fn(&P) -> bool,
+    matches_one: impl Fn(&P, &I) -> bool,
+) -> bool {
+    let (mut p, mut i) = (0, 0);
+    // After the last star seen: where its pattern continues, and the first item it has not
+    // swallowed yet.
+    let mut retry: Option<(usize, usize)> = None;
+    while i < items.len() {
+        match pattern.get(p) {
+            Some(star) if is_star(star) => {
+                retry = Some((p + 1, i));
+                p += 1;
             }
-            None => false,
-        },
+            Some(one) if matches_one(one, &items[i]) => {
+                p += 1;
+                i += 1;
+            }
+            _ => match retry {
+                Some((after_star, swallowed)) => {
+                    retry = Some((after_star, swallowed + 1));
+                    p = after_star;
+                    i = swallowed + 1;
+                }
+                None => return false,
+            },
+        }
     }
+    pattern[p..].iter().all(is_star)
 }
 
-fn name_matches(tokens: &[Token], name: &[char]) -> bool {
-    match tokens.split_first() {
-        None => name.is_empty(),
-        Some((Token::Run, rest)) => (0..=name.len()).any(|skip| name_matches(rest, &name[skip..])),
-        Some((token, rest)) => match name.split_first() {
-            Some((&c, name)) => token_matches(token, c) && name_matches(rest, name),
-            None => false,
-        },
-    }
-}
-
-fn token_matches(token: &Token, c: char) -> bool {
+fn token_matches(token: &Token, &c: &char) -> bool {
     match token {
         Token::Char(expected) => *expected == c,
         Token::One => true,
-        Token::Run => unreachable!("runs are matched by name_matches"),
+        // `wildcard` handles runs itself; a run never stands for exactly one character.
+        Token::Run => false,
         Token::Class { negated, ranges } => {
             ranges.iter().any(|&(start, end)| (start..=end).contains(&c)) != *negated
         }
@@ -230,6 +254,15 @@ mod tests {
         assert!(!matches("[!0-9]*", "2026.md"));
         assert!(matches("[]]x", "]x"));
         assert!(matches("[a-]x", "-x"));
+    }
+
+    #[test]
+    fn a_pattern_with_many_stars_is_matched_in_linear_time() {
+        let name = "a".repeat(250);
+        assert!(!matches(&format!("{}b", "*a".repeat(30)), &name));
+        let deep = ["x"; 200].join("/");
+        assert!(!matches(&format!("{}y", "**/x/".repeat(20)), &deep));
+        assert!(matches(&format!("{}a", "*a".repeat(30)), &name));
     }
 
     #[test]

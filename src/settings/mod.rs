@@ -27,7 +27,7 @@ pub use stylesheet::{STYLESHEET_CAP, StylesheetError, check_stylesheet};
 pub const FILE_NAME: &str = "markdrop.toml";
 
 /// One of the built-in looks of a page.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Theme {
     /// markdrop's own look (`static/document.css`), light and dark.
     #[default]
@@ -50,8 +50,10 @@ impl Theme {
 }
 
 /// How one note is converted: its folder's settings, merged. Front matter is applied by the
-/// renderer on top of these, for the note alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// renderer on top of these, for the note alone. Two notes with equal settings (and equal
+/// stylesheet text) look alike; a note whose settings did not change need not be converted
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NoteSettings {
     pub theme: Theme,
     /// The Dropbox path (`/Notes/style.css`) of a stylesheet inlined after the theme's.

@@ -25,7 +25,7 @@ pub enum Governs {
 pub fn resolve<'a>(note: &str, files: impl IntoIterator<Item = &'a SettingsFile>) -> Governs {
     let mut settings = NoteSettings::DEFAULT;
     for file in files {
-        let Some(relative) = below(file.folder(), note) else { continue };
+        let Some(relative) = file.below(note) else { continue };
         if let Some(glob) = file.exclude.iter().find(|glob| glob.matches(relative)) {
             return Governs::Excluded { by: file.path.clone(), pattern: glob.pattern().to_owned() };
         }
@@ -41,20 +41,29 @@ pub fn resolve<'a>(note: &str, files: impl IntoIterator<Item = &'a SettingsFile>
     Governs::Convert(settings)
 }
 
-/// `note`'s path below `folder` (`/A`, `/a/b.md` → `b.md`), if it is below it; folder names
-/// compared one by one, ignoring case.
-fn below<'n>(folder: &str, note: &'n str) -> Option<&'n str> {
-    let mut rest = note;
-    for name in folder.split('/').filter(|name| !name.is_empty()) {
-        let after = rest.strip_prefix('/')?;
-        // A folder's name is followed by a `/`: the note is inside it, not the folder itself.
-        let end = after.find('/')?;
-        if after[..end].to_lowercase() != name.to_lowercase() {
-            return None;
-        }
-        rest = &after[end..];
+impl SettingsFile {
+    /// Whether this file governs the note (or any file) at the Dropbox path `note`: whether
+    /// `note` is in its folder or below. When the file changes, these are the notes to convert
+    /// again.
+    pub fn governs(&self, note: &str) -> bool {
+        self.below(note).is_some()
     }
-    rest.strip_prefix('/')
+
+    /// `note`'s path below the file's folder (`/A`, `/a/b.md` → `b.md`), if it is below it;
+    /// folder names compared one by one, ignoring case.
+    fn below<'n>(&self, note: &'n str) -> Option<&'n str> {
+        let mut rest = note;
+        for name in self.folder().split('/').filter(|name| !name.is_empty()) {
+            let after = rest.strip_prefix('/')?;
+            // A folder's name is followed by a `/`: the note is inside it, not the folder.
+            let end = after.find('/')?;
+            if after[..end].to_lowercase() != name.to_lowercase() {
+                return None;
+            }
+            rest = &after[end..];
+        }
+        rest.strip_prefix('/')
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +103,9 @@ mod tests {
     #[test]
     fn a_file_applies_to_its_folder_and_below_only() {
         let work = file("/Work/markdrop.toml", "theme = \"plain\"");
+        assert!(work.governs("/work/a.md") && work.governs("/Work/x/y.md"));
+        assert!(!work.governs("/Work") && !work.governs("/Workshop/a.md"));
+        assert!(file("/markdrop.toml", "").governs("/a.md"));
         assert_eq!(convert(resolve("/Home/a.md", [&work])).theme, Theme::Default);
         assert_eq!(convert(resolve("/Workshop/a.md", [&work])).theme, Theme::Default);
         assert_eq!(convert(resolve("/work/deep/a.md", [&work])).theme, Theme::Plain);
