@@ -110,7 +110,7 @@ pub fn governing_folders(path: &str) -> Vec<&str> {
 }
 
 /// The folder of the file at `path`: `/Notes/a.md` → `/Notes`, `/a.md` → `""`.
-pub(crate) fn folder_of(path: &str) -> &str {
+fn folder_of(path: &str) -> &str {
     path.rfind('/').map_or("", |slash| &path[..slash])
 }
 
