@@ -1,5 +1,7 @@
 //! What the subcommands do once `main` has parsed their arguments and read the settings.
 
+mod settings_on_disk;
+
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -18,7 +20,10 @@ use crate::worker::Worker;
 /// `markdrop render [FILE] [--output OUT] [--root DIR]`: the document the worker would upload for
 /// FILE (or standard input), written to OUT or standard output. Wikilinks resolve against the
 /// files under DIR (FILE's folder by default; none for standard input), with DIR as the root of
-/// the account.
+/// the account. FILE is rendered with the `markdrop.toml` settings of its folder and those
+/// above it, up to DIR (the file system's root by default); standard input with none. A note
+/// its settings exclude, or whose front matter says `markdrop: false`, is an error: nothing is
+/// written.
 pub fn render_file(
     file: Option<&Path>,
     output: Option<&Path>,
@@ -28,8 +33,27 @@ pub fn render_file(
         Some(path) => {
             let markdown =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let (page_path, index) = page_in_folder(path, root)?;
-            render::render(&markdown, &render::Page::new(&page_path, &index))
+            let file = std::fs::canonicalize(path)
+                .with_context(|| format!("cannot find {}", path.display()))?;
+            let root = match root {
+                Some(root) => Some(
+                    std::fs::canonicalize(root)
+                        .with_context(|| format!("cannot find the folder {}", root.display()))?,
+                ),
+                None => None,
+            };
+            let (page_path, index) = page_in_folder(&file, root.as_deref())?;
+            // Settings are looked for up to the root, or the file system's own without one.
+            let top = root.unwrap_or_else(|| file.ancestors().last().unwrap_or(&file).to_owned());
+            let look = settings_on_disk::read_settings(&file, &top)?;
+            if render::front_matter(&markdown).opt_out {
+                anyhow::bail!(
+                    "{} says \"markdrop: false\" in its front matter; nothing rendered",
+                    path.display()
+                );
+            }
+            render::render_with(&markdown, &render::Page::new(&page_path, &index), &look.look())
+                .document
         }
         None => {
             let mut markdown = Vec::new();
@@ -54,13 +78,10 @@ pub fn render_file(
 }
 
 /// FILE's display path from `root` (FILE's folder by default) as the worker would see it in the
-/// account (`/Trips/Lisbon.md`), and the index of every file under `root`.
+/// account (`/Trips/Lisbon.md`), and the index of every file under `root` (both canonical).
 fn page_in_folder(file: &Path, root: Option<&Path>) -> anyhow::Result<(String, render::FileIndex)> {
-    let file =
-        std::fs::canonicalize(file).with_context(|| format!("cannot find {}", file.display()))?;
     let root = match root {
-        Some(root) => std::fs::canonicalize(root)
-            .with_context(|| format!("cannot find the folder {}", root.display()))?,
+        Some(root) => root.to_path_buf(),
         None => file.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
     let inside = file.strip_prefix(&root).with_context(|| {

@@ -13,6 +13,7 @@ pub mod dropbox;
 pub mod emulator;
 pub mod metrics;
 pub mod render;
+pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod task;

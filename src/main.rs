@@ -43,7 +43,9 @@ enum Command {
     /// Print the HTML document markdrop would upload for a Markdown file.
     ///
     /// Reads FILE, or standard input when no FILE is given, and writes the complete document
-    /// to standard output (or --output). Needs no configuration.
+    /// to standard output (or --output). Needs no configuration. FILE is rendered with the
+    /// markdrop.toml settings of its folder and every folder above it (up to --root); a note
+    /// they exclude, or that says `markdrop: false`, is an error and writes nothing.
     Render {
         /// The Markdown file to render; its name is the title of last resort.
         file: Option<PathBuf>,
@@ -51,7 +53,9 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// The folder that plays the part of the Dropbox: wikilinks resolve against the files
-        /// under it, as the worker resolves them against the account. Default: FILE's folder.
+        /// under it, as the worker resolves them against the account, and markdrop.toml files
+        /// are read from it down to FILE's folder. Default: FILE's folder for wikilinks, the
+        /// file system's root for settings.
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },

@@ -59,6 +59,10 @@ pub(super) struct Annotate<'a, I> {
     math: Math,
     wikilinks: Wikilinks<'a>,
     highlight: Highlight,
+    /// Links to `.md` files point at their pages (the `links` setting).
+    note_links: bool,
+    /// Fenced code in a known language is highlighted (the `highlight` setting).
+    highlighting: bool,
 }
 
 impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
@@ -77,7 +81,16 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
             math: Math::default(),
             wikilinks: Wikilinks::new(page),
             highlight: Highlight::default(),
+            note_links: true,
+            highlighting: true,
         }
+    }
+
+    /// Turns off what the `links` and `highlight` settings switch off.
+    pub(super) fn switched(mut self, note_links: bool, highlighting: bool) -> Self {
+        self.note_links = note_links;
+        self.highlighting = highlighting;
+        self
     }
 
     /// Also keeps every heading's level, id and text, for [`Annotate::into_headings`].
@@ -259,7 +272,9 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
                     LinkType::Inline
                     | LinkType::Reference
                     | LinkType::Collapsed
-                    | LinkType::Shortcut => {
+                    | LinkType::Shortcut
+                        if self.note_links =>
+                    {
                         links::note_page_href(&dest_url).map_or(dest_url, CowStr::from)
                     }
                     LinkType::WikiLink { has_pothole: false } if dest_url.contains('#') => {
@@ -293,7 +308,8 @@ impl<'a, I: Iterator<Item = Event<'a>>> Annotate<'a, I> {
     /// it does a plain one.
     #[inline(never)]
     fn highlight_code(&mut self, info: CowStr<'a>) -> Event<'a> {
-        if let Some(language) = highlight::language(&info).filter(|_| self.highlight.has_budget()) {
+        let highlighting = self.highlighting && self.highlight.has_budget();
+        if let Some(language) = highlight::language(&info).filter(|_| highlighting) {
             let mut code = String::new();
             // A code block holds only text; whatever ends it goes back in the queue as it came.
             let end = loop {

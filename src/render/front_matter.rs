@@ -1,5 +1,7 @@
 //! YAML front matter: the `---` block some editors (Obsidian, Jekyll, Hugo) put at the top of a
-//! note. It is metadata, so it is never rendered as text; `title`, `lang` and `toc` are used.
+//! note. It is metadata, so it is never rendered as text; `title`, `lang`, `toc`, `theme` and
+//! `markdrop` are used. Besides the title, each overrides the note's folder settings
+//! (`markdrop.toml`) for this note alone; `markdrop: false` keeps the note from being converted.
 //!
 //! Only a block at the very top counts, and only when it reads as a YAML mapping (`key: value`
 //! lines). pulldown-cmark's own metadata option would also swallow a `---` … `---` pair in the
@@ -10,6 +12,8 @@
 //! dependency would be a large price for two scalars. Values markdrop does not understand (block
 //! scalars, flow collections) are ignored, and the title falls back to the first heading.
 
+use crate::settings::Theme;
+
 /// What markdrop uses from a note's front matter.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FrontMatter {
@@ -17,8 +21,13 @@ pub struct FrontMatter {
     pub title: Option<String>,
     /// `lang:`, the document's `<html lang>`, when it looks like a BCP 47 language tag.
     pub lang: Option<String>,
-    /// `toc: true`: the document opens with a table of contents.
-    pub toc: bool,
+    /// `toc: true` or `toc: false`: whether the document opens with a table of contents,
+    /// whatever its folder's settings say.
+    pub toc: Option<bool>,
+    /// `theme:`, a built-in theme's name (an unknown name is ignored).
+    pub theme: Option<Theme>,
+    /// `markdrop: false` (or `no`, `off`): the note asks not to be converted.
+    pub opt_out: bool,
 }
 
 impl FrontMatter {
@@ -30,12 +39,22 @@ impl FrontMatter {
             match key {
                 "title" => front_matter.title = Some(value),
                 "lang" if is_language_tag(&value) => front_matter.lang = Some(value),
-                "toc" => front_matter.toc = value.eq_ignore_ascii_case("true"),
+                // Only `true` and `false`: `toc: yes` meant no table of contents before settings
+                // existed, and pages must not change by themselves.
+                "toc" if value.eq_ignore_ascii_case("true") => front_matter.toc = Some(true),
+                "toc" if value.eq_ignore_ascii_case("false") => front_matter.toc = Some(false),
+                "theme" => front_matter.theme = Theme::from_name(&value),
+                "markdrop" => front_matter.opt_out = is_false(&value),
                 _ => {}
             }
         }
         front_matter
     }
+}
+
+/// `false`, or YAML 1.1's `no` and `off`, which editors still write.
+fn is_false(value: &str) -> bool {
+    ["false", "no", "off"].iter().any(|no| value.eq_ignore_ascii_case(no))
 }
 
 /// Splits `source` into its front matter block (the text between the fences) and the Markdown
@@ -150,7 +169,7 @@ fn double_quoted(quoted: &str) -> Option<String> {
 }
 
 /// Enough of BCP 47 to keep anything odd out of the `lang` attribute: `en`, `pt-BR`, `zh-Hant-TW`.
-fn is_language_tag(value: &str) -> bool {
+pub(crate) fn is_language_tag(value: &str) -> bool {
     (2..=35).contains(&value.len())
         && value.split('-').all(|part| {
             (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -201,6 +220,19 @@ mod tests {
         assert_eq!(parsed.title.as_deref(), Some("Café \"menu\""));
         let parsed = FrontMatter::parse("title: Plain words # a comment\n");
         assert_eq!(parsed.title.as_deref(), Some("Plain words"));
+    }
+
+    #[test]
+    fn toc_theme_and_markdrop_override_the_folder_for_this_note() {
+        let parsed = FrontMatter::parse("toc: false\ntheme: Serif\nmarkdrop: false\n");
+        assert_eq!(
+            (parsed.toc, parsed.theme, parsed.opt_out),
+            (Some(false), Some(Theme::Serif), true)
+        );
+        let parsed = FrontMatter::parse("toc: TRUE\ntheme: neon\nmarkdrop: true\n");
+        assert_eq!((parsed.toc, parsed.theme, parsed.opt_out), (Some(true), None, false));
+        assert!(FrontMatter::parse("markdrop: off\n").opt_out);
+        assert_eq!(FrontMatter::parse("toc: yes\n").toc, None);
     }
 
     #[test]

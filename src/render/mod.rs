@@ -10,8 +10,9 @@
 //!    end, links to notes pointed at their pages ([`links`]), alerts made boxes ([`alerts`]),
 //!    formulas made MathML ([`math`]), fenced code highlighted ([`highlight`]), wikilinks
 //!    resolved against the account's files ([`wikilinks`]);
-//! 3. the `head` block of `templates/document.html` (title, inlined stylesheet) is written, then
-//!    the table of contents when the front matter asks for one ([`contents`]);
+//! 3. the `head` block of `templates/document.html` (title, the theme's stylesheet and the
+//!    person's own, inlined; see [`look`]) is written, then the table of contents when the front
+//!    matter or the folder's settings ask for one ([`contents`]);
 //! 4. `pulldown_cmark::html::push_html` streams the body into the same buffer;
 //! 5. the template's `tail` block closes the document;
 //! 6. [`seal`] writes the document's digest into its head, so markdrop can later tell a page it
@@ -24,6 +25,7 @@ mod decode;
 mod front_matter;
 mod highlight;
 mod links;
+mod look;
 mod math;
 mod seal;
 mod wikilinks;
@@ -34,9 +36,11 @@ use pulldown_cmark::{Options, Parser, html};
 use self::annotate::{Annotate, Lookahead};
 
 pub use front_matter::FrontMatter;
+pub(crate) use front_matter::is_language_tag;
 pub use highlight::{
     CacheCounts, cache_counts as highlight_cache_counts, forget_highlighted_blocks,
 };
+pub use look::{Look, SERIF_STYLESHEET, theme_stylesheet};
 pub use seal::{SealCheck, is_sealed};
 pub use wikilinks::{FileIndex, Page, is_attachment, note_name};
 
@@ -87,6 +91,9 @@ pub struct Rendered {
     /// resolved or not, in byte order: a note of one of these names appearing or going away may
     /// change the page.
     pub wikilinks: Vec<String>,
+    /// The front matter says `markdrop: false`: the note asks not to be converted, and the
+    /// document should not be uploaded (see also [`front_matter`]).
+    pub opted_out: bool,
 }
 
 /// Renders one Markdown file into the complete HTML5 document markdrop uploads next to it.
@@ -103,16 +110,26 @@ pub fn render(markdown: &[u8], page: &Page) -> String {
 
 /// [`render`], also saying which note names the page depends on.
 pub fn render_note(markdown: &[u8], page: &Page) -> Rendered {
+    render_with(markdown, page, &Look::DEFAULT)
+}
+
+/// [`render_note`] with the note's folder settings and stylesheet. The front matter overrides
+/// the settings' `toc`, `lang` and `theme` for this note.
+pub fn render_with(markdown: &[u8], page: &Page, look: &Look) -> Rendered {
+    let settings = look.settings;
     let file_stem = page.stem();
     let source = decode::decode(markdown);
     let (front_matter, body_source) = front_matter::split(&source);
     let front_matter = front_matter.map(FrontMatter::parse).unwrap_or_default();
-    let lang = front_matter.lang.as_deref().unwrap_or(DEFAULT_LANG);
+    let lang = front_matter.lang.as_deref().or(settings.lang.as_deref()).unwrap_or(DEFAULT_LANG);
+    let toc = front_matter.toc.unwrap_or(settings.toc);
+    let theme = front_matter.theme.unwrap_or(settings.theme);
     let front_matter_title = front_matter.title.as_deref().filter(|title| !title.trim().is_empty());
 
-    let events = Parser::new_ext(body_source, Dialect::Markdrop.parser_options());
-    let mut body = Annotate::new(events, *page);
-    if front_matter.toc {
+    let options = look::parser_options(Dialect::Markdrop.parser_options(), settings);
+    let events = Parser::new_ext(body_source, options);
+    let mut body = Annotate::new(events, *page).switched(settings.links, settings.highlight);
+    if toc {
         body = body.keeping_headings();
     }
     // The body is written straight into the document, after a `<head>` that needs the title:
@@ -120,7 +137,7 @@ pub fn render_note(markdown: &[u8], page: &Page) -> Rendered {
     // copying it in would cost a second large buffer and a copy, 10-15% of the whole render.
     // A table of contents needs every heading first, so its note is always rendered apart.
     let lookahead = match front_matter_title {
-        _ if front_matter.toc => Lookahead::GaveUp,
+        _ if toc => Lookahead::GaveUp,
         Some(_) => Lookahead::Found,
         None => body.read_to_first_heading(TITLE_LOOKAHEAD_EVENTS),
     };
@@ -130,8 +147,16 @@ pub fn render_note(markdown: &[u8], page: &Page) -> Rendered {
         html
     });
     let title = choose_title([front_matter_title, body.first_heading(), Some(file_stem)]);
-    let mut document = String::with_capacity(body_source.len() * 2 + STYLESHEET.len() + 1024);
-    let head = DocumentHead { lang, seal: seal::PLACEHOLDER, title, stylesheet: STYLESHEET };
+    let stylesheet = theme_stylesheet(theme);
+    let styles_len = stylesheet.map_or(0, str::len) + look.stylesheet.map_or(0, str::len);
+    let mut document = String::with_capacity(body_source.len() * 2 + styles_len + 1024);
+    let head = DocumentHead {
+        lang,
+        seal: seal::PLACEHOLDER,
+        title,
+        stylesheet,
+        custom_stylesheet: look.stylesheet,
+    };
     write_template(&mut document, &head);
     if let Some(contents) = contents::contents(&body.headings()) {
         write_template(&mut document, &contents);
@@ -143,7 +168,14 @@ pub fn render_note(markdown: &[u8], page: &Page) -> Rendered {
     }
     write_template(&mut document, &DocumentTail);
     seal::seal(&mut document);
-    Rendered { document, wikilinks: body.wikilink_names() }
+    Rendered { document, wikilinks: body.wikilink_names(), opted_out: front_matter.opt_out }
+}
+
+/// What markdrop reads from a note's front matter, without rendering it: enough to tell that
+/// the note opts out (`markdrop: false`) before spending a render on it.
+pub fn front_matter(markdown: &[u8]) -> FrontMatter {
+    let source = decode::decode(markdown);
+    front_matter::split(&source).0.map(FrontMatter::parse).unwrap_or_default()
 }
 
 /// How many events the title may wait for before the body is rendered apart instead.
@@ -192,7 +224,10 @@ struct DocumentHead<'a> {
     lang: &'a str,
     seal: &'a str,
     title: &'a str,
-    stylesheet: &'a str,
+    /// The theme's; none for `plain`.
+    stylesheet: Option<&'a str>,
+    /// The person's own, after the theme's so its rules win.
+    custom_stylesheet: Option<&'a str>,
 }
 
 /// Everything after the body.

@@ -20,6 +20,8 @@ use crate::support::app::{TestApp, worker_settings};
 use crate::support::wait::{Patience, eventually};
 use crate::support::{scratch_dir, unique_suffix};
 
+mod themes;
+
 /// The key under which WebDriver returns an element's id (W3C WebDriver, "web element
 /// identifier").
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

@@ -277,3 +277,89 @@ fn render_resolves_wikilinks_against_the_files_under_its_root() {
     assert!(!outside.status.success());
     assert!(stderr(&outside).contains("is not inside the folder"), "{}", stderr(&outside));
 }
+
+/// A folder with a `markdrop.toml` at its top and a nearer one in `Work/`, a stylesheet, a note
+/// under `Work/` and a draft the top file excludes.
+fn dropbox_with_settings(name: &str) -> std::path::PathBuf {
+    let dir = scratch_dir(name);
+    std::fs::create_dir_all(dir.join("Work/Drafts")).expect("create the folders");
+    let files = [
+        ("markdrop.toml", "theme = \"plain\"\nlang = \"de\"\nexclude = [\"work/drafts\"]\n"),
+        ("Work/MarkDrop.toml", "theme = \"serif\"\ncss = \"../look/site.css\"\nmath = false\n"),
+        ("look/site.css", "h1 { color: teal }\n"),
+        ("Work/Plan.md", "# Plan\n\nCosts $x$ [see](other.md).\n"),
+        ("Work/Drafts/Idea.md", "# Idea\n"),
+    ];
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("create the folder");
+        std::fs::write(path, text).expect("write a file");
+    }
+    dir
+}
+
+#[test]
+fn render_applies_the_nearer_settings_file_over_the_farther_one_key_by_key() {
+    let dir = dropbox_with_settings("settings-nested");
+    let output = markdrop(&dir)
+        .args(["render", "Work/Plan.md", "--root", "."])
+        .output()
+        .expect("run markdrop");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let html = stdout(&output);
+    assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"de\">"), "the top file's lang");
+    let serif = format!("<style>\n{}</style>", markdrop::render::SERIF_STYLESHEET);
+    let own = "<style>\nh1 { color: teal }\n</style>\n</head>";
+    let (theme_at, own_at) = (html.find(&serif), html.find(own));
+    assert!(theme_at.is_some() && own_at.is_some() && theme_at < own_at, "{html}");
+    assert!(html.contains("Costs $x$ <a href=\"other.html\">see</a>."), "math off, links on");
+}
+
+#[test]
+fn render_refuses_a_note_its_settings_exclude_in_one_line() {
+    let dir = dropbox_with_settings("settings-excluded");
+    let output = markdrop(&dir)
+        .args(["render", "Work/Drafts/Idea.md", "--root", "."])
+        .output()
+        .expect("run markdrop");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    let settings = std::fs::canonicalize(dir.join("markdrop.toml")).expect("the settings file");
+    assert!(message.contains(&format!("excluded by {}", settings.display())), "{message}");
+    assert!(message.contains("\"work/drafts\""), "{message}");
+}
+
+#[test]
+fn render_names_the_file_line_and_column_of_an_invalid_settings_file() {
+    let dir = dropbox_with_settings("settings-invalid");
+    std::fs::write(dir.join("Work/MarkDrop.toml"), "toc = true\n  them = \"serif\"\n")
+        .expect("write the settings");
+    let output = markdrop(&dir)
+        .args(["render", "Work/Plan.md", "--root", "."])
+        .output()
+        .expect("run markdrop");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let settings = std::fs::canonicalize(dir.join("Work/MarkDrop.toml")).expect("the file");
+    assert_eq!(
+        stderr(&output).trim_end(),
+        format!(
+            "markdrop: invalid settings file {}: line 2, column 3: unknown key \"them\"; \
+             did you mean \"theme\"?",
+            settings.display()
+        )
+    );
+}
+
+#[test]
+fn render_skips_a_note_whose_front_matter_says_markdrop_false() {
+    let dir = scratch_dir("settings-opt-out");
+    std::fs::write(dir.join("private.md"), "---\nmarkdrop: false\n---\n# Private\n")
+        .expect("write the note");
+    let output = markdrop(&dir).args(["render", "private.md"]).output().expect("run markdrop");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(stderr(&output).contains("markdrop: false"), "{}", stderr(&output));
+}
