@@ -38,7 +38,7 @@ pub use self::wake::Wakeups;
 use self::work::StoredClaim;
 pub use self::work::{
     Claim, ClaimOutcome, Completion, FileRecord, Lease, LeaseError, LeaseWindow, RecordChanges,
-    ancestors,
+    SettingsRecord, StylesheetRecord, ancestors,
 };
 use crate::account::{AccountId, AccountTokens};
 use crate::clock::Clock;

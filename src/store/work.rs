@@ -220,6 +220,38 @@ impl FileRecord {
     }
 }
 
+/// A settings file (`markdrop.toml`, `crate::settings`) as the worker last read it, and what of
+/// it is in force: the last version that was valid, with the stylesheet it names. An invalid
+/// version changes nothing but `hash` and `problem`, so the last good settings stay in force.
+/// Keyed by the file's lower-case path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsRecord {
+    /// The file's display path.
+    pub path: String,
+    /// `content_hash` of the version last read, valid or not.
+    pub hash: String,
+    /// The text of the last valid version; `None` when no version has been valid yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The stylesheet that `text` names (`css = …`), as last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stylesheet: Option<StylesheetRecord>,
+    /// What is wrong with the version last read or its stylesheet, for the account page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// A person's stylesheet as last read for the settings file that names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StylesheetRecord {
+    /// Its display path.
+    pub path: String,
+    /// Its `content_hash`.
+    pub hash: String,
+    /// Its text, checked (`crate::settings::check_stylesheet`).
+    pub text: String,
+}
+
 /// Record changes a pass commits together with its cursor.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordChanges {
@@ -236,6 +268,11 @@ pub struct RecordChanges {
     /// Notes' display paths to record without a record change (`Store::note_paths`), for a
     /// store written before they were kept: lower-case path → display path.
     pub note_paths: BTreeMap<String, String>,
+    /// A settings file's lower-case path → its record, or `None` to drop it. Like
+    /// `attachments`, committed only with the cursor and never dropped by `forget_under`: a
+    /// pass that fails leaves the listing's settings changes to its retry, which converts the
+    /// notes they govern again.
+    pub settings: BTreeMap<String, Option<SettingsRecord>>,
 }
 
 impl RecordChanges {
@@ -244,6 +281,7 @@ impl RecordChanges {
             && self.files.is_empty()
             && self.attachments.is_empty()
             && self.note_paths.is_empty()
+            && self.settings.is_empty()
     }
 
     /// Drops every record under `folder` (lower-case, no trailing slash), those changed
