@@ -35,7 +35,11 @@ const FAMILIES: [(&str, &str, &str); 10] = [
     ("markdrop_passes_total", "counter", "Sync passes run, by how they ended."),
     ("markdrop_files_total", "counter", "Markdown files handled, by outcome."),
     ("markdrop_dropbox_calls_total", "counter", "Dropbox API calls, by route and HTTP status."),
-    ("markdrop_rate_limit_waits_total", "counter", "Times Dropbox asked an account to wait."),
+    (
+        "markdrop_rate_limit_waits_total",
+        "counter",
+        "Times Dropbox asked an account to wait (in a pass, or back in the queue).",
+    ),
     (
         "markdrop_webhook_to_upload_seconds",
         "histogram",
@@ -88,6 +92,11 @@ impl Metrics {
         if outcome == "rate_limited" {
             self.add("markdrop_rate_limit_waits_total".to_owned(), 1);
         }
+    }
+
+    /// A refused call was waited out within its pass (its account's calls all held meanwhile).
+    pub fn rate_limit_waited(&self) {
+        self.add("markdrop_rate_limit_waits_total".to_owned(), 1);
     }
 
     /// A file's outcome: `converted`, `removed`, `kept` (its page is the person's), `skipped`

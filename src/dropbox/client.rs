@@ -532,7 +532,8 @@ impl AccountClient {
                     reason: RateLimitReason::TooManyRequests,
                     retry_after,
                 }) if waits < WAITS_IN_PLACE && retry_after <= LONGEST_WAIT_IN_PLACE => {
-                    slot.refused();
+                    // Every call of the account waits it out, this one when it starts again.
+                    slot.refused(retry_after);
                     drop((process, slot));
                     waits += 1;
                     tracing::debug!(
@@ -540,10 +541,16 @@ impl AccountClient {
                         limit = self.calls.current(),
                         "waiting out a rate limit"
                     );
-                    tokio::time::sleep(retry_after).await;
+                    if let Some(metrics) = &self.client.inner.metrics {
+                        metrics.rate_limit_waited();
+                    }
                 }
-                Err(error @ DropboxError::RateLimited { .. }) => {
-                    slot.refused();
+                Err(error @ DropboxError::RateLimited { reason, retry_after }) => {
+                    // Write contention is about the namespace's lock, not about how many
+                    // calls the account makes.
+                    if reason == RateLimitReason::TooManyRequests {
+                        slot.refused(retry_after);
+                    }
                     return Err(error);
                 }
                 Err(error) if !refreshed && error.calls_for_refresh() => {
@@ -590,7 +597,8 @@ impl AccountClient {
 }
 
 /// A 2xx answer, holding its call's room (the account's and the process's) until its body has
-/// been read: Dropbox counts a call as in flight until then, and its buffers are still held.
+/// been read: its connection and buffers are held until then, and the emulator counts it in
+/// flight until its answer is made.
 struct Answer<'a> {
     response: Response,
     _room: (Slot<'a>, Option<SemaphorePermit<'a>>),
@@ -605,9 +613,10 @@ enum Repeat {
     Once,
 }
 
-/// The longest `Retry-After` a refused call waits out in place. Dropbox asks for a second or
-/// two when an account merely has too many calls in flight; ending the pass instead would lose
-/// every upload session not yet committed. Longer waits go to the worker, which frees the slot.
+/// The longest `Retry-After` that a pass waits out (its account's calls all held meanwhile)
+/// instead of ending: ending would lose every upload session not yet committed, and a second
+/// is less than handing the account back to the queue costs. Longer waits go to the worker,
+/// which frees the slot. (The emulator asks for one second, docs/dropbox.md §14.)
 pub const LONGEST_WAIT_IN_PLACE: Duration = Duration::from_secs(1);
 
 /// How many refusals one call waits out before it goes back to the caller.

@@ -43,7 +43,8 @@ pub enum DropboxError {
     /// The refresh token was refused (`invalid_grant`: revoked, or the app's access removed).
     #[error("Dropbox refused to refresh the access token ({0})")]
     RefreshRefused(String),
-    /// 429, or write contention: wait `retry_after`, then try again; never sleep on it in place.
+    /// 429, or write contention: wait `retry_after`, then try again. The client waits out a
+    /// short `too_many_requests` itself; what reaches a caller is to be waited out elsewhere.
     #[error("rate limited by Dropbox ({reason:?}); retry after {retry_after:?}")]
     RateLimited { reason: RateLimitReason, retry_after: Duration },
     /// 409: the route's own error, e.g. `path/not_found` or `reset`.
