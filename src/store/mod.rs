@@ -32,7 +32,8 @@ use self::redis::RedisStore;
 use self::sealed::TokenSealer;
 pub use self::sealed::UnsealError;
 pub use self::status::{
-    AccountStatus, Conversion, KeptPage, Outcome, RECENT_CONVERSIONS, RetryingNote, SyncState,
+    AccountStatus, Conversion, KeptPage, Outcome, RECENT_CONVERSIONS, RetryingNote, SettingsShown,
+    SyncState,
 };
 pub use self::wake::Wakeups;
 use self::work::StoredClaim;

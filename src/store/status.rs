@@ -26,6 +26,22 @@ pub struct AccountStatus {
     /// tried again on its own schedule until it converts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub retrying: BTreeMap<String, RetryingNote>,
+    /// The person's settings files (`markdrop.toml`), by path, as the last complete pass left
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<SettingsShown>,
+}
+
+/// A settings file, for the account page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsShown {
+    /// Its display path.
+    pub path: String,
+    /// A version of it is in force (the last valid one, if `problem` says the latest is not).
+    pub in_force: bool,
+    /// What is wrong with its latest version, with line and column where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// A sibling `.html` that belongs to the person.

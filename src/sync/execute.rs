@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::in_force::InForce;
 use super::plan::{Conversion, Direct, NotePath, Sibling, Step, human_bytes};
 use super::{PassContext, PassError, batch, pass_error};
 use crate::dropbox::{AccountClient, DropboxError, FileMetadata, Metadata, content_hash};
@@ -79,6 +80,13 @@ static RENDERING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
     tokio::sync::Semaphore::new(cores)
 });
 
+/// What a note renders against: every file of the account (for wikilinks) and the person's
+/// settings in force.
+pub(super) struct Surroundings {
+    pub(super) files: FileIndex,
+    pub(super) settings: InForce,
+}
+
 /// A conversion whose reading part is done, ready for its write.
 pub(super) enum Prepared {
     Upload {
@@ -138,11 +146,11 @@ pub(super) type Preparation = Pin<Box<dyn Future<Output = Result<Prepared, PassE
 
 /// Carries out `steps` in order. `records` are the notes' records before the pass; `changes`
 /// gathers the records as the pass leaves them, and is committed along the way. Notes render
-/// against `index`.
+/// against `surroundings`.
 pub(super) async fn steps(
     context: &PassContext,
     steps: Vec<Step>,
-    index: &Arc<FileIndex>,
+    surroundings: &Arc<Surroundings>,
     records: &HashMap<String, FileRecord>,
     changes: &mut RecordChanges,
     status: &mut AccountStatus,
@@ -158,7 +166,8 @@ pub(super) async fn steps(
         while pipeline.len() < context.settings.read_ahead.max(1) {
             let Some(step) = steps.next() else { break };
             let (head, is_head) = watch::channel(false);
-            pipeline.push_back((prepare(context, step, is_head, index.clone(), stage), head));
+            pipeline
+                .push_back((prepare(context, step, is_head, surroundings.clone(), stage), head));
         }
     };
     loop {
@@ -411,7 +420,7 @@ fn prepare(
     context: &PassContext,
     step: Step,
     mut is_head: watch::Receiver<bool>,
-    index: Arc<FileIndex>,
+    surroundings: Arc<Surroundings>,
     stage: bool,
 ) -> Preparation {
     let conversion = match step {
@@ -438,7 +447,7 @@ fn prepare(
             }
             None => None,
         };
-        read(&client, conversion, &index, limit, render_limit, memory, stage).await
+        read(&client, conversion, &surroundings, limit, render_limit, memory, stage).await
     }));
     Box::pin(async move {
         match task.await {
@@ -453,7 +462,7 @@ fn prepare(
 async fn read(
     client: &AccountClient,
     conversion: Conversion,
-    index: &Arc<FileIndex>,
+    surroundings: &Arc<Surroundings>,
     limit: u64,
     render_limit: Duration,
     memory: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -492,7 +501,7 @@ async fn read(
     // Hashing and rendering are CPU work: off the async threads, no more at once than the
     // machine has cores, and bounded in time.
     let path = note.display.clone();
-    let index = index.clone();
+    let surroundings = surroundings.clone();
     // Held while the render is awaited, not inside it: a render past its time limit goes on
     // running, but must not keep a core's permit from the renders after it.
     let core = RENDERING.acquire().await.expect("the semaphore is never closed");
@@ -502,16 +511,28 @@ async fn read(
         if last_hash.as_deref() == Some(source_hash.as_str()) {
             return None;
         }
-        let rendered = render::render_note(&download.content, &render::Page::new(&path, &index));
+        let (settings, stylesheet) = surroundings.settings.look(&path);
+        let look = render::Look { settings: &settings, stylesheet: stylesheet.as_deref() };
+        let page = render::Page::new(&path, &surroundings.files);
+        let rendered = render::render_with(&download.content, &page, &look);
+        if rendered.opted_out {
+            return Some(Err(source_hash));
+        }
         let document = Bytes::from(rendered.document);
         let html_hash = content_hash(&document);
-        Some((source_hash, document, html_hash, rendered.wikilinks))
+        Some(Ok((source_hash, document, html_hash, rendered.wikilinks)))
     });
     let rendered = tokio::time::timeout(render_limit, rendering).await;
     drop(core);
     let (source_hash, document, html_hash, links) = match rendered {
-        Ok(Ok(Some(rendered))) => rendered,
+        Ok(Ok(Some(Ok(rendered)))) => rendered,
         Ok(Ok(None)) => return Ok(Prepared::Done { note, outcome: None }),
+        Ok(Ok(Some(Err(_opted_out)))) => {
+            let reason = "its front matter says \"markdrop: false\"; its page, if it has one, \
+                          is left as it is"
+                .to_owned();
+            return Ok(Prepared::Done { note, outcome: Some(Outcome::Skipped { reason }) });
+        }
         // The same bytes would panic again: reported once, tried again when they change.
         Ok(Err(panic)) => {
             tracing::error!(markdown = %note.display, error = %panic, "rendering panicked");

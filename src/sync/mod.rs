@@ -21,6 +21,7 @@
 
 mod batch;
 mod execute;
+mod in_force;
 pub mod plan;
 
 use std::collections::HashMap;
@@ -218,6 +219,12 @@ pub async fn run(
         .filter_map(|(record, key)| Some((key, record?)))
         .collect();
     let account = context.lease.account();
+    // The person's settings first: what the listing changes in them decides how every note
+    // of this pass is converted, and which others are converted again.
+    let settings = context.store.settings_files(account).await.map_err(LeaseError::Store)?;
+    let settings =
+        in_force::update(&context.client, &listing.entries, listing.from_start, settings).await?;
+    let in_force = in_force::InForce::new(&settings.records);
     // The recorded attachments, when the listing may change them: it names one, deletes
     // something (maybe a folder of them), or shows every file.
     let touches_attachments = listing.from_start
@@ -237,6 +244,7 @@ pub async fn run(
             records,
             &retries_due,
             attachments,
+            &settings.resettled,
             context.settings.max_markdown_bytes,
         )
     };
@@ -282,7 +290,8 @@ pub async fn run(
         }
         _ => FileIndex::default(),
     };
-    let index = Arc::new(index);
+    in_force.exclude(&mut plan.steps);
+    let surroundings = Arc::new(execute::Surroundings { files: index, settings: in_force });
     drop(attachments);
     let attachment_changes = std::mem::take(&mut plan.attachments);
     drop(listing.entries);
@@ -300,13 +309,16 @@ pub async fn run(
         changes.note_paths =
             records.iter().map(|(key, record)| (key.clone(), record.note_display(key))).collect();
     }
-    let outcome = execute::steps(context, plan.steps, &index, &records, &mut changes, status).await;
+    let outcome =
+        execute::steps(context, plan.steps, &surroundings, &records, &mut changes, status).await;
     // Whatever was written is recorded even when the pass did not finish, so a retry does not
     // upload it again; the cursor moves only past a listing that was carried out whole.
     let cursor = outcome.is_ok().then_some(listing.cursor.as_str());
     if outcome.is_ok() {
         // With the cursor: a listing carried out again after a failure finds them again.
         changes.attachments = attachment_changes;
+        changes.settings = settings.changes;
+        status.settings = in_force::shown(&settings.records);
     }
     if outcome.is_ok() || !changes.is_empty() {
         context.store.commit(&context.lease, &changes, cursor, Some(status)).await?;
@@ -346,7 +358,10 @@ async fn list(context: &PassContext, mut cursor: Option<String>) -> Result<Listi
         .map_err(pass_error)?;
         listing.entries.extend(page.entries.into_iter().filter(|entry| match entry {
             Metadata::File(file) => {
-                is_markdown(&file.name) || plan::is_page(&file.name) || is_attachment(&file.name)
+                is_markdown(&file.name)
+                    || plan::is_page(&file.name)
+                    || is_attachment(&file.name)
+                    || in_force::concerns(&file.name)
             }
             Metadata::Deleted(_) => true,
             Metadata::Folder(_) | Metadata::Other => false,

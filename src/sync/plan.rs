@@ -150,14 +150,18 @@ pub struct Plan {
     /// A note or an attachment appears or goes away in the listing: the notes whose wikilinks
     /// mention its name are converted again, and finding them takes every record.
     pub names_moved: bool,
+    /// The settings in force over some folders changed: their notes are converted again, and
+    /// finding them takes every record.
+    pub resettled: bool,
 }
 
 impl Plan {
     /// Whether the pass needs every record of the account, not only those of [`record_keys`]:
     /// a note or an attachment may have appeared or gone away (whose linkers, which any record
-    /// may be, are converted again), or a folder did. Plan again with them all.
+    /// may be, are converted again), a folder did, or the settings over a folder changed. Plan
+    /// again with them all.
     pub fn needs_every_record(&self) -> bool {
-        !self.forget.is_empty() || self.names_moved
+        !self.forget.is_empty() || self.names_moved || self.resettled
     }
 
     /// Whether the pass renders, and so needs every note's path for wikilinks to resolve
@@ -258,13 +262,16 @@ pub struct RetryDue {
 /// Plans a pass over `entries` (a whole listing; `from_start` when it lists every file rather
 /// than the changes since a cursor), given the records of [`record_keys`], the notes whose
 /// retry is due and the recorded attachments (all of them when the listing names an
-/// attachment, deletes anything, or is from the start), by lower-case path.
+/// attachment, deletes anything, or is from the start), by lower-case path; and the folders
+/// (lower-case, with a trailing `/`) over which the settings in force changed, whose notes are
+/// converted again.
 pub fn plan(
     entries: &[Metadata],
     from_start: bool,
     records: &HashMap<String, FileRecord>,
     retries_due: &HashMap<String, RetryDue>,
     attachments: &HashMap<String, String>,
+    resettled: &[String],
     max_markdown_bytes: u64,
 ) -> Plan {
     // The last entry for each note and each page, with its place in the listing.
@@ -343,7 +350,12 @@ pub fn plan(
         &under_deleted,
         &deleted_after,
     );
-    let (relinked, names_moved) = relinked(records, &notes, moved, &deleted_after, &record);
+    let (mut relinked, names_moved) = relinked(records, &notes, moved, &deleted_after, &record);
+    // Notes under settings that changed are converted again, as linkers are: whatever their
+    // content, their pages written only if they come out different.
+    relinked.extend(records.keys().map(String::as_str).filter(|key| {
+        record(key).is_some() && resettled.iter().any(|folder| key.starts_with(folder.as_str()))
+    }));
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
     let mut steps = Vec::new();
@@ -422,7 +434,7 @@ pub fn plan(
         };
         steps.extend(judge(judged, 0));
     }
-    Plan { forget, steps, attachments, names_moved }
+    Plan { forget, steps, attachments, names_moved, resettled: !resettled.is_empty() }
 }
 
 /// The changes to the recorded attachments (`known`) that the listing makes, and the names of
@@ -666,7 +678,7 @@ mod tests {
     /// An incremental listing (from a cursor), no retries due.
     fn plan_of(entries: &[Metadata], records: &[(&str, FileRecord)]) -> Plan {
         let records = records.iter().map(|(k, r)| ((*k).to_owned(), r.clone())).collect();
-        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), CAP)
+        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), &[], CAP)
     }
 
     #[test]
@@ -727,7 +739,7 @@ mod tests {
         let entries = [file("/new.md", "n")];
         assert_eq!(plan_of(&entries, &[]).steps, vec![convert("/new.md", None, Sibling::Unlisted)]);
         let from_start =
-            plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), CAP);
+            plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), &[], CAP);
         assert_eq!(from_start.steps, vec![convert("/new.md", None, Sibling::Free)]);
     }
 
@@ -740,7 +752,8 @@ mod tests {
             vec![file("/q3.md", "n"), file("/other.md", "o"), file("/Q3.HTML", "hers")],
         ] {
             let steps =
-                plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), CAP).steps;
+                plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), &[], CAP)
+                    .steps;
             assert_eq!(
                 steps[0],
                 convert("/q3.md", None, Sibling::Unknown { hash: "hers".into() }),
@@ -909,7 +922,7 @@ mod tests {
         let retries = HashMap::from([retry("/Stuck.md", false), retry("/Known.md", false)]);
         let known = FileRecord { html_path: "/Known.html".into(), ..record("1") };
         let records = HashMap::from([("/known.md".to_owned(), known)]);
-        let steps = plan(&[], false, &records, &retries, &HashMap::new(), CAP).steps;
+        let steps = plan(&[], false, &records, &retries, &HashMap::new(), &[], CAP).steps;
         assert_eq!(
             steps,
             vec![
@@ -938,7 +951,7 @@ mod tests {
         let b = FileRecord { html_path: "/b.html".into(), ..record("1") };
         let retries = HashMap::from([retry("/b.md", true)]);
         let records = HashMap::from([("/b.md".to_owned(), b.clone())]);
-        let steps = plan(&[], false, &records, &retries, &HashMap::new(), CAP).steps;
+        let steps = plan(&[], false, &records, &retries, &HashMap::new(), &[], CAP).steps;
         assert_eq!(
             steps,
             vec![Step::Direct(Direct::Remove { note: note("/b.md"), record: Some(b) })]
@@ -951,9 +964,16 @@ mod tests {
         kept.kept_html_hash = Some("hers".into());
         for record in [record("1"), kept] {
             let records = HashMap::from([("/a.md".to_owned(), record)]);
-            let steps =
-                plan(&[file("/a.md", "1")], true, &records, &HashMap::new(), &HashMap::new(), CAP)
-                    .steps;
+            let steps = plan(
+                &[file("/a.md", "1")],
+                true,
+                &records,
+                &HashMap::new(),
+                &HashMap::new(),
+                &[],
+                CAP,
+            )
+            .steps;
             assert!(
                 matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none() && c.sibling == Sibling::Free),
                 "{steps:?}"
@@ -1017,7 +1037,7 @@ mod tests {
 
     fn plan_with(entries: &[Metadata], records: &[(String, FileRecord)]) -> Plan {
         let records = records.iter().cloned().collect();
-        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), CAP)
+        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), &[], CAP)
     }
 
     #[test]
@@ -1142,7 +1162,7 @@ mod tests {
             .iter()
             .map(|display| (display.to_lowercase(), (*display).to_owned()))
             .collect();
-        plan(entries, from_start, &records, &HashMap::new(), &attachments, CAP)
+        plan(entries, from_start, &records, &HashMap::new(), &attachments, &[], CAP)
     }
 
     #[test]

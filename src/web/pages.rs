@@ -39,7 +39,19 @@ struct AccountPage {
     kept: Vec<KeptRow>,
     /// Notes waiting for another try.
     retrying: Vec<RetryRow>,
+    /// The person's `markdrop.toml` files.
+    settings: Vec<SettingsRow>,
     csrf: String,
+}
+
+/// One line of "Your settings".
+struct SettingsRow {
+    path: String,
+    /// The folder it applies to, for people: "everything" for the top.
+    folder: String,
+    /// Whether a version of it is in force.
+    in_force: bool,
+    problem: Option<String>,
 }
 
 /// One line of "Pages markdrop leaves to you".
@@ -206,6 +218,19 @@ pub async fn show_account(request: HttpRequest, state: web::Data<AppState>) -> H
                 path: note.markdown.clone(),
                 reason: note.reason.clone(),
                 next: format_time(note.next_at_ms / 1000),
+            })
+            .collect(),
+        settings: status
+            .settings
+            .iter()
+            .map(|file| SettingsRow {
+                folder: match file.path.rfind('/') {
+                    Some(0) | None => "your whole Dropbox".to_owned(),
+                    Some(slash) => file.path[..slash].to_owned(),
+                },
+                path: file.path.clone(),
+                in_force: file.in_force,
+                problem: file.problem.clone(),
             })
             .collect(),
         csrf: session.csrf.clone(),

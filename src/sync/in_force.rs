@@ -1,0 +1,523 @@
+//! The person's settings in force for an account (`markdrop.toml` files, [`crate::settings`]),
+//! and what a listing changes about them.
+//!
+//! The store keeps each settings file's last valid version with the stylesheet it names
+//! ([`SettingsRecord`]). A pass reads them, then, before it plans anything, reads the settings
+//! files and stylesheets that the listing shows changed: a note converted in this pass already
+//! gets the settings the listing leaves. The folders whose settings in force changed are
+//! *resettled*: every note below them is converted again, and its page rewritten only if it
+//! comes out different. A version that is not valid (a TOML error, an unknown key, a bad glob, a
+//! missing or unusable stylesheet) changes nothing but the problem the account page shows: the
+//! last good settings stay in force. The changes are committed with the cursor, like the
+//! attachments, so a pass that fails leaves them to its retry, which resettles the same folders.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::dropbox::{AccountClient, DropboxError, Metadata};
+use crate::settings::{
+    self, Governs, NoteSettings, STYLESHEET_CAP, SettingsFile, check_stylesheet, is_settings_file,
+};
+use crate::store::{SettingsRecord, SettingsShown, StylesheetRecord};
+
+use super::plan::{Direct, Step};
+use super::{PassError, pass_error};
+
+/// The largest settings file read: far more than any real one, and a bound on what a pass
+/// holds for one.
+const SETTINGS_CAP: u64 = 64 * 1024;
+
+/// The settings files in force for an account, ready to tell how each note is converted.
+#[derive(Debug, Default)]
+pub(super) struct InForce {
+    /// The valid settings files, by lower-case folder (`""` for the root).
+    files: HashMap<String, SettingsFile>,
+    /// The stylesheets they name, by lower-case path.
+    stylesheets: HashMap<String, Arc<str>>,
+}
+
+impl InForce {
+    /// The settings in force from the records as a pass leaves them.
+    pub(super) fn new(records: &HashMap<String, SettingsRecord>) -> InForce {
+        let mut in_force = InForce::default();
+        for record in records.values() {
+            let Some(text) = &record.text else { continue };
+            // Stored because it was valid; a newer markdrop that no longer takes it says so
+            // once it is read again, when it changes.
+            let Ok(file) = SettingsFile::parse(&record.path, text) else {
+                tracing::warn!(path = %record.path, "a stored settings file no longer parses");
+                continue;
+            };
+            if let Some(stylesheet) = &record.stylesheet {
+                let text: Arc<str> = Arc::from(stylesheet.text.as_str());
+                in_force.stylesheets.insert(stylesheet.path.to_lowercase(), text);
+            }
+            in_force.files.insert(file.folder().to_lowercase(), file);
+        }
+        in_force
+    }
+
+    /// What the settings say to do with the note at `note` (its display path).
+    pub(super) fn governs(&self, note: &str) -> Governs {
+        if self.files.is_empty() {
+            return Governs::Convert(NoteSettings::DEFAULT);
+        }
+        let files = settings::governing_folders(note)
+            .into_iter()
+            .filter_map(|folder| self.files.get(&folder.to_lowercase()));
+        settings::resolve(note, files)
+    }
+
+    /// Turns the conversions of notes the settings exclude into skips, which the account page
+    /// reports; their pages, if any, are left as they are.
+    pub(super) fn exclude(&self, steps: &mut [Step]) {
+        if self.files.is_empty() {
+            return;
+        }
+        for step in steps {
+            let Step::Convert(conversion) = step else { continue };
+            if let Governs::Excluded { by, pattern } = self.governs(&conversion.note.display) {
+                let reason = format!(
+                    "{by} excludes it (\"{pattern}\"); its page, if it has one, is left as it is"
+                );
+                *step = Step::Direct(Direct::Skip { note: conversion.note.clone(), reason });
+            }
+        }
+    }
+
+    /// The note's settings and the text of the stylesheet they name, for a note the settings
+    /// do not exclude (an excluded one gets the defaults; the plan does not convert it).
+    pub(super) fn look(&self, note: &str) -> (NoteSettings, Option<Arc<str>>) {
+        match self.governs(note) {
+            Governs::Convert(settings) => {
+                let stylesheet = settings
+                    .css
+                    .as_ref()
+                    .and_then(|css| self.stylesheets.get(&css.to_lowercase()).cloned());
+                (settings, stylesheet)
+            }
+            Governs::Excluded { .. } => (NoteSettings::DEFAULT, None),
+        }
+    }
+}
+
+/// What a listing does to an account's settings.
+#[derive(Debug, Default)]
+pub(super) struct Update {
+    /// The records to commit with the cursor: lower-case path → record, or `None` to drop it.
+    pub(super) changes: BTreeMap<String, Option<SettingsRecord>>,
+    /// Lower-case folders, each with a trailing `/` (`/` for the whole Dropbox), whose notes
+    /// are converted again: the settings in force over them changed.
+    pub(super) resettled: Vec<String>,
+    /// Every record as the pass leaves them.
+    pub(super) records: HashMap<String, SettingsRecord>,
+}
+
+/// What the listing says of a file, as its last entry left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    File { display: String, hash: String },
+    Gone,
+}
+
+/// The settings files and stylesheets the listing says something about, as it leaves them.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Listed {
+    settings: BTreeMap<String, Seen>,
+    /// Any `.css` file, by lower-case path: which ones the settings name is known later.
+    stylesheets: HashMap<String, Seen>,
+    /// Deleted paths (any of which may have been a folder), with their last place.
+    deleted: HashMap<String, usize>,
+}
+
+impl Listed {
+    fn of(entries: &[Metadata]) -> Listed {
+        let mut listed = Listed::default();
+        let mut files: Vec<(&str, Seen, usize)> = Vec::new();
+        for (at, entry) in entries.iter().enumerate() {
+            match entry {
+                Metadata::File(file) => {
+                    let Some(key) = file.path_lower.as_deref() else { continue };
+                    if is_settings_file(&file.name) || is_stylesheet(&file.name) {
+                        let display = file.path_display.clone().unwrap_or_else(|| key.to_owned());
+                        let hash = file.content_hash.clone().unwrap_or_default();
+                        files.push((key, Seen::File { display, hash }, at));
+                    }
+                }
+                Metadata::Deleted(deleted) => {
+                    if let Some(key) = deleted.path_lower.as_deref() {
+                        listed.deleted.insert(key.to_owned(), at);
+                    }
+                }
+                Metadata::Folder(_) | Metadata::Other => {}
+            }
+        }
+        for (key, seen, at) in files {
+            let seen = if listed.deleted_after(key, at) { Seen::Gone } else { seen };
+            let name = key.rsplit('/').next().unwrap_or(key);
+            match is_settings_file(name) {
+                true => listed.settings.insert(key.to_owned(), seen),
+                false => listed.stylesheets.insert(key.to_owned(), seen),
+            };
+        }
+        listed
+    }
+
+    /// The place in the listing of the last deletion of `key` or of a folder above it.
+    fn deletion(&self, key: &str) -> Option<usize> {
+        let mut path = key;
+        let mut last = self.deleted.get(path).copied();
+        while let Some(slash) = path.rfind('/').filter(|&slash| slash > 0) {
+            path = &path[..slash];
+            last = last.max(self.deleted.get(path).copied());
+        }
+        last
+    }
+
+    /// Whether `key`, or a folder above it, was deleted after place `at` in the listing.
+    fn deleted_after(&self, key: &str, at: usize) -> bool {
+        self.deletion(key).is_some_and(|gone| gone > at)
+    }
+
+    /// What the listing leaves of a file: its last entry (`named`), else gone with a deleted
+    /// folder, or by not being there in a listing of every file; `None` if it says nothing.
+    fn seen(&self, key: &str, from_start: bool, named: Option<&Seen>) -> Option<Seen> {
+        match named {
+            Some(seen) => Some(seen.clone()),
+            None if from_start || self.deletion(key).is_some() => Some(Seen::Gone),
+            None => None,
+        }
+    }
+}
+
+/// Whether a file of this name may matter to the settings: a settings file, or a stylesheet
+/// one of them may name.
+pub(super) fn concerns(name: &str) -> bool {
+    is_settings_file(name) || is_stylesheet(name)
+}
+
+/// The settings files for the account page, by path: each one's folder and problem.
+pub(super) fn shown(records: &HashMap<String, SettingsRecord>) -> Vec<SettingsShown> {
+    let mut shown: Vec<SettingsShown> = records
+        .values()
+        .map(|record| SettingsShown {
+            path: record.path.clone(),
+            in_force: record.text.is_some(),
+            problem: record.problem.clone(),
+        })
+        .collect();
+    shown.sort_by(|a, b| a.path.cmp(&b.path));
+    shown
+}
+
+fn is_stylesheet(name: &str) -> bool {
+    name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(".css")
+}
+
+/// Reads what the listing changes about the account's settings files (`recorded`, as stored)
+/// and works out what is in force after it.
+pub(super) async fn update(
+    client: &AccountClient,
+    entries: &[Metadata],
+    from_start: bool,
+    recorded: HashMap<String, SettingsRecord>,
+) -> Result<Update, PassError> {
+    let listed = Listed::of(entries);
+    if listed.settings.is_empty() && listed.stylesheets.is_empty() && listed.deleted.is_empty() {
+        return Ok(Update { records: recorded, ..Update::default() });
+    }
+    let keys: BTreeSet<String> = recorded.keys().chain(listed.settings.keys()).cloned().collect();
+    let mut update = Update::default();
+    for key in keys {
+        let before = recorded.get(&key);
+        let after = match listed.seen(&key, from_start, listed.settings.get(&key)) {
+            Some(Seen::Gone) => None,
+            Some(Seen::File { display, hash }) => {
+                let unchanged = before.is_some_and(|record| record.hash == hash);
+                // A version refused for its stylesheet is read again when stylesheets change.
+                let stylesheet_news = before.is_some_and(|record| record.problem.is_some())
+                    && !listed.stylesheets.is_empty();
+                match (before, unchanged && !stylesheet_news) {
+                    (Some(record), true) => Some(restyled(client, record, &listed).await?),
+                    _ => read(client, &display, &hash, before, &listed).await?,
+                }
+            }
+            None => match before {
+                Some(record) => Some(restyled(client, record, &listed).await?),
+                None => None,
+            },
+        };
+        if after.as_ref() != before {
+            if in_force(before) != in_force(after.as_ref()) {
+                let record = after.as_ref().or(before);
+                let folder = record.map_or("", |record| folder_of(&record.path));
+                update.resettled.push(format!("{}/", folder.to_lowercase()));
+            }
+            update.changes.insert(key.clone(), after.clone());
+        }
+        if let Some(record) = after {
+            update.records.insert(key, record);
+        }
+    }
+    Ok(update)
+}
+
+/// What of a record is in force: its last valid text and the stylesheet read with it.
+fn in_force(record: Option<&SettingsRecord>) -> Option<(&str, Option<&str>)> {
+    let record = record?;
+    let text = record.text.as_deref()?;
+    Some((text, record.stylesheet.as_ref().map(|stylesheet| stylesheet.text.as_str())))
+}
+
+fn folder_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |slash| &path[..slash])
+}
+
+/// Reads a new version of the settings file at `display` (`hash` as listed): in force if it is
+/// valid and its stylesheet can be read, else the last good version stays with the problem.
+/// `None` when the file is gone by now (the next listing says so).
+async fn read(
+    client: &AccountClient,
+    display: &str,
+    hash: &str,
+    before: Option<&SettingsRecord>,
+    listed: &Listed,
+) -> Result<Option<SettingsRecord>, PassError> {
+    let mut record = before.cloned().unwrap_or_else(|| SettingsRecord {
+        path: display.to_owned(),
+        hash: String::new(),
+        text: None,
+        stylesheet: None,
+        problem: None,
+    });
+    record.path = display.to_owned();
+    record.hash = hash.to_owned();
+    let bytes = match client.download(display, SETTINGS_CAP).await {
+        Ok(download) => download.content,
+        Err(DropboxError::Route(route)) if route.is_not_found() => return Ok(before.cloned()),
+        Err(DropboxError::TooLarge { .. }) => {
+            record.problem = Some(format!(
+                "it is larger than {} KiB; markdrop reads settings files up to that size",
+                SETTINGS_CAP / 1024
+            ));
+            return Ok(Some(record));
+        }
+        Err(error) => return Err(pass_error(error)),
+    };
+    let file = match SettingsFile::parse_bytes(display, &bytes) {
+        Ok(file) => file,
+        Err(error) => {
+            record.problem = Some(error.to_string());
+            return Ok(Some(record));
+        }
+    };
+    let stylesheet = match &file.css {
+        None => None,
+        Some(css) => {
+            let known = before
+                .and_then(|record| record.stylesheet.as_ref())
+                .filter(|known| known.path.eq_ignore_ascii_case(css));
+            match stylesheet(client, css, known, listed).await? {
+                Ok(stylesheet) => Some(stylesheet),
+                Err(problem) => {
+                    record.problem = Some(problem);
+                    return Ok(Some(record));
+                }
+            }
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(Some(SettingsRecord {
+        path: display.to_owned(),
+        hash: hash.to_owned(),
+        text: Some(text),
+        stylesheet,
+        problem: None,
+    }))
+}
+
+/// A record whose text did not change, with its stylesheet read again if the listing changed
+/// it; a stylesheet that is gone or no longer usable leaves the last one read in force.
+async fn restyled(
+    client: &AccountClient,
+    record: &SettingsRecord,
+    listed: &Listed,
+) -> Result<SettingsRecord, PassError> {
+    let Some(known) = &record.stylesheet else { return Ok(record.clone()) };
+    let key = known.path.to_lowercase();
+    let changed = match listed.seen(&key, false, listed.stylesheets.get(&key)) {
+        Some(Seen::File { hash, .. }) => hash != known.hash,
+        Some(Seen::Gone) => true,
+        None => false,
+    };
+    if !changed {
+        return Ok(record.clone());
+    }
+    let mut record = record.clone();
+    match stylesheet(client, &known.path, Some(known), listed).await? {
+        Ok(stylesheet) => {
+            record.stylesheet = Some(stylesheet);
+            record.problem = None;
+        }
+        Err(problem) => record.problem = Some(problem),
+    }
+    Ok(record)
+}
+
+/// The stylesheet at `css` (a Dropbox path): `known` again if the listing says it did not
+/// change, else read and checked. The error is the problem to show.
+async fn stylesheet(
+    client: &AccountClient,
+    css: &str,
+    known: Option<&StylesheetRecord>,
+    listed: &Listed,
+) -> Result<Result<StylesheetRecord, String>, PassError> {
+    let key = css.to_lowercase();
+    let listed_hash = match listed.stylesheets.get(&key) {
+        Some(Seen::File { hash, .. }) => Some(hash.as_str()),
+        Some(Seen::Gone) => return Ok(Err(missing(css))),
+        None => None,
+    };
+    if let Some(known) = known.filter(|known| listed_hash.is_none_or(|hash| hash == known.hash)) {
+        return Ok(Ok(known.clone()));
+    }
+    let download = match client.download(css, STYLESHEET_CAP as u64).await {
+        Ok(download) => download,
+        Err(DropboxError::Route(route)) if route.is_not_found() => return Ok(Err(missing(css))),
+        Err(DropboxError::TooLarge { .. }) => {
+            return Ok(Err(format!(
+                "its stylesheet {css} is larger than {} KiB",
+                STYLESHEET_CAP / 1024
+            )));
+        }
+        Err(error) => return Err(pass_error(error)),
+    };
+    match check_stylesheet(&download.content) {
+        Ok(text) => Ok(Ok(StylesheetRecord {
+            path: download.metadata.path_display.unwrap_or_else(|| css.to_owned()),
+            hash: download.metadata.content_hash.unwrap_or_default(),
+            text: text.to_owned(),
+        })),
+        Err(error) => Ok(Err(format!("its stylesheet {css}: {error}"))),
+    }
+}
+
+fn missing(css: &str) -> String {
+    format!("its stylesheet {css} is not in your Dropbox")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dropbox::{DeletedMetadata, FileMetadata};
+
+    fn file(display: &str, hash: &str) -> Metadata {
+        Metadata::File(FileMetadata {
+            name: display.rsplit('/').next().unwrap_or(display).to_owned(),
+            id: format!("id:{display}"),
+            path_lower: Some(display.to_lowercase()),
+            path_display: Some(display.to_owned()),
+            rev: "0123456789".to_owned(),
+            size: 1,
+            server_modified: "2026-11-29T10:00:00Z".to_owned(),
+            content_hash: Some(hash.to_owned()),
+            is_downloadable: true,
+        })
+    }
+
+    fn deleted(display: &str) -> Metadata {
+        Metadata::Deleted(DeletedMetadata {
+            name: display.rsplit('/').next().unwrap_or(display).to_owned(),
+            path_lower: Some(display.to_lowercase()),
+            path_display: Some(display.to_owned()),
+        })
+    }
+
+    fn seen(display: &str, hash: &str) -> Seen {
+        Seen::File { display: display.to_owned(), hash: hash.to_owned() }
+    }
+
+    fn record(path: &str, text: &str, css: Option<(&str, &str)>) -> SettingsRecord {
+        SettingsRecord {
+            path: path.to_owned(),
+            hash: "h".to_owned(),
+            text: Some(text.to_owned()),
+            stylesheet: css.map(|(path, text)| StylesheetRecord {
+                path: path.to_owned(),
+                hash: "c".to_owned(),
+                text: text.to_owned(),
+            }),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn the_listing_names_settings_files_and_stylesheets_as_their_last_entry_leaves_them() {
+        let entries = [
+            file("/Notes/markdrop.toml", "1"),
+            file("/Notes/MarkDrop.TOML", "2"),
+            file("/look/site.css", "3"),
+            file("/a.md", "4"),
+            file("/Old/markdrop.toml", "5"),
+            deleted("/Old"),
+        ];
+        let listed = Listed::of(&entries);
+        assert_eq!(
+            listed.settings,
+            BTreeMap::from([
+                ("/notes/markdrop.toml".to_owned(), seen("/Notes/MarkDrop.TOML", "2")),
+                ("/old/markdrop.toml".to_owned(), Seen::Gone),
+            ])
+        );
+        assert_eq!(
+            listed.stylesheets,
+            HashMap::from([("/look/site.css".to_owned(), seen("/look/site.css", "3"))])
+        );
+    }
+
+    #[test]
+    fn a_recorded_file_not_listed_is_gone_with_its_folder_or_from_a_listing_of_everything() {
+        let listed = Listed::of(&[deleted("/Work")]);
+        assert_eq!(listed.seen("/work/markdrop.toml", false, None), Some(Seen::Gone));
+        assert_eq!(listed.seen("/home/markdrop.toml", false, None), None);
+        assert_eq!(Listed::default().seen("/home/markdrop.toml", true, None), Some(Seen::Gone));
+    }
+
+    #[test]
+    fn the_nearest_settings_file_governs_and_its_stylesheet_comes_along() {
+        let records = HashMap::from([
+            ("/markdrop.toml".to_owned(), record("/markdrop.toml", "theme = \"serif\"", None)),
+            (
+                "/work/markdrop.toml".to_owned(),
+                record(
+                    "/Work/markdrop.toml",
+                    "css = \"look.css\"\nexclude = [\"drafts\"]",
+                    Some(("/Work/look.css", "p { color: red }")),
+                ),
+            ),
+        ]);
+        let in_force = InForce::new(&records);
+        let (settings, stylesheet) = in_force.look("/work/Plans.md");
+        assert_eq!(settings.theme, settings::Theme::Serif);
+        assert_eq!(stylesheet.as_deref(), Some("p { color: red }"));
+        let (elsewhere, none) = in_force.look("/Home/a.md");
+        assert_eq!((elsewhere.css, none), (None, None));
+        assert!(matches!(
+            in_force.governs("/Work/Drafts/x.md"),
+            Governs::Excluded { by, .. } if by == "/Work/markdrop.toml"
+        ));
+        assert_eq!(InForce::default().governs("/a.md"), Governs::Convert(NoteSettings::DEFAULT));
+    }
+
+    #[test]
+    fn only_a_change_to_what_is_in_force_resettles_a_folder() {
+        let good = record("/markdrop.toml", "theme = \"serif\"", None);
+        let mut refused = good.clone();
+        refused.hash = "new".to_owned();
+        refused.problem = Some("line 1, column 1: …".to_owned());
+        assert_eq!(in_force(Some(&good)), in_force(Some(&refused)));
+        let restyled = record("/markdrop.toml", "theme = \"serif\"", Some(("/a.css", "p {}")));
+        assert_ne!(in_force(Some(&good)), in_force(Some(&restyled)));
+        assert_eq!(in_force(Some(&SettingsRecord { text: None, ..good.clone() })), None);
+    }
+}
