@@ -273,15 +273,23 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
     assert_eq!(notes["/notes-old/d.md"], "/Notes-Old/d.md");
 }
 
-async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink(
-    backend: Backend,
-) {
-    let store = store_with(backend, "queue-attachments", &[ALICE, BOB]).await;
+/// A fresh store on `backend` with Alice's and Bob's accounts linked and claimed, in that order.
+async fn alice_and_bob_claimed(backend: Backend, test: &str) -> (Store, Claim, Claim) {
+    let store = store_with(backend, test, &[ALICE, BOB]).await;
     store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
     let (first, second) = (claim(&store, LEASE).await, claim(&store, LEASE).await);
     let (first, second) = (first.expect("claimed"), second.expect("claimed"));
-    let (alice, bob) =
-        if first.lease.account() == &account(ALICE) { (first, second) } else { (second, first) };
+    if first.lease.account() == &account(ALICE) {
+        (store, first, second)
+    } else {
+        (store, second, first)
+    }
+}
+
+async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink(
+    backend: Backend,
+) {
+    let (store, alice, bob) = alice_and_bob_claimed(backend, "queue-attachments").await;
     let mut changes = RecordChanges::default();
     for display in ["/Media/Pic.png", "/media/deep/b.pdf", "/d.png"] {
         changes.attachments.insert(display.to_lowercase(), Some(display.to_owned()));
