@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::{AccountStatus, FileRecord, RecordChanges, StoreError};
 use crate::account::AccountId;
 
@@ -43,14 +45,7 @@ pub(super) struct EncodedChanges {
 }
 
 pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, StoreError> {
-    let files = changes
-        .files
-        .iter()
-        .map(|(path, record)| {
-            let stored = record.as_ref().map(serde_json::to_string).transpose();
-            Ok((path.clone(), stored.map_err(StoreError::new)?))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let files = encode_records(&changes.files)?;
     let attachments = changes.attachments.clone().into_iter().collect();
     let mut note_paths: BTreeMap<String, Option<String>> = changes
         .note_paths
@@ -67,6 +62,19 @@ pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, 
         attachments,
         note_paths,
     })
+}
+
+/// Records by lower-case path as JSON, `None` (a drop) kept as it is.
+fn encode_records<T: Serialize>(
+    records: &BTreeMap<String, Option<T>>,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    records
+        .iter()
+        .map(|(path, record)| {
+            let stored = record.as_ref().map(serde_json::to_string).transpose();
+            Ok((path.clone(), stored.map_err(StoreError::new)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -500,7 +500,7 @@ impl EmbeddedStore {
         &self,
         account: &AccountId,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        self.paths_in(NOTES, account).await
+        self.entries_in(NOTES, account).await
     }
 
     pub(super) async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
@@ -511,11 +511,11 @@ impl EmbeddedStore {
         &self,
         account: &AccountId,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        self.paths_in(ATTACHMENTS, account).await
+        self.entries_in(ATTACHMENTS, account).await
     }
 
-    /// Every (lower-case path → display path) of the account in `table`.
-    async fn paths_in(
+    /// Every (lower-case path → what is kept for it) of the account in `table`.
+    async fn entries_in(
         &self,
         table: TableDefinition<'static, (&'static str, &'static str), &'static str>,
         account: &AccountId,
@@ -525,12 +525,12 @@ impl EmbeddedStore {
             let txn = inner.db.begin_read()?;
             let table = txn.open_table(table)?;
             let owner = account.as_str();
-            let mut attachments = std::collections::HashMap::new();
+            let mut entries = std::collections::HashMap::new();
             for entry in table.range((owner, "")..=(owner, "\u{10FFFF}"))? {
-                let (key, display) = entry?;
-                attachments.insert(key.value().1.to_owned(), display.value().to_owned());
+                let (key, value) = entry?;
+                entries.insert(key.value().1.to_owned(), value.value().to_owned());
             }
-            Ok(attachments)
+            Ok(entries)
         })
         .await
     }

@@ -197,6 +197,12 @@ impl RedisStore {
         Ok(())
     }
 
+    /// `HGETALL hash`: the per-account hashes kept by path (note paths, attachments).
+    async fn hash_entries(&self, hash: String) -> Result<HashMap<String, String>, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(connection.hgetall(hash).await?)
+    }
+
     /// `HGET hash account`.
     async fn hash_get(
         &self,
@@ -440,8 +446,7 @@ impl RedisStore {
         &self,
         account: &AccountId,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut connection = self.connection().await?;
-        Ok(connection.hgetall(self.keys.notes(account)).await?)
+        self.hash_entries(self.keys.notes(account)).await
     }
 
     pub(super) async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
@@ -453,8 +458,7 @@ impl RedisStore {
         &self,
         account: &AccountId,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut connection = self.connection().await?;
-        Ok(connection.hgetall(self.keys.attachments(account)).await?)
+        self.hash_entries(self.keys.attachments(account)).await
     }
 
     pub(super) async fn commit(
