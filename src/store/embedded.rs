@@ -50,11 +50,14 @@ const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files")
 const ATTACHMENTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("attachments");
 /// (account, `.md` lower-case path) → the note's display path, beside its record in FILES.
 const NOTES: TableDefinition<(&str, &str), &str> = TableDefinition::new("notes");
-/// What a pass's forgotten folders drop: records and their notes' paths. Attachments are
-/// dropped one by one, with the cursor.
+/// (account, `markdrop.toml` lower-case path) → its settings record as JSON.
+const SETTINGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("settings");
+/// What a pass's forgotten folders drop: records and their notes' paths. Attachments and
+/// settings records are dropped one by one, with the cursor.
 const FORGOTTEN_WITH_FOLDERS: [TableDefinition<(&str, &str), &str>; 2] = [FILES, NOTES];
 /// Everything kept per file of an account.
-const EVERY_FILE_TABLE: [TableDefinition<(&str, &str), &str>; 3] = [FILES, NOTES, ATTACHMENTS];
+const EVERY_FILE_TABLE: [TableDefinition<(&str, &str), &str>; 4] =
+    [FILES, NOTES, ATTACHMENTS, SETTINGS];
 
 /// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
 /// queue.
@@ -101,9 +104,9 @@ impl EmbeddedStore {
             for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
                 txn.open_table(table)?;
             }
-            txn.open_table(FILES)?;
-            txn.open_table(ATTACHMENTS)?;
-            txn.open_table(NOTES)?;
+            for table in EVERY_FILE_TABLE {
+                txn.open_table(table)?;
+            }
         }
         txn.commit()?;
         Ok(EmbeddedStore {
@@ -514,6 +517,13 @@ impl EmbeddedStore {
         self.entries_in(ATTACHMENTS, account).await
     }
 
+    pub(super) async fn settings_files(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        self.entries_in(SETTINGS, account).await
+    }
+
     /// Every (lower-case path → what is kept for it) of the account in `table`.
     async fn entries_in(
         &self,
@@ -577,6 +587,7 @@ impl EmbeddedStore {
                 (FILES, &changes.files),
                 (ATTACHMENTS, &changes.attachments),
                 (NOTES, &changes.note_paths),
+                (SETTINGS, &changes.settings),
             ];
             for (table, changed) in changed_tables {
                 let mut table = txn.open_table(table)?;

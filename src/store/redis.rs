@@ -130,6 +130,10 @@ impl Keys {
         format!("{}attachments:{account}", self.prefix)
     }
 
+    fn settings(&self, account: &AccountId) -> String {
+        format!("{}settings:{account}", self.prefix)
+    }
+
     fn notes(&self, account: &AccountId) -> String {
         format!("{}notes:{account}", self.prefix)
     }
@@ -197,7 +201,7 @@ impl RedisStore {
         Ok(())
     }
 
-    /// `HGETALL hash`: the per-account hashes kept by path (note paths, attachments).
+    /// `HGETALL hash`: the per-account hashes kept by path (note paths, attachments, settings).
     async fn hash_entries(&self, hash: String) -> Result<HashMap<String, String>, StoreError> {
         let mut connection = self.connection().await?;
         Ok(connection.hgetall(hash).await?)
@@ -312,6 +316,7 @@ impl RedisStore {
             .key(self.keys.retries())
             .key(self.keys.attachments(account))
             .key(self.keys.notes(account))
+            .key(self.keys.settings(account))
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await?;
@@ -331,6 +336,7 @@ impl RedisStore {
             .del(self.keys.files(account))
             .del(self.keys.attachments(account))
             .del(self.keys.notes(account))
+            .del(self.keys.settings(account))
             // Due now, wherever a claim had pushed it; the wake-up tells idle workers.
             .zadd(self.keys.ready(), account.as_str(), now_ms)
             .publish(self.keys.wake(), 1)
@@ -461,6 +467,13 @@ impl RedisStore {
         self.hash_entries(self.keys.attachments(account)).await
     }
 
+    pub(super) async fn settings_files(
+        &self,
+        account: &AccountId,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        self.hash_entries(self.keys.settings(account)).await
+    }
+
     pub(super) async fn commit(
         &self,
         lease: &Lease,
@@ -472,6 +485,7 @@ impl RedisStore {
         let (writes, drops) = split_changes(changes.files);
         let (attach, detach) = split_changes(changes.attachments);
         let (name, unname) = split_changes(changes.note_paths);
+        let (configure, unconfigure) = split_changes(changes.settings);
         let mut invocation = self.scripts.commit.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -480,6 +494,7 @@ impl RedisStore {
             .key(self.keys.status())
             .key(self.keys.attachments(account))
             .key(self.keys.notes(account))
+            .key(self.keys.settings(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(cursor.unwrap_or(""))
@@ -490,14 +505,17 @@ impl RedisStore {
             .arg(attach.len())
             .arg(detach.len())
             .arg(name.len())
-            .arg(unname.len());
+            .arg(unname.len())
+            .arg(configure.len())
+            .arg(unconfigure.len());
         for prefix in &changes.forget_under {
             invocation.arg(prefix);
         }
-        for (path, value) in writes.into_iter().chain(attach).chain(name) {
+        // In the script's order: each hash's writes, then each hash's drops.
+        for (path, value) in writes.into_iter().chain(attach).chain(name).chain(configure) {
             invocation.arg(path).arg(value);
         }
-        for path in drops.into_iter().chain(detach).chain(unname) {
+        for path in drops.into_iter().chain(detach).chain(unname).chain(unconfigure) {
             invocation.arg(path);
         }
         let mut connection = self.connection().await?;
@@ -585,6 +603,7 @@ impl RedisStore {
             .key(self.keys.retries())
             .key(self.keys.attachments(account))
             .key(self.keys.notes(account))
+            .key(self.keys.settings(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)
