@@ -1,10 +1,13 @@
 //! The form records take in the store, decided here once for both backends, which only move
-//! the strings: an account's status and a file record are JSON (token records are sealed by
-//! [`super::sealed`]). Existing stores hold these forms, so a change must still read the old one.
+//! the strings: an account's status, a file record and a settings file's record are JSON (token
+//! records are sealed by [`super::sealed`]). Existing stores hold these forms, so a change must
+//! still read the old one.
 
 use std::collections::BTreeMap;
 
-use super::{AccountStatus, FileRecord, RecordChanges, StoreError};
+use serde::Serialize;
+
+use super::{AccountStatus, FileRecord, RecordChanges, SettingsRecord, StoreError};
 use crate::account::AccountId;
 
 pub(super) fn encode_status(status: &AccountStatus) -> Result<String, StoreError> {
@@ -29,6 +32,23 @@ pub(super) fn decode_record(stored: &str) -> Option<FileRecord> {
     serde_json::from_str(stored).ok()
 }
 
+/// A stored settings file's record; one that does not parse (written by another version, say)
+/// is no outage: it is left out, as if the file had not been read yet, with a warning that names
+/// the file, never its text.
+pub(super) fn decode_settings(
+    account: &AccountId,
+    path: &str,
+    stored: &str,
+) -> Option<SettingsRecord> {
+    match serde_json::from_str(stored) {
+        Ok(record) => Some(record),
+        Err(error) => {
+            tracing::warn!(%account, path, %error, "a settings record does not parse; ignoring it");
+            None
+        }
+    }
+}
+
 /// A commit's record changes as the backends write them.
 pub(super) struct EncodedChanges {
     /// Folders (lower-case, with a trailing `/`) whose records are all dropped; applied first.
@@ -40,17 +60,12 @@ pub(super) struct EncodedChanges {
     /// A note's lower-case path → its display path, or `None` to drop it: the records'
     /// notes, kept beside them so a pass can know every note without reading every record.
     pub(super) note_paths: Vec<(String, Option<String>)>,
+    /// A settings file's lower-case path → its record as stored, or `None` to drop it.
+    pub(super) settings: Vec<(String, Option<String>)>,
 }
 
 pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, StoreError> {
-    let files = changes
-        .files
-        .iter()
-        .map(|(path, record)| {
-            let stored = record.as_ref().map(serde_json::to_string).transpose();
-            Ok((path.clone(), stored.map_err(StoreError::new)?))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let files = encode_records(&changes.files)?;
     let attachments = changes.attachments.clone().into_iter().collect();
     let mut note_paths: BTreeMap<String, Option<String>> = changes
         .note_paths
@@ -66,12 +81,27 @@ pub(super) fn encode_changes(changes: &RecordChanges) -> Result<EncodedChanges, 
         files,
         attachments,
         note_paths,
+        settings: encode_records(&changes.settings)?,
     })
+}
+
+/// Records by lower-case path as JSON, `None` (a drop) kept as it is.
+fn encode_records<T: Serialize>(
+    records: &BTreeMap<String, Option<T>>,
+) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    records
+        .iter()
+        .map(|(path, record)| {
+            let stored = record.as_ref().map(serde_json::to_string).transpose();
+            Ok((path.clone(), stored.map_err(StoreError::new)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StylesheetRecord;
 
     #[test]
     fn a_file_record_is_stable_json_and_one_that_does_not_parse_is_none() {
@@ -117,6 +147,35 @@ mod tests {
         assert_eq!(decode_record(stored), Some(record.clone()));
         let older = r#"{"source_hash":"s","html_path":"/A.html","html_hash":"h"}"#;
         assert_eq!(decode_record(older), Some(FileRecord { links: Vec::new(), ..record }));
+    }
+
+    #[test]
+    fn a_settings_record_is_json_a_drop_stays_none_and_one_that_does_not_parse_is_left_out() {
+        let account = AccountId::parse("dbid:abc").expect("an account id");
+        let record = SettingsRecord {
+            path: "/Blog/markdrop.toml".into(),
+            hash: "t".into(),
+            text: Some("css = \"site.css\"".into()),
+            stylesheet: Some(StylesheetRecord {
+                path: "/Blog/site.css".into(),
+                hash: "c".into(),
+                text: "body { margin: 0 }".into(),
+            }),
+            problem: None,
+        };
+        let mut changes = RecordChanges::default();
+        changes.settings.insert("/blog/markdrop.toml".into(), Some(record.clone()));
+        changes.settings.insert("/old/markdrop.toml".into(), None);
+        let encoded = encode_changes(&changes).expect("encodes");
+        let [(path, Some(stored)), dropped] = &encoded.settings[..] else {
+            panic!("one record and one drop: {:?}", encoded.settings);
+        };
+        assert_eq!(path, "/blog/markdrop.toml");
+        assert_eq!(dropped, &("/old/markdrop.toml".to_owned(), None));
+        assert!(!stored.contains("problem"), "an absent problem is not stored: {stored}");
+        assert_eq!(decode_settings(&account, path, stored), Some(record));
+        assert_eq!(decode_settings(&account, path, r#"{"path":"/a"}"#), None);
+        assert!(encoded.files.is_empty() && encoded.attachments.is_empty());
     }
 
     #[test]

@@ -50,11 +50,14 @@ const FILES: TableDefinition<(&str, &str), &str> = TableDefinition::new("files")
 const ATTACHMENTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("attachments");
 /// (account, `.md` lower-case path) → the note's display path, beside its record in FILES.
 const NOTES: TableDefinition<(&str, &str), &str> = TableDefinition::new("notes");
-/// What a pass's forgotten folders drop: records and their notes' paths. Attachments are
-/// dropped one by one, with the cursor.
+/// (account, `markdrop.toml` lower-case path) → its settings record as JSON.
+const SETTINGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("settings");
+/// What a pass's forgotten folders drop: records and their notes' paths. Attachments and
+/// settings records are dropped one by one, with the cursor.
 const FORGOTTEN_WITH_FOLDERS: [TableDefinition<(&str, &str), &str>; 2] = [FILES, NOTES];
 /// Everything kept per file of an account.
-const EVERY_FILE_TABLE: [TableDefinition<(&str, &str), &str>; 3] = [FILES, NOTES, ATTACHMENTS];
+const EVERY_FILE_TABLE: [TableDefinition<(&str, &str), &str>; 4] =
+    [FILES, NOTES, ATTACHMENTS, SETTINGS];
 
 /// Due accounts looked at per claim (as on Redis), so a claim's cost does not grow with the
 /// queue.
@@ -101,9 +104,9 @@ impl EmbeddedStore {
             for table in [TOKENS, CURSORS, NAMES, STATUS, LINKS] {
                 txn.open_table(table)?;
             }
-            txn.open_table(FILES)?;
-            txn.open_table(ATTACHMENTS)?;
-            txn.open_table(NOTES)?;
+            for table in EVERY_FILE_TABLE {
+                txn.open_table(table)?;
+            }
         }
         txn.commit()?;
         Ok(EmbeddedStore {
@@ -500,7 +503,7 @@ impl EmbeddedStore {
         &self,
         account: &AccountId,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        self.paths_in(NOTES, account).await
+        self.entries_in(NOTES, account).await
     }
 
     pub(super) async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
@@ -511,11 +514,18 @@ impl EmbeddedStore {
         &self,
         account: &AccountId,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
-        self.paths_in(ATTACHMENTS, account).await
+        self.entries_in(ATTACHMENTS, account).await
     }
 
-    /// Every (lower-case path → display path) of the account in `table`.
-    async fn paths_in(
+    pub(super) async fn settings_files(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        self.entries_in(SETTINGS, account).await
+    }
+
+    /// Every (lower-case path → what is kept for it) of the account in `table`.
+    async fn entries_in(
         &self,
         table: TableDefinition<'static, (&'static str, &'static str), &'static str>,
         account: &AccountId,
@@ -525,12 +535,12 @@ impl EmbeddedStore {
             let txn = inner.db.begin_read()?;
             let table = txn.open_table(table)?;
             let owner = account.as_str();
-            let mut attachments = std::collections::HashMap::new();
+            let mut entries = std::collections::HashMap::new();
             for entry in table.range((owner, "")..=(owner, "\u{10FFFF}"))? {
-                let (key, display) = entry?;
-                attachments.insert(key.value().1.to_owned(), display.value().to_owned());
+                let (key, value) = entry?;
+                entries.insert(key.value().1.to_owned(), value.value().to_owned());
             }
-            Ok(attachments)
+            Ok(entries)
         })
         .await
     }
@@ -577,6 +587,7 @@ impl EmbeddedStore {
                 (FILES, &changes.files),
                 (ATTACHMENTS, &changes.attachments),
                 (NOTES, &changes.note_paths),
+                (SETTINGS, &changes.settings),
             ];
             for (table, changed) in changed_tables {
                 let mut table = txn.open_table(table)?;

@@ -269,16 +269,16 @@ impl Store {
         on_backend!(self, store => store.is_queued(account))
     }
 
-    /// Deletes everything kept for the account: tokens, name, status, cursor, queue entry and
-    /// lease.
+    /// Deletes everything kept for the account: tokens, name, status, cursor, queue entry,
+    /// lease, and the records of its notes, attachments and settings files.
     pub async fn forget_account(&self, account: &AccountId) -> Result<(), StoreError> {
         on_backend!(self, store => store.forget_account(account))
     }
 
-    /// Makes the account's next pass start afresh, due now: forgets its cursor and file
-    /// records, and takes the lease from a worker still on it (its writes are refused from then
-    /// on). For a link whose Dropbox now starts elsewhere (a team space joined or left), where
-    /// the old cursor and paths mean nothing.
+    /// Makes the account's next pass start afresh, due now: forgets its cursor and the records
+    /// of its notes, attachments and settings files, and takes the lease from a worker still on
+    /// it (its writes are refused from then on). For a link whose Dropbox now starts elsewhere
+    /// (a team space joined or left), where the old cursor and paths mean nothing.
     pub async fn restart_sync(&self, account: &AccountId) -> Result<(), StoreError> {
         on_backend!(self, store => store.restart_sync(account, self.clock.now_millis()))
     }
@@ -364,6 +364,23 @@ impl Store {
         on_backend!(self, store => store.attachments(account))
     }
 
+    /// The record of every settings file (`markdrop.toml`) recorded for the account, by
+    /// lower-case path. A stored record that does not parse is left out, with a warning: the
+    /// file then counts as not read yet.
+    pub async fn settings_files(
+        &self,
+        account: &AccountId,
+    ) -> Result<std::collections::HashMap<String, SettingsRecord>, StoreError> {
+        let stored = on_backend!(self, store => store.settings_files(account))?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|(path, json)| {
+                let record = codec::decode_settings(account, &path, &json)?;
+                Some((path, record))
+            })
+            .collect())
+    }
+
     /// Saves a pass's progress in one atomic step, if the lease is still ours: the record
     /// changes, then the cursor and the status when given.
     pub async fn commit(
@@ -414,9 +431,10 @@ impl Store {
         })
     }
 
-    /// Dropbox refused the account's tokens for good: drops tokens, cursor, records and queue
-    /// entry, keeps the name and `status` for its page. `false` when the person connected
-    /// again during the pass (the new tokens stay, and the account is due again).
+    /// Dropbox refused the account's tokens for good: drops tokens, cursor, records (of notes,
+    /// attachments and settings files) and queue entry, keeps the name and `status` for its
+    /// page. `false` when the person connected again during the pass (the new tokens stay, and
+    /// the account is due again).
     pub async fn unlink(
         &self,
         lease: &Lease,

@@ -130,6 +130,10 @@ impl Keys {
         format!("{}attachments:{account}", self.prefix)
     }
 
+    fn settings(&self, account: &AccountId) -> String {
+        format!("{}settings:{account}", self.prefix)
+    }
+
     fn notes(&self, account: &AccountId) -> String {
         format!("{}notes:{account}", self.prefix)
     }
@@ -195,6 +199,12 @@ impl RedisStore {
         let mut connection = self.connection().await?;
         let _: i64 = connection.hset(hash, account.as_str(), value).await?;
         Ok(())
+    }
+
+    /// `HGETALL hash`: the per-account hashes kept by path (note paths, attachments, settings).
+    async fn hash_entries(&self, hash: String) -> Result<HashMap<String, String>, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(connection.hgetall(hash).await?)
     }
 
     /// `HGET hash account`.
@@ -306,6 +316,7 @@ impl RedisStore {
             .key(self.keys.retries())
             .key(self.keys.attachments(account))
             .key(self.keys.notes(account))
+            .key(self.keys.settings(account))
             .arg(account.as_str());
         let mut connection = self.connection().await?;
         let _: i64 = invocation.invoke_async(&mut connection).await?;
@@ -325,6 +336,7 @@ impl RedisStore {
             .del(self.keys.files(account))
             .del(self.keys.attachments(account))
             .del(self.keys.notes(account))
+            .del(self.keys.settings(account))
             // Due now, wherever a claim had pushed it; the wake-up tells idle workers.
             .zadd(self.keys.ready(), account.as_str(), now_ms)
             .publish(self.keys.wake(), 1)
@@ -440,8 +452,7 @@ impl RedisStore {
         &self,
         account: &AccountId,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut connection = self.connection().await?;
-        Ok(connection.hgetall(self.keys.notes(account)).await?)
+        self.hash_entries(self.keys.notes(account)).await
     }
 
     pub(super) async fn record_count(&self, account: &AccountId) -> Result<usize, StoreError> {
@@ -453,8 +464,14 @@ impl RedisStore {
         &self,
         account: &AccountId,
     ) -> Result<HashMap<String, String>, StoreError> {
-        let mut connection = self.connection().await?;
-        Ok(connection.hgetall(self.keys.attachments(account)).await?)
+        self.hash_entries(self.keys.attachments(account)).await
+    }
+
+    pub(super) async fn settings_files(
+        &self,
+        account: &AccountId,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        self.hash_entries(self.keys.settings(account)).await
     }
 
     pub(super) async fn commit(
@@ -468,6 +485,7 @@ impl RedisStore {
         let (writes, drops) = split_changes(changes.files);
         let (attach, detach) = split_changes(changes.attachments);
         let (name, unname) = split_changes(changes.note_paths);
+        let (configure, unconfigure) = split_changes(changes.settings);
         let mut invocation = self.scripts.commit.prepare_invoke();
         invocation
             .key(self.keys.lease(account))
@@ -476,6 +494,7 @@ impl RedisStore {
             .key(self.keys.status())
             .key(self.keys.attachments(account))
             .key(self.keys.notes(account))
+            .key(self.keys.settings(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(cursor.unwrap_or(""))
@@ -486,14 +505,17 @@ impl RedisStore {
             .arg(attach.len())
             .arg(detach.len())
             .arg(name.len())
-            .arg(unname.len());
+            .arg(unname.len())
+            .arg(configure.len())
+            .arg(unconfigure.len());
         for prefix in &changes.forget_under {
             invocation.arg(prefix);
         }
-        for (path, value) in writes.into_iter().chain(attach).chain(name) {
+        // In the script's order: each hash's writes, then each hash's drops.
+        for (path, value) in writes.into_iter().chain(attach).chain(name).chain(configure) {
             invocation.arg(path).arg(value);
         }
-        for path in drops.into_iter().chain(detach).chain(unname) {
+        for path in drops.into_iter().chain(detach).chain(unname).chain(unconfigure) {
             invocation.arg(path);
         }
         let mut connection = self.connection().await?;
@@ -581,6 +603,7 @@ impl RedisStore {
             .key(self.keys.retries())
             .key(self.keys.attachments(account))
             .key(self.keys.notes(account))
+            .key(self.keys.settings(account))
             .arg(&lease.token)
             .arg(account.as_str())
             .arg(sealed_tokens)

@@ -1,6 +1,6 @@
 //! The worker's side of the store contract, on both backends (a real Redis, and the embedded
 //! store in a scratch folder): coalescing, leases and their fence, completion, backoff, the
-//! start-up sweep and file records.
+//! start-up sweep, file records, attachments and settings files' records.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use markdrop::clock::ManualClock;
 use markdrop::dropbox::{AccountId, AccountTokens};
 use markdrop::store::{
     AccountStatus, Claim, ClaimOutcome, Completion, FileRecord, LeaseError, RecordChanges,
-    Reschedule, Store,
+    Reschedule, SettingsRecord, Store, StylesheetRecord,
 };
 
 use secrecy::ExposeSecret;
@@ -273,15 +273,23 @@ async fn file_records_are_committed_with_the_cursor_and_forgotten_by_folder(back
     assert_eq!(notes["/notes-old/d.md"], "/Notes-Old/d.md");
 }
 
-async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink(
-    backend: Backend,
-) {
-    let store = store_with(backend, "queue-attachments", &[ALICE, BOB]).await;
+/// A fresh store on `backend` with Alice's and Bob's accounts linked and claimed, in that order.
+async fn alice_and_bob_claimed(backend: Backend, test: &str) -> (Store, Claim, Claim) {
+    let store = store_with(backend, test, &[ALICE, BOB]).await;
     store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
     let (first, second) = (claim(&store, LEASE).await, claim(&store, LEASE).await);
     let (first, second) = (first.expect("claimed"), second.expect("claimed"));
-    let (alice, bob) =
-        if first.lease.account() == &account(ALICE) { (first, second) } else { (second, first) };
+    if first.lease.account() == &account(ALICE) {
+        (store, first, second)
+    } else {
+        (store, second, first)
+    }
+}
+
+async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink(
+    backend: Backend,
+) {
+    let (store, alice, bob) = alice_and_bob_claimed(backend, "queue-attachments").await;
     let mut changes = RecordChanges::default();
     for display in ["/Media/Pic.png", "/media/deep/b.pdf", "/d.png"] {
         changes.attachments.insert(display.to_lowercase(), Some(display.to_owned()));
@@ -309,6 +317,100 @@ async fn attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_
     assert!(store.attachments(&account(ALICE)).await.expect("attachments").is_empty());
     store.forget_account(&account(BOB)).await.expect("unlinked");
     assert!(store.attachments(&account(BOB)).await.expect("attachments").is_empty());
+}
+
+/// A settings file's record as a pass would commit it: version `hash`, valid, naming a
+/// stylesheet beside it.
+fn settings(display: &str, hash: &str) -> SettingsRecord {
+    let folder = display.rsplit_once('/').map_or("", |(folder, _)| folder);
+    SettingsRecord {
+        path: display.to_owned(),
+        hash: hash.to_owned(),
+        text: Some(format!("css = \"site-{hash}.css\"")),
+        stylesheet: Some(StylesheetRecord {
+            path: format!("{folder}/site-{hash}.css"),
+            hash: format!("css-{hash}"),
+            text: "body { margin: 0 }".to_owned(),
+        }),
+        problem: None,
+    }
+}
+
+/// A fresh store on `backend` with Alice's and Bob's accounts claimed (in that order), each
+/// with version "1" of the settings files at `displays` committed.
+async fn alice_and_bob_with_settings(
+    backend: Backend,
+    test: &str,
+    displays: &[&str],
+) -> (Store, Claim, Claim) {
+    let (store, alice, bob) = alice_and_bob_claimed(backend, test).await;
+    let mut changes = RecordChanges::default();
+    for display in displays {
+        changes.settings.insert(display.to_lowercase(), Some(settings(display, "1")));
+    }
+    for claim in [&alice, &bob] {
+        store.commit(&claim.lease, &changes, Some("cursor-1"), None).await.expect("commit");
+    }
+    (store, alice, bob)
+}
+
+async fn settings_records_are_committed_whole_and_dropped_by_name_not_by_folder(backend: Backend) {
+    let displays = ["/Blog/markdrop.toml", "/blog/deep/markdrop.toml", "/markdrop.toml"];
+    let (store, alice, _bob) =
+        alice_and_bob_with_settings(backend, "queue-settings", &displays).await;
+    let found = store.settings_files(&account(ALICE)).await.expect("settings");
+    assert_eq!(found.len(), 3);
+    assert_eq!(found["/blog/markdrop.toml"], settings("/Blog/markdrop.toml", "1"), "whole");
+
+    // A forgotten folder keeps its settings records: a pass drops those by name.
+    let mut changes = RecordChanges::default();
+    changes.forget_under("/blog");
+    changes.settings.insert("/markdrop.toml".to_owned(), None);
+    // A version that is not valid: the last good text stays in force.
+    let problem = Some("line 1: expected a value".to_owned());
+    let invalid =
+        SettingsRecord { hash: "2".to_owned(), problem, ..settings("/Blog/markdrop.toml", "1") };
+    changes.settings.insert("/blog/markdrop.toml".to_owned(), Some(invalid.clone()));
+    store.commit(&alice.lease, &changes, Some("cursor-2"), None).await.expect("commit");
+    let found = store.settings_files(&account(ALICE)).await.expect("settings");
+    assert_eq!(found["/blog/markdrop.toml"], invalid, "written over");
+    assert_eq!(found["/blog/deep/markdrop.toml"], settings("/blog/deep/markdrop.toml", "1"));
+    assert_eq!(found.len(), 2, "/markdrop.toml dropped: {found:?}");
+    assert_eq!(store.settings_files(&account(BOB)).await.expect("Bob's").len(), 3, "untouched");
+    assert!(store.attachments(&account(ALICE)).await.expect("attachments").is_empty());
+}
+
+async fn settings_records_are_fenced_by_the_lease_and_go_with_a_restart_an_unlink_or_a_forget(
+    backend: Backend,
+) {
+    let (store, stale, _bob) =
+        alice_and_bob_with_settings(backend, "queue-settings-fenced", &["/markdrop.toml"]).await;
+
+    store.restart_sync(&account(ALICE)).await.expect("restart");
+    assert!(store.settings_files(&account(ALICE)).await.expect("settings").is_empty());
+    let alice = claim(&store, LEASE).await.expect("due again at once");
+    assert_eq!(alice.lease.account(), &account(ALICE));
+    let mut changes = RecordChanges::default();
+    changes.settings.insert("/a/markdrop.toml".to_owned(), Some(settings("/a/markdrop.toml", "1")));
+    store.commit(&alice.lease, &changes, None, None).await.expect("commit");
+    // The worker whose lease the restart took can neither write nor drop one.
+    let mut late = RecordChanges::default();
+    late.settings.insert("/a/markdrop.toml".to_owned(), None);
+    late.settings
+        .insert("/late/markdrop.toml".to_owned(), Some(settings("/late/markdrop.toml", "9")));
+    let fenced = store.commit(&stale.lease, &late, None, None).await;
+    assert!(matches!(fenced, Err(LeaseError::Lost)), "{fenced:?}");
+    let found = store.settings_files(&account(ALICE)).await.expect("settings");
+    let kept: Vec<&str> = found.keys().map(String::as_str).collect();
+    assert_eq!(kept, ["/a/markdrop.toml"]);
+
+    let unlinked =
+        AccountStatus { state: markdrop::store::SyncState::Unlinked, ..AccountStatus::default() };
+    assert!(store.unlink(&alice.lease, &alice.sealed_tokens, &unlinked).await.expect("unlink"));
+    assert!(store.settings_files(&account(ALICE)).await.expect("settings").is_empty());
+    assert_eq!(store.settings_files(&account(BOB)).await.expect("Bob's").len(), 1);
+    store.forget_account(&account(BOB)).await.expect("forget");
+    assert!(store.settings_files(&account(BOB)).await.expect("settings").is_empty());
 }
 
 async fn refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile(
@@ -425,5 +527,7 @@ crate::on_both_backends!(
     the_sweep_queues_every_linked_account_once_without_cutting_a_backoff_short,
     file_records_are_committed_with_the_cursor_and_forgotten_by_folder,
     attachments_are_committed_and_dropped_by_name_and_go_with_a_restart_or_an_unlink,
+    settings_records_are_committed_whole_and_dropped_by_name_not_by_folder,
+    settings_records_are_fenced_by_the_lease_and_go_with_a_restart_an_unlink_or_a_forget,
     refused_tokens_unlink_the_account_unless_it_was_connected_again_meanwhile,
 );

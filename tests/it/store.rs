@@ -105,6 +105,36 @@ async fn a_status_round_trips_and_goes_with_its_account() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_records_are_json_by_path_and_one_that_does_not_parse_is_left_out() {
+    use markdrop::store::{RecordChanges, SettingsRecord};
+    let prefix = unique_prefix("store-settings");
+    let store = store(&prefix, SECRET_KEY);
+    store.save_tokens(&account(ALICE), &tokens("a")).await.expect("link");
+    store.enqueue(&[account(ALICE)]).await.expect("enqueue");
+    let claim = claim(&store).await;
+    let record = SettingsRecord {
+        path: "/Blog/markdrop.toml".into(),
+        hash: "h".into(),
+        text: None,
+        stylesheet: None,
+        problem: Some("not TOML".into()),
+    };
+    let mut changes = RecordChanges::default();
+    changes.settings.insert("/blog/markdrop.toml".into(), Some(record.clone()));
+    store.commit(&claim.lease, &changes, None, None).await.expect("commit");
+
+    let key = format!("{prefix}settings:{ALICE}");
+    let mut redis = raw().await;
+    let stored: String = redis.hget(&key, "/blog/markdrop.toml").await.expect("raw");
+    let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
+    assert_eq!(stored["path"], "/Blog/markdrop.toml");
+    // Written by another version, say: read as if never read, not as an outage.
+    let _: () = redis.hset(&key, "/old/markdrop.toml", "{not json").await.expect("hset");
+    let found = store.settings_files(&account(ALICE)).await.expect("read");
+    assert_eq!(found, [("/blog/markdrop.toml".to_owned(), record)].into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_redis_with_a_self_signed_certificate_works_when_the_url_says_insecure() {
     let redis = PrivateRedis::start_tls("store-tls");
     let store = open_redis(&redis.url(), "tls:", SECRET_KEY);

@@ -1,17 +1,21 @@
--- Saves a pass's progress, if the lease is still ours: file records and attachments, then the
--- cursor and the status. A worker that lost its lease cannot move the cursor (the fence).
+-- Saves a pass's progress, if the lease is still ours: file records, attachments and settings
+-- files' records, then the cursor and the status. A worker that lost its lease cannot move the
+-- cursor (the fence).
 -- KEYS[1] = lease:<account>, KEYS[2] = files:<account>, KEYS[3] = cursors, KEYS[4] = status,
--- KEYS[5] = attachments:<account>, KEYS[6] = notes:<account> (each record's note display path)
+-- KEYS[5] = attachments:<account>, KEYS[6] = notes:<account> (each record's note display path),
+-- KEYS[7] = settings:<account>
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = cursor ('' = keep),
 -- ARGV[4] = status JSON ('' = keep), ARGV[5] = folder prefixes to forget (count p),
 -- ARGV[6] = records to write (count w), ARGV[7] = records to drop (count d),
 -- ARGV[8] = attachments to write (count a), ARGV[9] = attachments to drop (count x),
--- ARGV[10] = note paths to write (count n), ARGV[11] = note paths to drop (count m), then
--- p prefixes, w (path, record) pairs, a and n (path, display path) pairs, d, x and m paths.
+-- ARGV[10] = note paths to write (count n), ARGV[11] = note paths to drop (count m),
+-- ARGV[12] = settings records to write (count s), ARGV[13] = settings records to drop (count r),
+-- then p prefixes, w (path, record) pairs, a and n (path, display path) pairs, s (path, record)
+-- pairs, d, x, m and r paths.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local i = 12
+local i = 14
 -- The forgotten folders as a set: each record's ancestor folders are looked up in it, so the cost
 -- grows with the records and their depth, never with records times folders.
 local forgotten, any = {}, false
@@ -32,13 +36,16 @@ local function forget_in(hash)
     end
   end
 end
--- Records and their notes' paths; attachments are dropped one by one, with the cursor.
+-- Records and their notes' paths; attachments and settings records are dropped one by one, with
+-- the cursor.
 if any then
   forget_in(KEYS[2])
   forget_in(KEYS[6])
 end
--- Writes, then drops, to each hash in turn: records, attachments, note paths.
-local hashes = { { KEYS[2], 6, 7 }, { KEYS[5], 8, 9 }, { KEYS[6], 10, 11 } }
+-- Writes, then drops, to each hash in turn: records, attachments, note paths, settings records.
+local hashes = {
+  { KEYS[2], 6, 7 }, { KEYS[5], 8, 9 }, { KEYS[6], 10, 11 }, { KEYS[7], 12, 13 },
+}
 for _, hash in ipairs(hashes) do
   for _ = 1, tonumber(ARGV[hash[2]]) do
     redis.call('HSET', hash[1], ARGV[i], ARGV[i + 1])
