@@ -31,8 +31,10 @@ pub const MOST_CALLS_IN_FLIGHT_PER_ACCOUNT: usize = 64;
 const FEWEST_CALLS_IN_FLIGHT: usize = 2;
 
 /// Windows answered without a refusal at the ceiling before the bound probes one call above it
-/// again: about 1,300 calls at 20 in flight, a couple of minutes of a long pass.
-const CEILING_PATIENCE: usize = 64;
+/// again: about 5,000 calls at 20 in flight, most of a minute at Dropbox's 100-300 ms a call.
+/// A probe that is refused costs the account a whole `Retry-After` (a second or more), so this
+/// keeps that under a few percent of a long pass.
+const CEILING_PATIENCE: usize = 256;
 
 /// The shortest `Retry-After` honoured: a `0` would have every waiting call sent again at once.
 const SHORTEST_WAIT: Duration = Duration::from_secs(1);

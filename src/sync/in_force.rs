@@ -211,7 +211,8 @@ pub(super) fn shown(records: &HashMap<String, SettingsRecord>) -> Vec<SettingsSh
 }
 
 fn is_stylesheet(name: &str) -> bool {
-    name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(".css")
+    name.rsplit_once('.')
+        .is_some_and(|(stem, extension)| !stem.is_empty() && extension.eq_ignore_ascii_case("css"))
 }
 
 /// Reads what the listing changes about the account's settings files (`recorded`, as stored)
@@ -232,17 +233,17 @@ pub(super) async fn update(
         let before = recorded.get(&key);
         let after = match listed.seen(&key, from_start, listed.settings.get(&key)) {
             Some(Seen::Gone) => None,
-            Some(Seen::File { display, hash }) => {
-                let unchanged = before.is_some_and(|record| record.hash == hash);
-                // A version refused for its stylesheet is read again when stylesheets change.
-                let stylesheet_news = before.is_some_and(|record| record.problem.is_some())
-                    && !listed.stylesheets.is_empty();
-                match (before, unchanged && !stylesheet_news) {
-                    (Some(record), true) => Some(restyled(client, record, &listed).await?),
-                    _ => read(client, &display, &hash, before, &listed).await?,
-                }
+            Some(Seen::File { display, hash })
+                if before.is_none_or(|record| record.hash != hash) =>
+            {
+                read(client, &display, &hash, before, &listed).await?
             }
-            None => match before {
+            // Unchanged, or not listed: a version refused (perhaps for a stylesheet that was
+            // missing) is read again when stylesheets change; else its stylesheet may have.
+            _ => match before {
+                Some(record) if record.problem.is_some() && !listed.stylesheets.is_empty() => {
+                    read(client, &record.path, &record.hash, before, &listed).await?
+                }
                 Some(record) => Some(restyled(client, record, &listed).await?),
                 None => None,
             },
@@ -473,6 +474,12 @@ mod tests {
             listed.stylesheets,
             HashMap::from([("/look/site.css".to_owned(), seen("/look/site.css", "3"))])
         );
+    }
+
+    #[test]
+    fn a_stylesheet_is_a_css_file_of_any_case_and_any_name() {
+        assert!(concerns("site.CSS") && concerns("Markdrop.toml") && concerns("été.css"));
+        assert!(!concerns(".css") && !concerns("2026 🎉.md") && !concerns("css"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod linking;
 mod ownership;
 mod queue;
 mod render_properties;
+mod settings;
 mod soak;
 mod spec_examples;
 mod store;
