@@ -10,6 +10,8 @@
 //!    `.html` is in the emulator. One change at a time, each after markdrop is idle again.
 //! 3. New-note latency: the same for a quarter as many notes that did not exist before, whose
 //!    page markdrop must first look up (it may be a person's).
+//! 4. A settings change: a `markdrop.toml` at the top of the first account chooses another
+//!    theme; measured from just before the webhook until every page of it has the new look.
 //!
 //! `SYNC_BENCH_LATENCY_MS` makes the emulator take that long to answer every call, as Dropbox
 //! does over the internet (loopback answers in microseconds).
@@ -55,6 +57,8 @@ const CONVERGENCE_POLL: Duration = Duration::from_millis(10);
 /// timer's resolution is a millisecond.
 const LATENCY_POLL: Duration = Duration::from_micros(200);
 const LATENCY_DEADLINE: Duration = Duration::from_secs(10);
+/// A line only the `serif` theme's stylesheet has (`static/serif.css`).
+const SERIF_MARK: &str = "--background: #fbf8f1;";
 
 struct Config {
     /// `--bench`: the full configuration, judged against the goals. Otherwise a smoke test.
@@ -120,6 +124,7 @@ async fn run(config: &Config) -> String {
     world.check_every_note(config);
     let latency = world.single_changes(config, &worker, Change::Edit).await;
     let new_notes = world.single_changes(config, &worker, Change::NewNote).await;
+    let restyle = world.restyle(config).await;
     let peak_rss_kib = worker.peak_rss_kib();
     let exit = worker.stop();
     let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
@@ -132,6 +137,7 @@ async fn run(config: &Config) -> String {
         convergence,
         latency,
         new_notes,
+        restyle,
         peak_rss_kib,
         exit,
         worker_accounts: &worker.accounts,
@@ -453,6 +459,39 @@ impl World {
         }
     }
 
+    /// Phase 4: the first account's settings change (a `markdrop.toml` at its top chooses
+    /// another theme), so every note of it is converted again.
+    async fn restyle(&self, config: &Config) -> Restyle {
+        let account = &self.accounts[0];
+        // Its notes, and the new notes phase 3 made in it (sample 0 always goes to account 0).
+        let new_notes = (0..Change::NewNote.samples(config))
+            .filter(|sample| (sample * 7919) % self.accounts.len() == 0)
+            .count();
+        let notes = config.files + new_notes;
+        let calls_before = Calls::from(&self.emulator().stats());
+        let start = Instant::now();
+        (self.emulator().put_file(account, "/markdrop.toml", "theme = \"serif\"\n"))
+            .expect("put the settings file");
+        self.send_webhook(account).await;
+        let restyled = |f: usize| {
+            let page = self.emulator().read_file(account, &html_path(f)).unwrap_or_default();
+            std::str::from_utf8(&page).is_ok_and(|page| page.contains(SERIF_MARK))
+        };
+        let mut pending: Vec<usize> = (1..=config.files).rev().collect();
+        while !pending.is_empty() {
+            assert!(start.elapsed() < config.deadline, "{} pages not restyled", pending.len());
+            tokio::time::sleep(CONVERGENCE_POLL).await;
+            pending.retain(|&f| !restyled(f));
+        }
+        let elapsed = start.elapsed();
+        self.quiet().await;
+        Restyle {
+            notes,
+            elapsed,
+            calls: Calls::from(&self.emulator().stats()).since(&calls_before),
+        }
+    }
+
     async fn send_webhook(&self, account: &str) {
         let body = serde_json::json!({
             "list_folder": { "accounts": [account] },
@@ -730,6 +769,14 @@ struct Latency {
     calls: Calls,
 }
 
+/// Phase 4: what converting one account again after its settings changed took.
+struct Restyle {
+    /// The account's notes.
+    notes: usize,
+    elapsed: Duration,
+    calls: Calls,
+}
+
 struct Report<'a> {
     config: &'a Config,
     /// Saving every account's tokens, before the clock starts.
@@ -737,6 +784,7 @@ struct Report<'a> {
     convergence: Convergence,
     latency: Latency,
     new_notes: Latency,
+    restyle: Restyle,
     peak_rss_kib: u64,
     exit: ExitStatus,
     worker_accounts: &'a str,
@@ -882,6 +930,15 @@ impl Report<'_> {
             "| API calls per new note | {:.2} ({}) | |",
             self.new_notes.calls.all() as f64 / new_latencies.len().max(1) as f64,
             self.new_notes.calls.listing()
+        );
+        let r = &self.restyle;
+        let _ = writeln!(
+            out,
+            "| settings change (a `markdrop.toml` at the top of an account of {} notes chooses another theme): every page converted again | **{:.2} s** | {} calls ({}) |",
+            r.notes,
+            r.elapsed.as_secs_f64(),
+            r.calls.all(),
+            r.calls.listing()
         );
         let _ = writeln!(
             out,
