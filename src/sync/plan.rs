@@ -682,6 +682,36 @@ mod tests {
     }
 
     #[test]
+    fn notes_under_resettled_folders_are_converted_again_their_pages_written_if_different() {
+        let mut work = record("1");
+        work.html_path = "/Work/Plans.html".to_owned();
+        let mut kept = record("2");
+        kept.html_path = "/Work/Kept.html".to_owned();
+        kept.kept_html_hash = Some("theirs".to_owned());
+        let records: HashMap<String, FileRecord> = [
+            ("/work/plans.md".to_owned(), work),
+            ("/work/kept.md".to_owned(), kept),
+            ("/home.md".to_owned(), record("3")),
+        ]
+        .into();
+        let resettled = ["/work/".to_owned()];
+        let plan = plan(&[], false, &records, &HashMap::new(), &HashMap::new(), &resettled, CAP);
+        assert!(plan.resettled && plan.needs_every_record());
+        assert_eq!(
+            plan.steps,
+            [Step::Convert(Conversion {
+                note: note("/Work/Plans.md"),
+                html: "/Work/Plans.html".to_owned(),
+                last_hash: None,
+                sibling: Sibling::Ours { hash: "ours".to_owned() },
+                ours: vec!["ours".to_owned()],
+                size: 0,
+            })],
+            "the person's page stays theirs, and notes elsewhere are left alone"
+        );
+    }
+
+    #[test]
     fn markdown_is_any_case_of_dot_md_with_a_name_before_it() {
         for name in ["a.md", "ReadMe.MD", "x.Md", "📝.md", "a.b.md"] {
             assert!(is_markdown(name), "{name}");
