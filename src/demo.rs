@@ -25,9 +25,10 @@ use crate::store::Store;
 /// What `demo` writes into an empty folder, so there is something to look at straight away: a
 /// welcome note that shows what a note can use, a second note for it to link to, and a picture
 /// in a folder of its own for it to embed.
-const STARTER_FILES: [(&str, &str); 3] = [
+const STARTER_FILES: [(&str, &str); 4] = [
     ("welcome.md", include_str!("../templates/demo/welcome.md")),
     ("ideas.md", include_str!("../templates/demo/ideas.md")),
+    ("markdrop.toml", include_str!("../templates/demo/markdrop.toml")),
     ("pictures/markdrop.svg", include_str!("../templates/demo/pictures/markdrop.svg")),
 ];
 

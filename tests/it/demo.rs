@@ -109,6 +109,18 @@ fn a_note_saved_in_the_demo_folder_gets_its_html_and_takes_it_along_when_deleted
     });
     std::fs::remove_file(dir.join("Notes/Plan.md")).expect("delete the note");
     eventually_blocking("Plan.html to go", || !dir.join("Notes/Plan.html").exists());
+
+    // The starter settings file sets nothing until a line is taken out of its comment.
+    let settings = std::fs::read_to_string(dir.join("markdrop.toml")).expect("starter settings");
+    let serif = settings.replace("# theme = \"serif\"", "theme = \"serif\"");
+    assert_ne!(serif, settings, "the starter settings offer the serif theme");
+    std::fs::write(dir.join("markdrop.toml"), serif).expect("save the settings");
+    for page in ["welcome.html", "ideas.html"] {
+        eventually_blocking(&format!("{page} in the serif theme"), || {
+            std::fs::read_to_string(dir.join(page))
+                .is_ok_and(|html| html.contains(markdrop::render::SERIF_STYLESHEET))
+        });
+    }
     stop(child);
 }
 
