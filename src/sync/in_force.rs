@@ -20,6 +20,7 @@ use crate::settings::{
 };
 use crate::store::{SettingsRecord, SettingsShown, StylesheetRecord};
 
+use super::execute::{FileError, classify};
 use super::plan::{Direct, Step};
 use super::{PassError, pass_error};
 
@@ -32,7 +33,9 @@ const SETTINGS_CAP: u64 = 64 * 1024;
 pub(super) struct InForce {
     /// The valid settings files, by lower-case folder (`""` for the root).
     files: HashMap<String, SettingsFile>,
-    /// The stylesheets they name, by lower-case path.
+    /// The stylesheets they name, by the lower-case folder of the settings file that names
+    /// each: two files naming the same stylesheet may hold different versions of it for a
+    /// while (one of them refused), and each governs with its own.
     stylesheets: HashMap<String, Arc<str>>,
 }
 
@@ -48,11 +51,11 @@ impl InForce {
                 tracing::warn!(path = %record.path, "a stored settings file no longer parses");
                 continue;
             };
+            let folder = file.folder().to_lowercase();
             if let Some(stylesheet) = &record.stylesheet {
-                let text: Arc<str> = Arc::from(stylesheet.text.as_str());
-                in_force.stylesheets.insert(stylesheet.path.to_lowercase(), text);
+                in_force.stylesheets.insert(folder.clone(), Arc::from(stylesheet.text.as_str()));
             }
-            in_force.files.insert(file.folder().to_lowercase(), file);
+            in_force.files.insert(folder, file);
         }
         in_force
     }
@@ -90,10 +93,13 @@ impl InForce {
     pub(super) fn look(&self, note: &str) -> (NoteSettings, Option<Arc<str>>) {
         match self.governs(note) {
             Governs::Convert(settings) => {
-                let stylesheet = settings
-                    .css
-                    .as_ref()
-                    .and_then(|css| self.stylesheets.get(&css.to_lowercase()).cloned());
+                // The nearest file that names a stylesheet is the one whose `css` is in force.
+                let named_by = settings::governing_folders(note)
+                    .into_iter()
+                    .rev()
+                    .map(str::to_lowercase)
+                    .find(|folder| self.files.get(folder).is_some_and(|file| file.css.is_some()));
+                let stylesheet = named_by.and_then(|folder| self.stylesheets.get(&folder).cloned());
                 (settings, stylesheet)
             }
             Governs::Excluded { .. } => (NoteSettings::DEFAULT, None),
@@ -128,11 +134,13 @@ struct Listed {
     stylesheets: HashMap<String, Seen>,
     /// Deleted paths (any of which may have been a folder), with their last place.
     deleted: HashMap<String, usize>,
+    /// The listing shows every file: one it does not show is not there.
+    from_start: bool,
 }
 
 impl Listed {
-    fn of(entries: &[Metadata]) -> Listed {
-        let mut listed = Listed::default();
+    fn of(entries: &[Metadata], from_start: bool) -> Listed {
+        let mut listed = Listed { from_start, ..Listed::default() };
         let mut files: Vec<(&str, Seen, usize)> = Vec::new();
         for (at, entry) in entries.iter().enumerate() {
             match entry {
@@ -179,12 +187,12 @@ impl Listed {
         self.deletion(key).is_some_and(|gone| gone > at)
     }
 
-    /// What the listing leaves of a file: its last entry (`named`), else gone with a deleted
-    /// folder, or by not being there in a listing of every file; `None` if it says nothing.
-    fn seen(&self, key: &str, from_start: bool, named: Option<&Seen>) -> Option<Seen> {
-        match named {
+    /// What the listing leaves of a file: its last entry, else gone with a deleted folder, or
+    /// by not being there in a listing of every file; `None` if it says nothing.
+    fn seen(&self, key: &str) -> Option<Seen> {
+        match self.settings.get(key).or_else(|| self.stylesheets.get(key)) {
             Some(seen) => Some(seen.clone()),
-            None if from_start || self.deletion(key).is_some() => Some(Seen::Gone),
+            None if self.from_start || self.deletion(key).is_some() => Some(Seen::Gone),
             None => None,
         }
     }
@@ -223,36 +231,40 @@ pub(super) async fn update(
     from_start: bool,
     recorded: HashMap<String, SettingsRecord>,
 ) -> Result<Update, PassError> {
-    let listed = Listed::of(entries);
-    if listed.settings.is_empty() && listed.stylesheets.is_empty() && listed.deleted.is_empty() {
+    let listed = Listed::of(entries, from_start);
+    let says_nothing =
+        listed.settings.is_empty() && listed.stylesheets.is_empty() && listed.deleted.is_empty();
+    if says_nothing && !from_start {
         return Ok(Update { records: recorded, ..Update::default() });
     }
     let keys: BTreeSet<String> = recorded.keys().chain(listed.settings.keys()).cloned().collect();
     let mut update = Update::default();
     for key in keys {
         let before = recorded.get(&key);
-        let after = match listed.seen(&key, from_start, listed.settings.get(&key)) {
+        let after = match listed.seen(&key) {
             Some(Seen::Gone) => None,
             Some(Seen::File { display, hash })
                 if before.is_none_or(|record| record.hash != hash) =>
             {
-                read(client, &display, &hash, before, &listed).await?
+                read(client, &display, before, &listed).await?
             }
             // Unchanged, or not listed: a version refused (perhaps for a stylesheet that was
-            // missing) is read again when stylesheets change; else its stylesheet may have.
+            // missing) is read again when stylesheets change.
             _ => match before {
                 Some(record) if record.problem.is_some() && !listed.stylesheets.is_empty() => {
-                    read(client, &record.path, &record.hash, before, &listed).await?
+                    read(client, &record.path, before, &listed).await?
                 }
-                Some(record) => Some(restyled(client, record, &listed).await?),
-                None => None,
+                before => before.cloned(),
             },
+        };
+        // Whatever became of the version read, the stylesheet in force follows its changes.
+        let after = match after {
+            Some(record) => Some(restyled(client, record, &listed).await?),
+            None => None,
         };
         if after.as_ref() != before {
             if in_force(before) != in_force(after.as_ref()) {
-                let record = after.as_ref().or(before);
-                let folder = record.map_or("", |record| folder_of(&record.path));
-                update.resettled.push(format!("{}/", folder.to_lowercase()));
+                update.resettled.push(format!("{}/", folder_of(&key)));
             }
             update.changes.insert(key.clone(), after.clone());
         }
@@ -261,6 +273,21 @@ pub(super) async fn update(
         }
     }
     Ok(update)
+}
+
+/// The resettled folders that are not inside another one, as Dropbox paths to list (`""` for
+/// the whole Dropbox).
+pub(super) fn outermost(resettled: &[String]) -> Vec<&str> {
+    let mut folders: Vec<&str> = resettled.iter().map(String::as_str).collect();
+    folders.sort_unstable();
+    folders.dedup();
+    let mut outermost: Vec<&str> = Vec::new();
+    for folder in folders {
+        if !outermost.iter().any(|outer| folder.starts_with(outer)) {
+            outermost.push(folder);
+        }
+    }
+    outermost.into_iter().map(|folder| folder.trim_end_matches('/')).collect()
 }
 
 /// What of a record is in force: its last valid text and the stylesheet read with it.
@@ -274,13 +301,12 @@ fn folder_of(path: &str) -> &str {
     path.rfind('/').map_or("", |slash| &path[..slash])
 }
 
-/// Reads a new version of the settings file at `display` (`hash` as listed): in force if it is
-/// valid and its stylesheet can be read, else the last good version stays with the problem.
-/// `None` when the file is gone by now (the next listing says so).
+/// Reads the settings file at `display` as it is now: in force if it is valid and its
+/// stylesheet can be read, else the last good version stays, with the problem. `None` when it
+/// was never recorded and is gone by now (the next listing says so).
 async fn read(
     client: &AccountClient,
     display: &str,
-    hash: &str,
     before: Option<&SettingsRecord>,
     listed: &Listed,
 ) -> Result<Option<SettingsRecord>, PassError> {
@@ -291,11 +317,8 @@ async fn read(
         stylesheet: None,
         problem: None,
     });
-    record.path = display.to_owned();
-    record.hash = hash.to_owned();
-    let bytes = match client.download(display, SETTINGS_CAP).await {
-        Ok(download) => download.content,
-        Err(DropboxError::Route(route)) if route.is_not_found() => return Ok(before.cloned()),
+    let download = match client.download(display, SETTINGS_CAP).await {
+        Ok(download) => download,
         Err(DropboxError::TooLarge { .. }) => {
             record.problem = Some(format!(
                 "it is larger than {} KiB; markdrop reads settings files up to that size",
@@ -303,9 +326,18 @@ async fn read(
             ));
             return Ok(Some(record));
         }
-        Err(error) => return Err(pass_error(error)),
+        Err(error) => match problem(error, "it")? {
+            None => return Ok(before.cloned()),
+            Some(problem) => {
+                record.problem = Some(problem);
+                return Ok(Some(record));
+            }
+        },
     };
-    let file = match SettingsFile::parse_bytes(display, &bytes) {
+    // The version read, which may be newer than the one listed.
+    record.path = download.metadata.path_display.clone().unwrap_or_else(|| display.to_owned());
+    record.hash = download.metadata.content_hash.clone().unwrap_or_default();
+    let file = match SettingsFile::parse_bytes(&record.path, &download.content) {
         Ok(file) => file,
         Err(error) => {
             record.problem = Some(error.to_string());
@@ -327,35 +359,46 @@ async fn read(
             }
         }
     };
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    Ok(Some(SettingsRecord {
-        path: display.to_owned(),
-        hash: hash.to_owned(),
-        text: Some(text),
-        stylesheet,
-        problem: None,
-    }))
+    record.text = Some(String::from_utf8_lossy(&download.content).into_owned());
+    record.stylesheet = stylesheet;
+    record.problem = None;
+    Ok(Some(record))
 }
 
-/// A record whose text did not change, with its stylesheet read again if the listing changed
-/// it; a stylesheet that is gone or no longer usable leaves the last one read in force.
+/// What to show for a file that could not be read, or `None` if it is simply gone. A failure
+/// that may pass (Dropbox busy, the network) ends the pass instead, which is tried again: the
+/// settings must not be judged on a read that did not happen.
+fn problem(error: DropboxError, what: &str) -> Result<Option<String>, PassError> {
+    if error.is_transient() {
+        return Err(pass_error(error));
+    }
+    match classify(error) {
+        FileError::Pass(error) => Err(error),
+        FileError::Gone => Ok(None),
+        FileError::Lasting(reason) | FileError::Passing(reason) => {
+            Ok(Some(format!("{what} cannot be read: {reason}")))
+        }
+    }
+}
+
+/// `record` with its stylesheet read again if the listing changed it; a stylesheet that is
+/// gone or no longer usable leaves the last one read in force, and says so.
 async fn restyled(
     client: &AccountClient,
-    record: &SettingsRecord,
+    mut record: SettingsRecord,
     listed: &Listed,
 ) -> Result<SettingsRecord, PassError> {
-    let Some(known) = &record.stylesheet else { return Ok(record.clone()) };
-    let key = known.path.to_lowercase();
-    let changed = match listed.seen(&key, false, listed.stylesheets.get(&key)) {
+    let Some(known) = &record.stylesheet else { return Ok(record) };
+    let changed = match listed.seen(&known.path.to_lowercase()) {
         Some(Seen::File { hash, .. }) => hash != known.hash,
         Some(Seen::Gone) => true,
         None => false,
     };
     if !changed {
-        return Ok(record.clone());
+        return Ok(record);
     }
-    let mut record = record.clone();
-    match stylesheet(client, &known.path, Some(known), listed).await? {
+    let path = known.path.clone();
+    match stylesheet(client, &path, None, listed).await? {
         Ok(stylesheet) => {
             record.stylesheet = Some(stylesheet);
             record.problem = None;
@@ -373,25 +416,26 @@ async fn stylesheet(
     known: Option<&StylesheetRecord>,
     listed: &Listed,
 ) -> Result<Result<StylesheetRecord, String>, PassError> {
-    let key = css.to_lowercase();
-    let listed_hash = match listed.stylesheets.get(&key) {
-        Some(Seen::File { hash, .. }) => Some(hash.as_str()),
+    let unchanged = match listed.seen(&css.to_lowercase()) {
+        Some(Seen::File { hash, .. }) => known.filter(|known| known.hash == hash),
         Some(Seen::Gone) => return Ok(Err(missing(css))),
-        None => None,
+        None => known,
     };
-    if let Some(known) = known.filter(|known| listed_hash.is_none_or(|hash| hash == known.hash)) {
+    if let Some(known) = unchanged {
         return Ok(Ok(known.clone()));
     }
     let download = match client.download(css, STYLESHEET_CAP as u64).await {
         Ok(download) => download,
-        Err(DropboxError::Route(route)) if route.is_not_found() => return Ok(Err(missing(css))),
         Err(DropboxError::TooLarge { .. }) => {
             return Ok(Err(format!(
                 "its stylesheet {css} is larger than {} KiB",
                 STYLESHEET_CAP / 1024
             )));
         }
-        Err(error) => return Err(pass_error(error)),
+        Err(error) => {
+            let what = format!("its stylesheet {css}");
+            return Ok(Err(problem(error, &what)?.unwrap_or_else(|| missing(css))));
+        }
     };
     match check_stylesheet(&download.content) {
         Ok(text) => Ok(Ok(StylesheetRecord {
@@ -462,7 +506,7 @@ mod tests {
             file("/Old/markdrop.toml", "5"),
             deleted("/Old"),
         ];
-        let listed = Listed::of(&entries);
+        let listed = Listed::of(&entries, false);
         assert_eq!(
             listed.settings,
             BTreeMap::from([
@@ -484,10 +528,11 @@ mod tests {
 
     #[test]
     fn a_recorded_file_not_listed_is_gone_with_its_folder_or_from_a_listing_of_everything() {
-        let listed = Listed::of(&[deleted("/Work")]);
-        assert_eq!(listed.seen("/work/markdrop.toml", false, None), Some(Seen::Gone));
-        assert_eq!(listed.seen("/home/markdrop.toml", false, None), None);
-        assert_eq!(Listed::default().seen("/home/markdrop.toml", true, None), Some(Seen::Gone));
+        let listed = Listed::of(&[deleted("/Work")], false);
+        assert_eq!(listed.seen("/work/markdrop.toml"), Some(Seen::Gone));
+        assert_eq!(listed.seen("/work/look/site.css"), Some(Seen::Gone));
+        assert_eq!(listed.seen("/home/markdrop.toml"), None);
+        assert_eq!(Listed::of(&[], true).seen("/home/markdrop.toml"), Some(Seen::Gone));
     }
 
     #[test]
@@ -514,6 +559,34 @@ mod tests {
             Governs::Excluded { by, .. } if by == "/Work/markdrop.toml"
         ));
         assert_eq!(InForce::default().governs("/a.md"), Governs::Convert(NoteSettings::DEFAULT));
+    }
+
+    #[test]
+    fn each_settings_file_governs_with_its_own_version_of_a_shared_stylesheet() {
+        let records = HashMap::from([
+            (
+                "/markdrop.toml".to_owned(),
+                record("/markdrop.toml", "css = \"/s.css\"", Some(("/s.css", "old {}"))),
+            ),
+            (
+                "/work/markdrop.toml".to_owned(),
+                record("/Work/markdrop.toml", "css = \"/s.css\"", Some(("/s.css", "new {}"))),
+            ),
+            (
+                "/work/deep/markdrop.toml".to_owned(),
+                record("/Work/Deep/markdrop.toml", "theme = \"plain\"", None),
+            ),
+        ]);
+        let in_force = InForce::new(&records);
+        assert_eq!(in_force.look("/a.md").1.as_deref(), Some("old {}"));
+        assert_eq!(in_force.look("/Work/Deep/b.md").1.as_deref(), Some("new {}"));
+    }
+
+    #[test]
+    fn the_outermost_resettled_folders_are_listed_again() {
+        let resettled = ["/work/deep/".to_owned(), "/work/".to_owned(), "/home/".to_owned()];
+        assert_eq!(outermost(&resettled), ["/home", "/work"]);
+        assert_eq!(outermost(&["/a/".to_owned(), "/".to_owned()]), [""]);
     }
 
     #[test]

@@ -166,7 +166,7 @@ pub async fn run(
     cursor: Option<String>,
     status: &mut AccountStatus,
 ) -> Result<(), PassError> {
-    let mut listing = list(context, cursor).await?;
+    let mut listing = list(context, "", cursor).await?;
     if listing.from_start {
         // A listing from the start (the first pass, one whose first cursor was never committed,
         // or one after a `reset`) says nothing of notes deleted meanwhile: recorded notes it
@@ -198,6 +198,23 @@ pub async fn run(
             .collect();
         listing.entries.extend(gone);
     }
+    let account = context.lease.account();
+    // The person's settings first: what the listing changes in them decides how every note
+    // of this pass is converted, and which others are converted again.
+    let settings = context.store.settings_files(account).await.map_err(LeaseError::Store)?;
+    let settings =
+        in_force::update(&context.client, &listing.entries, listing.from_start, settings).await?;
+    let in_force = in_force::InForce::new(&settings.records);
+    if !listing.from_start {
+        // A note the settings excluded until now has no record: the notes under a resettled
+        // folder are listed anew, so that it is found (a listing from the start shows it).
+        for folder in in_force::outermost(&settings.resettled) {
+            let under = list(context, folder, None).await?;
+            listing.entries.extend(under.entries.into_iter().filter(|entry| {
+                matches!(entry, Metadata::File(file) if is_markdown(&file.name) || plan::is_page(&file.name))
+            }));
+        }
+    }
     let now_ms = context.store.clock().now_millis();
     let retries_due: HashMap<String, plan::RetryDue> = status
         .retrying
@@ -218,13 +235,6 @@ pub async fn run(
         .zip(keys)
         .filter_map(|(record, key)| Some((key, record?)))
         .collect();
-    let account = context.lease.account();
-    // The person's settings first: what the listing changes in them decides how every note
-    // of this pass is converted, and which others are converted again.
-    let settings = context.store.settings_files(account).await.map_err(LeaseError::Store)?;
-    let settings =
-        in_force::update(&context.client, &listing.entries, listing.from_start, settings).await?;
-    let in_force = in_force::InForce::new(&settings.records);
     // The recorded attachments, when the listing may change them: it names one, deletes
     // something (maybe a folder of them), or shows every file.
     let touches_attachments = listing.from_start
@@ -335,15 +345,25 @@ struct Listing {
     from_start: bool,
 }
 
-/// Lists from `cursor` (`None`: from the start) to the end, every page, keeping only what the
-/// plan looks at. A `reset` cursor lists again from the start.
-async fn list(context: &PassContext, mut cursor: Option<String>) -> Result<Listing, PassError> {
+/// Lists from `cursor` (`None`: everything under `path`, `""` for the whole Dropbox) to the
+/// end, every page, keeping only what the pass looks at. A `reset` cursor lists again from the
+/// start. A folder that is gone lists nothing.
+async fn list(
+    context: &PassContext,
+    path: &str,
+    mut cursor: Option<String>,
+) -> Result<Listing, PassError> {
     let mut listing =
         Listing { entries: Vec::new(), cursor: String::new(), from_start: cursor.is_none() };
     loop {
         context.check_stopping()?;
         let page = match &cursor {
-            None => context.client.list_folder("", true, None).await,
+            None => match context.client.list_folder(path, true, None).await {
+                Err(DropboxError::Route(error)) if !path.is_empty() && error.is_not_found() => {
+                    return Ok(listing);
+                }
+                page => page,
+            },
             Some(from) => match context.client.list_folder_continue(from).await {
                 Err(DropboxError::Route(error)) if error.is_reset() => {
                     // The file records keep unchanged notes from being uploaded again.

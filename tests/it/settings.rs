@@ -78,6 +78,14 @@ async fn excluded_notes_are_not_converted_their_pages_stay_and_the_account_page_
         status.settings,
         [SettingsShown { path: "/markdrop.toml".into(), in_force: true, problem: None }]
     );
+
+    // Lifted, the exclusion gives back every note it held, those never converted included.
+    world.emulator().put_file(&account, "/markdrop.toml", "theme = \"plain\"\n").expect("put");
+    page_where(&world, &account, "/Drafts/new.html", "the new draft's page", is_plain).await;
+    page_where(&world, &account, "/Drafts/old.html", "the old draft's page", |page| {
+        is_plain(page) && page.contains("Old draft, edited")
+    })
+    .await;
 }
 
 async fn a_nearer_settings_file_overrides_a_farther_one_key_by_key(backend: Backend) {
@@ -184,6 +192,20 @@ async fn a_settings_file_with_a_mistake_changes_nothing_and_is_shown_with_line_a
     world.quiet().await;
     assert_eq!(world.uploads(&account), before, "a missing stylesheet changes nothing either");
 
+    // A stylesheet that is a folder: reported, and the rest of the account goes on.
+    world.emulator().put_file(&account, "/dir.css/inside.txt", "x").expect("put");
+    let folder = "theme = \"plain\"\ncss = \"dir.css\"\n";
+    world.emulator().put_file(&account, "/markdrop.toml", folder).expect("put");
+    settings_shown(&world, &account, |shown| {
+        shown.iter().any(|file| file.problem.as_deref().is_some_and(|p| p.contains("/dir.css")))
+    })
+    .await;
+    world.emulator().put_file(&account, "/b.md", "# B\n").expect("put");
+    page_where(&world, &account, "/b.html", "a serif page", is_serif).await;
+    world.quiet().await;
+    let before = world.uploads(&account);
+
+    world.emulator().put_file(&account, "/markdrop.toml", missing).expect("put");
     world.emulator().put_file(&account, "/nope.css", "p { margin: 0 }\n").expect("put");
     let fixed =
         page_where(&world, &account, "/a.html", "the plain page with its stylesheet", |page| {
@@ -192,6 +214,8 @@ async fn a_settings_file_with_a_mistake_changes_nothing_and_is_shown_with_line_a
         .await;
     assert!(!is_serif(&fixed));
     settings_shown(&world, &account, |shown| shown.iter().all(|file| file.problem.is_none())).await;
+    world.quiet().await;
+    assert_eq!(world.uploads(&account), before + 2, "both notes take the settings, once");
 }
 
 async fn a_notes_front_matter_overrides_its_folder_for_itself(backend: Backend) {
