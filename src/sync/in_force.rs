@@ -454,29 +454,7 @@ fn missing(css: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dropbox::{DeletedMetadata, FileMetadata};
-
-    fn file(display: &str, hash: &str) -> Metadata {
-        Metadata::File(FileMetadata {
-            name: display.rsplit('/').next().unwrap_or(display).to_owned(),
-            id: format!("id:{display}"),
-            path_lower: Some(display.to_lowercase()),
-            path_display: Some(display.to_owned()),
-            rev: "0123456789".to_owned(),
-            size: 1,
-            server_modified: "2026-11-29T10:00:00Z".to_owned(),
-            content_hash: Some(hash.to_owned()),
-            is_downloadable: true,
-        })
-    }
-
-    fn deleted(display: &str) -> Metadata {
-        Metadata::Deleted(DeletedMetadata {
-            name: display.rsplit('/').next().unwrap_or(display).to_owned(),
-            path_lower: Some(display.to_lowercase()),
-            path_display: Some(display.to_owned()),
-        })
-    }
+    use crate::sync::plan::tests::{deleted, file};
 
     fn seen(display: &str, hash: &str) -> Seen {
         Seen::File { display: display.to_owned(), hash: hash.to_owned() }

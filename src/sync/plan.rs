@@ -615,13 +615,14 @@ pub(super) fn human_bytes(bytes: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::dropbox::{DeletedMetadata, FileMetadata, FolderMetadata};
 
     const CAP: u64 = 10 * 1024 * 1024;
 
-    fn file(display: &str, hash: &str) -> Metadata {
+    /// A file as a listing shows it (also for the other modules' tests of listings).
+    pub(in crate::sync) fn file(display: &str, hash: &str) -> Metadata {
         Metadata::File(FileMetadata {
             name: display.rsplit('/').next().unwrap().to_owned(),
             id: format!("id:{display}"),
@@ -635,7 +636,8 @@ mod tests {
         })
     }
 
-    fn deleted(display: &str) -> Metadata {
+    /// A deletion as a listing shows it.
+    pub(in crate::sync) fn deleted(display: &str) -> Metadata {
         Metadata::Deleted(DeletedMetadata {
             name: display.rsplit('/').next().unwrap().to_owned(),
             path_lower: Some(display.to_lowercase()),

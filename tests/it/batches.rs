@@ -11,15 +11,7 @@ async fn a_pass_with_many_notes_commits_their_pages_in_batches_with_no_write_ref
     backend: Backend,
 ) {
     let world = TestApp::with_worker(backend, "batch-many").await;
-    let notes: Vec<(String, String)> =
-        (0..30).map(|n| (format!("/Notes/n{n:02}.md"), format!("# Note {n}\n"))).collect();
-    let files: Vec<(&str, &str)> =
-        notes.iter().map(|(path, body)| (path.as_str(), body.as_str())).collect();
-    let account = world.link_with_files("Ada", &files).await;
-    for (n, (_, body)) in notes.iter().enumerate() {
-        let stem = format!("n{n:02}");
-        world.html_matching(&account, &format!("/Notes/{stem}.html"), body, &stem).await;
-    }
+    let account = link_numbered_notes(&world, "/Notes", 30).await;
     world.quiet().await;
     let stats = world.emulator().stats();
     assert_eq!(stats.calls("files/upload", &account), 0, "no page went up alone");
@@ -95,15 +87,7 @@ async fn a_pass_past_the_per_user_limit_waits_out_each_refusal_and_finishes_in_o
         })
         .start()
         .await;
-    let notes: Vec<(String, String)> =
-        (0..40).map(|n| (format!("/n{n:02}.md"), format!("# Note {n}\n"))).collect();
-    let files: Vec<(&str, &str)> =
-        notes.iter().map(|(path, body)| (path.as_str(), body.as_str())).collect();
-    let account = world.link_with_files("Ada", &files).await;
-    for (n, (_, body)) in notes.iter().enumerate() {
-        let stem = format!("n{n:02}");
-        world.html_matching(&account, &format!("/{stem}.html"), body, &stem).await;
-    }
+    let account = link_numbered_notes(&world, "", 40).await;
     world.quiet().await;
     let stats = world.emulator().stats();
     assert!(stats.refusals("too_many_requests", &account) > 0, "the limit was met");
@@ -112,6 +96,21 @@ async fn a_pass_past_the_per_user_limit_waits_out_each_refusal_and_finishes_in_o
     let status = world.status(&account).await;
     assert_eq!(status.state, SyncState::Idle, "{status:?}");
     assert!(status.retrying.is_empty(), "{status:?}");
+}
+
+/// Links an account whose `folder` holds `count` notes, `n00.md` on, and waits until every one
+/// has its page.
+async fn link_numbered_notes(world: &TestApp, folder: &str, count: usize) -> String {
+    let notes: Vec<(String, String)> =
+        (0..count).map(|n| (format!("{folder}/n{n:02}.md"), format!("# Note {n}\n"))).collect();
+    let files: Vec<(&str, &str)> =
+        notes.iter().map(|(path, body)| (path.as_str(), body.as_str())).collect();
+    let account = world.link_with_files("Ada", &files).await;
+    for (n, (_, body)) in notes.iter().enumerate() {
+        let stem = format!("n{n:02}");
+        world.html_matching(&account, &format!("{folder}/{stem}.html"), body, &stem).await;
+    }
+    account
 }
 
 /// Where a pass with several pages commits them.
