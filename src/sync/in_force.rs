@@ -21,7 +21,7 @@ use crate::settings::{
 use crate::store::{SettingsRecord, SettingsShown, StylesheetRecord};
 
 use super::execute::{FileError, classify};
-use super::plan::{Direct, Step};
+use super::plan::{Direct, Resettled, Step};
 use super::{PassError, pass_error};
 
 /// The largest settings file read: far more than any real one, and a bound on what a pass
@@ -71,6 +71,11 @@ impl InForce {
         settings::resolve(note, files)
     }
 
+    /// Whether the settings convert the note at `note` (its display path): not excluded.
+    pub(super) fn converts(&self, note: &str) -> bool {
+        !matches!(self.governs(note), Governs::Excluded { .. })
+    }
+
     /// Turns the conversions of notes the settings exclude into skips, which the account page
     /// reports; their pages, if any, are left as they are.
     pub(super) fn exclude(&self, steps: &mut [Step]) {
@@ -112,9 +117,8 @@ impl InForce {
 pub(super) struct Update {
     /// The records to commit with the cursor: lower-case path → record, or `None` to drop it.
     pub(super) changes: BTreeMap<String, Option<SettingsRecord>>,
-    /// Lower-case folders, each with a trailing `/` (`/` for the whole Dropbox), whose notes
-    /// are converted again: the settings in force over them changed.
-    pub(super) resettled: Vec<String>,
+    /// The folders whose notes are converted again: the settings in force over them changed.
+    pub(super) resettled: Resettled,
     /// Every record as the pass leaves them.
     pub(super) records: HashMap<String, SettingsRecord>,
 }
@@ -264,7 +268,8 @@ pub(super) async fn update(
         };
         if after.as_ref() != before {
             if in_force(before) != in_force(after.as_ref()) {
-                update.resettled.push(format!("{}/", folder_of(&key)));
+                update.resettled.folders.push(format!("{}/", folder_of(&key)));
+                update.resettled.exclusions |= excludes(before) != excludes(after.as_ref());
             }
             update.changes.insert(key.clone(), after.clone());
         }
@@ -288,6 +293,15 @@ pub(super) fn outermost(resettled: &[String]) -> Vec<&str> {
         }
     }
     outermost.into_iter().map(|folder| folder.trim_end_matches('/')).collect()
+}
+
+/// The `exclude` patterns of the version of a record in force.
+fn excludes(record: Option<&SettingsRecord>) -> Vec<String> {
+    let file =
+        record.and_then(|record| SettingsFile::parse(&record.path, record.text.as_deref()?).ok());
+    file.map_or_else(Vec::new, |file| {
+        file.exclude.iter().map(|glob| glob.pattern().to_owned()).collect()
+    })
 }
 
 /// What of a record is in force: its last valid text and the stylesheet read with it.

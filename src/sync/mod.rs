@@ -208,7 +208,7 @@ pub async fn run(
     if !listing.from_start {
         // A note the settings excluded until now has no record: the notes under a resettled
         // folder are listed anew, so that it is found (a listing from the start shows it).
-        for folder in in_force::outermost(&settings.resettled) {
+        for folder in in_force::outermost(&settings.resettled.folders) {
             let under = list(context, folder, None).await?;
             listing.entries.extend(under.entries.into_iter().filter(|entry| {
                 matches!(entry, Metadata::File(file) if is_markdown(&file.name) || plan::is_page(&file.name))
@@ -296,7 +296,9 @@ pub async fn run(
                 attachments =
                     Some(context.store.attachments(account).await.map_err(LeaseError::Store)?);
             }
-            plan.index(&notes, attachments.as_ref().unwrap_or(&HashMap::new()))
+            // A note the settings exclude has no page for a wikilink to point at.
+            let has_page = |display: &str| in_force.converts(display);
+            plan.index(&notes, attachments.as_ref().unwrap_or(&HashMap::new()), has_page)
         }
         _ => FileIndex::default(),
     };

@@ -137,6 +137,17 @@ pub enum Direct {
     Remove { note: NotePath, record: Option<FileRecord> },
 }
 
+/// The folders over which the person's settings in force changed (`super::in_force`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resettled {
+    /// Lower-case, each with a trailing `/` (`/` for the whole Dropbox): every note under one
+    /// is converted again.
+    pub folders: Vec<String>,
+    /// What the settings exclude there changed: a note under them may have become a page or
+    /// stopped being one, so the wikilinks naming it, anywhere, may resolve differently.
+    pub exclusions: bool,
+}
+
 /// What a pass does about a listing.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -172,12 +183,14 @@ impl Plan {
 
     /// Every file in the account as the pass leaves it, by display path, for wikilinks to
     /// resolve against: the notes recorded (`notes`: every record's note, lower-case path →
-    /// display path) that the plan does not remove or forget, and the notes it converts, keeps or skips; the attachments recorded
-    /// (`attachments`, all of them), with the plan's changes to them.
+    /// display path) that the plan does not remove or forget, and the notes it converts, keeps
+    /// or skips, each if `has_page` says its page is one (the person's settings exclude some);
+    /// the attachments recorded (`attachments`, all of them), with the plan's changes to them.
     pub fn index(
         &self,
         notes: &HashMap<String, String>,
         attachments: &HashMap<String, String>,
+        has_page: impl Fn(&str) -> bool,
     ) -> FileIndex {
         let forgotten: HashSet<&str> = self.forget.iter().map(String::as_str).collect();
         let kept = |key: &&String| !ancestors(key).any(|folder| forgotten.contains(folder));
@@ -205,6 +218,7 @@ impl Plan {
                 }
             }
         }
+        files.retain(|_, display| !is_markdown(display) || has_page(display));
         FileIndex::new(files.into_values())
     }
 }
@@ -263,15 +277,14 @@ pub struct RetryDue {
 /// than the changes since a cursor), given the records of [`record_keys`], the notes whose
 /// retry is due and the recorded attachments (all of them when the listing names an
 /// attachment, deletes anything, or is from the start), by lower-case path; and the folders
-/// (lower-case, with a trailing `/`) over which the settings in force changed, whose notes are
-/// converted again.
+/// over which the settings in force changed, whose notes are converted again.
 pub fn plan(
     entries: &[Metadata],
     from_start: bool,
     records: &HashMap<String, FileRecord>,
     retries_due: &HashMap<String, RetryDue>,
     attachments: &HashMap<String, String>,
-    resettled: &[String],
+    resettled: &Resettled,
     max_markdown_bytes: u64,
 ) -> Plan {
     // The last entry for each note and each page, with its place in the listing.
@@ -350,12 +363,21 @@ pub fn plan(
         &under_deleted,
         &deleted_after,
     );
+    let resettled_here = |key: &str| {
+        record(key).is_some()
+            && resettled.folders.iter().any(|folder| key.starts_with(folder.as_str()))
+    };
+    let mut moved = moved;
+    if resettled.exclusions {
+        let names = records.iter().filter(|(key, _)| resettled_here(key));
+        moved.extend(
+            names.map(|(key, known)| note_name(&NotePath::from_record(key, known).display)),
+        );
+    }
     let (mut relinked, names_moved) = relinked(records, &notes, moved, &deleted_after, &record);
     // Notes under settings that changed are converted again, as linkers are: whatever their
     // content, their pages written only if they come out different.
-    relinked.extend(records.keys().map(String::as_str).filter(|key| {
-        record(key).is_some() && resettled.iter().any(|folder| key.starts_with(folder.as_str()))
-    }));
+    relinked.extend(records.keys().map(String::as_str).filter(|key| resettled_here(key)));
     let mut due: Vec<&String> = retries_due.keys().filter(|key| !named.contains(*key)).collect();
     due.sort_unstable();
     let mut steps = Vec::new();
@@ -434,7 +456,7 @@ pub fn plan(
         };
         steps.extend(judge(judged, 0));
     }
-    Plan { forget, steps, attachments, names_moved, resettled: !resettled.is_empty() }
+    Plan { forget, steps, attachments, names_moved, resettled: !resettled.folders.is_empty() }
 }
 
 /// The changes to the recorded attachments (`known`) that the listing makes, and the names of
@@ -680,7 +702,7 @@ pub(super) mod tests {
     /// An incremental listing (from a cursor), no retries due.
     fn plan_of(entries: &[Metadata], records: &[(&str, FileRecord)]) -> Plan {
         let records = records.iter().map(|(k, r)| ((*k).to_owned(), r.clone())).collect();
-        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), &[], CAP)
+        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), &Resettled::default(), CAP)
     }
 
     #[test]
@@ -696,7 +718,7 @@ pub(super) mod tests {
             ("/home.md".to_owned(), record("3")),
         ]
         .into();
-        let resettled = ["/work/".to_owned()];
+        let resettled = Resettled { folders: vec!["/work/".to_owned()], exclusions: false };
         let plan = plan(&[], false, &records, &HashMap::new(), &HashMap::new(), &resettled, CAP);
         assert!(plan.resettled && plan.needs_every_record());
         assert_eq!(
@@ -770,8 +792,15 @@ pub(super) mod tests {
     fn a_new_note_s_page_is_looked_up_unless_the_listing_shows_every_file() {
         let entries = [file("/new.md", "n")];
         assert_eq!(plan_of(&entries, &[]).steps, vec![convert("/new.md", None, Sibling::Unlisted)]);
-        let from_start =
-            plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), &[], CAP);
+        let from_start = plan(
+            &entries,
+            true,
+            &HashMap::new(),
+            &HashMap::new(),
+            &HashMap::new(),
+            &Resettled::default(),
+            CAP,
+        );
         assert_eq!(from_start.steps, vec![convert("/new.md", None, Sibling::Free)]);
     }
 
@@ -783,9 +812,16 @@ pub(super) mod tests {
             vec![file("/q3.html", "hers"), file("/q3.md", "n")],
             vec![file("/q3.md", "n"), file("/other.md", "o"), file("/Q3.HTML", "hers")],
         ] {
-            let steps =
-                plan(&entries, true, &HashMap::new(), &HashMap::new(), &HashMap::new(), &[], CAP)
-                    .steps;
+            let steps = plan(
+                &entries,
+                true,
+                &HashMap::new(),
+                &HashMap::new(),
+                &HashMap::new(),
+                &Resettled::default(),
+                CAP,
+            )
+            .steps;
             assert_eq!(
                 steps[0],
                 convert("/q3.md", None, Sibling::Unknown { hash: "hers".into() }),
@@ -954,7 +990,8 @@ pub(super) mod tests {
         let retries = HashMap::from([retry("/Stuck.md", false), retry("/Known.md", false)]);
         let known = FileRecord { html_path: "/Known.html".into(), ..record("1") };
         let records = HashMap::from([("/known.md".to_owned(), known)]);
-        let steps = plan(&[], false, &records, &retries, &HashMap::new(), &[], CAP).steps;
+        let steps =
+            plan(&[], false, &records, &retries, &HashMap::new(), &Resettled::default(), CAP).steps;
         assert_eq!(
             steps,
             vec![
@@ -983,7 +1020,8 @@ pub(super) mod tests {
         let b = FileRecord { html_path: "/b.html".into(), ..record("1") };
         let retries = HashMap::from([retry("/b.md", true)]);
         let records = HashMap::from([("/b.md".to_owned(), b.clone())]);
-        let steps = plan(&[], false, &records, &retries, &HashMap::new(), &[], CAP).steps;
+        let steps =
+            plan(&[], false, &records, &retries, &HashMap::new(), &Resettled::default(), CAP).steps;
         assert_eq!(
             steps,
             vec![Step::Direct(Direct::Remove { note: note("/b.md"), record: Some(b) })]
@@ -1002,7 +1040,7 @@ pub(super) mod tests {
                 &records,
                 &HashMap::new(),
                 &HashMap::new(),
-                &[],
+                &Resettled::default(),
                 CAP,
             )
             .steps;
@@ -1069,7 +1107,7 @@ pub(super) mod tests {
 
     fn plan_with(entries: &[Metadata], records: &[(String, FileRecord)]) -> Plan {
         let records = records.iter().cloned().collect();
-        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), &[], CAP)
+        plan(entries, false, &records, &HashMap::new(), &HashMap::new(), &Resettled::default(), CAP)
     }
 
     #[test]
@@ -1168,7 +1206,7 @@ pub(super) mod tests {
         let entries = [deleted("/Old.md"), deleted("/f"), file("/New.md", "n")];
         let plan = plan_with(&entries, &records);
         assert!(plan.needs_every_record() && plan.needs_index());
-        let index = plan.index(&notes_of(&records), &HashMap::new());
+        let index = plan.index(&notes_of(&records), &HashMap::new(), |_| true);
         assert_eq!(index.len(), 2);
         assert_eq!(index.resolve("/a.md", "keep"), Some("/Keep.md"));
         assert_eq!(index.resolve("/a.md", "new"), Some("/New.md"));
@@ -1194,7 +1232,15 @@ pub(super) mod tests {
             .iter()
             .map(|display| (display.to_lowercase(), (*display).to_owned()))
             .collect();
-        plan(entries, from_start, &records, &HashMap::new(), &attachments, &[], CAP)
+        plan(
+            entries,
+            from_start,
+            &records,
+            &HashMap::new(),
+            &attachments,
+            &Resettled::default(),
+            CAP,
+        )
     }
 
     #[test]
@@ -1240,7 +1286,7 @@ pub(super) mod tests {
         );
         assert_eq!(plan.steps, vec![relinked("/a.md")], "only pic.png's linkers");
         let known = known.map(|display| (display.to_lowercase(), display.to_owned())).into();
-        let index = plan.index(&notes_of(&records), &known);
+        let index = plan.index(&notes_of(&records), &known, |_| true);
         assert_eq!(index.resolve("/a.md", "pic.png"), None);
         assert_eq!(index.resolve("/a.md", "new.png"), Some("/Media/new.png"));
     }
@@ -1262,7 +1308,7 @@ pub(super) mod tests {
         );
         let known: HashMap<String, String> =
             ["/a/old.png", "/a/pic.png"].iter().map(|p| (p.to_string(), p.to_string())).collect();
-        let index = plan.index(&HashMap::new(), &known);
+        let index = plan.index(&HashMap::new(), &known, |_| true);
         assert_eq!(index.len(), 2);
         assert_eq!(index.resolve("/n.md", "pic.png"), Some("/a/pic.png"));
         assert_eq!(index.resolve("/n.md", "new.pdf"), Some("/b/new.pdf"));

@@ -88,6 +88,44 @@ async fn excluded_notes_are_not_converted_their_pages_stay_and_the_account_page_
     .await;
 }
 
+async fn a_wikilink_to_an_excluded_note_is_not_a_link_until_the_exclusion_is_lifted(
+    backend: Backend,
+) {
+    let world = TestApp::with_worker(backend, "settings-exclude-links").await;
+    let files = [
+        ("/Work/markdrop.toml", "exclude = [\"drafts\"]\n"),
+        ("/Work/Drafts/Idea.md", "# Idea\n"),
+        ("/Work/Plan.md", "# Plan\n"),
+        ("/a.md", "See [[Idea]] and [[Plan]].\n"),
+    ];
+    let account = world.link_with_files("Ada", &files).await;
+    let page = world.html(&account, "/a.html").await;
+    assert!(page.contains("<a href=\"Work/Plan.html\">Plan</a>"), "{page}");
+    assert!(page.contains("<a class=\"wikilink-missing\" title=\"No note named Idea\">"), "{page}");
+    world.quiet().await;
+
+    // The exclusion goes: the note gets its page, and the note linking it from elsewhere, under
+    // settings that did not change, links to it.
+    world.emulator().put_file(&account, "/Work/markdrop.toml", "toc = false\n").expect("put");
+    world.html(&account, "/Work/Drafts/Idea.html").await;
+    page_where(&world, &account, "/a.html", "a link to the idea", |page| {
+        page.contains("<a href=\"Work/Drafts/Idea.html\">Idea</a>")
+    })
+    .await;
+
+    // And back: excluded again, the link goes with it (the page already there stays).
+    world
+        .emulator()
+        .put_file(&account, "/Work/markdrop.toml", "exclude = [\"drafts\"]\n")
+        .expect("put");
+    page_where(&world, &account, "/a.html", "the idea missing again", |page| {
+        page.contains("title=\"No note named Idea\"")
+    })
+    .await;
+    world.quiet().await;
+    assert!(world.emulator().read_file(&account, "/Work/Drafts/Idea.html").is_some());
+}
+
 async fn a_nearer_settings_file_overrides_a_farther_one_key_by_key(backend: Backend) {
     let world = TestApp::with_worker(backend, "settings-nested").await;
     let files = [
@@ -241,6 +279,7 @@ async fn a_notes_front_matter_overrides_its_folder_for_itself(backend: Backend) 
 
 crate::on_both_backends!(
     excluded_notes_are_not_converted_their_pages_stay_and_the_account_page_says_why,
+    a_wikilink_to_an_excluded_note_is_not_a_link_until_the_exclusion_is_lifted,
     a_nearer_settings_file_overrides_a_farther_one_key_by_key,
     a_theme_switch_converts_again_just_the_notes_it_governs,
     a_stylesheet_from_the_dropbox_is_inlined_and_an_edit_to_it_shows,
