@@ -72,8 +72,11 @@ impl InForce {
     }
 
     /// Whether the settings convert the note at `note` (its display path): not excluded.
+    /// Asked of every note of the account when a pass renders, so settings that exclude
+    /// nothing answer at once.
     pub(super) fn converts(&self, note: &str) -> bool {
-        !matches!(self.governs(note), Governs::Excluded { .. })
+        !self.files.values().any(|file| !file.exclude.is_empty())
+            || !matches!(self.governs(note), Governs::Excluded { .. })
     }
 
     /// Turns the conversions of notes the settings exclude into skips, which the account page
