@@ -699,6 +699,11 @@ pub(super) mod tests {
         (display.to_lowercase(), RetryDue { display: display.to_owned(), removal })
     }
 
+    /// A listing from the start, no retries due.
+    fn plan_from_start(entries: &[Metadata], records: &HashMap<String, FileRecord>) -> Plan {
+        plan(entries, true, records, &HashMap::new(), &HashMap::new(), &Resettled::default(), CAP)
+    }
+
     /// An incremental listing (from a cursor), no retries due.
     fn plan_of(entries: &[Metadata], records: &[(&str, FileRecord)]) -> Plan {
         let records = records.iter().map(|(k, r)| ((*k).to_owned(), r.clone())).collect();
@@ -792,15 +797,7 @@ pub(super) mod tests {
     fn a_new_note_s_page_is_looked_up_unless_the_listing_shows_every_file() {
         let entries = [file("/new.md", "n")];
         assert_eq!(plan_of(&entries, &[]).steps, vec![convert("/new.md", None, Sibling::Unlisted)]);
-        let from_start = plan(
-            &entries,
-            true,
-            &HashMap::new(),
-            &HashMap::new(),
-            &HashMap::new(),
-            &Resettled::default(),
-            CAP,
-        );
+        let from_start = plan_from_start(&entries, &HashMap::new());
         assert_eq!(from_start.steps, vec![convert("/new.md", None, Sibling::Free)]);
     }
 
@@ -812,16 +809,7 @@ pub(super) mod tests {
             vec![file("/q3.html", "hers"), file("/q3.md", "n")],
             vec![file("/q3.md", "n"), file("/other.md", "o"), file("/Q3.HTML", "hers")],
         ] {
-            let steps = plan(
-                &entries,
-                true,
-                &HashMap::new(),
-                &HashMap::new(),
-                &HashMap::new(),
-                &Resettled::default(),
-                CAP,
-            )
-            .steps;
+            let steps = plan_from_start(&entries, &HashMap::new()).steps;
             assert_eq!(
                 steps[0],
                 convert("/q3.md", None, Sibling::Unknown { hash: "hers".into() }),
@@ -1034,16 +1022,7 @@ pub(super) mod tests {
         kept.kept_html_hash = Some("hers".into());
         for record in [record("1"), kept] {
             let records = HashMap::from([("/a.md".to_owned(), record)]);
-            let steps = plan(
-                &[file("/a.md", "1")],
-                true,
-                &records,
-                &HashMap::new(),
-                &HashMap::new(),
-                &Resettled::default(),
-                CAP,
-            )
-            .steps;
+            let steps = plan_from_start(&[file("/a.md", "1")], &records).steps;
             assert!(
                 matches!(&steps[..], [Step::Convert(c)] if c.last_hash.is_none() && c.sibling == Sibling::Free),
                 "{steps:?}"
