@@ -202,9 +202,12 @@ pub async fn run(
     // The person's settings first: what the listing changes in them decides how every note
     // of this pass is converted, and which others are converted again.
     let settings = context.store.settings_files(account).await.map_err(LeaseError::Store)?;
+    let was_in_force = in_force::InForce::new(&settings);
     let settings =
         in_force::update(&context.client, &listing.entries, listing.from_start, settings).await?;
     let in_force = in_force::InForce::new(&settings.records);
+    // The notes the listing itself names, before any folder is listed anew below.
+    let named = listing.entries.len();
     if !listing.from_start {
         // A note the settings excluded until now has no record: the notes under a resettled
         // folder are listed anew, so that it is found (a listing from the start shows it).
@@ -302,7 +305,21 @@ pub async fn run(
         }
         _ => FileIndex::default(),
     };
-    in_force.exclude(&mut plan.steps);
+    // An excluded note is news when it changed, when its retry was due (it leaves the list
+    // of retries), or when the settings have just excluded it.
+    let changed: std::collections::HashSet<&str> = listing.entries[..named]
+        .iter()
+        .filter_map(|entry| match entry {
+            Metadata::File(file) if is_markdown(&file.name) => file.path_lower.as_deref(),
+            _ => None,
+        })
+        .collect();
+    in_force.exclude(&mut plan.steps, |note| {
+        changed.contains(note.key.as_str())
+            || retries_due.contains_key(&note.key)
+            || was_in_force.converts(&note.display)
+    });
+    drop((changed, was_in_force));
     let surroundings = Arc::new(execute::Surroundings { files: index, settings: in_force });
     drop(attachments);
     let attachment_changes = std::mem::take(&mut plan.attachments);

@@ -79,6 +79,15 @@ async fn excluded_notes_are_not_converted_their_pages_stay_and_the_account_page_
         [SettingsShown { path: "/markdrop.toml".into(), in_force: true, problem: None }]
     );
 
+    // The settings change again, still excluding the drafts: that is no news about them.
+    let serif = "exclude = [\"drafts\"]\ntheme = \"serif\"\n";
+    world.emulator().put_file(&account, "/markdrop.toml", serif).expect("put");
+    page_where(&world, &account, "/a.html", "a serif page", is_serif).await;
+    world.quiet().await;
+    let status = world.status(&account).await;
+    let reports = status.recent.iter().filter(|c| c.path == "/Drafts/new.md").count();
+    assert_eq!(reports, 1, "reported once: {:?}", status.recent);
+
     // Lifted, the exclusion gives back every note it held, those never converted included.
     world.emulator().put_file(&account, "/markdrop.toml", "theme = \"plain\"\n").expect("put");
     page_where(&world, &account, "/Drafts/new.html", "the new draft's page", is_plain).await;

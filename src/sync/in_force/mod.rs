@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::settings::{self, Governs, NoteSettings, SettingsFile, is_settings_file};
 use crate::store::{SettingsRecord, SettingsShown};
 
-use super::plan::{Direct, Step};
+use super::plan::{Direct, NotePath, Step};
 
 pub(super) use self::update::{outermost, update};
 
@@ -75,20 +75,27 @@ impl InForce {
     }
 
     /// Turns the conversions of notes the settings exclude into skips, which the account page
-    /// reports; their pages, if any, are left as they are.
-    pub(super) fn exclude(&self, steps: &mut [Step]) {
+    /// reports when `worth_saying` (the note changed, or was not excluded before), and drops
+    /// the others: a folder's settings changing again is no news about its excluded notes.
+    /// Their pages, if any, are left as they are.
+    pub(super) fn exclude(&self, steps: &mut Vec<Step>, worth_saying: impl Fn(&NotePath) -> bool) {
         if self.files.is_empty() {
             return;
         }
-        for step in steps {
-            let Step::Convert(conversion) = step else { continue };
-            if let Governs::Excluded { by, pattern } = self.governs(&conversion.note.display) {
-                let reason = format!(
-                    "{by} excludes it (\"{pattern}\"); its page, if it has one, is left as it is"
-                );
-                *step = Step::Direct(Direct::Skip { note: conversion.note.clone(), reason });
+        steps.retain_mut(|step| {
+            let Step::Convert(conversion) = step else { return true };
+            let Governs::Excluded { by, pattern } = self.governs(&conversion.note.display) else {
+                return true;
+            };
+            if !worth_saying(&conversion.note) {
+                return false;
             }
-        }
+            let reason = format!(
+                "{by} excludes it (\"{pattern}\"); its page, if it has one, is left as it is"
+            );
+            *step = Step::Direct(Direct::Skip { note: conversion.note.clone(), reason });
+            true
+        });
     }
 
     /// The note's settings and the text of the stylesheet they name, for a note the settings
