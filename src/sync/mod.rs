@@ -305,21 +305,23 @@ pub async fn run(
         }
         _ => FileIndex::default(),
     };
-    // An excluded note is news when it changed, when its retry was due (it leaves the list
-    // of retries), or when the settings have just excluded it.
-    let changed: std::collections::HashSet<&str> = listing.entries[..named]
-        .iter()
-        .filter_map(|entry| match entry {
-            Metadata::File(file) if is_markdown(&file.name) => file.path_lower.as_deref(),
-            _ => None,
-        })
-        .collect();
-    in_force.exclude(&mut plan.steps, |note| {
-        changed.contains(note.key.as_str())
-            || retries_due.contains_key(&note.key)
-            || was_in_force.converts(&note.display)
-    });
-    drop((changed, was_in_force));
+    if in_force.excludes() {
+        // An excluded note is news when it changed, when its retry was due (it leaves the list
+        // of retries), or when the settings have just excluded it.
+        let changed: std::collections::HashSet<&str> = listing.entries[..named]
+            .iter()
+            .filter_map(|entry| match entry {
+                Metadata::File(file) if is_markdown(&file.name) => file.path_lower.as_deref(),
+                _ => None,
+            })
+            .collect();
+        in_force.exclude(&mut plan.steps, |note| {
+            changed.contains(note.key.as_str())
+                || retries_due.contains_key(&note.key)
+                || was_in_force.converts(&note.display)
+        });
+    }
+    drop(was_in_force);
     let surroundings = Arc::new(execute::Surroundings { files: index, settings: in_force });
     drop(attachments);
     let attachment_changes = std::mem::take(&mut plan.attachments);

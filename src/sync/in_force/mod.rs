@@ -32,6 +32,8 @@ pub(super) struct InForce {
     /// each: two files naming the same stylesheet may hold different versions of it for a
     /// while (one of them refused), and each governs with its own.
     stylesheets: HashMap<String, Arc<str>>,
+    /// One of `files` excludes something.
+    excludes: bool,
 }
 
 impl InForce {
@@ -50,6 +52,7 @@ impl InForce {
             if let Some(stylesheet) = &record.stylesheet {
                 in_force.stylesheets.insert(folder.clone(), Arc::from(stylesheet.text.as_str()));
             }
+            in_force.excludes |= !file.exclude.is_empty();
             in_force.files.insert(folder, file);
         }
         in_force
@@ -70,8 +73,12 @@ impl InForce {
     /// Asked of every note of the account when a pass renders, so settings that exclude
     /// nothing answer at once.
     pub(super) fn converts(&self, note: &str) -> bool {
-        !self.files.values().any(|file| !file.exclude.is_empty())
-            || !matches!(self.governs(note), Governs::Excluded { .. })
+        !self.excludes || !matches!(self.governs(note), Governs::Excluded { .. })
+    }
+
+    /// Whether these settings exclude anything at all.
+    pub(super) fn excludes(&self) -> bool {
+        self.excludes
     }
 
     /// Turns the conversions of notes the settings exclude into skips, which the account page
@@ -79,7 +86,7 @@ impl InForce {
     /// the others: a folder's settings changing again is no news about its excluded notes.
     /// Their pages, if any, are left as they are.
     pub(super) fn exclude(&self, steps: &mut Vec<Step>, worth_saying: impl Fn(&NotePath) -> bool) {
-        if self.files.is_empty() {
+        if !self.excludes {
             return;
         }
         steps.retain_mut(|step| {
