@@ -250,7 +250,7 @@ impl World {
 
     /// Waits until the worker has swept the (still empty) queue and subscribed to wake-ups,
     /// so the convergence clock does not include its start-up. Its subscription to
-    /// `<prefix>wake` (src/store/redis.rs) is the sign; it logs nothing at `warn`.
+    /// `<prefix>wake` (src/store/redis/mod.rs) is the sign; it logs nothing at `warn`.
     async fn wait_until_worker_listens(&self, worker: &mut WorkerProcess) {
         let channel = format!("{}wake", self.prefix);
         let mut redis = self.redis().await;

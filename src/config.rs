@@ -7,6 +7,7 @@
 //! An empty variable counts as unset: platforms such as Heroku make it easy to leave one blank.
 
 use std::net::IpAddr;
+use std::num::NonZeroU16;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -161,21 +162,59 @@ pub struct DropboxSettings {
 /// Which store backs markdrop.
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
-    /// `REDIS_URL` set: a Redis shared by any number of `web` and `worker` processes
-    /// (`redis://` or `rediss://`; append `#insecure` for a managed Redis with a self-signed
-    /// certificate, as Heroku's). The URL usually carries a password, so it is a secret.
-    /// `REDIS_KEY_PREFIX` (default empty) starts every key, so deployments can share a Redis;
-    /// one with a hash tag such as `{markdrop}:` keeps every key in one Redis Cluster slot.
-    Redis { url: SecretString, key_prefix: String },
+    /// `REDIS_URL` set: a Redis (or a Redis Cluster) shared by any number of `web` and
+    /// `worker` processes.
+    Redis(RedisSettings),
     /// `REDIS_URL` unset: an embedded store in `DATA_DIR` (default `./data`), for one process.
     Embedded { data_dir: PathBuf },
 }
 
+/// The shared Redis: where it is and how markdrop lays its keys out in it.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `REDIS_URL`: `redis://` or `rediss://` (append `#insecure` for a managed Redis with a
+    /// self-signed certificate, as Heroku's). For a cluster, any of its nodes, comma-separated:
+    /// the others are found from them. The URLs usually carry a password, so they are secrets.
+    pub urls: Vec<SecretString>,
+    /// `REDIS_CLUSTER=true`: the URLs name a Redis Cluster, so every call goes to the node that
+    /// holds its key's slot.
+    pub cluster: bool,
+    /// `REDIS_KEY_PREFIX` (default empty) starts every key, so deployments can share a Redis.
+    /// It may not hold `{` or `}`: the shard in each key is its hash tag.
+    pub key_prefix: String,
+    /// `REDIS_SHARDS` (default [`DEFAULT_SHARDS`]): how many parts the accounts are divided
+    /// into, each in a cluster slot of its own. Fixed for a deployment's life: changing it
+    /// would move accounts to other keys.
+    pub shards: NonZeroU16,
+}
+
+/// Enough shards to spread evenly over any cluster markdrop will meet (1,024 slots' worth
+/// over 3 nodes differ by a few percent), few enough that a worker looks at each every few
+/// seconds without noticeable cost.
+pub const DEFAULT_SHARDS: u16 = 1024;
+/// A Redis Cluster has 16,384 slots; more shards than that would share them.
+const MAX_SHARDS: u16 = 16384;
+
 impl StoreSettings {
-    /// A Redis at `url` with keys under `key_prefix`, for a store chosen other than by the
+    /// One Redis at `url` with keys under `key_prefix`, for a store chosen other than by the
     /// environment (tests, benchmarks).
     pub fn redis(url: &str, key_prefix: &str) -> StoreSettings {
-        StoreSettings::Redis { url: url.to_owned().into(), key_prefix: key_prefix.to_owned() }
+        StoreSettings::Redis(RedisSettings {
+            urls: vec![url.to_owned().into()],
+            cluster: false,
+            key_prefix: key_prefix.to_owned(),
+            shards: NonZeroU16::new(DEFAULT_SHARDS).expect("not zero"),
+        })
+    }
+
+    /// A Redis Cluster reached through the comma-separated `seeds`, keys under `key_prefix`.
+    pub fn redis_cluster(seeds: &str, key_prefix: &str) -> StoreSettings {
+        StoreSettings::Redis(RedisSettings {
+            urls: seeds.split(',').map(|seed| seed.trim().to_owned().into()).collect(),
+            cluster: true,
+            key_prefix: key_prefix.to_owned(),
+            shards: NonZeroU16::new(DEFAULT_SHARDS).expect("not zero"),
+        })
     }
 
     /// An embedded store in `data_dir`, for a store chosen other than by the environment (the
@@ -245,12 +284,11 @@ impl Settings {
                 ),
             });
         }
+        // Checked whether or not REDIS_URL is set, so a typo is never silently ignored.
         let tls_insecure = env.flag("REDIS_TLS_INSECURE")?;
+        let cluster = env.flag("REDIS_CLUSTER")?;
         let store = match env.get("REDIS_URL") {
-            Some(url) => StoreSettings::Redis {
-                url: redis_url(url, tls_insecure)?,
-                key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or_default(),
-            },
+            Some(urls) => StoreSettings::Redis(redis_settings(&env, &urls, tls_insecure, cluster)?),
             None => StoreSettings::Embedded {
                 data_dir: env.get("DATA_DIR").unwrap_or_else(|| "./data".to_owned()).into(),
             },
@@ -288,7 +326,7 @@ impl Settings {
     /// only one process can open.
     pub fn shared_redis(&self, command: &str) -> Result<&StoreSettings, ConfigError> {
         match &self.store {
-            redis @ StoreSettings::Redis { .. } => Ok(redis),
+            redis @ StoreSettings::Redis(_) => Ok(redis),
             StoreSettings::Embedded { .. } => Err(ConfigError::Missing {
                 var: "REDIS_URL",
                 hint: match command {
@@ -412,6 +450,42 @@ fn public_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
         return Err(invalid(format!("`{raw}` must not have a query or fragment")));
     }
     Ok(url)
+}
+
+/// `REDIS_URL` and the settings that go with it.
+fn redis_settings(
+    env: &Env,
+    urls: &str,
+    tls_insecure: bool,
+    cluster: bool,
+) -> Result<RedisSettings, ConfigError> {
+    let urls = urls
+        .split(',')
+        .map(|url| redis_url(url.to_owned(), tls_insecure))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.len() > 1 && !cluster {
+        return Err(ConfigError::Invalid {
+            var: "REDIS_URL",
+            reason: "several URLs name the nodes of a Redis Cluster; set REDIS_CLUSTER=true too"
+                .to_owned(),
+        });
+    }
+    let key_prefix = env.get("REDIS_KEY_PREFIX").unwrap_or_default();
+    if key_prefix.contains(['{', '}']) {
+        return Err(ConfigError::Invalid {
+            var: "REDIS_KEY_PREFIX",
+            reason: "it may not contain `{` or `}`: markdrop puts each account's shard in braces, so a cluster spreads the shards over its nodes (docs/OPERATIONS.md §2)".to_owned(),
+        });
+    }
+    let shards =
+        env.parse_or("REDIS_SHARDS", DEFAULT_SHARDS, "expected a whole number from 1 to 16384")?;
+    let shards = NonZeroU16::new(shards).filter(|shards| shards.get() <= MAX_SHARDS).ok_or(
+        ConfigError::Invalid {
+            var: "REDIS_SHARDS",
+            reason: format!("expected a whole number from 1 to {MAX_SHARDS}, got `{shards}`"),
+        },
+    )?;
+    Ok(RedisSettings { urls, cluster, key_prefix, shards })
 }
 
 /// Checks a Redis URL's shape without ever quoting it: it usually holds a password. With
@@ -567,7 +641,7 @@ mod tests {
             vars.push(("REDIS_URL", "rediss://:pw@redis.example:6380"));
             vars.push(("REDIS_TLS_INSECURE", insecure));
             match settings(&vars).map(|settings| settings.store) {
-                Ok(StoreSettings::Redis { url, .. }) => url.expose_secret().to_owned(),
+                Ok(StoreSettings::Redis(redis)) => redis.urls[0].expose_secret().to_owned(),
                 other => panic!("{other:?}"),
             }
         };
@@ -580,6 +654,38 @@ mod tests {
             settings(&vars),
             Err(ConfigError::Invalid { var: "REDIS_TLS_INSECURE", .. })
         ));
+    }
+
+    #[test]
+    fn a_cluster_is_named_by_its_nodes_and_the_shards_are_a_setting() {
+        use secrecy::ExposeSecret;
+        let redis = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = required();
+            vars.extend_from_slice(extra);
+            settings(&vars).map(|settings| match settings.store {
+                StoreSettings::Redis(redis) => redis,
+                other => panic!("{other:?}"),
+            })
+        };
+        let nodes = "redis://10.0.0.1:6379, redis://10.0.0.2:6379";
+        let cluster = redis(&[("REDIS_URL", nodes), ("REDIS_CLUSTER", "true")]).expect("valid");
+        let urls: Vec<_> = cluster.urls.iter().map(|url| url.expose_secret().to_owned()).collect();
+        assert_eq!(urls, ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+        assert!(cluster.cluster);
+        assert_eq!(cluster.shards.get(), DEFAULT_SHARDS);
+        let error = redis(&[("REDIS_URL", nodes)]).expect_err("several URLs need REDIS_CLUSTER");
+        assert!(error.to_string().contains("REDIS_CLUSTER=true"), "{error}");
+        let one = [("REDIS_URL", "redis://cache:6379")];
+        let shards = |value| redis(&[one[0], ("REDIS_SHARDS", value)]);
+        assert_eq!(shards("16").expect("valid").shards.get(), 16);
+        for bad in ["0", "16385", "many"] {
+            assert!(
+                matches!(shards(bad), Err(ConfigError::Invalid { var: "REDIS_SHARDS", .. })),
+                "{bad}"
+            );
+        }
+        let tagged = redis(&[one[0], ("REDIS_KEY_PREFIX", "{markdrop}:")]);
+        assert!(matches!(tagged, Err(ConfigError::Invalid { var: "REDIS_KEY_PREFIX", .. })));
     }
 
     #[test]

@@ -180,9 +180,7 @@ impl Store {
     /// (or created) now, and fails when another process has it open. Time is the system's.
     pub fn open(settings: &StoreSettings, secret_key: &SecretString) -> Result<Store, StoreError> {
         let backend = match settings {
-            StoreSettings::Redis { url, key_prefix } => {
-                Backend::Redis(RedisStore::new(url, key_prefix)?)
-            }
+            StoreSettings::Redis(redis) => Backend::Redis(RedisStore::new(redis)?),
             StoreSettings::Embedded { data_dir } => {
                 Backend::Embedded(EmbeddedStore::open(data_dir)?)
             }

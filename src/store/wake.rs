@@ -52,13 +52,16 @@ impl Drop for Wakeups {
 }
 
 async fn listen(redis: RedisStore, notify: Arc<Notify>) {
+    // In a cluster each failed subscription tries the next node named in `REDIS_URL`.
+    let mut attempt = 0;
     loop {
-        match redis.subscribe_wake().await {
+        match redis.subscribe_wake(attempt).await {
             Ok(mut pubsub) => {
                 // Anything may have been announced while we were not subscribed.
                 notify.notify_one();
                 let mut messages = pubsub.on_message();
-                while messages.next().await.is_some() {
+                while let Some(message) = messages.next().await {
+                    redis.woken(&message.get_payload::<String>().unwrap_or_default());
                     notify.notify_one();
                 }
                 tracing::warn!("the wake-up subscription ended; subscribing again");
@@ -67,6 +70,7 @@ async fn listen(redis: RedisStore, notify: Arc<Notify>) {
                 tracing::warn!(error = %crate::telemetry::error_chain(&error), "cannot subscribe to wake-ups; polling the queue meanwhile");
             }
         }
+        attempt += 1;
         tokio::time::sleep(RESUBSCRIBE_DELAY).await;
     }
 }

@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::support::processes::{Processes, exit_of, markdrop, signal};
 use crate::support::redis::PrivateRedis;
-use crate::support::store::open_redis;
+use crate::support::store::{account_key, open_redis, shard_key};
 use crate::support::wait::{Patience, eventually};
 use crate::support::{APP_KEY, APP_SECRET, SECRET_KEY, unique_prefix};
 
@@ -324,8 +324,9 @@ async fn settled_page(
         return false;
     }
     let Ok(mut connection) = redis.get_multiplexed_async_connection().await else { return false };
-    let leased: bool = connection.exists(format!("{prefix}lease:{account}")).await.unwrap_or(true);
+    let leased: bool =
+        connection.exists(account_key(prefix, account, "lease")).await.unwrap_or(true);
     let queued: Option<f64> =
-        connection.zscore(format!("{prefix}ready"), account).await.unwrap_or(Some(0.0));
+        connection.zscore(shard_key(prefix, account, "ready"), account).await.unwrap_or(Some(0.0));
     !leased && queued.is_none() && emulator.writes_in_flight(account) == 0
 }

@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 
 use crate::support::redis::PrivateRedis;
-use crate::support::store::{claim, open_redis, redis_url};
+use crate::support::store::{account_key, claim, open_redis, redis_url, shard_key};
 use crate::support::{ALICE, BOB, SECRET_KEY, unique_prefix};
 
 fn store(prefix: &str, secret_key: &str) -> Store {
@@ -44,7 +44,8 @@ async fn tokens_are_kept_sealed_and_read_back_whole() {
     assert_eq!(read.expires_at, tokens("alice").expires_at);
     assert!(store.tokens(&account(BOB)).await.expect("read").is_none());
 
-    let stored: String = raw().await.hget(format!("{prefix}tokens"), ALICE).await.expect("raw");
+    let stored: String =
+        raw().await.hget(shard_key(&prefix, ALICE, "tokens"), ALICE).await.expect("raw");
     assert!(!stored.contains("alice"), "no token in plaintext: {stored}");
 }
 
@@ -65,21 +66,24 @@ async fn forgetting_an_account_deletes_everything_kept_for_it_and_nothing_else()
     }
     store.enqueue(&[account(ALICE), account(BOB)]).await.expect("enqueue");
     let mut redis = raw().await;
-    let _: () = redis.hset(format!("{prefix}cursors"), ALICE, "cursor").await.expect("cursor");
-    let _: () = redis.set(format!("{prefix}lease:{ALICE}"), "worker").await.expect("lease");
+    let _: () =
+        redis.hset(shard_key(&prefix, ALICE, "cursors"), ALICE, "cursor").await.expect("cursor");
+    let _: () = redis.set(account_key(&prefix, ALICE, "lease"), "worker").await.expect("lease");
 
     store.forget_account(&account(ALICE)).await.expect("forget");
 
     assert!(store.tokens(&account(ALICE)).await.expect("read").is_none());
     assert!(store.tokens(&account(BOB)).await.expect("read").is_some());
     assert_eq!(store.queued().await.expect("queue"), [account(BOB)]);
-    let cursor: Option<String> = redis.hget(format!("{prefix}cursors"), ALICE).await.expect("hget");
+    let cursor: Option<String> =
+        redis.hget(shard_key(&prefix, ALICE, "cursors"), ALICE).await.expect("hget");
     assert_eq!(cursor, None);
-    for key in [format!("{prefix}lease:{ALICE}"), format!("{prefix}gen:{ALICE}")] {
+    for key in [account_key(&prefix, ALICE, "lease"), account_key(&prefix, ALICE, "gen")] {
         let exists: bool = redis.exists(&key).await.expect("exists");
         assert!(!exists, "{key} is gone");
     }
-    let bob_generation: bool = redis.exists(format!("{prefix}gen:{BOB}")).await.expect("exists");
+    let bob_generation: bool =
+        redis.exists(account_key(&prefix, BOB, "gen")).await.expect("exists");
     assert!(bob_generation);
 }
 
@@ -123,7 +127,7 @@ async fn settings_records_are_json_by_path_and_one_that_does_not_parse_is_left_o
     changes.settings.insert("/blog/markdrop.toml".into(), Some(record.clone()));
     store.commit(&claim.lease, &changes, None, None).await.expect("commit");
 
-    let key = format!("{prefix}settings:{ALICE}");
+    let key = account_key(&prefix, ALICE, "settings");
     let mut redis = raw().await;
     let stored: String = redis.hget(&key, "/blog/markdrop.toml").await.expect("raw");
     let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON");

@@ -608,7 +608,7 @@ async fn a_store_from_before_note_paths_were_kept_still_resolves_wikilinks_and_i
     // As a store written by an older markdrop: records, but no note paths beside them.
     let client = ::redis::Client::open(crate::support::store::redis_url()).expect("client");
     let mut redis = client.get_multiplexed_async_connection().await.expect("connect");
-    let notes = format!("{}notes:{account}", world.prefix);
+    let notes = crate::support::store::account_key(&world.prefix, &account, "notes");
     let _: () = redis.del(&notes).await.expect("delete the note paths");
 
     let home = "# Home\n\nSee [[Trip]], again.\n";

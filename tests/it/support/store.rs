@@ -17,6 +17,27 @@ pub fn redis_url() -> String {
     )
 }
 
+/// The shard markdrop keeps `account` in under the default `REDIS_SHARDS`, worked out here
+/// from the documented layout (FNV-1a of the id, modulo 1,024) rather than asked of markdrop,
+/// so the tests that read raw keys hold the layout to its word.
+pub fn shard_of(account: &str) -> u64 {
+    let hash = account.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % 1024
+}
+
+/// A key of the shard `account` is in, with one field per account: `tokens`, `cursors`,
+/// `ready`…
+pub fn shard_key(prefix: &str, account: &str, name: &str) -> String {
+    format!("{prefix}{{s{}}}:{name}", shard_of(account))
+}
+
+/// A key of `account`'s own: `gen`, `lease`, `files`, `notes`…
+pub fn account_key(prefix: &str, account: &str, name: &str) -> String {
+    format!("{prefix}{{s{}}}:{name}:{account}", shard_of(account))
+}
+
 /// A store on the Redis at `url`, its keys under `prefix`, sealing with `secret_key`.
 pub fn open_redis(url: &str, prefix: &str, secret_key: &str) -> Store {
     let store = Store::open(&StoreSettings::redis(url, prefix), &secret_key.to_owned().into());

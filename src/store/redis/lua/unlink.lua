@@ -8,7 +8,8 @@
 -- KEYS[9] = retries, KEYS[10] = attachments:<account>, KEYS[11] = notes:<account>,
 -- KEYS[12] = settings:<account>
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = the sealed tokens the pass used,
--- ARGV[4] = status JSON, ARGV[5] = now (ms), ARGV[6] = wake channel
+-- ARGV[4] = status JSON, ARGV[5] = now (ms), ARGV[6] = wake channel, ARGV[7] = the shard (the
+-- wake-up's message)
 -- Returns -1 (lease lost), 0 (re-linked meanwhile; due again) or 1 (unlinked).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
@@ -16,7 +17,7 @@ end
 redis.call('DEL', KEYS[1])
 if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then
   redis.call('ZADD', KEYS[5], 'XX', ARGV[5], ARGV[2])
-  redis.call('PUBLISH', ARGV[6], 1)
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
   return 0
 end
 redis.call('HDEL', KEYS[2], ARGV[2])

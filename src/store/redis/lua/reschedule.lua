@@ -2,7 +2,8 @@
 -- failed pass (counted), a 429 (not counted), or a worker shutting down (due now).
 -- KEYS[1] = lease:<account>, KEYS[2] = ready, KEYS[3] = failures, KEYS[4] = status
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = due at (ms), ARGV[4] = '1' to count a
--- failure, ARGV[5] = status JSON ('' = keep), ARGV[6] = wake channel ('' = wake nobody)
+-- failure, ARGV[5] = status JSON ('' = keep), ARGV[6] = wake channel ('' = wake nobody),
+-- ARGV[7] = the shard (the wake-up's message)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
@@ -15,6 +16,6 @@ if ARGV[5] ~= '' then
 end
 redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[2])
 if ARGV[6] ~= '' then
-  redis.call('PUBLISH', ARGV[6], 1)
+  redis.call('PUBLISH', ARGV[6], ARGV[7])
 end
 return 1

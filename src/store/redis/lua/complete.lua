@@ -5,7 +5,8 @@
 -- KEYS[5] = status, KEYS[6] = retries
 -- ARGV[1] = lease token, ARGV[2] = account, ARGV[3] = generation seen at the claim,
 -- ARGV[4] = now (ms), ARGV[5] = status JSON, ARGV[6] = wake channel,
--- ARGV[7] = when the soonest note retry is due (ms; '' = none)
+-- ARGV[7] = when the soonest note retry is due (ms; '' = none), ARGV[8] = the shard (the
+-- wake-up's message)
 -- Returns -1 (lease lost), 0 (done) or 1 (again).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
@@ -20,7 +21,7 @@ else
 end
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[3] then
   redis.call('ZADD', KEYS[2], 'XX', ARGV[4], ARGV[2])
-  redis.call('PUBLISH', ARGV[6], 1)
+  redis.call('PUBLISH', ARGV[6], ARGV[8])
   return 1
 end
 redis.call('ZREM', KEYS[2], ARGV[2])

@@ -1,16 +1,16 @@
--- Takes the first due account whose lease is free, after queueing the accounts whose note
--- retries are due.
+-- Takes the shard's first due account whose lease is free, after queueing the accounts whose
+-- note retries are due.
 -- KEYS[1] = ready, KEYS[2] = tokens, KEYS[3] = cursors, KEYS[4] = failures, KEYS[5] = status,
--- KEYS[6] = retries
--- ARGV[1] = now (ms), ARGV[2] = lease TTL (ms), ARGV[3] = lease token, ARGV[4] = key prefix,
--- ARGV[5] = how many due members to look at
+-- KEYS[6] = retries, all of one shard
+-- ARGV[1] = now (ms), ARGV[2] = lease TTL (ms), ARGV[3] = lease token, ARGV[4] = the shard's
+-- key prefix, ARGV[5] = how many due members to look at
 --
 -- Claimed: {account, sealed tokens, cursor|nil, generation, failures, status|nil, due at}.
--- Nothing due: {} or {score of the soonest member}.
+-- Nothing due: {} or {member, score} of the soonest member of ready or retries.
 --
--- The per-account keys (gen:, lease:) are built here from the prefix, so they cannot be declared
--- in KEYS: fine on one Redis; on Redis Cluster, a hash-tagged prefix such as `{markdrop}:` keeps
--- every key in one slot (docs/OPERATIONS.md §2).
+-- The accounts' own keys (gen:, lease:) are built here from the shard's prefix, so they cannot
+-- be declared in KEYS. Redis Cluster allows it because the prefix carries the shard's hash tag:
+-- they are in the same slot as KEYS (src/store/redis/keys.rs).
 local now = tonumber(ARGV[1])
 local visible_at = now + tonumber(ARGV[2])
 -- A due retry joins the queue due now; an account queued already keeps its place and due time
