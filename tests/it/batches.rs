@@ -119,7 +119,7 @@ async fn link_numbered_notes(world: &TestApp, folder: &str, count: usize) -> Str
 /// Where a pass with several pages commits them.
 const BATCH: &str = "files/upload_session/finish_batch_v2";
 
-crate::on_both_backends!(
+crate::on_every_store!(
     a_batch_commit_that_fails_whole_is_tried_again_later_and_every_page_arrives,
     a_pass_with_many_notes_commits_their_pages_in_batches_with_no_write_refused,
     a_page_refused_in_a_batch_is_reported_and_the_others_are_written,

@@ -213,7 +213,7 @@ async fn an_upload_slower_than_a_lease_goes_through_while_the_lease_is_renewed(b
     assert_eq!(world.uploads(&account), uploads + 1, "not abandoned and tried again");
 }
 
-crate::on_both_backends!(
+crate::on_every_store!(
     a_page_that_could_not_be_removed_is_removed_on_a_later_try,
     an_upload_slower_than_a_lease_goes_through_while_the_lease_is_renewed,
     a_note_whose_upload_keeps_failing_is_retried_by_itself_until_it_converts,

@@ -211,7 +211,7 @@ async fn a_page_deleted_while_the_cursor_was_reset_is_written_again(backend: Bac
     world.quiet().await;
 }
 
-crate::on_both_backends!(
+crate::on_every_store!(
     a_page_whose_owner_could_not_be_told_is_looked_at_again_not_overwritten,
     a_page_deleted_while_the_cursor_was_reset_is_written_again,
     a_page_the_person_wrote_before_linking_is_kept_until_they_rename_it,

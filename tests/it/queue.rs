@@ -515,7 +515,7 @@ async fn forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_sta
     assert_eq!(records, vec![None]);
 }
 
-crate::on_both_backends!(
+crate::on_every_store!(
     restarting_a_sync_forgets_the_cursor_and_records_and_fences_off_the_worker_on_it,
     forgetting_an_account_mid_pass_fences_off_its_worker_and_a_new_link_starts_afresh,
     any_number_of_notifications_make_one_pending_pass,

@@ -286,7 +286,7 @@ async fn a_notes_front_matter_overrides_its_folder_for_itself(backend: Backend) 
     );
 }
 
-crate::on_both_backends!(
+crate::on_every_store!(
     excluded_notes_are_not_converted_their_pages_stay_and_the_account_page_says_why,
     a_wikilink_to_an_excluded_note_is_not_a_link_until_the_exclusion_is_lifted,
     a_nearer_settings_file_overrides_a_farther_one_key_by_key,

@@ -620,7 +620,7 @@ async fn a_store_from_before_note_paths_were_kept_still_resolves_wikilinks_and_i
     assert_eq!(kept, 2, "every record's note path written back");
 }
 
-crate::on_both_backends!(
+crate::on_every_store!(
     an_embedded_image_and_a_linked_pdf_are_found_in_any_folder_and_followed_when_they_go,
     a_wikilink_follows_the_note_it_names_as_that_note_appears_moves_and_is_renamed,
     a_note_deleted_after_a_first_pass_died_uncommitted_takes_its_html_along,

@@ -94,4 +94,4 @@ async fn a_team_members_notes_in_team_folders_are_converted_too(backend: Backend
     world.quiet().await;
 }
 
-crate::on_both_backends!(a_team_members_notes_in_team_folders_are_converted_too);
+crate::on_every_store!(a_team_members_notes_in_team_folders_are_converted_too);

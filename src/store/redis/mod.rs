@@ -221,7 +221,7 @@ impl RedisStore {
             by_shard.entry(self.keys.shard(account)).or_default().push(account);
         }
         let connection = self.connection().await?;
-        // One script per shard, all sent at once: a webhook's accounts are in many shards.
+        // One script per shard, sent together: a webhook's accounts are in many shards.
         let calls = by_shard.iter().map(|(shard, accounts)| {
             let mut invocation = self.scripts.enqueue.prepare_invoke();
             invocation
@@ -235,7 +235,8 @@ impl RedisStore {
             let mut connection = connection.clone();
             async move { invocation.invoke_async::<i64>(&mut connection).await }
         });
-        for added in futures_util::future::join_all(calls).await {
+        let mut calls = futures_util::stream::iter(calls).buffer_unordered(SHARDS_IN_FLIGHT);
+        while let Some(added) = calls.next().await {
             added?;
         }
         // This process's own next claim knows at once; the others hear the wake-up.
@@ -360,11 +361,13 @@ impl RedisStore {
             .del(keys.attachments(account))
             .del(keys.notes(account))
             .del(keys.settings(account))
-            // Due now, wherever a claim had pushed it; the wake-up tells idle workers.
+            // Due now, wherever a claim had pushed it.
             .zadd(keys.ready(shard), account.as_str(), now_ms)
-            .publish(keys.wake(), shard.to_string())
             .query_async::<()>(&mut connection)
             .await?;
+        // The wake-up tells idle workers. Not in the transaction: a cluster client sends a
+        // transaction to one slot's node, and PUBLISH has no key to place it.
+        let _: i64 = connection.publish(keys.wake(), shard.to_string()).await?;
         self.schedule.due_by(shard, now_ms);
         Ok(())
     }

@@ -18,7 +18,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::store::{Backend, open_redis, redis_url};
+use super::store::Backend;
 use super::wait::eventually;
 use super::{APP_KEY, APP_SECRET, SECRET_KEY, unique_prefix, webhooks};
 
@@ -27,12 +27,12 @@ pub struct TestApp {
     pub address: String,
     pub settings: Settings,
     pub store: Store,
-    /// The Redis the store lives in and its key prefix (unused when the store is embedded), for
-    /// whatever else a test starts on the same store.
+    /// The Redis the store lives in (a cluster's nodes, comma-separated) and its key prefix
+    /// (unused when the store is embedded), for whatever else a test starts on the same store.
     pub redis: String,
     pub prefix: String,
-    /// The store is an embedded one, shared by the app and every worker.
-    embedded: bool,
+    /// Which store: an embedded one is shared by the app and every worker.
+    pub backend: Backend,
     pub dropbox: RunningEmulator,
     pub workers: Vec<RunningWorker>,
     /// A client that follows no redirects, so a test sees every answer.
@@ -119,11 +119,12 @@ impl<'t> Builder<'t> {
         if let Some(adjust) = self.settings {
             adjust(&mut settings);
         }
-        let redis = self.redis.unwrap_or_else(redis_url);
+        let redis = self.redis.unwrap_or_else(|| self.backend.redis_url());
         let prefix = unique_prefix(self.test);
-        let embedded = matches!(self.backend, Backend::Embedded);
         let store = match self.backend {
-            Backend::Redis => open_redis(&redis, &prefix, SECRET_KEY),
+            Backend::Redis | Backend::RedisCluster => {
+                self.backend.open_at(&redis, &prefix, SECRET_KEY)
+            }
             Backend::Embedded => Backend::Embedded.store(self.test),
         };
         let app = Application::build_on(listener, &settings, store.clone()).expect("build the app");
@@ -138,7 +139,7 @@ impl<'t> Builder<'t> {
             store,
             redis,
             prefix,
-            embedded,
+            backend: self.backend,
             dropbox,
             workers: Vec::new(),
             http,
@@ -243,10 +244,9 @@ impl TestApp {
     /// Starts one more worker with `settings`: on Redis with a store handle of its own (as
     /// another process would have), on the embedded store sharing it (as in one process).
     pub fn spawn_worker(&mut self, settings: WorkerSettings) {
-        let store = if self.embedded {
-            self.store.clone()
-        } else {
-            open_redis(&self.redis, &self.prefix, SECRET_KEY)
+        let store = match self.backend {
+            Backend::Embedded => self.store.clone(),
+            backend => backend.open_at(&self.redis, &self.prefix, SECRET_KEY),
         };
         let retry = RetryPolicy {
             attempts: 3,

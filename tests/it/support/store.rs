@@ -38,6 +38,20 @@ pub fn account_key(prefix: &str, account: &str, name: &str) -> String {
     format!("{prefix}{{s{}}}:{name}:{account}", shard_of(account))
 }
 
+/// The Redis Cluster `scripts/test` starts for the tests: its nodes' URLs, comma-separated.
+pub fn redis_cluster_url() -> String {
+    std::env::var("MARKDROP_TEST_REDIS_CLUSTER_URL").expect(
+        "MARKDROP_TEST_REDIS_CLUSTER_URL is not set: run the tests with scripts/test, which starts a Redis Cluster",
+    )
+}
+
+/// A store on the Redis Cluster whose nodes are `seeds`, its keys under `prefix`.
+pub fn open_redis_cluster(seeds: &str, prefix: &str, secret_key: &str) -> Store {
+    let settings = StoreSettings::redis_cluster(seeds, prefix);
+    let store = Store::open(&settings, &secret_key.to_owned().into());
+    store.unwrap_or_else(|error| panic!("a store on the cluster {seeds}: {error}"))
+}
+
 /// A store on the Redis at `url`, its keys under `prefix`, sealing with `secret_key`.
 pub fn open_redis(url: &str, prefix: &str, secret_key: &str) -> Store {
     let store = Store::open(&StoreSettings::redis(url, prefix), &secret_key.to_owned().into());
@@ -55,6 +69,8 @@ pub fn open_embedded(dir: &Path, secret_key: &str) -> Store {
 pub enum Backend {
     /// The Redis `scripts/test` starts, under a key prefix of the test's own.
     Redis,
+    /// The three-node Redis Cluster `scripts/test` starts, under a key prefix of the test's own.
+    RedisCluster,
     /// A redb file in a scratch folder of the test's own.
     Embedded,
 }
@@ -67,11 +83,31 @@ impl Backend {
 
     pub fn store_with_key(self, test: &str, secret_key: &str) -> Store {
         match self {
-            Backend::Redis => open_redis(&redis_url(), &unique_prefix(test), secret_key),
+            Backend::Redis | Backend::RedisCluster => {
+                self.open_at(&self.redis_url(), &unique_prefix(test), secret_key)
+            }
             Backend::Embedded => {
                 let dir = scratch_dir(&format!("{test}-{}", unique_suffix()));
                 open_embedded(&dir, secret_key)
             }
+        }
+    }
+
+    /// The URL of the Redis `scripts/test` started for this backend (the single one for the
+    /// embedded store, which needs none).
+    pub fn redis_url(self) -> String {
+        match self {
+            Backend::RedisCluster => redis_cluster_url(),
+            Backend::Redis | Backend::Embedded => redis_url(),
+        }
+    }
+
+    /// A store on this backend's kind of Redis at `url`, its keys under `prefix`: another
+    /// process's handle on a store a test already uses.
+    pub fn open_at(self, url: &str, prefix: &str, secret_key: &str) -> Store {
+        match self {
+            Backend::RedisCluster => open_redis_cluster(url, prefix, secret_key),
+            Backend::Redis | Backend::Embedded => open_redis(url, prefix, secret_key),
         }
     }
 }
@@ -84,16 +120,24 @@ pub async fn claim(store: &Store) -> Claim {
     }
 }
 
-/// Runs each named `async fn(Backend)` of the calling module as a test on both backends:
-/// `<module>::redis::<name>` and `<module>::embedded::<name>`.
+/// Runs each named `async fn(Backend)` of the calling module as a test on every store:
+/// `<module>::redis::<name>`, `<module>::cluster::<name>` and `<module>::embedded::<name>`.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::support::store::Backend::Redis).await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::store::Backend::RedisCluster).await
                 }
             )*
         }
