@@ -1,5 +1,6 @@
-//! `markdrop worker` as real processes sharing one Redis: several at once, one killed with
-//! SIGKILL mid-pass, one stopped with SIGTERM mid-pass.
+//! `markdrop worker` as real processes sharing one Redis (or one Redis Cluster): several at
+//! once, one killed with SIGKILL mid-pass, one stopped with SIGTERM mid-pass, a cluster node
+//! restarted under them.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -10,10 +11,20 @@ use crate::support::app::{TestApp, connect};
 use crate::support::processes::{
     Processes, exit_of, first_event, lines_of, listening_port, log_lines, markdrop, signal,
 };
-use crate::support::store::{Backend, open_embedded, redis_url};
+use crate::support::redis::PrivateCluster;
+use crate::support::store::{Backend, open_embedded, shard_key};
 use crate::support::wait::eventually;
 use crate::support::webhooks::notify;
 use crate::support::{APP_KEY, APP_SECRET, SECRET_KEY, scratch_dir};
+
+/// `command` on the world's store: its Redis, or its Redis Cluster, and its key prefix.
+fn on_world_store<'c>(command: &'c mut Command, world: &TestApp) -> &'c mut Command {
+    command.env("REDIS_URL", &world.redis).env("REDIS_KEY_PREFIX", &world.prefix);
+    if matches!(world.backend, Backend::RedisCluster) {
+        command.env("REDIS_CLUSTER", "true");
+    }
+    command
+}
 
 /// A `markdrop worker` process on the world's Redis and emulator, with 2-second leases.
 fn worker_process(world: &TestApp) -> Child {
@@ -26,17 +37,14 @@ fn worker_process_with(
     adjust: impl FnOnce(&mut Command) -> &mut Command,
 ) -> Child {
     let mut command = markdrop("worker", Some(world.dropbox.url()));
-    command
-        .env("REDIS_URL", redis_url())
-        .env("REDIS_KEY_PREFIX", &world.prefix)
-        .env("WORKER_LEASE_SECONDS", "2")
-        .env("RUST_LOG", "warn");
+    on_world_store(&mut command, world).env("WORKER_LEASE_SECONDS", "2").env("RUST_LOG", "warn");
     adjust(&mut command).spawn().expect("start markdrop worker")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_over() {
-    let world = TestApp::on(Backend::Redis, "processes-share").await;
+async fn three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_over(
+    backend: Backend,
+) {
+    let world = TestApp::on(backend, "processes-share").await;
     let mut processes = Processes((0..3).map(|_| worker_process(&world)).collect());
     let notes: Vec<(String, String)> =
         (0..8).map(|n| (format!("/notes/n{n}.md"), format!("# Note {n}\n"))).collect();
@@ -258,9 +266,8 @@ async fn without_its_redis_a_worker_keeps_retrying_and_web_answers_503_and_both_
 /// `markdrop <subcommand>` (`web` or `serve`) listening on a free port, on the world's Redis
 /// and emulator; returns it and its address.
 fn listening_on_world(world: &TestApp, subcommand: &str) -> (Child, String) {
-    let mut process = markdrop(subcommand, Some(world.dropbox.url()))
-        .env("REDIS_URL", redis_url())
-        .env("REDIS_KEY_PREFIX", &world.prefix)
+    let mut command = markdrop(subcommand, Some(world.dropbox.url()));
+    let mut process = on_world_store(&mut command, world)
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
         .env("LOG_FORMAT", "json")
@@ -271,9 +278,8 @@ fn listening_on_world(world: &TestApp, subcommand: &str) -> (Child, String) {
     (process, format!("http://127.0.0.1:{port}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one() {
-    let world = TestApp::on(Backend::Redis, "processes-scale").await;
+async fn two_web_and_three_worker_processes_on_one_redis_behave_like_one(backend: Backend) {
+    let world = TestApp::on(backend, "processes-scale").await;
     let (web_a, a) = listening_on_world(&world, "web");
     let (web_b, b) = listening_on_world(&world, "web");
     let mut processes = Processes(vec![web_a, web_b]);
@@ -475,3 +481,76 @@ const BATCH: &str = "files/upload_session/finish_batch_v2";
 fn render(markdown: &str, stem: &str) -> Vec<u8> {
     markdrop::render::render(markdown.as_bytes(), &markdrop::render::Page::alone(stem)).into_bytes()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_restarted_holds_up_only_its_own_accounts_which_resume_when_it_is_back() {
+    let mut cluster = PrivateCluster::start("processes-cluster-node");
+    let world = TestApp::builder("processes-cluster-node")
+        .on(Backend::RedisCluster)
+        .on_redis_at(&cluster.url())
+        .start()
+        .await;
+    let mut processes = Processes(vec![worker_process(&world)]);
+    // People connect until one's keys are on the node that will stop and one's elsewhere.
+    let node_of = |account: &str| cluster.node_of(&shard_key(&world.prefix, account, "tokens"));
+    let mut stopped = None;
+    let mut elsewhere = None;
+    for n in 0.. {
+        let account = world.link_with_files(&format!("Person {n}"), &[("/n.md", "# n")]).await;
+        world.html(&account, "/n.html").await;
+        let node = node_of(&account);
+        match stopped {
+            None => stopped = Some((account, node)),
+            Some((_, down)) if node != down && elsewhere.is_none() => elsewhere = Some(account),
+            _ => {}
+        }
+        if elsewhere.is_some() {
+            break;
+        }
+    }
+    let ((held_up, node), going_on) = (stopped.expect("one"), elsewhere.expect("another"));
+    world.quiet().await;
+
+    cluster.stop(node);
+    world.emulator().put_file(&held_up, "/n.md", "while its node was down").expect("put");
+    world.emulator().put_file(&going_on, "/n.md", "while another node was down").expect("put");
+    world.html_matching(&going_on, "/n.html", "while another node was down", "n").await;
+    assert!(
+        world.emulator().read_file(&held_up, "/n.html").is_some_and(|page| {
+            !String::from_utf8_lossy(&page).contains("while its node was down")
+        }),
+        "an account whose keys are out of reach waits"
+    );
+
+    cluster.restart(node);
+    world.html_matching(&held_up, "/n.html", "while its node was down", "n").await;
+    signal(&processes.0[0], "TERM");
+    assert!(exit_of(&mut processes.0[0]).await.success(), "a clean exit on SIGTERM");
+}
+
+/// The tests that run `markdrop` processes on a shared store, on one Redis and on a cluster.
+macro_rules! on_each_redis {
+    ($($name:ident),* $(,)?) => {
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::store::Backend::Redis).await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::store::Backend::RedisCluster).await
+                }
+            )*
+        }
+    };
+}
+
+on_each_redis!(
+    three_worker_processes_share_the_accounts_and_a_sigkilled_one_is_taken_over,
+    two_web_and_three_worker_processes_on_one_redis_behave_like_one,
+);

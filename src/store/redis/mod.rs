@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use redis::{AsyncCommands, Script};
 use tokio::sync::OnceCell;
 
@@ -55,6 +55,9 @@ use crate::config::RedisSettings;
 /// Calls to different shards in flight at once, for the calls that ask every shard (the
 /// claim's look at shards it has not heard from, the queue's size).
 const SHARDS_IN_FLIGHT: usize = 64;
+/// How long a claim waits for the shards it asks; a healthy Redis answers a thousand in
+/// milliseconds.
+const ASK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -192,25 +195,6 @@ impl RedisStore {
         Ok(connection.hget(hash, account.as_str()).await?)
     }
 
-    /// Runs `call` on every shard, [`SHARDS_IN_FLIGHT`] at a time, collecting the answers in
-    /// no particular order.
-    async fn on_every_shard<T, F, Fut>(
-        &self,
-        shards: Vec<Shard>,
-        call: F,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        F: Fn(Connection, Shard) -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        let connection = self.connection().await?;
-        futures_util::stream::iter(shards)
-            .map(|shard| call(connection.clone(), shard))
-            .buffer_unordered(SHARDS_IN_FLIGHT)
-            .try_collect()
-            .await
-    }
-
     pub(super) async fn enqueue(
         &self,
         accounts: &[AccountId],
@@ -235,8 +219,7 @@ impl RedisStore {
             let mut connection = connection.clone();
             async move { invocation.invoke_async::<i64>(&mut connection).await }
         });
-        let mut calls = futures_util::stream::iter(calls).buffer_unordered(SHARDS_IN_FLIGHT);
-        while let Some(added) = calls.next().await {
+        for added in in_flight(calls.collect()).await {
             added?;
         }
         // This process's own next claim knows at once; the others hear the wake-up.
@@ -248,17 +231,18 @@ impl RedisStore {
 
     /// Every queued account, soonest due first.
     pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
-        let keys = &self.keys;
-        let shards = self
-            .on_every_shard(keys.all_shards().collect(), |mut connection, shard| async move {
-                let members: Scored =
-                    connection.zrange_withscores(keys.ready(shard), 0, -1).await?;
-                Ok(members)
-            })
-            .await?;
-        let mut queued: Vec<(String, f64)> = shards.into_iter().flatten().collect();
-        queued.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let calls = self.keys.all_shards().map(|shard| self.queued_in(shard)).collect();
+        let mut queued = Vec::new();
+        for members in in_flight(calls).await {
+            queued.extend(members?);
+        }
+        queued.sort_by(|a: &(String, f64), b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         Ok(queued.iter().filter_map(|(member, _)| AccountId::parse(member).ok()).collect())
+    }
+
+    async fn queued_in(&self, shard: Shard) -> Result<Scored, StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(connection.zrange_withscores(self.keys.ready(shard), 0, -1).await?)
     }
 
     pub(super) async fn save_tokens(
@@ -374,48 +358,106 @@ impl RedisStore {
 
     /// Takes a due account whose lease is free from the shards whose work is due, round robin
     /// ([`schedule`]), after asking the shards this process has not heard from lately.
+    ///
+    /// A shard that does not answer (its cluster node is down) is left for [`schedule::REFRESH`]
+    /// while the others go on; only when no shard answers at all is the claim an error.
     pub(super) async fn claim(
         &self,
         lease_ttl_ms: u64,
         now_ms: u64,
     ) -> Result<ClaimOutcome<StoredClaim>, StoreError> {
+        let mut unanswered = Unanswered::default();
+        // Work known to be due first: asking the other shards may wait on a node that is down.
+        if let Some(claim) = self.claim_due(lease_ttl_ms, now_ms, &mut unanswered).await {
+            unanswered.report();
+            return Ok(ClaimOutcome::Claimed(claim));
+        }
         let stale = self.schedule.stale(Instant::now());
         if !stale.is_empty() {
-            self.ask(stale).await?;
-        }
-        for shard in self.schedule.due(now_ms) {
-            let asked_at = Instant::now();
-            match self.claim_in(shard, lease_ttl_ms, now_ms).await? {
-                ShardClaim::Claimed(claim) => {
-                    self.schedule.claimed_from(shard);
-                    return Ok(ClaimOutcome::Claimed(claim));
-                }
-                ShardClaim::NextDueAt(due_at) => self.schedule.answered(shard, due_at, asked_at),
+            self.ask(stale, &mut unanswered).await;
+            if let Some(claim) = self.claim_due(lease_ttl_ms, now_ms, &mut unanswered).await {
+                unanswered.report();
+                return Ok(ClaimOutcome::Claimed(claim));
             }
         }
+        unanswered.into_result()?;
         Ok(ClaimOutcome::NothingDue { next_due_in_ms: self.schedule.next_due_in(now_ms) })
     }
 
-    /// Asks each of `shards` when its soonest work is due, all at once.
-    async fn ask(&self, shards: Vec<Shard>) -> Result<(), StoreError> {
-        let keys = &self.keys;
-        let asked_at = Instant::now();
-        let answers = self
-            .on_every_shard(shards, |mut connection, shard| async move {
-                let (ready, retries): (Scored, Scored) = redis::pipe()
-                    .zrange_withscores(keys.ready(shard), 0, 0)
-                    .zrange_withscores(keys.retries(shard), 0, 0)
-                    .query_async(&mut connection)
-                    .await?;
-                let soonest =
-                    ready.iter().chain(&retries).map(|(_, score)| *score).reduce(f64::min);
-                Ok((shard, soonest.map(|score| score.max(0.0) as u64)))
-            })
-            .await?;
-        for (shard, due_at) in answers {
-            self.schedule.answered(shard, due_at, asked_at);
+    /// Runs the claim script on the shards whose work is due, in the schedule's order, until
+    /// one gives an account.
+    async fn claim_due(
+        &self,
+        lease_ttl_ms: u64,
+        now_ms: u64,
+        unanswered: &mut Unanswered,
+    ) -> Option<StoredClaim> {
+        for shard in self.schedule.due(now_ms) {
+            let asked_at = Instant::now();
+            match self.claim_in(shard, lease_ttl_ms, now_ms).await {
+                Ok(ShardClaim::Claimed(claim)) => {
+                    self.schedule.claimed_from(shard);
+                    return Some(claim);
+                }
+                Ok(ShardClaim::NextDueAt(due_at)) => {
+                    unanswered.answered += 1;
+                    self.schedule.answered(shard, due_at, asked_at);
+                }
+                Err(error) => {
+                    unanswered.failed(error);
+                    self.schedule.answered(shard, None, asked_at);
+                }
+            }
         }
-        Ok(())
+        None
+    }
+
+    /// Asks each of `shards` when its soonest work is due, all at once. Shards that have not
+    /// answered within [`ASK_DEADLINE`] count as failed: a node that is down may take the
+    /// cluster client's retries to give up, and the claim is not held up that long.
+    async fn ask(&self, shards: Vec<Shard>, unanswered: &mut Unanswered) {
+        let asked_at = Instant::now();
+        let deadline = tokio::time::Instant::now() + ASK_DEADLINE;
+        let mut waiting: std::collections::HashSet<Shard> = shards.iter().copied().collect();
+        let calls: Vec<_> = shards.into_iter().map(|shard| self.soonest_in(shard)).collect();
+        let mut answers = futures_util::stream::iter(calls).buffer_unordered(SHARDS_IN_FLIGHT);
+        while let Ok(Some((shard, answer))) =
+            tokio::time::timeout_at(deadline, answers.next()).await
+        {
+            waiting.remove(&shard);
+            match answer {
+                Ok(due_at) => {
+                    unanswered.answered += 1;
+                    self.schedule.answered(shard, due_at, asked_at);
+                }
+                // Not asked again until the refresh, so a node that is down does not slow
+                // every claim.
+                Err(error) => {
+                    unanswered.failed(error);
+                    self.schedule.answered(shard, None, asked_at);
+                }
+            }
+        }
+        for shard in waiting {
+            unanswered
+                .failed(StoreError::new(anyhow::anyhow!("no answer within {ASK_DEADLINE:?}")));
+            self.schedule.answered(shard, None, asked_at);
+        }
+    }
+
+    /// When the shard's soonest work is due, queued or waiting for a retry (ms).
+    async fn soonest_in(&self, shard: Shard) -> (Shard, Result<Option<u64>, StoreError>) {
+        let answer = async {
+            let mut connection = self.connection().await?;
+            let (ready, retries): (Scored, Scored) = redis::pipe()
+                .zrange_withscores(self.keys.ready(shard), 0, 0)
+                .zrange_withscores(self.keys.retries(shard), 0, 0)
+                .query_async(&mut connection)
+                .await?;
+            let soonest = ready.iter().chain(&retries).map(|(_, score)| *score).reduce(f64::min);
+            Ok(soonest.map(|score| score.max(0.0) as u64))
+        };
+        (shard, answer.await)
     }
 
     /// Runs the claim script on one shard.
@@ -840,26 +882,73 @@ impl RedisStore {
     }
 
     pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
-        let keys = &self.keys;
-        let shards = self
-            .on_every_shard(keys.all_shards().collect(), |mut connection, shard| async move {
-                let depth: (u64, u64) = redis::pipe()
-                    .zcard(keys.ready(shard))
-                    .zcount(keys.ready(shard), "-inf", now_ms)
-                    .query_async(&mut connection)
-                    .await?;
-                Ok(depth)
-            })
-            .await?;
-        let (queued, due) =
-            shards.iter().fold((0, 0), |(q, d), (queued, due)| (q + queued, d + due));
-        Ok(QueueDepth { queued, due })
+        let calls = self.keys.all_shards().map(|shard| self.depth_in(shard, now_ms)).collect();
+        let mut depth = QueueDepth::default();
+        for shard in in_flight(calls).await {
+            let (queued, due) = shard?;
+            depth.queued += queued;
+            depth.due += due;
+        }
+        Ok(depth)
+    }
+
+    /// The shard's queued accounts, and of those the ones due at `now_ms`.
+    async fn depth_in(&self, shard: Shard, now_ms: u64) -> Result<(u64, u64), StoreError> {
+        let mut connection = self.connection().await?;
+        Ok(redis::pipe()
+            .zcard(self.keys.ready(shard))
+            .zcount(self.keys.ready(shard), "-inf", now_ms)
+            .query_async(&mut connection)
+            .await?)
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         let mut connection = self.connection().await?;
         let _: String = redis::cmd("PING").query_async(&mut connection).await?;
         Ok(())
+    }
+}
+
+/// Awaits `calls` (one per shard), [`SHARDS_IN_FLIGHT`] at a time; the answers come in no
+/// particular order.
+async fn in_flight<F: std::future::Future>(calls: Vec<F>) -> Vec<F::Output> {
+    futures_util::stream::iter(calls).buffer_unordered(SHARDS_IN_FLIGHT).collect().await
+}
+
+/// The shards a claim could not ask, and whether any could.
+#[derive(Default)]
+struct Unanswered {
+    answered: usize,
+    failed: usize,
+    first: Option<StoreError>,
+}
+
+impl Unanswered {
+    fn failed(&mut self, error: StoreError) {
+        self.failed += 1;
+        self.first.get_or_insert(error);
+    }
+
+    /// Logs the shards that did not answer, if any.
+    fn report(&self) {
+        if let Some(error) = &self.first {
+            tracing::warn!(
+                shards = self.failed,
+                error = %crate::telemetry::error_chain(error),
+                "some shards did not answer; the others go on, and these are asked again within 10 s"
+            );
+        }
+    }
+
+    /// An error when every shard asked failed (Redis is out of reach); else logs the few that did.
+    fn into_result(self) -> Result<(), StoreError> {
+        match self.first {
+            Some(error) if self.answered == 0 => Err(error),
+            _ => {
+                self.report();
+                Ok(())
+            }
+        }
     }
 }
 

@@ -41,7 +41,8 @@ impl ShardSchedule {
         use rand::Rng;
         ShardSchedule {
             state: Mutex::new(State {
-                due_at: vec![0; shards],
+                // Unknown until asked: a claim asks stale shards before it claims from them.
+                due_at: vec![NEVER; shards],
                 asked_at: vec![None; shards],
                 told_at: vec![None; shards],
                 next: rand::thread_rng().gen_range(0..shards),
@@ -135,11 +136,11 @@ mod tests {
     }
 
     #[test]
-    fn a_new_schedule_asks_every_shard_and_finds_each_due() {
+    fn a_new_schedule_asks_every_shard_before_it_takes_any_for_due() {
         let schedule = schedule(4);
         let now = Instant::now();
         assert_eq!(schedule.stale(now).len(), 4);
-        assert_eq!(schedule.due(0).len(), 4);
+        assert!(schedule.due(u64::MAX - 1).is_empty());
     }
 
     #[test]
@@ -162,6 +163,7 @@ mod tests {
     #[test]
     fn claims_go_round_the_shards_from_the_one_after_the_last_claim() {
         let schedule = schedule(4);
+        (0..4).for_each(|index| schedule.due_by(shard(index), 0));
         schedule.claimed_from(shard(1));
         assert_eq!(schedule.due(0), vec![shard(2), shard(3), shard(0), shard(1)]);
         schedule.claimed_from(shard(3));
