@@ -44,6 +44,14 @@ pub fn open_redis(url: &str, prefix: &str, secret_key: &str) -> Store {
     store.unwrap_or_else(|error| panic!("a store on {url}: {error}"))
 }
 
+/// A store on the Redis Cluster reached through the comma-separated `nodes`, its keys under
+/// `prefix`, sealing with `secret_key`.
+pub fn open_redis_cluster(nodes: &str, prefix: &str, secret_key: &str) -> Store {
+    let settings = StoreSettings::redis_cluster(nodes, prefix);
+    let store = Store::open(&settings, &secret_key.to_owned().into());
+    store.unwrap_or_else(|error| panic!("a store on the cluster: {error}"))
+}
+
 /// An embedded store in `dir`, sealing with `secret_key`.
 pub fn open_embedded(dir: &Path, secret_key: &str) -> Store {
     let store = Store::open(&StoreSettings::embedded(dir), &secret_key.to_owned().into());
