@@ -29,8 +29,10 @@ async fn migration_keeps_every_token_cursor_record_and_queued_account(target: Ta
     let mut raw = target.raw().await;
     let fixture = Fixture::load(&mut raw, &old).await;
 
-    let run = target.migrate(&old, &new, &[]).await;
+    let run = target.migrate(&new, &["--from-prefix", &old]).await;
     assert!(run.status.success(), "{run:?}");
+    let layout: Option<String> = raw.run(redis::cmd("GET").arg(format!("{new}layout"))).await;
+    assert_eq!(layout.as_deref(), Some("shards=1024"), "the new layout is marked");
     assert!(
         run.stdout.contains(
             "migrated 4 accounts to 1024 shards (4 with tokens, 2 with a cursor, 2 queued, 1 retrying); metrics copied"
@@ -83,19 +85,19 @@ async fn a_second_run_changes_nothing_and_delete_old_removes_only_the_old_keys(t
     let (old, new) = prefixes("migrate-again");
     let mut raw = target.raw().await;
     Fixture::load(&mut raw, &old).await;
-    assert!(target.migrate(&old, &new, &[]).await.status.success());
+    assert!(target.migrate(&new, &["--from-prefix", &old]).await.status.success());
     let store = target.store(&new);
     let first = Answers::of(&store).await;
     let new_keys = raw.keys(&new).await;
     assert!(new_keys.len() > 10, "the new layout is written: {new_keys:?}");
 
-    let again = target.migrate(&old, &new, &[]).await;
+    let again = target.migrate(&new, &["--from-prefix", &old]).await;
     assert!(again.status.success(), "{again:?}");
     assert!(again.stdout.contains("already migrated 4 accounts"), "{again:?}");
     assert_eq!(Answers::of(&target.store(&new)).await, first);
     assert_eq!(raw.keys(&new).await, new_keys);
 
-    let delete = target.migrate(&old, &new, &["--delete-old"]).await;
+    let delete = target.migrate(&new, &["--from-prefix", &old, "--delete-old"]).await;
     assert!(delete.status.success(), "{delete:?}");
     assert!(delete.stdout.contains("old keys deleted"), "{delete:?}");
     assert_eq!(raw.keys(&old).await, Vec::<String>::new(), "no old key is left");
@@ -150,12 +152,53 @@ async fn migration_refuses_while_an_old_lease_is_held_and_writes_nothing() {
         .clone();
     raw.run::<()>(&lease).await;
 
-    let run = target.migrate(&old, &new, &[]).await;
+    let run = target.migrate(&new, &["--from-prefix", &old]).await;
     assert_eq!(run.status.code(), Some(1), "{run:?}");
     assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {run:?}");
     assert!(run.stderr.contains("stop every `web` and `worker` process"), "{run:?}");
     assert!(run.stderr.contains("wait 60 s"), "{run:?}");
     assert_eq!(raw.keys(&new).await, Vec::<String>::new(), "nothing written under the new prefix");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_in_place_keeps_the_metrics_once_and_lets_processes_start_again() {
+    let target = Target::Single;
+    let prefix = unique_prefix("migrate-in-place");
+    let mut raw = target.raw().await;
+    Fixture::load(&mut raw, &prefix).await;
+    let refused = target.store(&prefix).ping().await.expect_err("the old layout is refused");
+    assert!(refused.to_string().contains("run `markdrop migrate`"), "{refused}");
+
+    let run = target.migrate(&prefix, &["--delete-old"]).await;
+    assert!(run.status.success(), "{run:?}");
+    assert!(run.stdout.contains("migrated 4 accounts"), "{run:?}");
+    assert!(!run.stdout.contains("metrics copied"), "they are the same key: {run:?}");
+    let store = target.store(&prefix);
+    for id in ACCOUNTS {
+        assert!(store.tokens(&account(id)).await.expect("tokens").is_some(), "{id} is linked");
+    }
+    let metrics = store.metrics().await.expect("metrics");
+    assert_eq!(metrics, BTreeMap::from([("markdrop_conversions_total".to_owned(), 7)]));
+    let outside_shards: Vec<String> =
+        raw.keys(&prefix).await.into_iter().filter(|key| !key.contains("{s")).collect();
+    assert_eq!(outside_shards, [format!("{prefix}layout"), format!("{prefix}metrics")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_refuses_keys_laid_out_for_another_number_of_shards() {
+    let target = Target::Single;
+    let (old, new) = prefixes("migrate-shards");
+    let mut raw = target.raw().await;
+    Fixture::load(&mut raw, &old).await;
+    assert!(target.migrate(&new, &["--from-prefix", &old]).await.status.success());
+    let new_keys = raw.keys(&new).await;
+
+    let mut command = target.migrate_command(&new);
+    command.args(["--from-prefix", &old]).env("REDIS_SHARDS", "16");
+    let run = output(&mut command).await;
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("set REDIS_SHARDS to the deployment's number"), "{run:?}");
+    assert_eq!(raw.keys(&new).await, new_keys, "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,18 +369,22 @@ impl Target {
         }
     }
 
-    /// Runs `markdrop migrate` from `old` to `new` with nothing in its environment but the
+    /// `markdrop migrate` to the keys under `new`, with nothing in its environment but the
     /// Redis settings: it needs neither Dropbox's keys nor `SECRET_KEY`.
-    async fn migrate(self, old: &str, new: &str, extra: &[&str]) -> Run {
+    fn migrate_command(self, new: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_markdrop"));
         command
-            .args(["migrate", "--from-prefix", old])
-            .args(extra)
+            .arg("migrate")
             .env_clear()
             .env("REDIS_URL", self.urls())
             .env("REDIS_CLUSTER", matches!(self, Target::Cluster).to_string())
             .env("REDIS_KEY_PREFIX", new);
-        output(&mut command).await
+        command
+    }
+
+    /// Runs `markdrop migrate <args>` to the keys under `new`.
+    async fn migrate(self, new: &str, args: &[&str]) -> Run {
+        output(self.migrate_command(new).args(args)).await
     }
 }
 
