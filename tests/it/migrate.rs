@@ -202,6 +202,24 @@ async fn migration_refuses_keys_laid_out_for_another_number_of_shards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_after_an_account_was_unlinked_neither_brings_it_back_nor_deletes_the_old_keys() {
+    let target = Target::Single;
+    let (old, new) = prefixes("migrate-unlinked");
+    let mut raw = target.raw().await;
+    Fixture::load(&mut raw, &old).await;
+    assert!(target.migrate(&new, &["--from-prefix", &old]).await.status.success());
+    let store = target.store(&new);
+    store.forget_account(&account(DAVE)).await.expect("Dave unlinks");
+    let old_keys = raw.keys(&old).await;
+
+    let run = target.migrate(&new, &["--from-prefix", &old, "--delete-old"]).await;
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains(&format!("(first: {DAVE}), so nothing was copied")), "{run:?}");
+    assert!(store.tokens(&account(DAVE)).await.expect("tokens").is_none(), "still unlinked");
+    assert_eq!(raw.keys(&old).await, old_keys, "the old keys are kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_needs_only_redis_url_and_names_it_when_missing() {
     let run = output(Command::new(env!("CARGO_BIN_EXE_markdrop")).arg("migrate").env_clear()).await;
     assert_eq!(run.status.code(), Some(2), "a configuration problem: {run:?}");

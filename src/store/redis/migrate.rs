@@ -128,7 +128,7 @@ pub enum MigrateError {
     )]
     Incomplete { missing: usize, first: AccountId },
     #[error(
-        "the keys under REDIS_KEY_PREFIX are in use in the new layout already, but {missing} accounts linked under the old keys are not linked there (first: {first}): a process ran on the new keys before the migration, or they were unlinked since; nothing was copied or deleted"
+        "the keys under REDIS_KEY_PREFIX are in use in the new layout already, but {missing} accounts linked under the old keys are not linked there (first: {first}), so nothing was copied or deleted: if they were unlinked since the migration, delete the old keys by hand; if a process ran on the new keys before it, stop every process, delete the `layout` key under REDIS_KEY_PREFIX and run `markdrop migrate` again"
     )]
     Diverged { missing: usize, first: AccountId },
     #[error(transparent)]
