@@ -8,8 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use crate::config::Settings;
-use crate::config::StoreSettings;
+use crate::config::{RedisSettings, Settings, StoreSettings};
 use crate::dropbox::DropboxClient;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::render;
@@ -142,6 +141,21 @@ pub fn run_worker(settings: &Settings, redis: &StoreSettings) -> anyhow::Result<
         worker.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// `markdrop migrate [--from-prefix P0] [--delete-old]`: moves the keys under `from_prefix`
+/// (default: the new `REDIS_KEY_PREFIX`) from the layout before shards to `redis`'s, and prints
+/// what it moved in one line.
+pub fn run_migrate(
+    redis: &RedisSettings,
+    from_prefix: Option<&str>,
+    delete_old: bool,
+) -> anyhow::Result<()> {
+    let from_prefix = from_prefix.unwrap_or(&redis.key_prefix);
+    let report =
+        block_on(async { Ok(crate::store::migrate_redis(redis, from_prefix, delete_old).await?) })?;
+    println!("markdrop migrate: {report}");
+    Ok(())
 }
 
 /// `markdrop serve`: the web app and a worker in one process, until SIGTERM or Ctrl-C; both

@@ -353,6 +353,26 @@ impl Settings {
     }
 }
 
+impl RedisSettings {
+    /// Reads `REDIS_URL` and the settings that go with it from the process environment, for a
+    /// command that needs a Redis and nothing else (`markdrop migrate`): it should not ask for
+    /// Dropbox's keys to move keys in Redis.
+    pub fn from_env() -> Result<RedisSettings, ConfigError> {
+        RedisSettings::from_lookup(process_env)
+    }
+
+    /// Reads the Redis settings through `lookup`, which answers a variable's value or `None`.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<RedisSettings, ConfigError> {
+        let env = Env(&lookup);
+        let tls_insecure = env.flag("REDIS_TLS_INSECURE")?;
+        let cluster = env.flag("REDIS_CLUSTER")?;
+        let urls = env.require("REDIS_URL", "the Redis (or Redis Cluster) whose keys to use")?;
+        redis_settings(&env, &urls, tls_insecure, cluster)
+    }
+}
+
 impl TelemetrySettings {
     /// Reads `RUST_LOG` and `LOG_FORMAT` from the process environment.
     pub fn from_env() -> Result<TelemetrySettings, ConfigError> {
@@ -654,6 +674,18 @@ mod tests {
             settings(&vars),
             Err(ConfigError::Invalid { var: "REDIS_TLS_INSECURE", .. })
         ));
+    }
+
+    #[test]
+    fn the_redis_settings_alone_need_only_redis_url() {
+        let vars: HashMap<&str, &str> =
+            [("REDIS_URL", "redis://cache:6379"), ("REDIS_KEY_PREFIX", "md:")].into();
+        let redis = RedisSettings::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+            .expect("valid without Dropbox's keys or SECRET_KEY");
+        assert_eq!(redis.key_prefix, "md:");
+        assert!(!redis.cluster);
+        let error = RedisSettings::from_lookup(|_| None).expect_err("REDIS_URL is needed");
+        assert!(matches!(error, ConfigError::Missing { var: "REDIS_URL", .. }), "{error}");
     }
 
     #[test]

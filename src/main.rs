@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use markdrop::config::{self, ConfigError, Settings, StoreSettings, TelemetrySettings};
+use markdrop::config::{
+    self, ConfigError, RedisSettings, Settings, StoreSettings, TelemetrySettings,
+};
 use markdrop::emulator::{EmulatorConfig, parse_control_secret};
 use markdrop::{cli, telemetry};
 
@@ -40,6 +42,20 @@ enum Command {
     /// Needs DROPBOX_APP_KEY, DROPBOX_APP_SECRET, SECRET_KEY and REDIS_URL (shared with the
     /// web processes). Start as many as the load needs.
     Worker,
+    /// Move a Redis deployment's keys from the layout before shards to today's, once.
+    ///
+    /// Stop every `web` and `worker` process first: old and new processes read different
+    /// keys. Needs REDIS_URL (and REDIS_CLUSTER, REDIS_KEY_PREFIX, REDIS_SHARDS as the new
+    /// processes will have them). Safe to run again; prints a one-line summary.
+    Migrate {
+        /// The prefix of the old keys, hash tag and all (`{markdrop}:`). Default:
+        /// REDIS_KEY_PREFIX.
+        #[arg(long, value_name = "PREFIX")]
+        from_prefix: Option<String>,
+        /// Once every account is copied, delete the old keys.
+        #[arg(long)]
+        delete_old: bool,
+    },
     /// Print the HTML document markdrop would upload for a Markdown file.
     ///
     /// Reads FILE, or standard input when no FILE is given, and writes the complete document
@@ -129,6 +145,10 @@ fn main() -> ExitCode {
         },
         Command::Web => with_redis("web", cli::run_web),
         Command::Worker => with_redis("worker", cli::run_worker),
+        Command::Migrate { from_prefix, delete_old } => match RedisSettings::from_env() {
+            Ok(redis) => report(cli::run_migrate(&redis, from_prefix.as_deref(), delete_old)),
+            Err(error) => config_error(&error),
+        },
         Command::Emulator {
             port,
             app_key,

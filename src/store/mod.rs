@@ -29,6 +29,7 @@ use secrecy::SecretString;
 
 use self::embedded::EmbeddedStore;
 use self::redis::RedisStore;
+pub use self::redis::migrate::{MigrateError, MigrationReport};
 use self::sealed::TokenSealer;
 pub use self::sealed::UnsealError;
 pub use self::status::{
@@ -43,7 +44,7 @@ pub use self::work::{
 };
 use crate::account::{AccountId, AccountTokens};
 use crate::clock::Clock;
-use crate::config::StoreSettings;
+use crate::config::{RedisSettings, StoreSettings};
 
 /// Why an account goes back to the queue ([`Store::reschedule`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -513,6 +514,17 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_backend!(self, store => store.ping())
     }
+}
+
+/// Moves the keys under `from_prefix`, laid out as before shards, to the layout `settings`
+/// describe (`markdrop migrate`); with `delete_old`, then deletes the old keys. Every `web` and
+/// `worker` process must be stopped; running it again is safe (`redis::migrate`).
+pub async fn migrate_redis(
+    settings: &RedisSettings,
+    from_prefix: &str,
+    delete_old: bool,
+) -> Result<MigrationReport, MigrateError> {
+    self::redis::migrate::migrate(settings, from_prefix, delete_old).await
 }
 
 /// No store call keeps a request waiting longer than this: a Redis that accepts connections but

@@ -12,6 +12,7 @@ mod emulator;
 mod failures;
 mod gfm_spec;
 mod linking;
+mod migrate;
 mod ownership;
 mod queue;
 mod render_properties;

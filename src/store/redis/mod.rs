@@ -33,6 +33,7 @@
 
 mod connection;
 mod keys;
+pub mod migrate;
 mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
