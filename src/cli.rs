@@ -124,6 +124,7 @@ fn display_path(inside: &Path) -> String {
 pub fn run_web(settings: &Settings, redis: &StoreSettings) -> anyhow::Result<()> {
     block_on(async {
         let store = open_store(settings, redis)?;
+        store.check_layout().await?;
         let app = Application::build(settings, store)
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
         tracing::info!(port = app.port(), base_url = %settings.base_url, "markdrop web is listening");
@@ -136,6 +137,7 @@ pub fn run_web(settings: &Settings, redis: &StoreSettings) -> anyhow::Result<()>
 pub fn run_worker(settings: &Settings, redis: &StoreSettings) -> anyhow::Result<()> {
     block_on(async {
         let store = open_store(settings, redis)?;
+        store.check_layout().await?;
         let worker = Worker::new(store, dropbox_client(settings)?, settings.worker.clone());
         tracing::info!(accounts = settings.worker.accounts, "markdrop worker is running");
         worker.run(shutdown_signal()).await;
@@ -164,6 +166,7 @@ pub fn run_migrate(
 pub fn run_serve(settings: &Settings) -> anyhow::Result<()> {
     block_on(async {
         let store = open_store(settings, &settings.store)?;
+        store.check_layout().await?;
         serve(settings, store, shutdown_signal()).await
     })
 }

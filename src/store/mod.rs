@@ -73,17 +73,35 @@ pub struct QueueDepth {
 /// the message rather than a `source`, so it shows once however the error is printed; log it as
 /// any error, `error = %error_chain(&error)` (`crate::telemetry`). Its text is for the log only:
 /// pages and response bodies say the store is unavailable in words of their own.
+///
+/// One cause is no outage but a setting: a Redis whose keys are laid out for another
+/// `REDIS_SHARDS`, or before shards. It reads `the store's keys are laid out otherwise: …`, and
+/// `web` and `worker` stop at start with it rather than serve 503s that waiting will not cure.
 #[derive(Debug, thiserror::Error)]
-#[error("the store is unavailable: {cause}")]
+#[error("{}: {cause}", if *.laid_out_otherwise { "the store's keys are laid out otherwise" } else { "the store is unavailable" })]
 pub struct StoreError {
     /// The whole chain of the cause, with any URL's credentials taken out.
     cause: String,
+    laid_out_otherwise: bool,
 }
 
 impl StoreError {
     fn new(error: impl Into<anyhow::Error>) -> StoreError {
         let error = error.into();
-        StoreError { cause: without_credentials(&crate::telemetry::error_chain(error.as_ref())) }
+        StoreError {
+            cause: without_credentials(&crate::telemetry::error_chain(error.as_ref())),
+            laid_out_otherwise: false,
+        }
+    }
+
+    /// The keys in Redis are not laid out as this process lays them out.
+    fn laid_out_otherwise(reason: String) -> StoreError {
+        StoreError { cause: reason, laid_out_otherwise: true }
+    }
+
+    /// Whether this is a layout that waiting will not change (see [`StoreError`]).
+    pub fn is_laid_out_otherwise(&self) -> bool {
+        self.laid_out_otherwise
     }
 }
 
@@ -511,6 +529,15 @@ impl Store {
     }
 
     /// Whether the store answers now.
+    /// Refuses to go on with keys laid out otherwise (another `REDIS_SHARDS`, or before
+    /// shards); a store out of reach is no reason to stop, so it passes.
+    pub async fn check_layout(&self) -> Result<(), StoreError> {
+        match self.ping().await {
+            Err(error) if error.is_laid_out_otherwise() => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_backend!(self, store => store.ping())
     }

@@ -8,7 +8,9 @@ use redis::AsyncCommands;
 use secrecy::ExposeSecret;
 
 use crate::support::redis::PrivateRedis;
-use crate::support::store::{account_key, claim, open_redis, redis_url, shard_key};
+use crate::support::store::{
+    account_key, claim, open_redis, open_redis_cluster, redis_cluster_url, redis_url, shard_key,
+};
 use crate::support::{ALICE, BOB, SECRET_KEY, unique_prefix};
 
 fn store(prefix: &str, secret_key: &str) -> Store {
@@ -149,4 +151,58 @@ async fn a_tls_redis_with_a_self_signed_certificate_works_when_the_url_says_inse
     // Without `#insecure` the certificate is checked, and a self-signed one is refused.
     let strict = open_redis(&redis.strict_url(), "tls:", SECRET_KEY);
     assert!(strict.ping().await.is_err(), "an untrusted certificate is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keys_of_many_accounts_spread_evenly_over_every_node_of_a_cluster() {
+    let prefix = unique_prefix("store-spread");
+    let store = open_redis_cluster(&redis_cluster_url(), &prefix, SECRET_KEY);
+    let accounts: Vec<AccountId> =
+        (0..1200).map(|n| account(&format!("dbid:AA{n:04}-spread-{n:x}"))).collect();
+    for id in &accounts {
+        store.save_tokens(id, &tokens("t")).await.expect("save");
+    }
+    store.enqueue(&accounts).await.expect("enqueue");
+    assert_eq!(store.queued().await.expect("queued").len(), accounts.len());
+
+    // Each node is asked on its own: what a node holds, it holds alone.
+    let mut linked_per_node = Vec::new();
+    for url in redis_cluster_url().split(',') {
+        let client = redis::Client::open(url).expect("a node's URL");
+        let mut node = client.get_multiplexed_async_connection().await.expect("the node");
+        let tokens_hashes = keys_on_node(&mut node, &format!("{prefix}{{s*}}:tokens")).await;
+        let mut linked = 0;
+        for hash in &tokens_hashes {
+            linked += node.hlen::<_, usize>(hash).await.expect("hlen");
+        }
+        let generations = keys_on_node(&mut node, &format!("{prefix}{{s*}}:gen:*")).await;
+        assert_eq!(generations.len(), linked, "each account's own keys sit with its shard's");
+        linked_per_node.push(linked);
+    }
+    assert_eq!(linked_per_node.iter().sum::<usize>(), accounts.len(), "{linked_per_node:?}");
+    // Within 15% of an even third each.
+    for linked in &linked_per_node {
+        assert!((340..=460).contains(linked), "{linked_per_node:?}");
+    }
+}
+
+/// The keys on one node matching `pattern` (`SCAN` of that node alone).
+async fn keys_on_node(node: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(node)
+            .await
+            .expect("scan");
+        keys.extend(page);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
 }

@@ -528,6 +528,30 @@ async fn a_cluster_node_restarted_holds_up_only_its_own_accounts_which_resume_wh
     assert!(exit_of(&mut processes.0[0]).await.success(), "a clean exit on SIGTERM");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_whose_shard_count_differs_from_the_keys_stops_at_once_naming_the_setting() {
+    let world = TestApp::on(Backend::Redis, "processes-other-shards").await;
+    world.store.ping().await.expect("the app's store lays its keys out");
+    for subcommand in ["worker", "web"] {
+        let mut command = markdrop(subcommand, Some(world.dropbox.url()));
+        let mut process = on_world_store(&mut command, &world)
+            .env("REDIS_SHARDS", "16")
+            .env("PORT", "0")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start markdrop");
+        let status = exit_of(&mut process).await;
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut process.stderr.take().expect("piped"), &mut stderr)
+            .expect("stderr");
+        assert_eq!(status.code(), Some(1), "{subcommand}: {stderr}");
+        assert!(
+            stderr.contains("laid out in shards=1024 but REDIS_SHARDS asks for 16"),
+            "{subcommand} says what to set: {stderr}"
+        );
+    }
+}
+
 /// The tests that run `markdrop` processes on a shared store, on one Redis and on a cluster.
 macro_rules! on_each_redis {
     ($($name:ident),* $(,)?) => {

@@ -141,7 +141,7 @@ impl RedisStore {
         let found: Option<String> = connection.get(self.keys.layout()).await?;
         match found {
             Some(found) if found == wanted => Ok(()),
-            Some(found) => Err(StoreError::new(anyhow::anyhow!(
+            Some(found) => Err(StoreError::laid_out_otherwise(format!(
                 "the keys under this REDIS_KEY_PREFIX are laid out in {found} but REDIS_SHARDS asks for {}; set REDIS_SHARDS to the deployment's number",
                 self.keys.shard_count()
             ))),
@@ -149,9 +149,9 @@ impl RedisStore {
                 let before_shards: bool =
                     connection.exists(format!("{}tokens", self.keys.prefix())).await?;
                 if before_shards {
-                    return Err(StoreError::new(anyhow::anyhow!(
-                        "the keys under this REDIS_KEY_PREFIX are laid out as before shards; stop every process and run `markdrop migrate` (docs/OPERATIONS.md)"
-                    )));
+                    return Err(StoreError::laid_out_otherwise(
+                        "the keys under this REDIS_KEY_PREFIX are laid out as before shards; stop every process and run `markdrop migrate` (docs/OPERATIONS.md §2)".to_owned(),
+                    ));
                 }
                 // Two processes starting at once agree: the second one reads the first's.
                 let _: bool = connection.set_nx(self.keys.layout(), &wanted).await?;
@@ -159,7 +159,7 @@ impl RedisStore {
                 if found.as_deref() == Some(wanted.as_str()) {
                     Ok(())
                 } else {
-                    Err(StoreError::new(anyhow::anyhow!(
+                    Err(StoreError::laid_out_otherwise(format!(
                         "another process laid the keys out otherwise ({found:?}) while this one started"
                     )))
                 }
