@@ -14,7 +14,10 @@
 //!    theme; measured from just before the webhook until every page of it has the new look.
 //!
 //! `SYNC_BENCH_LATENCY_MS` makes the emulator take that long to answer every call, as Dropbox
-//! does over the internet (loopback answers in microseconds).
+//! does over the internet (loopback answers in microseconds). `SYNC_BENCH_CLUSTER=1` runs on
+//! the Redis Cluster `MARKDROP_TEST_REDIS_CLUSTER_URL` names (`bench/sync` starts three
+//! masters) instead of one Redis; Redis CPU is then the sum over its nodes, and the report says
+//! how the run's keys and memory spread over them.
 //!
 //! The worker is the real `markdrop worker` binary in a process of its own, so its peak RSS
 //! (`VmHWM`) and CPU time are its alone. The Dropbox emulator and the web app run in this
@@ -111,17 +114,16 @@ fn main() {
 }
 
 async fn run(config: &Config) -> String {
-    let redis_url = std::env::var("MARKDROP_TEST_REDIS_URL").expect(
-        "MARKDROP_TEST_REDIS_URL is not set: run bench/sync (or scripts/test), which starts Redis",
-    );
+    let redis = Redis::from_env();
     let prefix = format!("bench:sync:{}:{}:", std::process::id(), nanos());
-    let mut world = World::start(config, &redis_url, &prefix).await;
+    let mut world = World::start(config, redis, &prefix).await;
     let mut worker = WorkerProcess::start(&world);
     world.wait_until_worker_listens(&mut worker).await;
     let saving_tokens = world.save_tokens().await;
 
     let convergence = world.converge(config, &worker).await;
     world.check_every_note(config);
+    let spread = world.spread().await;
     let latency = world.single_changes(config, &worker, Change::Edit).await;
     let new_notes = world.single_changes(config, &worker, Change::NewNote).await;
     let restyle = world.restyle(config).await;
@@ -133,6 +135,8 @@ async fn run(config: &Config) -> String {
 
     let report = Report {
         config,
+        redis: &world.redis,
+        spread,
         saving_tokens,
         convergence,
         latency,
@@ -169,12 +173,77 @@ impl Change {
     }
 }
 
+/// The Redis the benchmark runs on: one server, or a cluster's nodes.
+struct Redis {
+    /// `REDIS_URL` as markdrop takes it: one URL, or the cluster's nodes comma-separated.
+    url: String,
+    cluster: bool,
+}
+
+impl Redis {
+    fn from_env() -> Redis {
+        let cluster = std::env::var("SYNC_BENCH_CLUSTER").is_ok_and(|value| value == "1");
+        let var =
+            if cluster { "MARKDROP_TEST_REDIS_CLUSTER_URL" } else { "MARKDROP_TEST_REDIS_URL" };
+        let url = std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run bench/sync (or scripts/test), which starts Redis")
+        });
+        Redis { url, cluster }
+    }
+
+    fn settings(&self, prefix: &str) -> StoreSettings {
+        if self.cluster {
+            StoreSettings::redis_cluster(&self.url, prefix)
+        } else {
+            StoreSettings::redis(&self.url, prefix)
+        }
+    }
+
+    /// A connection to each server, for what is asked of each one (CPU, memory, keys).
+    async fn nodes(&self) -> Vec<redis::aio::MultiplexedConnection> {
+        let mut nodes = Vec::new();
+        for url in self.url.split(',') {
+            let client = redis::Client::open(url).expect("a Redis URL");
+            nodes.push(client.get_multiplexed_async_connection().await.expect("connect to Redis"));
+        }
+        nodes
+    }
+}
+
+/// One Redis server's part of a run.
+struct NodeShare {
+    /// The run's keys it holds.
+    keys: usize,
+    /// `used_memory`: everything it holds, the run's keys and any other.
+    used_memory: u64,
+}
+
+/// The keys on one server matching `pattern` (on a cluster node, that node's alone).
+async fn keys_on(node: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(node)
+            .await
+            .expect("SCAN");
+        keys.extend(page);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
 /// The emulator, the web app and the store, all in this process.
 struct World {
     dropbox: RunningEmulator,
     store: Store,
-    redis: redis::Client,
-    redis_url: String,
+    redis: Redis,
     prefix: String,
     webhook_url: String,
     http: reqwest::Client,
@@ -185,18 +254,15 @@ struct World {
 }
 
 impl World {
-    async fn start(config: &Config, redis_url: &str, prefix: &str) -> World {
+    async fn start(config: &Config, redis: Redis, prefix: &str) -> World {
         let mut emulator_config = EmulatorConfig::new(APP_KEY, APP_SECRET);
         emulator_config.latency = config.latency;
         let dropbox = Emulator::new(emulator_config).start(0).await.expect("start the emulator");
-        let store = Store::open(
-            &StoreSettings::redis(redis_url, prefix),
-            &SecretString::from(SECRET_KEY.to_owned()),
-        )
-        .expect("a store on MARKDROP_TEST_REDIS_URL");
-        let app =
-            Application::build(&web_settings(dropbox.url(), redis_url, prefix), store.clone())
-                .expect("build the web app");
+        let store =
+            Store::open(&redis.settings(prefix), &SecretString::from(SECRET_KEY.to_owned()))
+                .expect("a store on the benchmark's Redis");
+        let app = Application::build(&web_settings(dropbox.url(), &redis, prefix), store.clone())
+            .expect("build the web app");
         let webhook_url = format!("http://127.0.0.1:{}/webhook", app.port());
         tokio::spawn(app.run_until_stopped());
 
@@ -215,8 +281,7 @@ impl World {
         World {
             dropbox,
             store,
-            redis: redis::Client::open(redis_url).expect("a Redis URL"),
-            redis_url: redis_url.to_owned(),
+            redis,
             prefix: prefix.to_owned(),
             webhook_url,
             http: reqwest::Client::new(),
@@ -253,15 +318,19 @@ impl World {
     /// `<prefix>wake` (src/store/redis/mod.rs) is the sign; it logs nothing at `warn`.
     async fn wait_until_worker_listens(&self, worker: &mut WorkerProcess) {
         let channel = format!("{}wake", self.prefix);
-        let mut redis = self.redis().await;
         let start = Instant::now();
         loop {
-            let (_, subscribers): (String, u64) = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channel)
-                .query_async(&mut redis)
-                .await
-                .expect("PUBSUB NUMSUB");
+            // A cluster node counts only the subscribers connected to it.
+            let mut subscribers = 0;
+            for mut node in self.redis.nodes().await {
+                let (_, here): (String, u64) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&channel)
+                    .query_async(&mut node)
+                    .await
+                    .expect("PUBSUB NUMSUB");
+                subscribers += here;
+            }
             if subscribers > 0 {
                 return;
             }
@@ -275,48 +344,47 @@ impl World {
 
     /// Deletes every key of this run, so runs against a long-lived Redis do not pile up.
     async fn delete_keys(&self) {
-        let mut redis = self.redis().await;
-        let pattern = format!("{}*", self.prefix);
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut redis)
-                .await
-                .expect("SCAN");
-            if !keys.is_empty() {
+        for mut node in self.redis.nodes().await {
+            for key in keys_on(&mut node, &format!("{}*", self.prefix)).await {
+                // One at a time: a cluster node refuses a call on keys of several slots.
                 let _: u64 =
-                    redis::cmd("UNLINK").arg(&keys).query_async(&mut redis).await.expect("UNLINK");
+                    redis::cmd("UNLINK").arg(&key).query_async(&mut node).await.expect("UNLINK");
             }
-            if next == 0 {
-                return;
-            }
-            cursor = next;
         }
     }
 
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        self.redis.get_multiplexed_async_connection().await.expect("connect to Redis")
+    /// Redis's own CPU time so far (`INFO cpu`), over every node.
+    async fn redis_cpu(&self) -> Duration {
+        let mut total = Duration::ZERO;
+        for mut node in self.redis.nodes().await {
+            let info: String =
+                redis::cmd("INFO").arg("cpu").query_async(&mut node).await.expect("INFO cpu");
+            let seconds: f64 = info
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .filter(|(key, _)| matches!(*key, "used_cpu_sys" | "used_cpu_user"))
+                .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+                .sum();
+            total += Duration::from_secs_f64(seconds);
+        }
+        total
     }
 
-    /// Redis's own CPU time so far (`INFO cpu`).
-    async fn redis_cpu(&self) -> Duration {
-        let info: String = redis::cmd("INFO")
-            .arg("cpu")
-            .query_async(&mut self.redis().await)
-            .await
-            .expect("INFO cpu");
-        let seconds: f64 = info
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .filter(|(key, _)| matches!(*key, "used_cpu_sys" | "used_cpu_user"))
-            .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
-            .sum();
-        Duration::from_secs_f64(seconds)
+    /// How this run's keys and each node's memory lie over the nodes, after convergence.
+    async fn spread(&self) -> Vec<NodeShare> {
+        let mut shares = Vec::new();
+        for mut node in self.redis.nodes().await {
+            let keys = keys_on(&mut node, &format!("{}*", self.prefix)).await.len();
+            let info: String =
+                redis::cmd("INFO").arg("memory").query_async(&mut node).await.expect("INFO");
+            let used_memory = info
+                .lines()
+                .find_map(|line| line.strip_prefix("used_memory:"))
+                .and_then(|bytes| bytes.trim().parse().ok())
+                .unwrap_or(0);
+            shares.push(NodeShare { keys, used_memory });
+        }
+        shares
     }
 
     /// Phase 1: links every account at once and waits until every note has its `.html`.
@@ -527,14 +595,15 @@ impl World {
     }
 }
 
-fn web_settings(dropbox: &url::Url, redis_url: &str, prefix: &str) -> Settings {
+fn web_settings(dropbox: &url::Url, redis: &Redis, prefix: &str) -> Settings {
     let vars = [
+        ("REDIS_CLUSTER", redis.cluster.to_string()),
         ("DROPBOX_APP_KEY", APP_KEY.to_owned()),
         ("DROPBOX_APP_SECRET", APP_SECRET.to_owned()),
         ("SECRET_KEY", SECRET_KEY.to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("PORT", "0".to_owned()),
-        ("REDIS_URL", redis_url.to_owned()),
+        ("REDIS_URL", redis.url.clone()),
         ("REDIS_KEY_PREFIX", prefix.to_owned()),
         ("DROPBOX_API_URL", dropbox.to_string()),
         ("DROPBOX_CONTENT_URL", dropbox.to_string()),
@@ -566,7 +635,8 @@ impl WorkerProcess {
             .env("DROPBOX_APP_KEY", APP_KEY)
             .env("DROPBOX_APP_SECRET", APP_SECRET)
             .env("SECRET_KEY", SECRET_KEY)
-            .env("REDIS_URL", &world.redis_url)
+            .env("REDIS_URL", &world.redis.url)
+            .env("REDIS_CLUSTER", world.redis.cluster.to_string())
             .env("REDIS_KEY_PREFIX", &world.prefix)
             .env("DROPBOX_API_URL", &dropbox)
             .env("DROPBOX_CONTENT_URL", &dropbox)
@@ -779,6 +849,9 @@ struct Restyle {
 
 struct Report<'a> {
     config: &'a Config,
+    redis: &'a Redis,
+    /// Each Redis server's part, after convergence.
+    spread: Vec<NodeShare>,
     /// Saving every account's tokens, before the clock starts.
     saving_tokens: Duration,
     convergence: Convergence,
@@ -826,12 +899,16 @@ impl Report<'_> {
         let _ = writeln!(out, "{}\n", machine(cores));
         let _ = writeln!(
             out,
-            "{} accounts × {} notes ({} notes of {:.1} KB on average); worker `WORKER_ACCOUNTS` = {}; \
+            "{} accounts × {} notes ({} notes of {:.1} KB on average) on {}; worker `WORKER_ACCOUNTS` = {}; \
              {} latency samples, {} new notes; the emulator answers each call after {} ms.\n",
             config.accounts,
             config.files,
             files,
             c.note_bytes as f64 / 1000.0,
+            match self.redis.cluster {
+                true => format!("a Redis Cluster of {} masters", self.spread.len()),
+                false => "one Redis".to_owned(),
+            },
             self.worker_accounts,
             config.samples,
             self.new_notes.samples.len(),
@@ -954,7 +1031,23 @@ impl Report<'_> {
             ms(c.polling),
             share(c.during.bench)
         );
-        let _ = writeln!(out, "| Redis | {}", share(c.during.redis));
+        let _ = writeln!(out, "| Redis (every node) | {}", share(c.during.redis));
+        if self.redis.cluster {
+            let keys: usize = self.spread.iter().map(|node| node.keys).sum();
+            let _ = writeln!(out, "\nThe run's {keys} keys over the nodes, after converging:\n");
+            let _ = writeln!(out, "| node | keys | share | `used_memory` |");
+            let _ = writeln!(out, "|---|---|---|---|");
+            for (n, node) in self.spread.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.1}% | {:.1} MiB |",
+                    n + 1,
+                    node.keys,
+                    node.keys as f64 * 100.0 / keys.max(1) as f64,
+                    node.used_memory as f64 / (1024.0 * 1024.0)
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "\nWhile sampling latency: worker {:.1} ms, this process {:.1} ms, Redis {:.1} ms of CPU per change \
