@@ -479,17 +479,24 @@ fn redis_settings(
     tls_insecure: bool,
     cluster: bool,
 ) -> Result<RedisSettings, ConfigError> {
-    let urls = urls
-        .split(',')
-        .map(|url| redis_url(url.to_owned(), tls_insecure))
-        .collect::<Result<Vec<_>, _>>()?;
-    if urls.len() > 1 && !cluster {
-        return Err(ConfigError::Invalid {
-            var: "REDIS_URL",
-            reason: "several URLs name the nodes of a Redis Cluster; set REDIS_CLUSTER=true too"
-                .to_owned(),
-        });
-    }
+    // Only a cluster's URL is a list: one Redis's password may hold a comma.
+    let urls = if cluster {
+        urls.split(',').map(|url| redis_url(url.to_owned(), tls_insecure)).collect()
+    } else {
+        redis_url(urls.to_owned(), tls_insecure).map(|url| vec![url]).map_err(|error| {
+            let several = urls.contains(',')
+                && urls.split(',').all(|url| redis_url(url.to_owned(), false).is_ok());
+            match several {
+                true => ConfigError::Invalid {
+                    var: "REDIS_URL",
+                    reason:
+                        "several URLs name the nodes of a Redis Cluster; set REDIS_CLUSTER=true too"
+                            .to_owned(),
+                },
+                false => error,
+            }
+        })
+    }?;
     let key_prefix = env.get("REDIS_KEY_PREFIX").unwrap_or_default();
     if key_prefix.contains(['{', '}']) {
         return Err(ConfigError::Invalid {
@@ -707,6 +714,8 @@ mod tests {
         assert_eq!(cluster.shards.get(), DEFAULT_SHARDS);
         let error = redis(&[("REDIS_URL", nodes)]).expect_err("several URLs need REDIS_CLUSTER");
         assert!(error.to_string().contains("REDIS_CLUSTER=true"), "{error}");
+        let comma = redis(&[("REDIS_URL", "redis://:pass,word@cache:6379")]).expect("one URL");
+        assert_eq!(comma.urls.len(), 1, "a password may hold a comma");
         let one = [("REDIS_URL", "redis://cache:6379")];
         let shards = |value| redis(&[one[0], ("REDIS_SHARDS", value)]);
         assert_eq!(shards("16").expect("valid").shards.get(), 16);

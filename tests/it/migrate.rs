@@ -154,6 +154,25 @@ async fn migration_refuses_while_an_old_lease_is_held_and_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_refuses_while_an_idle_old_worker_waits_for_work_and_writes_nothing() {
+    let target = Target::Single;
+    let (old, new) = prefixes("migrate-listening");
+    let mut raw = target.raw().await;
+    Fixture::load(&mut raw, &old).await;
+    // An old worker between passes: no lease, but subscribed to its wake-ups.
+    let client = redis::Client::open(redis_url()).expect("a Redis URL");
+    let mut idle_worker = client.get_async_pubsub().await.expect("a pub/sub connection");
+    idle_worker.subscribe(format!("{old}wake")).await.expect("subscribe");
+
+    let run = target.migrate(&new, &["--from-prefix", &old]).await;
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("1 markdrop processes still wait for work"), "{run:?}");
+    assert!(run.stderr.contains("stop every `web` and `worker` process"), "{run:?}");
+    assert_eq!(raw.keys(&new).await, Vec::<String>::new(), "nothing written under the new prefix");
+    drop(idle_worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_in_place_keeps_the_metrics_once_and_lets_processes_start_again() {
     let target = Target::Single;
     let prefix = unique_prefix("migrate-in-place");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use secrecy::ExposeSecret;
 
@@ -85,6 +86,14 @@ impl Endpoint {
         client.get_async_pubsub().await
     }
 
+    /// A client for each server named in `REDIS_URL`, for what must be asked of each.
+    pub fn nodes(&self) -> &[redis::Client] {
+        match self {
+            Endpoint::Single(client) => std::slice::from_ref(client),
+            Endpoint::Cluster { nodes, .. } => nodes,
+        }
+    }
+
     pub fn is_cluster(&self) -> bool {
         matches!(self, Endpoint::Cluster { .. })
     }
@@ -95,6 +104,23 @@ impl Endpoint {
 pub enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Whether Redis answers: on a cluster, any one primary, since the others' slots serve on
+    /// while one is down (a cluster-wide PING would fail with it).
+    pub async fn ping(&mut self) -> redis::RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Connection::Single(connection) => {
+                ping.query_async::<String>(connection).await.map(drop)
+            }
+            Connection::Cluster(connection) => {
+                let random = SingleNodeRoutingInfo::RandomPrimary;
+                connection.route_command(&ping, RoutingInfo::SingleNode(random)).await.map(drop)
+            }
+        }
+    }
 }
 
 impl ConnectionLike for Connection {

@@ -124,6 +124,14 @@ pub enum MigrateError {
     )]
     StillRunning { held: usize, wait_secs: u64 },
     #[error(
+        "{listening} markdrop processes still wait for work under the old keys: stop every `web` and `worker` process and run `markdrop migrate` again"
+    )]
+    StillListening { listening: u64 },
+    #[error(
+        "the old hashes hold {not_accounts} fields that are not account ids, so they may not be markdrop's alone; the old keys were not deleted: check them and delete them by hand"
+    )]
+    NotOnlyMarkdrop { not_accounts: usize },
+    #[error(
         "{missing} accounts are missing from the new keys after the copy (first: {first}); the layout is not marked as migrated, run `markdrop migrate` again"
     )]
     Incomplete { missing: usize, first: AccountId },
@@ -151,7 +159,8 @@ pub async fn migrate(
     let keys = Keys::new(&settings.key_prefix, settings.shards);
     let old = OldKeys { prefix: from_prefix.to_owned() };
     // Not `RedisStore::connection`: its layout check refuses exactly the keys moved here.
-    let mut connection = Endpoint::new(settings).map_err(StoreError::from)?.connect().await?;
+    let endpoint = Endpoint::new(settings).map_err(StoreError::from)?;
+    let mut connection = endpoint.connect().await?;
     let already_migrated = match connection.get::<_, Option<String>>(keys.layout()).await? {
         None => false,
         Some(found) if found == keys.layout_marker() => true,
@@ -161,6 +170,7 @@ pub async fn migrate(
     };
     let (accounts, not_accounts) = old_accounts(&mut connection, &old).await?;
     refuse_if_leased(&connection, &old, &accounts).await?;
+    refuse_if_listening(&endpoint, &old).await?;
 
     let copy = !already_migrated;
     let moved: Vec<Moved> = futures_util::stream::iter(&accounts)
@@ -199,6 +209,9 @@ pub async fn migrate(
     }
 
     if delete_old {
+        if not_accounts > 0 {
+            return Err(MigrateError::NotOnlyMarkdrop { not_accounts });
+        }
         report.old_keys_deleted =
             Some(delete_old_keys(&connection, &old, &accounts, old.prefix != keys.prefix()).await?);
     }
@@ -270,6 +283,24 @@ async fn scan_members(
 
 /// A lease under the old keys means a process of the old layout is still working: copying
 /// now would miss what it writes next.
+/// Refuses while a process of the old layout is idle but running: an old worker holds no
+/// lease between passes, but it listens on the old wake-up channel. Each node `REDIS_URL`
+/// names is asked, since a node counts only its own subscribers.
+async fn refuse_if_listening(endpoint: &Endpoint, old: &OldKeys) -> Result<(), MigrateError> {
+    let channel = format!("{}wake", old.prefix);
+    let mut listening = 0;
+    for node in endpoint.nodes() {
+        let mut connection = node.get_multiplexed_async_connection().await?;
+        let (_, here): (String, u64) =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(&channel).query_async(&mut connection).await?;
+        listening += here;
+    }
+    match listening {
+        0 => Ok(()),
+        listening => Err(MigrateError::StillListening { listening }),
+    }
+}
+
 async fn refuse_if_leased(
     connection: &Connection,
     old: &OldKeys,
@@ -494,8 +525,9 @@ async fn delete_old_keys(
     Ok(per_account.iter().sum::<usize>() + unlink_each(&mut connection, &doomed).await?)
 }
 
-/// `UNLINK` of each key on its own, so no command spans two cluster slots whatever the old
-/// prefix was. Returns how many existed.
+/// `UNLINK` of each key on its own, in one pipeline. On a cluster a pipeline must stay in one
+/// slot: the old keys are, since the old layout ran on a cluster only under a hash-tagged
+/// prefix. Returns how many existed.
 async fn unlink_each(connection: &mut Connection, keys: &[String]) -> Result<usize, MigrateError> {
     let mut pipe = redis::pipe();
     for key in keys {

@@ -38,7 +38,7 @@ mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script};
@@ -56,9 +56,18 @@ use crate::config::RedisSettings;
 /// Calls to different shards in flight at once, for the calls that ask every shard (the
 /// claim's look at shards it has not heard from, the queue's size).
 const SHARDS_IN_FLIGHT: usize = 64;
-/// How long a claim waits for the shards it asks; a healthy Redis answers a thousand in
-/// milliseconds.
-const ASK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a claim starts new batches of questions for, and then tries the due shards for: a
+/// healthy Redis answers a thousand questions in milliseconds, and the two together stay well
+/// within the store's call deadline (2 s).
+const ASK_BUDGET: Duration = Duration::from_millis(500);
+const CLAIMS_BUDGET: Duration = Duration::from_millis(500);
+/// Shards asked in one batch, and at once.
+const ASK_BATCH: usize = 128;
+const ASK_IN_FLIGHT: usize = 16;
+/// How long after a layout check that got no answer it is tried again.
+const LAYOUT_RETRY: Duration = Duration::from_secs(5);
+/// How long one shard may take to answer a claim's question or script.
+const SHARD_DEADLINE: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -70,6 +79,29 @@ pub struct RedisStore {
     keys: Keys,
     scripts: Arc<Scripts>,
     schedule: Arc<ShardSchedule>,
+    layout: Arc<LayoutCheck>,
+}
+
+/// Whether the keys are known to be laid out as this process lays them out.
+#[derive(Default)]
+struct LayoutCheck {
+    checked: std::sync::atomic::AtomicBool,
+    /// When the check was last tried without an answer.
+    tried_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl LayoutCheck {
+    /// Whether to try the check now: not again within [`LAYOUT_RETRY`] of a try that got no
+    /// answer, so calls to the other shards are not each held up by it.
+    fn due(&self) -> bool {
+        let mut tried_at = self.tried_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if tried_at.is_some_and(|tried| now.duration_since(tried) < LAYOUT_RETRY) {
+            return false;
+        }
+        *tried_at = Some(now);
+        true
+    }
 }
 
 /// The Lua scripts, each sent once and then called by its SHA1.
@@ -115,23 +147,32 @@ impl RedisStore {
             endpoint: Arc::new(Endpoint::new(settings)?),
             connection: Arc::new(OnceCell::new()),
             schedule: Arc::new(ShardSchedule::new(usize::from(settings.shards.get()))),
+            layout: Arc::new(LayoutCheck::default()),
             keys,
             scripts: Arc::new(Scripts::new()),
         })
     }
 
-    /// The shared connection, made now if it does not exist yet; it is kept only once the
-    /// keys it will meet are known to be laid out as this process lays them out.
+    /// The shared connection, made now if it does not exist yet. Until the keys are known to
+    /// be laid out as this process lays them out, each call checks first; keys laid out
+    /// otherwise fail it. A layout key out of reach (its cluster node is down) is no reason to
+    /// hold up the other shards: the check is made again, at most every [`LAYOUT_RETRY`].
     async fn connection(&self) -> Result<Connection, StoreError> {
         let connection = self
             .connection
-            .get_or_try_init(|| async {
-                let mut connection = self.endpoint.connect().await?;
-                self.check_layout(&mut connection).await?;
-                Ok::<_, StoreError>(connection)
-            })
-            .await?;
-        Ok(connection.clone())
+            .get_or_try_init(|| async { Ok::<_, StoreError>(self.endpoint.connect().await?) })
+            .await?
+            .clone();
+        if !self.layout.checked.load(std::sync::atomic::Ordering::Acquire) && self.layout.due() {
+            let mut checking = connection.clone();
+            let check = tokio::time::timeout(SHARD_DEADLINE, self.check_layout(&mut checking));
+            match check.await.unwrap_or_else(|_| Err(no_answer())) {
+                Ok(()) => self.layout.checked.store(true, std::sync::atomic::Ordering::Release),
+                Err(error) if error.is_laid_out_otherwise() => return Err(error),
+                Err(_) => {}
+            }
+        }
+        Ok(connection)
     }
 
     /// Refuses keys laid out otherwise: by another `REDIS_SHARDS`, or before shards (they need
@@ -146,9 +187,7 @@ impl RedisStore {
                 self.keys.shard_count()
             ))),
             None => {
-                let before_shards: bool =
-                    connection.exists(format!("{}tokens", self.keys.prefix())).await?;
-                if before_shards {
+                if self.laid_out_before_shards(connection).await? {
                     return Err(StoreError::laid_out_otherwise(
                         "the keys under this REDIS_KEY_PREFIX are laid out as before shards; stop every process and run `markdrop migrate` (docs/OPERATIONS.md §2)".to_owned(),
                     ));
@@ -165,6 +204,22 @@ impl RedisStore {
                 }
             }
         }
+    }
+
+    /// Whether the keys under the prefix are markdrop's from before shards: a `tokens` hash of
+    /// account ids right after the prefix (another program's `tokens` key is not taken for it).
+    async fn laid_out_before_shards(
+        &self,
+        connection: &mut Connection,
+    ) -> Result<bool, StoreError> {
+        let tokens = format!("{}tokens", self.keys.prefix());
+        let kind: String = redis::cmd("TYPE").arg(&tokens).query_async(connection).await?;
+        if kind != "hash" {
+            return Ok(false);
+        }
+        let field: Option<String> =
+            redis::cmd("HRANDFIELD").arg(&tokens).query_async(connection).await?;
+        Ok(field.is_some_and(|field| AccountId::parse(&field).is_ok()))
     }
 
     /// `HSET hash account value`: the per-account fields of the shard's hashes (tokens, names,
@@ -232,7 +287,9 @@ impl RedisStore {
 
     /// Every queued account, soonest due first.
     pub(super) async fn queued(&self) -> Result<Vec<AccountId>, StoreError> {
-        let calls = self.keys.all_shards().map(|shard| self.queued_in(shard)).collect();
+        let connection = self.connection().await?;
+        let calls =
+            self.keys.all_shards().map(|shard| self.queued_in(connection.clone(), shard)).collect();
         let mut queued = Vec::new();
         for members in in_flight(calls).await {
             queued.extend(members?);
@@ -241,8 +298,11 @@ impl RedisStore {
         Ok(queued.iter().filter_map(|(member, _)| AccountId::parse(member).ok()).collect())
     }
 
-    async fn queued_in(&self, shard: Shard) -> Result<Scored, StoreError> {
-        let mut connection = self.connection().await?;
+    async fn queued_in(
+        &self,
+        mut connection: Connection,
+        shard: Shard,
+    ) -> Result<Scored, StoreError> {
         Ok(connection.zrange_withscores(self.keys.ready(shard), 0, -1).await?)
     }
 
@@ -350,115 +410,115 @@ impl RedisStore {
             .zadd(keys.ready(shard), account.as_str(), now_ms)
             .query_async::<()>(&mut connection)
             .await?;
-        // The wake-up tells idle workers. Not in the transaction: a cluster client sends a
-        // transaction to one slot's node, and PUBLISH has no key to place it.
-        let _: i64 = connection.publish(keys.wake(), shard.to_string()).await?;
         self.schedule.due_by(shard, now_ms);
+        // The wake-up tells idle workers. Not in the transaction: a cluster client sends a
+        // transaction to one slot's node, and PUBLISH has no key to place it. The restart is
+        // made whatever becomes of it: a worker finds the account within its refresh anyway.
+        let published: Result<i64, _> = connection.publish(keys.wake(), shard.to_string()).await;
+        if let Err(error) = published {
+            tracing::warn!(error = %crate::telemetry::error_chain(&error), "a restart's wake-up was not sent; workers find the account within seconds");
+        }
         Ok(())
     }
 
     /// Takes a due account whose lease is free from the shards whose work is due, round robin
-    /// ([`schedule`]), after asking the shards this process has not heard from lately.
+    /// ([`schedule`]), after asking the shards whose knowledge ran out.
     ///
-    /// A shard that does not answer (its cluster node is down) is left for [`schedule::REFRESH`]
-    /// while the others go on; only when no shard answers at all is the claim an error.
+    /// A shard that does not answer (its cluster node is down or slow) is left alone for
+    /// [`schedule::QUIET`] while the others go on; only when no shard answers at all is the
+    /// claim an error. Every wait is bounded, so a claim ends well within the store's call
+    /// deadline and a claim script is never cut off by it.
     pub(super) async fn claim(
         &self,
         lease_ttl_ms: u64,
         now_ms: u64,
     ) -> Result<ClaimOutcome<StoredClaim>, StoreError> {
         let mut unanswered = Unanswered::default();
-        // Work known to be due first: asking the other shards may wait on a node that is down.
-        if let Some(claim) = self.claim_due(lease_ttl_ms, now_ms, &mut unanswered).await {
-            unanswered.report();
-            return Ok(ClaimOutcome::Claimed(claim));
-        }
-        let stale = self.schedule.stale(Instant::now());
-        if !stale.is_empty() {
-            self.ask(stale, &mut unanswered).await;
-            if let Some(claim) = self.claim_due(lease_ttl_ms, now_ms, &mut unanswered).await {
-                unanswered.report();
-                return Ok(ClaimOutcome::Claimed(claim));
+        let connection = self.connection().await?;
+        // Whole batches, never a question cut off half way: the cluster client copes badly
+        // with calls dropped while a node is down.
+        let asking = Instant::now();
+        loop {
+            let mut stale = self.schedule.stale(Instant::now());
+            if stale.is_empty() || asking.elapsed() >= ASK_BUDGET {
+                break;
             }
+            stale.truncate(ASK_BATCH);
+            self.ask(&connection, stale, &mut unanswered).await;
         }
-        unanswered.into_result()?;
-        Ok(ClaimOutcome::NothingDue { next_due_in_ms: self.schedule.next_due_in(now_ms) })
-    }
-
-    /// Runs the claim script on the shards whose work is due, in the schedule's order, until
-    /// one gives an account.
-    async fn claim_due(
-        &self,
-        lease_ttl_ms: u64,
-        now_ms: u64,
-        unanswered: &mut Unanswered,
-    ) -> Option<StoredClaim> {
-        for shard in self.schedule.due(now_ms) {
+        let started = Instant::now();
+        for shard in self.schedule.due(now_ms, started) {
+            if started.elapsed() >= CLAIMS_BUDGET {
+                break;
+            }
             let asked_at = Instant::now();
-            match self.claim_in(shard, lease_ttl_ms, now_ms).await {
+            let claimed =
+                tokio::time::timeout(SHARD_DEADLINE, self.claim_in(shard, lease_ttl_ms, now_ms));
+            match claimed.await.unwrap_or_else(|_| Err(no_answer())) {
                 Ok(ShardClaim::Claimed(claim)) => {
                     self.schedule.claimed_from(shard);
-                    return Some(claim);
+                    unanswered.report();
+                    return Ok(ClaimOutcome::Claimed(claim));
                 }
                 Ok(ShardClaim::NextDueAt(due_at)) => {
                     unanswered.answered += 1;
                     self.schedule.answered(shard, due_at, asked_at);
                 }
+                // A claim script cut off by the deadline may have run: the lease it took runs
+                // out after its TTL, and the account is claimed then.
                 Err(error) => {
                     unanswered.failed(error);
-                    self.schedule.answered(shard, None, asked_at);
+                    self.schedule.unanswered(shard, Instant::now());
                 }
             }
         }
-        None
+        unanswered.into_result()?;
+        // Shards left to ask (the budget ran out) are asked at once by the next claim.
+        let next_due_in_ms = match self.schedule.stale(Instant::now()).is_empty() {
+            true => self.schedule.next_due_in(now_ms),
+            false => Some(0),
+        };
+        Ok(ClaimOutcome::NothingDue { next_due_in_ms })
     }
 
-    /// Asks each of `shards` when its soonest work is due, all at once. Shards that have not
-    /// answered within [`ASK_DEADLINE`] count as failed: a node that is down may take the
-    /// cluster client's retries to give up, and the claim is not held up that long.
-    async fn ask(&self, shards: Vec<Shard>, unanswered: &mut Unanswered) {
-        let asked_at = Instant::now();
-        let deadline = tokio::time::Instant::now() + ASK_DEADLINE;
-        let mut waiting: std::collections::HashSet<Shard> = shards.iter().copied().collect();
-        let calls: Vec<_> = shards.into_iter().map(|shard| self.soonest_in(shard)).collect();
-        let mut answers = futures_util::stream::iter(calls).buffer_unordered(SHARDS_IN_FLIGHT);
-        while let Ok(Some((shard, answer))) =
-            tokio::time::timeout_at(deadline, answers.next()).await
-        {
-            waiting.remove(&shard);
+    /// Asks each of `shards` when its soonest work is due, [`ASK_IN_FLIGHT`] at a time.
+    async fn ask(&self, connection: &Connection, shards: Vec<Shard>, unanswered: &mut Unanswered) {
+        let calls: Vec<_> =
+            shards.into_iter().map(|shard| self.soonest_in(connection.clone(), shard)).collect();
+        let answers: Vec<_> =
+            futures_util::stream::iter(calls).buffer_unordered(ASK_IN_FLIGHT).collect().await;
+        for (shard, asked_at, answer) in answers {
             match answer {
                 Ok(due_at) => {
                     unanswered.answered += 1;
                     self.schedule.answered(shard, due_at, asked_at);
                 }
-                // Not asked again until the refresh, so a node that is down does not slow
-                // every claim.
                 Err(error) => {
                     unanswered.failed(error);
-                    self.schedule.answered(shard, None, asked_at);
+                    self.schedule.unanswered(shard, Instant::now());
                 }
             }
         }
-        for shard in waiting {
-            unanswered
-                .failed(StoreError::new(anyhow::anyhow!("no answer within {ASK_DEADLINE:?}")));
-            self.schedule.answered(shard, None, asked_at);
-        }
     }
 
-    /// When the shard's soonest work is due, queued or waiting for a retry (ms).
-    async fn soonest_in(&self, shard: Shard) -> (Shard, Result<Option<u64>, StoreError>) {
-        let answer = async {
-            let mut connection = self.connection().await?;
-            let (ready, retries): (Scored, Scored) = redis::pipe()
-                .zrange_withscores(self.keys.ready(shard), 0, 0)
-                .zrange_withscores(self.keys.retries(shard), 0, 0)
-                .query_async(&mut connection)
-                .await?;
+    /// When the shard's soonest work is due, queued or waiting for a retry (ms), and when it
+    /// was asked.
+    async fn soonest_in(
+        &self,
+        mut connection: Connection,
+        shard: Shard,
+    ) -> (Shard, Instant, Result<Option<u64>, StoreError>) {
+        let asked_at = Instant::now();
+        let answer: Result<(Scored, Scored), _> = redis::pipe()
+            .zrange_withscores(self.keys.ready(shard), 0, 0)
+            .zrange_withscores(self.keys.retries(shard), 0, 0)
+            .query_async(&mut connection)
+            .await;
+        let answer = answer.map_err(StoreError::from).map(|(ready, retries)| {
             let soonest = ready.iter().chain(&retries).map(|(_, score)| *score).reduce(f64::min);
-            Ok(soonest.map(|score| score.max(0.0) as u64))
-        };
-        (shard, answer.await)
+            soonest.map(|score| score.max(0.0) as u64)
+        });
+        (shard, asked_at, answer)
     }
 
     /// Runs the claim script on one shard.
@@ -776,39 +836,61 @@ impl RedisStore {
         Ok(replaced == 1)
     }
 
-    /// Every linked account, a page at a time, shard after shard (HSCAN: no single call
-    /// blocks Redis however many accounts there are). The cursor holds the shard in its top
-    /// 16 bits and the shard's HSCAN cursor below, so the sweep needs no state of its own.
+    /// Every linked account, a page at a time: a page is [`SWEEP_SHARDS`] shards, read at
+    /// once (HSCAN, so no single call blocks Redis however many accounts there are). The cursor
+    /// is the next page's first shard, so the sweep needs no state of its own.
+    ///
+    /// A shard that fails (its cluster node is down) is passed over with a warning: its
+    /// accounts could not be queued anyway, and the others should not wait for it. Only a page
+    /// whose every shard failed is an error.
     pub(super) async fn linked_accounts_page(
         &self,
         cursor: u64,
     ) -> Result<(u64, Vec<AccountId>), StoreError> {
-        let mut connection = self.connection().await?;
-        let (mut shard, mut position) = ((cursor >> 48) as usize, cursor & SCAN_POSITION);
-        let shards = usize::from(self.keys.shard_count().get());
-        let mut accounts = Vec::new();
-        // Shards are read until the page is full, so empty shards cost no round trip of the
-        // sweep's own.
-        while shard < shards && accounts.len() < SWEEP_PAGE as usize {
-            // Field–value pairs: HSCAN's NOVALUES needs Redis 7.4, and managed Redis lags.
-            let (next, pairs): (u64, Vec<(String, redis::Value)>) = redis::cmd("HSCAN")
-                .arg(self.keys.tokens(Shard::from_index(shard)))
-                .arg(position)
-                .arg("COUNT")
-                .arg(SWEEP_PAGE)
-                .query_async(&mut connection)
-                .await?;
-            accounts.extend(pairs.iter().filter_map(|(field, _)| AccountId::parse(field).ok()));
-            if next == 0 {
-                (shard, position) = (shard + 1, 0);
-            } else if next > SCAN_POSITION {
-                return Err(StoreError::new(anyhow::anyhow!("an HSCAN cursor past 48 bits")));
-            } else {
-                position = next;
+        let shards = u64::from(self.keys.shard_count().get());
+        let end = cursor.saturating_add(SWEEP_SHARDS).min(shards);
+        let connection = self.connection().await?;
+        let calls: Vec<_> = (cursor..end)
+            .map(|shard| self.linked_in(connection.clone(), Shard::from_index(shard as usize)))
+            .collect();
+        let (mut accounts, mut failed) = (Vec::new(), Vec::new());
+        for linked in in_flight(calls).await {
+            match linked {
+                Ok(linked) => accounts.extend(linked),
+                Err(error) => failed.push(error),
             }
         }
-        let next = if shard >= shards { 0 } else { ((shard as u64) << 48) | position };
-        Ok((next, accounts))
+        if failed.len() as u64 == end - cursor
+            && let Some(error) = failed.pop()
+        {
+            return Err(error);
+        }
+        if let Some(error) = failed.first() {
+            tracing::warn!(shards = failed.len(), error = %crate::telemetry::error_chain(error), "the start-up sweep passed over shards that did not answer");
+        }
+        Ok((if end >= shards { 0 } else { end }, accounts))
+    }
+
+    /// Every account linked in `shard`, each call within [`SHARD_DEADLINE`].
+    async fn linked_in(
+        &self,
+        mut connection: Connection,
+        shard: Shard,
+    ) -> Result<Vec<AccountId>, StoreError> {
+        let (mut position, mut accounts) = (0u64, Vec::new());
+        loop {
+            // Field–value pairs: HSCAN's NOVALUES needs Redis 7.4, and managed Redis lags.
+            let mut scan = redis::cmd("HSCAN");
+            scan.arg(self.keys.tokens(shard)).arg(position).arg("COUNT").arg(SWEEP_PAGE);
+            let page = scan.query_async::<(u64, Vec<(String, redis::Value)>)>(&mut connection);
+            let (next, pairs) =
+                tokio::time::timeout(SHARD_DEADLINE, page).await.map_err(|_| no_answer())??;
+            accounts.extend(pairs.iter().filter_map(|(field, _)| AccountId::parse(field).ok()));
+            if next == 0 {
+                return Ok(accounts);
+            }
+            position = next;
+        }
     }
 
     /// How many leases are held, in every shard (for the tests: a SCAN of every key).
@@ -883,7 +965,12 @@ impl RedisStore {
     }
 
     pub(super) async fn queue_depth(&self, now_ms: u64) -> Result<QueueDepth, StoreError> {
-        let calls = self.keys.all_shards().map(|shard| self.depth_in(shard, now_ms)).collect();
+        let connection = self.connection().await?;
+        let calls = self
+            .keys
+            .all_shards()
+            .map(|shard| self.depth_in(connection.clone(), shard, now_ms))
+            .collect();
         let mut depth = QueueDepth::default();
         for shard in in_flight(calls).await {
             let (queued, due) = shard?;
@@ -894,8 +981,12 @@ impl RedisStore {
     }
 
     /// The shard's queued accounts, and of those the ones due at `now_ms`.
-    async fn depth_in(&self, shard: Shard, now_ms: u64) -> Result<(u64, u64), StoreError> {
-        let mut connection = self.connection().await?;
+    async fn depth_in(
+        &self,
+        mut connection: Connection,
+        shard: Shard,
+        now_ms: u64,
+    ) -> Result<(u64, u64), StoreError> {
         Ok(redis::pipe()
             .zcard(self.keys.ready(shard))
             .zcount(self.keys.ready(shard), "-inf", now_ms)
@@ -904,10 +995,13 @@ impl RedisStore {
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        let mut connection = self.connection().await?;
-        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
-        Ok(())
+        Ok(self.connection().await?.ping().await?)
     }
+}
+
+/// A shard that did not answer within [`SHARD_DEADLINE`].
+fn no_answer() -> StoreError {
+    StoreError::new(anyhow::anyhow!("no answer within {SHARD_DEADLINE:?}"))
 }
 
 /// Awaits `calls` (one per shard), [`SHARDS_IN_FLIGHT`] at a time; the answers come in no
@@ -965,8 +1059,6 @@ enum ShardClaim {
 
 /// Due members looked at per claim, so accounts held by live workers are stepped over.
 const CLAIM_LOOKAHEAD: u32 = 16;
-/// The bits of a sweep cursor that hold the shard's own HSCAN cursor.
-const SCAN_POSITION: u64 = (1 << 48) - 1;
 /// Changes to a hash as (field, value) pairs to set and fields to delete.
 fn split_changes(changes: Vec<(String, Option<String>)>) -> (Vec<(String, String)>, Vec<String>) {
     let (mut writes, mut drops) = (Vec::new(), Vec::new());
@@ -981,6 +1073,8 @@ fn split_changes(changes: Vec<(String, Option<String>)>) -> (Vec<(String, String
 
 /// Accounts read per HSCAN in the start-up sweep.
 const SWEEP_PAGE: u32 = 500;
+/// Shards one page of the start-up sweep reads, all at once.
+const SWEEP_SHARDS: u64 = 16;
 
 /// `prefix` with Redis glob characters escaped, for SCAN MATCH.
 fn escape_glob(prefix: &str) -> String {

@@ -1,20 +1,25 @@
 //! Which shard a worker looks at next for work.
 //!
 //! Every shard has a queue of its own, so a claim must choose where to look. Each process
-//! keeps, per shard, when it may next have work due (learned from the shard's own answers,
-//! from wake-ups and from the process's own writes) and when it last asked. A claim asks the
-//! shards whose work is due, round robin from a random start, so no shard starves and idle
-//! workers do not all knock on one node; a shard not asked for [`REFRESH`] is asked again
-//! (work whose wake-up was lost, a lease that ran out in another process), so no knowledge is
-//! trusted for long.
+//! keeps, per shard, when its soonest work is due (learned from the shard's own answers, from
+//! wake-ups and from the process's own writes) and until when that knowledge is trusted. A
+//! claim first asks the shards whose knowledge is older than about [`REFRESH`] (work whose
+//! wake-up was lost, a lease that ran out in another process), then tries the shards whose work
+//! is due, round robin from a random start, so no shard starves and idle workers do not all
+//! knock on one node. Each shard's knowledge runs out at its own time (a random part of the
+//! refresh is taken off), so a claim asks a few shards at a time rather than all of them every
+//! ten seconds. A shard that did not answer (its cluster node is down) is left alone for
+//! [`QUIET`], so it does not slow every claim, and its knowledge is kept.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::keys::Shard;
 
-/// How long what a process knows of a shard is trusted before it asks again.
+/// How long what a process knows of a shard is trusted, at most, before it asks again.
 pub const REFRESH: Duration = Duration::from_secs(10);
+/// How long a shard that did not answer is left alone.
+pub const QUIET: Duration = Duration::from_secs(5);
 
 /// Nothing queued in the shard, as far as this process knows.
 const NEVER: u64 = u64::MAX;
@@ -26,13 +31,21 @@ pub struct ShardSchedule {
 struct State {
     /// Per shard: when its soonest work is due (ms), [`NEVER`] when it has none.
     due_at: Vec<u64>,
-    /// Per shard: when it was last asked; `None` until it is.
-    asked_at: Vec<Option<Instant>>,
+    /// Per shard: until when that is trusted; `None` until the shard is first asked.
+    trusted_until: Vec<Option<Instant>>,
+    /// Per shard: until when it is left alone after it did not answer.
+    quiet_until: Vec<Option<Instant>>,
     /// Per shard: when this process last learned of new work in it, so an answer to a
     /// question asked before then does not wipe that out.
     told_at: Vec<Option<Instant>>,
     /// The shard the next claim looks at first.
     next: usize,
+}
+
+impl State {
+    fn quiet(&self, index: usize, now: Instant) -> bool {
+        self.quiet_until[index].is_some_and(|until| now < until)
+    }
 }
 
 impl ShardSchedule {
@@ -43,7 +56,8 @@ impl ShardSchedule {
             state: Mutex::new(State {
                 // Unknown until asked: a claim asks stale shards before it claims from them.
                 due_at: vec![NEVER; shards],
-                asked_at: vec![None; shards],
+                trusted_until: vec![None; shards],
+                quiet_until: vec![None; shards],
                 told_at: vec![None; shards],
                 next: rand::thread_rng().gen_range(0..shards),
             }),
@@ -55,22 +69,24 @@ impl ShardSchedule {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The shards not asked for [`REFRESH`], or never.
+    /// The shards whose knowledge has run out, or that were never asked, leaving out those
+    /// left alone after not answering.
     pub fn stale(&self, now: Instant) -> Vec<Shard> {
         let state = self.state();
-        let stale = state.asked_at.iter().enumerate().filter(|(_, asked)| {
-            asked.is_none_or(|asked| now.saturating_duration_since(asked) >= REFRESH)
-        });
-        stale.map(|(index, _)| shard(index)).collect()
+        (0..state.due_at.len())
+            .filter(|&index| state.trusted_until[index].is_none_or(|until| now >= until))
+            .filter(|&index| !state.quiet(index, now))
+            .map(shard)
+            .collect()
     }
 
     /// The shards whose work is due at `now_ms`, in the order a claim should try them.
-    pub fn due(&self, now_ms: u64) -> Vec<Shard> {
+    pub fn due(&self, now_ms: u64, now: Instant) -> Vec<Shard> {
         let state = self.state();
         let count = state.due_at.len();
         (0..count)
             .map(|offset| (state.next + offset) % count)
-            .filter(|&index| state.due_at[index] <= now_ms)
+            .filter(|&index| state.due_at[index] <= now_ms && !state.quiet(index, now))
             .map(shard)
             .collect()
     }
@@ -78,13 +94,24 @@ impl ShardSchedule {
     /// What the shard answered to a question asked at `asked_at`: its soonest work is due at
     /// `due_at` (`None`: nothing queued). Work this process was told of since it asked stays.
     pub fn answered(&self, shard: Shard, due_at: Option<u64>, asked_at: Instant) {
+        use rand::Rng;
         let mut state = self.state();
         let index = shard.index();
         let answer = due_at.unwrap_or(NEVER);
         let told_since = state.told_at[index].is_some_and(|told| told >= asked_at);
         let known = state.due_at[index];
         state.due_at[index] = if told_since { known.min(answer) } else { answer };
-        state.asked_at[index] = Some(asked_at);
+        let spread = rand::thread_rng().gen_range(Duration::ZERO..REFRESH / 2);
+        state.trusted_until[index] = Some(asked_at + REFRESH - spread);
+        state.quiet_until[index] = None;
+    }
+
+    /// The shard did not answer: it is left alone for [`QUIET`], and what was known of it
+    /// stays, to be tried then.
+    pub fn unanswered(&self, shard: Shard, now: Instant) {
+        let mut state = self.state();
+        state.quiet_until[shard.index()] = Some(now + QUIET);
+        state.trusted_until[shard.index()] = Some(now + QUIET);
     }
 
     /// An account of `shard` was claimed: the next claim starts at the shard after it, and this
@@ -108,12 +135,12 @@ impl ShardSchedule {
     /// is asked again at the next claim.
     pub fn forget(&self) {
         let mut state = self.state();
-        state.asked_at.iter_mut().for_each(|asked| *asked = None);
+        state.trusted_until.iter_mut().for_each(|until| *until = None);
     }
 
     /// How long until the soonest work known of is due (ms); `None` when none is queued, as
     /// far as this process knows. The worker looks again within its idle poll anyway, which
-    /// asks the shards not heard from for [`REFRESH`].
+    /// asks the shards whose knowledge ran out.
     pub fn next_due_in(&self, now_ms: u64) -> Option<u64> {
         let state = self.state();
         let soonest = state.due_at.iter().min().copied().filter(|due_at| *due_at != NEVER)?;
@@ -140,11 +167,11 @@ mod tests {
         let schedule = schedule(4);
         let now = Instant::now();
         assert_eq!(schedule.stale(now).len(), 4);
-        assert!(schedule.due(u64::MAX - 1).is_empty());
+        assert!(schedule.due(u64::MAX - 1, now).is_empty());
     }
 
     #[test]
-    fn a_shard_that_answered_is_not_asked_again_until_its_work_is_due_or_the_refresh() {
+    fn a_shard_that_answered_is_not_asked_again_until_its_work_is_due_or_its_knowledge_runs_out() {
         let schedule = schedule(3);
         let now = Instant::now();
         for index in 0..3 {
@@ -152,8 +179,9 @@ mod tests {
         }
         schedule.answered(shard(1), Some(5_000), now);
         assert!(schedule.stale(now).is_empty());
-        assert!(schedule.due(4_999).is_empty());
-        assert_eq!(schedule.due(5_000), vec![shard(1)]);
+        assert!(schedule.stale(now + REFRESH / 2 - Duration::from_millis(1)).is_empty());
+        assert!(schedule.due(4_999, now).is_empty());
+        assert_eq!(schedule.due(5_000, now), vec![shard(1)]);
         assert_eq!(schedule.next_due_in(1_000), Some(4_000));
         assert_eq!(schedule.stale(now + REFRESH).len(), 3);
         schedule.answered(shard(1), None, now);
@@ -163,11 +191,12 @@ mod tests {
     #[test]
     fn claims_go_round_the_shards_from_the_one_after_the_last_claim() {
         let schedule = schedule(4);
+        let now = Instant::now();
         (0..4).for_each(|index| schedule.due_by(shard(index), 0));
         schedule.claimed_from(shard(1));
-        assert_eq!(schedule.due(0), vec![shard(2), shard(3), shard(0), shard(1)]);
+        assert_eq!(schedule.due(0, now), vec![shard(2), shard(3), shard(0), shard(1)]);
         schedule.claimed_from(shard(3));
-        assert_eq!(schedule.due(0), vec![shard(0), shard(1), shard(2), shard(3)]);
+        assert_eq!(schedule.due(0, now), vec![shard(0), shard(1), shard(2), shard(3)]);
     }
 
     #[test]
@@ -178,8 +207,8 @@ mod tests {
         schedule.answered(shard(1), Some(100), now);
         schedule.due_by(shard(0), 50);
         schedule.due_by(shard(1), 900);
-        assert_eq!(schedule.due(100), vec![shard(0), shard(1)]);
-        assert_eq!(schedule.due(60), vec![shard(0)]);
+        assert_eq!(schedule.due(100, now), vec![shard(0), shard(1)]);
+        assert_eq!(schedule.due(60, now), vec![shard(0)]);
         schedule.forget();
         assert_eq!(schedule.stale(now).len(), 2);
     }
@@ -191,8 +220,34 @@ mod tests {
         schedule.answered(shard(0), None, asked_at);
         schedule.due_by(shard(0), 70);
         schedule.answered(shard(0), None, asked_at);
-        assert_eq!(schedule.due(70), vec![shard(0)], "the wake-up came after the question");
+        assert_eq!(
+            schedule.due(70, asked_at),
+            vec![shard(0)],
+            "the wake-up came after the question"
+        );
         schedule.answered(shard(0), None, Instant::now());
-        assert!(schedule.due(70).is_empty(), "a question asked since is believed");
+        assert!(schedule.due(70, asked_at).is_empty(), "a question asked since is believed");
+    }
+
+    #[test]
+    fn a_shard_that_did_not_answer_is_left_alone_for_a_while_and_keeps_its_work() {
+        let schedule = schedule(2);
+        let now = Instant::now();
+        schedule.due_by(shard(0), 10);
+        schedule.unanswered(shard(0), now);
+        schedule.answered(shard(1), None, now);
+        assert!(schedule.due(10, now).is_empty(), "not tried while quiet");
+        assert!(schedule.stale(now).is_empty(), "not asked while quiet");
+        assert_eq!(schedule.due(10, now + QUIET), vec![shard(0)], "tried again after");
+        assert_eq!(schedule.stale(now + QUIET), vec![shard(0)], "and asked again");
+    }
+
+    #[test]
+    fn knowledge_runs_out_at_different_times_so_claims_ask_a_few_shards_at_once() {
+        let schedule = schedule(64);
+        let now = Instant::now();
+        (0..64).for_each(|index| schedule.answered(shard(index), None, now));
+        let halfway = schedule.stale(now + REFRESH * 3 / 4).len();
+        assert!((8..56).contains(&halfway), "{halfway} of 64 stale three quarters through");
     }
 }
