@@ -528,7 +528,6 @@ impl Store {
         on_backend!(self, store => store.queue_depth(self.clock.now_millis()))
     }
 
-    /// Whether the store answers now.
     /// Refuses to go on with keys laid out otherwise (another `REDIS_SHARDS`, or before
     /// shards); a store out of reach is no reason to stop, so it passes.
     pub async fn check_layout(&self) -> Result<(), StoreError> {
@@ -538,6 +537,8 @@ impl Store {
         }
     }
 
+    /// Whether the store answers now (on a Redis Cluster, any one primary: the others serve
+    /// their shards while one is down).
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_backend!(self, store => store.ping())
     }
