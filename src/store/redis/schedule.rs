@@ -40,6 +40,8 @@ struct State {
     told_at: Vec<Option<Instant>>,
     /// The shard the next claim looks at first.
     next: usize,
+    /// When every shard was last asked as its knowledge ran out (`None`: never yet).
+    caught_up_at: Option<Instant>,
 }
 
 impl State {
@@ -60,6 +62,7 @@ impl ShardSchedule {
                 quiet_until: vec![None; shards],
                 told_at: vec![None; shards],
                 next: rand::thread_rng().gen_range(0..shards),
+                caught_up_at: None,
             }),
         }
     }
@@ -78,6 +81,22 @@ impl ShardSchedule {
             .filter(|&index| !state.quiet(index, now))
             .map(shard)
             .collect()
+    }
+
+    /// Whether a claim should ask before it tries the due shards: never asked, or not caught
+    /// up for a whole [`REFRESH`] (a worker always busy with due work still asks that often).
+    /// Otherwise it tries known work first, so a wake-up is served without waiting on
+    /// questions.
+    pub fn ask_first(&self, now: Instant) -> bool {
+        let state = self.state();
+        state
+            .caught_up_at
+            .is_none_or(|caught_up| now.saturating_duration_since(caught_up) >= REFRESH)
+    }
+
+    /// Every shard whose knowledge ran out has been asked.
+    pub fn caught_up(&self, now: Instant) {
+        self.state().caught_up_at = Some(now);
     }
 
     /// The shards whose work is due at `now_ms`, in the order a claim should try them.
@@ -240,6 +259,16 @@ mod tests {
         assert!(schedule.stale(now).is_empty(), "not asked while quiet");
         assert_eq!(schedule.due(10, now + QUIET), vec![shard(0)], "tried again after");
         assert_eq!(schedule.stale(now + QUIET), vec![shard(0)], "and asked again");
+    }
+
+    #[test]
+    fn a_claim_asks_first_until_caught_up_and_again_once_a_refresh_has_passed() {
+        let schedule = schedule(2);
+        let now = Instant::now();
+        assert!(schedule.ask_first(now), "never asked");
+        schedule.caught_up(now);
+        assert!(!schedule.ask_first(now + REFRESH / 2), "known work first");
+        assert!(schedule.ask_first(now + REFRESH), "however busy, it asks every refresh");
     }
 
     #[test]
