@@ -438,14 +438,18 @@ impl RedisStore {
         let mut unanswered = Unanswered::default();
         let connection = self.connection().await?;
         let started = Instant::now();
-        if !self.schedule.ask_first(started)
+        let ask_first = self.schedule.ask_first(started);
+        if !ask_first
             && let Some(claim) =
                 self.claim_due(lease_ttl_ms, now_ms, started, &mut unanswered).await
         {
             unanswered.report();
             return Ok(ClaimOutcome::Claimed(claim));
         }
-        let caught_up = self.ask_stale(&connection, &mut unanswered).await;
+        // A process that has caught up asks one batch a claim, so a wake-up that comes
+        // meanwhile waits for one batch at most; the worker comes straight back for the rest.
+        let budget = if ask_first { ASK_BUDGET } else { Duration::ZERO };
+        let caught_up = self.ask_stale(&connection, budget, &mut unanswered).await;
         if let Some(claim) =
             self.claim_due(lease_ttl_ms, now_ms, Instant::now(), &mut unanswered).await
         {
@@ -461,10 +465,15 @@ impl RedisStore {
         Ok(ClaimOutcome::NothingDue { next_due_in_ms })
     }
 
-    /// Asks the shards whose knowledge ran out, in whole batches, starting none after
-    /// [`ASK_BUDGET`]; whether every one was asked. Never a question cut off half way: the
-    /// cluster client copes badly with calls dropped while a node is down.
-    async fn ask_stale(&self, connection: &Connection, unanswered: &mut Unanswered) -> bool {
+    /// Asks the shards whose knowledge ran out, in whole batches, starting none once `budget`
+    /// has passed (one batch at least); whether every one was asked. Never a question cut off
+    /// half way: the cluster client copes badly with calls dropped while a node is down.
+    async fn ask_stale(
+        &self,
+        connection: &Connection,
+        budget: Duration,
+        unanswered: &mut Unanswered,
+    ) -> bool {
         let asking = Instant::now();
         loop {
             let mut stale = self.schedule.stale(Instant::now());
@@ -472,11 +481,11 @@ impl RedisStore {
                 self.schedule.caught_up(Instant::now());
                 return true;
             }
-            if asking.elapsed() >= ASK_BUDGET {
-                return false;
-            }
             stale.truncate(ASK_BATCH);
             self.ask(connection, stale, unanswered).await;
+            if asking.elapsed() >= budget {
+                return false;
+            }
         }
     }
 
