@@ -459,7 +459,7 @@ impl RedisStore {
         unanswered.into_result()?;
         // Shards left to ask (the budget ran out) are asked at once by the next claim.
         let next_due_in_ms = match caught_up {
-            true => self.schedule.next_due_in(now_ms),
+            true => self.schedule.next_due_in(now_ms, Instant::now()),
             false => Some(0),
         };
         Ok(ClaimOutcome::NothingDue { next_due_in_ms })

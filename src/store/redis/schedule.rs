@@ -157,13 +157,23 @@ impl ShardSchedule {
         state.trusted_until.iter_mut().for_each(|until| *until = None);
     }
 
-    /// How long until the soonest work known of is due (ms); `None` when none is queued, as
-    /// far as this process knows. The worker looks again within its idle poll anyway, which
-    /// asks the shards whose knowledge ran out.
-    pub fn next_due_in(&self, now_ms: u64) -> Option<u64> {
+    /// How long until the soonest work known of is due (ms), or a shard left alone with work
+    /// may be tried again; `None` when none is queued, as far as this process knows. The worker
+    /// looks again within its idle poll anyway, which asks the shards whose knowledge ran out.
+    pub fn next_due_in(&self, now_ms: u64, now: Instant) -> Option<u64> {
         let state = self.state();
-        let soonest = state.due_at.iter().min().copied().filter(|due_at| *due_at != NEVER)?;
-        Some(soonest.saturating_sub(now_ms))
+        (0..state.due_at.len())
+            .filter(|&index| state.due_at[index] != NEVER)
+            .map(|index| {
+                let due_in = state.due_at[index].saturating_sub(now_ms);
+                match state.quiet_until[index] {
+                    Some(until) if now < until => {
+                        due_in.max(until.duration_since(now).as_millis() as u64)
+                    }
+                    _ => due_in,
+                }
+            })
+            .min()
     }
 }
 
@@ -201,10 +211,10 @@ mod tests {
         assert!(schedule.stale(now + REFRESH / 2 - Duration::from_millis(1)).is_empty());
         assert!(schedule.due(4_999, now).is_empty());
         assert_eq!(schedule.due(5_000, now), vec![shard(1)]);
-        assert_eq!(schedule.next_due_in(1_000), Some(4_000));
+        assert_eq!(schedule.next_due_in(1_000, now), Some(4_000));
         assert_eq!(schedule.stale(now + REFRESH).len(), 3);
         schedule.answered(shard(1), None, now);
-        assert_eq!(schedule.next_due_in(1_000), None, "nothing queued anywhere");
+        assert_eq!(schedule.next_due_in(1_000, now), None, "nothing queued anywhere");
     }
 
     #[test]
@@ -257,6 +267,11 @@ mod tests {
         schedule.answered(shard(1), None, now);
         assert!(schedule.due(10, now).is_empty(), "not tried while quiet");
         assert!(schedule.stale(now).is_empty(), "not asked while quiet");
+        assert_eq!(
+            schedule.next_due_in(10, now),
+            Some(QUIET.as_millis() as u64),
+            "a worker waits for the quiet to end rather than spin"
+        );
         assert_eq!(schedule.due(10, now + QUIET), vec![shard(0)], "tried again after");
         assert_eq!(schedule.stale(now + QUIET), vec![shard(0)], "and asked again");
     }
