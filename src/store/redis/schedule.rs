@@ -3,12 +3,13 @@
 //! Every shard has a queue of its own, so a claim must choose where to look. Each process
 //! keeps, per shard, when its soonest work is due (learned from the shard's own answers, from
 //! wake-ups and from the process's own writes) and until when that knowledge is trusted. A
-//! claim first asks the shards whose knowledge is older than about [`REFRESH`] (work whose
-//! wake-up was lost, a lease that ran out in another process), then tries the shards whose work
-//! is due, round robin from a random start, so no shard starves and idle workers do not all
-//! knock on one node. Each shard's knowledge runs out at its own time (a random part of the
-//! refresh is taken off), so a claim asks a few shards at a time rather than all of them every
-//! ten seconds. A shard that did not answer (its cluster node is down) is left alone for
+//! claim tries the shards whose work is due, round robin from a random start, so no shard
+//! starves and idle workers do not all knock on one node; when none gives an account, it asks
+//! the shards whose knowledge ran out, at most [`REFRESH`] old (work whose wake-up was lost, a
+//! lease that ran out in another process), and tries again. A process that has not caught up
+//! with those questions for a whole refresh asks before it tries ([`ShardSchedule::ask_first`]).
+//! Each shard's knowledge runs out at its own time (a random part of the refresh is taken off),
+//! so a claim asks a few shards at a time rather than all of them every ten seconds. A shard that did not answer (its cluster node is down) is left alone for
 //! [`QUIET`], so it does not slow every claim, and its knowledge is kept.
 
 use std::sync::Mutex;
